@@ -1,0 +1,143 @@
+"""ServingConfig I/O: seal (content digest), write atomically, read, and verify.
+
+A server never serves with a config it cannot verify: every check below raises ConfigError with a
+message that says what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+
+from absenteeism import atomic, features, raw_schema
+from absenteeism.v1 import raw_record_pb2, serving_config_pb2
+
+ServingConfig = serving_config_pb2.ServingConfig
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "serving_config.pb"
+CONFIG_JSON_FILE = "serving_config.json"
+
+
+class ConfigError(Exception):
+    """The config cannot be used; the message says why and what to do."""
+
+
+def content_digest(config: ServingConfig) -> str:
+    """sha256 of the deterministic serialization with content_sha256 cleared."""
+    unsealed = ServingConfig()
+    unsealed.CopyFrom(config)
+    unsealed.ClearField("content_sha256")
+    return hashlib.sha256(unsealed.SerializeToString(deterministic=True)).hexdigest()
+
+
+def seal(config: ServingConfig) -> ServingConfig:
+    config.content_sha256 = content_digest(config)
+    return config
+
+
+def code_fingerprint() -> serving_config_pb2.CodeFingerprint:
+    """sha256 of the source of the feature module and the raw schema running in this process."""
+    return serving_config_pb2.CodeFingerprint(
+        feature_module_sha256=_source_sha256(features),
+        raw_schema_sha256=_source_sha256(raw_schema),
+    )
+
+
+def _source_sha256(module) -> str:
+    return hashlib.sha256(Path(inspect.getsourcefile(module)).read_bytes()).hexdigest()
+
+
+def to_json(config: ServingConfig) -> str:
+    return json_format.MessageToJson(config, preserving_proto_field_name=True, indent=2) + "\n"
+
+
+def write_config(config: ServingConfig, output_dir: Path) -> Path:
+    """Writes the binary config and its JSON view, each atomically; returns the binary's path."""
+    path = Path(output_dir) / CONFIG_FILE
+    atomic.write_bytes(path, config.SerializeToString(deterministic=True))
+    atomic.write_text(Path(output_dir) / CONFIG_JSON_FILE, to_json(config))
+    return path
+
+
+def read_config(path: Path) -> ServingConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist: run the ETL job (python -m etl_job run) to build it")
+    data = path.read_bytes()
+    if not data:
+        raise ConfigError(f"config file {path} is empty: rerun the ETL job to rebuild it")
+    config = ServingConfig()
+    try:
+        config.ParseFromString(data)
+    except DecodeError as error:
+        raise ConfigError(f"config file {path} is not a valid ServingConfig ({error}): it is truncated or "
+                          "corrupted; rerun the ETL job to rebuild it") from None
+    return config
+
+
+# Computes (features matrix in model order, predictions) for raw records, the way the server does.
+OnlinePath = Callable[[Sequence[raw_record_pb2.RawRecord]], tuple[np.ndarray, np.ndarray]]
+
+
+def verify_config(config: ServingConfig, online_path: OnlinePath | None = None) -> None:
+    """Raises ConfigError unless `config` is intact, built by this code, and (when `online_path` is
+    given) reproduces its golden rows bit for bit through it."""
+    if config.format_version != FORMAT_VERSION:
+        raise ConfigError(f"config format version {config.format_version} is not the supported version "
+                          f"{FORMAT_VERSION}: rerun the ETL job with this release")
+    if not config.content_sha256 or config.content_sha256 != content_digest(config):
+        raise ConfigError("config content does not match its recorded digest (content_sha256): the file is "
+                          "corrupted or was edited; rerun the ETL job to rebuild it")
+    if tuple(config.feature_names) != features.MODEL_FEATURES:
+        raise ConfigError(f"config feature list {list(config.feature_names)} differs from this code's "
+                          f"{list(features.MODEL_FEATURES)}: rerun the ETL job")
+    running, recorded = code_fingerprint(), config.provenance.code
+    if recorded.feature_module_sha256 != running.feature_module_sha256:
+        raise ConfigError("config was built with a different feature module: rerun the ETL job")
+    if recorded.raw_schema_sha256 != running.raw_schema_sha256:
+        raise ConfigError("config was built with a different raw schema: rerun the ETL job")
+    _verify_statistics(config.statistics)
+    if len(config.model.coefficients) != len(config.feature_names):
+        raise ConfigError(f"config model has {len(config.model.coefficients)} coefficients for "
+                          f"{len(config.feature_names)} features: rerun the ETL job")
+    if online_path is not None:
+        verify_golden_rows(config, online_path)
+
+
+def _verify_statistics(statistics: serving_config_pb2.AggregateStatistics) -> None:
+    if statistics.row_count == 0:
+        raise ConfigError("config has no aggregate statistics: rerun the ETL job")
+    for name in ("age_mean", "age_std_dev"):
+        if not math.isfinite(getattr(statistics, name)):
+            raise ConfigError(f"config statistic {name} is not finite: rerun the ETL job")
+    if statistics.age_std_dev <= 0:
+        raise ConfigError("config statistic age_std_dev is not positive: the training data has a single age")
+
+
+def verify_golden_rows(config: ServingConfig, online_path: OnlinePath) -> None:
+    if not config.golden_rows:
+        raise ConfigError("config carries no golden rows to self-test with: rerun the ETL job")
+    feature_matrix, predictions = online_path([row.record for row in config.golden_rows])
+    for i, row in enumerate(config.golden_rows):
+        expected = np.asarray(row.features, dtype=np.float64)
+        if not _same_bits(feature_matrix[i], expected):
+            differing = [name for name, got, want in zip(config.feature_names, feature_matrix[i], expected)
+                         if not _same_bits(np.float64(got), np.float64(want))]
+            raise ConfigError(f"golden row {i} (source row {row.source_row}) gives features {differing} that differ "
+                              "from the ones the ETL job recorded: code and config disagree; rerun the ETL job")
+        if not _same_bits(np.float64(predictions[i]), np.float64(row.prediction)):
+            raise ConfigError(f"golden row {i} (source row {row.source_row}) predicts {predictions[i]!r}, the ETL "
+                              f"job recorded {row.prediction!r}: code and config disagree; rerun the ETL job")
+
+
+def _same_bits(a, b) -> bool:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and bool(np.array_equal(a.view(np.uint64), b.view(np.uint64)))

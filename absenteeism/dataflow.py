@@ -1,0 +1,59 @@
+"""Runs the feature module through Apache Hamilton: the analyze and transform phases.
+
+The batch job calls `compute_aggregates` over all accepted rows and then `compute_features` with
+those aggregates as overrides; the reference server path calls `compute_features` on the rows of
+one request with the aggregates from its ServingConfig. Same module, same driver, same overrides.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pandas as pd
+from hamilton import base, driver
+
+from absenteeism import features
+from absenteeism.raw_schema import RAW_COLUMN_NAMES
+
+
+@cache
+def feature_driver() -> driver.Driver:
+    """The Hamilton driver over the feature module (built once per process)."""
+    return driver.Builder().with_modules(features).with_adapters(base.DictResult()).build()
+
+
+@cache
+def aggregate_names() -> tuple[str, ...]:
+    """The analyze-phase nodes, found by their tag: these values come from the config online."""
+    return tuple(
+        sorted(v.name for v in feature_driver().list_available_variables() if v.tags.get("stage") == features.AGGREGATE)
+    )
+
+
+def _inputs(raw: pd.DataFrame) -> dict[str, pd.Series]:
+    return {name: raw[name] for name in RAW_COLUMN_NAMES}
+
+
+def compute_aggregates(raw: pd.DataFrame) -> dict[str, float]:
+    """Analyze: the full-pass statistics over `raw` (valid, typed raw rows)."""
+    result = feature_driver().execute(list(aggregate_names()), inputs=_inputs(raw))
+    return {name: float(result[name]) for name in aggregate_names()}
+
+
+def compute_features(raw: pd.DataFrame, aggregates: dict[str, float]) -> pd.DataFrame:
+    """Transform: the model features of every row of `raw`, in model order, indexed like `raw`.
+
+    Raises hamilton's DataValidationError when a feature breaks its check.
+    """
+    missing = set(aggregate_names()) - set(aggregates)
+    if missing:
+        raise ValueError(f"aggregate statistics missing: {sorted(missing)}")
+    outputs = [*features.MODEL_FEATURES, *features.GUARDS]
+    result = feature_driver().execute(outputs, inputs=_inputs(raw), overrides=dict(aggregates))
+    return pd.DataFrame({name: result[name] for name in features.MODEL_FEATURES}, index=raw.index)
+
+
+def feature_matrix(feature_frame: pd.DataFrame) -> np.ndarray:
+    """The features as the float64 matrix the model reads (rows x MODEL_FEATURES)."""
+    return feature_frame.loc[:, list(features.MODEL_FEATURES)].to_numpy(dtype=np.float64)
