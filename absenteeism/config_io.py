@@ -134,7 +134,7 @@ def verify_golden_rows(config: ServingConfig, online_path: OnlinePath) -> None:
             raise ConfigError(f"golden row {i} (source row {row.source_row}) gives features {differing} that differ "
                               "from the ones the ETL job recorded: code and config disagree; rerun the ETL job")
         if not _same_bits(np.float64(predictions[i]), np.float64(row.prediction)):
-            raise ConfigError(f"golden row {i} (source row {row.source_row}) predicts {predictions[i]!r}, the ETL "
+            raise ConfigError(f"golden row {i} (source row {row.source_row}) predicts {float(predictions[i])!r}, the ETL "
                               f"job recorded {row.prediction!r}: code and config disagree; rerun the ETL job")
 
 
