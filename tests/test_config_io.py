@@ -1,0 +1,110 @@
+"""ServingConfig sealing, atomic writing, reading and verification; the model math."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from absenteeism import atomic, config_io, online
+from absenteeism.model import predict_linear
+from absenteeism.raw_schema import RAW_DTYPES
+from etl_job import training
+from tests.test_features import VALID_ROW
+
+
+@pytest.fixture(scope="module")
+def config():
+    rng = np.random.default_rng(3)
+    rows = [{**VALID_ROW, "age": int(rng.integers(20, 60)), "day_of_the_week": int(rng.integers(2, 7)),
+             "seasons": int(rng.integers(1, 5)), "reason_for_absence": int(rng.integers(0, 29)),
+             "absenteeism_time_in_hours": int(rng.integers(0, 40))} for _ in range(200)]
+    accepted = pd.DataFrame(rows, index=range(1, 201)).astype({**RAW_DTYPES, "absenteeism_time_in_hours": "int64"})
+    result = training.train(accepted, settings=training.FitSettings(), input_sha256="0" * 64,
+                            input_files=["t.csv"], rows_read=200, rows_rejected=0,
+                            created_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    return result.config
+
+
+def copy(config):
+    clone = config_io.ServingConfig()
+    clone.CopyFrom(config)
+    return clone
+
+
+def test_a_sealed_config_verifies_with_its_golden_rows(config):
+    assert len(config.golden_rows) >= 5
+    config_io.verify_config(config, online.ReferencePredictor(config))
+
+
+def test_write_then_read_round_trips(config, tmp_path):
+    path = config_io.write_config(config, tmp_path)
+    assert config_io.read_config(path) == config
+    assert '"age_std_dev"' in (tmp_path / config_io.CONFIG_JSON_FILE).read_text()
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda c: setattr(c.statistics, "age_mean", c.statistics.age_mean + 1), "does not match its recorded digest"),
+    (lambda c: c.ClearField("content_sha256"), "does not match its recorded digest"),
+])
+def test_tampering_is_detected(config, mutate, message):
+    tampered = copy(config)
+    mutate(tampered)
+    with pytest.raises(config_io.ConfigError, match=message):
+        config_io.verify_config(tampered)
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda c: setattr(c, "format_version", 99), "format version 99"),
+    (lambda c: setattr(c.provenance.code, "feature_module_sha256", "0" * 64), "different feature module"),
+    (lambda c: setattr(c.provenance.code, "raw_schema_sha256", "0" * 64), "different raw schema"),
+    (lambda c: c.feature_names.pop(), "feature list"),
+    (lambda c: setattr(c.statistics, "age_std_dev", 0.0), "not positive"),
+    (lambda c: c.model.coefficients.pop(), "coefficients"),
+    (lambda c: setattr(c.golden_rows[0], "prediction", c.golden_rows[0].prediction + 1e-9), "golden row 0"),
+    (lambda c: c.golden_rows[1].features.__setitem__(8, 0.5), "golden row 1"),
+    (lambda c: c.ClearField("golden_rows"), "no golden rows"),
+])
+def test_a_resealed_but_inconsistent_config_is_refused(config, mutate, message):
+    bad = copy(config)
+    mutate(bad)
+    config_io.seal(bad)
+    with pytest.raises(config_io.ConfigError, match=message):
+        config_io.verify_config(bad, online.ReferencePredictor(bad))
+
+
+def test_missing_empty_and_truncated_files_are_refused(config, tmp_path):
+    with pytest.raises(config_io.ConfigError, match="does not exist"):
+        config_io.read_config(tmp_path / "nope.pb")
+    (tmp_path / "empty.pb").write_bytes(b"")
+    with pytest.raises(config_io.ConfigError, match="empty"):
+        config_io.read_config(tmp_path / "empty.pb")
+    data = config.SerializeToString(deterministic=True)
+    (tmp_path / "cut.pb").write_bytes(data[: len(data) // 2])
+    with pytest.raises(config_io.ConfigError):
+        config_io.verify_config(config_io.read_config(tmp_path / "cut.pb"))
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "out.bin"
+    atomic.write_bytes(target, b"old")
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("crash mid-write")
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_prediction_bits_do_not_depend_on_batch_size():
+    rng = np.random.default_rng(11)
+    matrix = rng.normal(size=(1000, 17))
+    coefficients = rng.normal(size=17).tolist()
+    together = predict_linear(0.25, coefficients, matrix)
+    alone = np.concatenate([predict_linear(0.25, coefficients, matrix[i:i + 1]) for i in range(1000)])
+    assert np.array_equal(together.view(np.uint64), alone.view(np.uint64))
+    assert np.allclose(together, 0.25 + matrix @ np.array(coefficients))
