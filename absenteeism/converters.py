@@ -6,6 +6,7 @@ Used by the server, the clients and the tests alike, so that every side reads a 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from operator import attrgetter, methodcaller
 
 import numpy as np
 import pandas as pd
@@ -16,26 +17,31 @@ from absenteeism.v1 import raw_record_pb2, serving_config_pb2
 RawRecord = raw_record_pb2.RawRecord
 
 _NUMPY_DTYPES = {c.name: np.dtype(c.dtype) for c in RAW_COLUMNS}
+_FIELD_NAMES = tuple(c.name for c in RAW_COLUMNS)
 _INT_FIELDS = frozenset(c.name for c in RAW_COLUMNS if c.dtype == "int64")
 
 
-def records_to_frame(records: Sequence[RawRecord]) -> tuple[pd.DataFrame, list[Violation]]:
-    """A typed frame of `records` (index 0..n-1) and a "required" violation per unset field.
+def records_to_arrays(records: Sequence[RawRecord]) -> tuple[dict[str, np.ndarray], list[Violation]]:
+    """Typed column arrays of `records` and a "required" violation per unset field (row = position).
 
-    Unset fields are filled with 0 in the frame only so that it stays typed; rows with a missing
-    field must be refused by the caller (the violations name them).
+    Unset fields are filled with 0 only so that the arrays stay typed; rows with a missing field
+    must be refused by the caller (the violations name them).
     """
     columns = {}
     missing: list[Violation] = []
-    for column in RAW_COLUMNS:
-        name = column.name
-        values = np.zeros(len(records), dtype=_NUMPY_DTYPES[name])
-        for i, record in enumerate(records):
-            if record.HasField(name):
-                values[i] = getattr(record, name)
-            else:
-                missing.append(Violation(row=i, column=name, rule=REQUIRED, value=None))
-        columns[name] = values
+    for name in _FIELD_NAMES:
+        present = np.fromiter(map(methodcaller("HasField", name), records), dtype=bool, count=len(records))
+        columns[name] = np.fromiter(map(attrgetter(name), records), dtype=_NUMPY_DTYPES[name], count=len(records))
+        if not present.all():
+            missing.extend(Violation(row=int(i), column=name, rule=REQUIRED, value=None)
+                           for i in np.flatnonzero(~present))
+            columns[name][~present] = 0
+    return columns, missing
+
+
+def records_to_frame(records: Sequence[RawRecord]) -> tuple[pd.DataFrame, list[Violation]]:
+    """records_to_arrays as a DataFrame (index 0..n-1)."""
+    columns, missing = records_to_arrays(records)
     return pd.DataFrame(columns), missing
 
 

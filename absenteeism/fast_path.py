@@ -1,0 +1,95 @@
+"""The fast online path: the same Hamilton graph and node callables, planned once at boot.
+
+At boot the feature driver's graph is walked once from the model features (and guards) back to
+the raw inputs, with the aggregates as overrides, into a topologically ordered list of steps.
+Per request, each step calls its Hamilton node's callable on small numpy arrays: the functions of
+the shared feature module compute, and Hamilton's own check_output nodes decide what a failed
+check means. Only the pandera validators are swapped for compiled predicates (fast_checks), and
+the raw schema is compiled the same way. No per-request driver, no pandas.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from absenteeism import converters, dataflow, features, raw_schema
+from absenteeism.fast_checks import CompiledSchema, FastValidator, find_column_violations
+from absenteeism.model import predict_linear
+from absenteeism.online import InvalidRecords, Predictions
+from absenteeism.v1 import raw_record_pb2, serving_config_pb2
+
+_DQ_RESULTS_TAG = "hamilton.data_quality.contains_dq_results"
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    call: Callable[..., Any]
+    inputs: tuple[str, ...]
+    fixed: dict[str, Any]  # keyword arguments bound at boot (the compiled validator)
+
+
+def plan(outputs: Sequence[str], given: set[str]) -> list[Step]:
+    """Steps that compute `outputs` from the `given` values, in dependency order."""
+    nodes = dataflow.feature_driver().graph.nodes
+    ordered: list[Step] = []
+    seen: set[str] = set(given)
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        node = nodes[name]
+        inputs = tuple(node.input_types)
+        for dependency in inputs:
+            visit(dependency)
+        fixed = {}
+        if node.tags.get(_DQ_RESULTS_TAG):
+            # Hamilton's validation node takes its validator as a keyword default: swap in the compiled one.
+            original = inspect.signature(node.callable).parameters["validator_to_call"].default
+            fixed = {"validator_to_call": FastValidator(original)}
+        ordered.append(Step(name, node.callable, inputs, fixed))
+
+    for output in outputs:
+        visit(output)
+    return ordered
+
+
+class FastPredictor:
+    """Same interface and same bits as online.ReferencePredictor."""
+
+    def __init__(self, config: serving_config_pb2.ServingConfig):
+        self.feature_names = tuple(config.feature_names)
+        self.aggregates = converters.statistics_from_message(config.statistics, dataflow.aggregate_names())
+        self.intercept = config.model.intercept
+        self.coefficients = tuple(config.model.coefficients)
+        self.raw_checks = tuple((c.name, CompiledSchema.from_pandera(raw_schema.RAW_SCHEMA.columns[c.name]))
+                                for c in raw_schema.RAW_COLUMNS)
+        self.steps = plan((*features.MODEL_FEATURES, *features.GUARDS),
+                          set(raw_schema.RAW_COLUMN_NAMES) | set(self.aggregates))
+
+    def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
+        """Raises InvalidRecords if any record breaks the raw schema."""
+        arrays, missing = converters.records_to_arrays(records)
+        self._refuse_invalid(arrays, missing)
+        values: dict[str, Any] = {**arrays, **self.aggregates}
+        for step in self.steps:
+            values[step.name] = step.call(**{name: values[name] for name in step.inputs}, **step.fixed)
+        matrix = np.column_stack([values[name] for name in features.MODEL_FEATURES]).astype(np.float64)
+        return Predictions(matrix, predict_linear(self.intercept, self.coefficients, matrix))
+
+    def _refuse_invalid(self, arrays: dict[str, np.ndarray], missing: list[raw_schema.Violation]) -> None:
+        violations = find_column_violations(self.raw_checks, arrays)
+        if missing or violations:
+            unset = {(v.row, v.column) for v in missing}
+            violations = missing + [v for v in violations if (v.row, v.column) not in unset]
+            raise InvalidRecords(sorted(violations, key=lambda v: (v.row, v.column)))
+
+    def __call__(self, records: Sequence[raw_record_pb2.RawRecord]) -> tuple[np.ndarray, np.ndarray]:
+        result = self.predict(records)
+        return result.features, result.predictions

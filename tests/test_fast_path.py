@@ -1,0 +1,117 @@
+"""The fast online path: same bits as the reference path, and compiled checks that accept and
+reject exactly what pandera does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import pytest
+from hamilton.data_quality.base import DataValidationError
+
+from absenteeism import converters, fast_path, features, online, parity, raw_schema
+from absenteeism.fast_checks import CompiledSchema, UnsupportedCheck, compile_check
+from tests.test_config_io import config  # noqa: F401  (fixture)
+from tests.test_features import VALID_ROW
+
+SCHEMAS = [
+    pa.SeriesSchema("int64", pa.Check.isin([0, 1]), nullable=False),
+    pa.SeriesSchema("int64", pa.Check.isin([2, 5, 9]), nullable=False),
+    pa.SeriesSchema("int64", pa.Check.in_range(16, 100), nullable=False),
+    pa.SeriesSchema("float64", pa.Check.in_range(30.0, 250.0), nullable=False),
+    pa.SeriesSchema("float64", pa.Check.in_range(0.0, 1.0, include_min=False, include_max=False), nullable=True),
+    pa.SeriesSchema("float64", pa.Check(np.isfinite, element_wise=False, name="finite"), nullable=False),
+    *[pa.SeriesSchema(c.dtype, c.check, nullable=False) for c in raw_schema.RAW_COLUMNS],
+]
+
+SPECIAL_FLOATS = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, 16.0, 100.0, 30.0, 250.0, 1e-300, 0.5])
+
+
+def pandera_passes(schema: pa.SeriesSchema, values: np.ndarray) -> bool:
+    try:
+        schema.validate(pd.Series(values), lazy=True)
+    except pa.errors.SchemaErrors:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("schema", SCHEMAS, ids=lambda s: f"{s.dtype}-{s.checks}")
+def test_compiled_schema_accepts_and_rejects_exactly_what_pandera_does(schema):
+    compiled = CompiledSchema.from_pandera(schema)
+    rng = np.random.default_rng(1)
+    for trial in range(400):
+        size = int(rng.integers(1, 6))
+        if str(schema.dtype) == "int64":
+            values = rng.integers(-3, 260, size=size).astype(np.int64)
+            if trial % 3 == 0:
+                values = rng.integers(0, 3, size=size).astype(np.int64)
+        else:
+            values = np.where(rng.random(size) < 0.4, rng.choice(SPECIAL_FLOATS, size=size),
+                              rng.uniform(-10, 300, size=size))
+        assert (not compiled.failures(values)) == pandera_passes(schema, values), values
+
+
+def test_an_uncompilable_check_is_refused_at_boot():
+    with pytest.raises(UnsupportedCheck):
+        compile_check(pa.Check(lambda x: x > 0, element_wise=True), np.dtype("int64"))
+
+
+def records(rows: list[dict]) -> list:
+    return converters.frame_to_records(pd.DataFrame(rows))
+
+
+def every_category_row() -> list[dict]:
+    values = {"reason_for_absence": range(0, 29), "month_of_absence": range(1, 13), "day_of_the_week": range(2, 7),
+              "seasons": range(1, 5), "age": (16, 25, 40, 100), "pet": (0, 3), "son": (0, 2),
+              "disciplinary_failure": (0, 1), "weight": (30.0, 250.0), "body_mass_index": (10.0, 70.0)}
+    return [{**VALID_ROW, column: value} for column, options in values.items() for value in options]
+
+
+def test_fast_and_reference_paths_give_identical_bits_row_by_row_and_in_batches(config):  # noqa: F811
+    reference, fast = online.ReferencePredictor(config), fast_path.FastPredictor(config)
+    batch = records(every_category_row())
+    expected = reference.predict(batch)
+    for got in [fast.predict(batch)] + [None]:
+        if got is None:
+            singles = [fast.predict([r]) for r in batch]
+            got = online.Predictions(np.vstack([s.features for s in singles]),
+                                     np.concatenate([s.predictions for s in singles]))
+        report = parity.compare(range(len(batch)), features.MODEL_FEATURES, expected.features,
+                                expected.predictions, fast.feature_names, got.features, got.predictions)
+        assert report.identical, report.summary()
+
+
+def test_fast_path_reports_the_same_violations_as_the_reference(config):  # noqa: F811
+    reference, fast = online.ReferencePredictor(config), fast_path.FastPredictor(config)
+    bad = records([VALID_ROW, {**VALID_ROW, "age": 200, "seasons": 0},
+                   {**VALID_ROW, "son": None, "pet": -1}, {**VALID_ROW, "height": float("inf")}])
+    bad[1].weight = float("nan")  # a set field holding NaN (a null cell in a frame leaves the field unset)
+    with pytest.raises(online.InvalidRecords) as from_reference:
+        reference.predict(bad)
+    with pytest.raises(online.InvalidRecords) as from_fast:
+        fast.predict(bad)
+    as_tuples = [[(v.row, v.column, v.rule, repr(v.value)) for v in e.value.violations]
+                 for e in (from_reference, from_fast)]
+    assert as_tuples[0] == as_tuples[1]
+    assert {(row, column, rule) for row, column, rule, _ in as_tuples[1]} == {
+        (1, "age", "in_range(16, 100)"), (1, "seasons", "isin([1, 2, 3, 4])"), (1, "weight", "not_nullable"),
+        (2, "son", "required"), (2, "pet", "in_range(0, 50)"), (3, "height", "in_range(120.0, 230.0)")}
+
+
+def test_fast_path_enforces_the_feature_checks_of_the_module(config):  # noqa: F811
+    fast = fast_path.FastPredictor(config)
+    # A feature body that breaks its declared check must fail the request, as with the driver.
+    position = next(i for i, s in enumerate(fast.steps) if s.name == "has_pet_raw")
+    step = fast.steps[position]
+    fast.steps[position] = fast_path.Step(step.name, lambda pet: (pet * 0 + 2).astype("int64"), step.inputs,
+                                          step.fixed)
+    with pytest.raises(DataValidationError, match="has_pet"):
+        fast.predict(records([VALID_ROW]))
+
+
+def test_fast_path_executes_every_function_of_the_module(config):  # noqa: F811
+    names = {s.name for s in fast_path.FastPredictor(config).steps}
+    for feature in (*features.MODEL_FEATURES, *features.GUARDS):
+        assert {feature, f"{feature}_raw"} <= names
+        assert any(n.startswith(feature) and "validator" in n for n in names), feature
+    assert not {"age_mean", "age_std_dev"} & names  # aggregates come from the config
