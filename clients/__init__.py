@@ -1,0 +1,23 @@
+"""Python client for absenteeism.v1.PredictionService: `PredictionClient` and the `python -m clients` CLI."""
+
+from clients.client import (
+    BatchPrediction,
+    FieldViolation,
+    InvalidInputError,
+    Prediction,
+    PredictionClient,
+    PredictionError,
+    StreamResult,
+    TlsOptions,
+)
+
+__all__ = [
+    "BatchPrediction",
+    "FieldViolation",
+    "InvalidInputError",
+    "Prediction",
+    "PredictionClient",
+    "PredictionError",
+    "StreamResult",
+    "TlsOptions",
+]

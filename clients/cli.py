@@ -1,0 +1,137 @@
+"""python -m clients <command>: a CLI over PredictionClient, one subcommand per job.
+
+predict: reads a CSV or Parquet file of raw records in the data set's format, streams them through
+PredictStream, writes one output row per predicted source row (source_row, prediction[, features])
+and reports every refused row with the server's reasons (stderr + a rejects CSV). Exit codes: 0 all
+rows predicted, 3 some rows refused (see the rejects file), 1 the call failed, 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from absenteeism import converters, dataset_format
+from absenteeism.raw_schema import REQUIRED
+from clients.client import PredictionClient, PredictionError, TlsOptions
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
+REJECT_COLUMNS = ["source_row", "field", "rule", "description", "reported_by"]
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", required=True, help="server address, HOST:PORT")
+    security = parser.add_argument_group("transport security (TLS unless --insecure)")
+    security.add_argument("--insecure", action="store_true", help="plaintext connection")
+    security.add_argument("--ca-cert", type=Path, help="CA that signed the server certificate (PEM); "
+                                                       "default: the system roots")
+    security.add_argument("--client-cert", type=Path, help="client certificate for mutual TLS (PEM)")
+    security.add_argument("--client-key", type=Path, help="client private key for mutual TLS (PEM)")
+    security.add_argument("--server-name", help="expected name in the server certificate, if not the target host")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="deadline in seconds for the whole call (default: none for streams)")
+    parser.add_argument("--retries", type=int, default=3, help="retries on UNAVAILABLE (exponential backoff)")
+
+
+def client_from_args(args: argparse.Namespace) -> PredictionClient:
+    tls_flags = (args.ca_cert, args.client_cert, args.client_key, args.server_name)
+    if args.insecure and any(tls_flags):
+        raise ValueError("--insecure excludes the TLS flags")
+    if bool(args.client_cert) != bool(args.client_key):
+        raise ValueError("--client-cert and --client-key go together")
+    tls = None if args.insecure else TlsOptions.from_files(args.ca_cert, args.client_cert, args.client_key,
+                                                           args.server_name)
+    return PredictionClient(args.target, insecure=args.insecure, tls=tls, timeout=args.timeout,
+                            stream_timeout=args.timeout, retries=args.retries)
+
+
+def _write(frame: pd.DataFrame, path: Path | None) -> None:
+    if path is None:
+        frame.to_csv(sys.stdout, index=False)
+    elif path.suffix.lower() == ".parquet":
+        dataset_format.write_parquet(frame, path)
+    else:
+        frame.to_csv(path, index=False)
+
+
+def predict(args: argparse.Namespace) -> int:
+    cells = dataset_format.read_file(args.input)
+    cells.index = pd.RangeIndex(1, len(cells) + 1)  # source rows: 1-based data rows, header excluded
+    typed, parse_violations = dataset_format.parse_columns(cells)
+    rejects: list[dict] = []
+    unreadable = set()
+    # Empty cells are sent as unset fields (the server names them "required"); cells that are not
+    # numbers cannot be put in a typed record at all, so the client reports those itself.
+    sendable = typed.astype(object)
+    for violation in parse_violations:
+        sendable.at[violation.row, violation.column] = None
+        if violation.rule != REQUIRED:
+            unreadable.add(violation.row)
+            rejects.append(dict(source_row=violation.row, field=violation.column, rule=violation.rule,
+                                description=violation.describe(), reported_by="client"))
+    sendable = sendable.drop(index=sorted(unreadable))
+    source_rows = list(sendable.index)
+    records = converters.frame_to_records(sendable)
+
+    rows, feature_rows = [], []
+    with client_from_args(args) as client, tqdm(total=len(records), unit="row", file=sys.stderr,
+                                                 disable=args.no_progress, desc="predict") as progress:
+        for result in client.predict_stream(records, include_features=args.include_features):
+            source_row = source_rows[result.index]
+            if result.ok:
+                rows.append({"source_row": source_row, "prediction": result.prediction.prediction})
+                feature_rows.append(result.prediction.features)
+            else:
+                rejects.extend(dict(source_row=source_row, field=v.field, rule=v.rule, description=v.description,
+                                    reported_by="server") for v in result.violations)
+            progress.update(1)
+
+    output = pd.DataFrame(rows, columns=["source_row", "prediction"])
+    if args.include_features and feature_rows:
+        output = pd.concat([output, pd.DataFrame(feature_rows)], axis=1)
+    _write(output, args.output)
+
+    rejected = pd.DataFrame(rejects, columns=REJECT_COLUMNS).sort_values(["source_row", "field"], kind="stable")
+    for reject in rejected.itertuples(index=False):
+        print(f"row {reject.source_row}: {reject.description}", file=sys.stderr)
+    rejects_path = args.rejects or (args.output.with_name(args.output.stem + ".rejects.csv") if args.output else None)
+    n_rejected = rejected["source_row"].nunique()
+    if n_rejected and rejects_path is not None:
+        rejected.to_csv(rejects_path, index=False)
+    print(f"{len(cells)} rows: {len(rows)} predicted, {n_rejected} rejected"
+          + (f" (reasons in {rejects_path})" if n_rejected and rejects_path else ""), file=sys.stderr)
+    return EXIT_REJECTED if n_rejected else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m clients", description="Client of absenteeism.v1.PredictionService")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    predict_parser = commands.add_parser("predict", help="predict every row of a CSV/Parquet file via PredictStream")
+    add_connection_arguments(predict_parser)
+    predict_parser.add_argument("--input", type=Path, required=True, help="CSV (data set format) or Parquet file")
+    predict_parser.add_argument("--output", type=Path, help="predictions file, .csv or .parquet (default: CSV on stdout)")
+    predict_parser.add_argument("--rejects", type=Path,
+                                help="refused rows with reasons, CSV (default: <output>.rejects.csv)")
+    predict_parser.add_argument("--include-features", action="store_true", help="also write the model features")
+    predict_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    predict_parser.set_defaults(run=predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, OSError, dataset_format.InputFormatError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except PredictionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED

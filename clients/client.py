@@ -1,0 +1,230 @@
+"""A small typed client: deadlines, retries with exponential backoff on UNAVAILABLE, TLS/mTLS, and
+errors that name every bad field (parsed from the google.rpc.BadRequest detail)."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar, Union
+
+import grpc
+import numpy as np
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from absenteeism.v1 import prediction_service_pb2 as pb
+from absenteeism.v1 import prediction_service_pb2_grpc, raw_record_pb2, serving_config_pb2
+
+RawRecord = raw_record_pb2.RawRecord
+RecordLike = Union[RawRecord, Mapping[str, Union[int, float, None]]]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    field: str  # "record.age", "records[3].age" (unary/batch) or "age" (stream)
+    description: str  # names the rule, e.g. "age: value 5 breaks rule in_range(16, 100)"
+    rule: str = ""  # only the stream's RecordError carries the bare rule
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.description}"
+
+
+class PredictionError(Exception):
+    """A call failed; `code` is the gRPC status code, `violations` the bad fields (if any)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, violations: Sequence[FieldViolation] = ()):
+        self.code = code
+        self.message = message
+        self.violations = list(violations)
+        lines = [f"{code.name}: {message}"] + [f"  {v}" for v in self.violations]
+        super().__init__("\n".join(lines))
+
+    @classmethod
+    def from_rpc_error(cls, error: grpc.RpcError) -> PredictionError:
+        code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+        message = error.details() if hasattr(error, "details") else str(error)
+        violations: list[FieldViolation] = []
+        try:
+            status = rpc_status.from_call(error)
+        except ValueError:  # inconsistent trailers: keep the plain status
+            status = None
+        if status is not None:
+            for detail in status.details:
+                if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                    bad_request = error_details_pb2.BadRequest()
+                    detail.Unpack(bad_request)
+                    violations.extend(FieldViolation(v.field, v.description) for v in bad_request.field_violations)
+        kind = InvalidInputError if code == grpc.StatusCode.INVALID_ARGUMENT else cls
+        return kind(code, message or "", violations)
+
+
+class InvalidInputError(PredictionError):
+    """INVALID_ARGUMENT: the request broke the raw schema; `violations` say where and how."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    prediction: float
+    features: dict[str, float]  # model order; empty unless include_features
+    config_id: str
+
+
+@dataclass(frozen=True)
+class BatchPrediction:
+    predictions: np.ndarray  # one per record, request order
+    feature_names: tuple[str, ...]  # empty unless include_features
+    features: np.ndarray | None  # (records x features) or None
+    config_id: str
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """One response of PredictStream: a prediction, or the reasons the record was refused."""
+
+    index: int  # position of the record in the input
+    prediction: Prediction | None = None
+    violations: list[FieldViolation] = field(default_factory=list)
+    error_message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.prediction is not None
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    """root_certificates: CA that signed the server (None: system roots); client cert+key: mutual TLS."""
+
+    root_certificates: bytes | None = None
+    client_certificate: bytes | None = None
+    client_key: bytes | None = None
+    server_name_override: str | None = None  # when the certificate's name differs from the target host
+
+    @classmethod
+    def from_files(cls, ca: str | Path | None = None, cert: str | Path | None = None, key: str | Path | None = None,
+                   server_name_override: str | None = None) -> TlsOptions:
+        read = lambda p: Path(p).read_bytes() if p else None  # noqa: E731
+        return cls(read(ca), read(cert), read(key), server_name_override)
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(self.root_certificates, self.client_key, self.client_certificate)
+
+
+def to_record(record: RecordLike) -> RawRecord:
+    if isinstance(record, RawRecord):
+        return record
+    return RawRecord(**{name: value for name, value in record.items() if value is not None})
+
+
+def _prediction(response: pb.PredictResponse) -> Prediction:
+    return Prediction(response.prediction, {f.name: f.value for f in response.features}, response.config_id)
+
+
+class PredictionClient:
+    """PredictionClient("host:50051", insecure=True) or PredictionClient(target, tls=TlsOptions(...)).
+
+    timeout: default deadline per call in seconds (a stream: for the whole stream; None = none).
+    retries: extra attempts on UNAVAILABLE, with exponential backoff from `backoff` seconds (x2 each,
+    capped at `max_backoff`, with jitter). Unary calls are retried; a stream only while nothing of it has
+    been received and its records are a re-readable sequence.
+    """
+
+    def __init__(self, target: str, *, insecure: bool = False, tls: TlsOptions | None = None,
+                 timeout: float | None = 10.0, stream_timeout: float | None = None, retries: int = 3,
+                 backoff: float = 0.1, max_backoff: float = 5.0, max_message_bytes: int = 64 * 1024 * 1024):
+        if insecure == (tls is not None):
+            raise ValueError("pass exactly one of insecure=True or tls=TlsOptions(...)")
+        options = [("grpc.max_receive_message_length", max_message_bytes),
+                   ("grpc.max_send_message_length", max_message_bytes)]
+        if tls is not None and tls.server_name_override:
+            options.append(("grpc.ssl_target_name_override", tls.server_name_override))
+        self._channel = (grpc.insecure_channel(target, options=options) if insecure
+                         else grpc.secure_channel(target, tls.credentials(), options=options))
+        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self.timeout = timeout
+        self.stream_timeout = stream_timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+
+    # -- lifecycle
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> PredictionClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- calls
+    def predict(self, record: RecordLike, *, include_features: bool = False, timeout: float | None = ...) -> Prediction:
+        request = pb.PredictRequest(record=to_record(record), include_features=include_features)
+        return _prediction(self._unary(self._stub.Predict, request, timeout))
+
+    def predict_batch(self, records: Iterable[RecordLike], *, include_features: bool = False,
+                      timeout: float | None = ...) -> BatchPrediction:
+        request = pb.PredictBatchRequest(records=[to_record(r) for r in records], include_features=include_features)
+        response = self._unary(self._stub.PredictBatch, request, timeout)
+        predictions = np.asarray(response.predictions, dtype=np.float64)
+        names = tuple(response.feature_names)
+        matrix = (np.asarray(response.feature_values, dtype=np.float64).reshape(len(predictions), len(names))
+                  if names else None)
+        return BatchPrediction(predictions, names, matrix, response.config_id)
+
+    def serving_config(self, *, timeout: float | None = ...) -> serving_config_pb2.ServingConfig:
+        return self._unary(self._stub.GetServingConfig, pb.GetServingConfigRequest(), timeout).config
+
+    def predict_stream(self, records: Iterable[RecordLike], *, include_features: bool = False,
+                       timeout: float | None = ...) -> Iterator[StreamResult]:
+        """One StreamResult per record, in order; refused records carry their violations."""
+        timeout = self.stream_timeout if timeout is ... else timeout
+        replayable = isinstance(records, Sequence)
+        attempt = 0
+        while True:
+            requests = (pb.PredictStreamRequest(record=to_record(r), include_features=include_features)
+                        for r in records)
+            received = 0
+            try:
+                for response in self._stub.PredictStream(requests, timeout=timeout):
+                    yield self._stream_result(received, response)
+                    received += 1
+                return
+            except grpc.RpcError as error:
+                if not (replayable and received == 0 and self._retryable(error, attempt)):
+                    raise PredictionError.from_rpc_error(error) from None
+            self._sleep(attempt)
+            attempt += 1
+
+    @staticmethod
+    def _stream_result(index: int, response: pb.PredictStreamResponse) -> StreamResult:
+        if response.HasField("prediction"):
+            return StreamResult(index, prediction=_prediction(response.prediction))
+        violations = [FieldViolation(v.field, v.description, v.rule) for v in response.error.field_violations]
+        return StreamResult(index, violations=violations, error_message=response.error.message)
+
+    # -- retries
+    def _retryable(self, error: grpc.RpcError, attempt: int) -> bool:
+        return error.code() == grpc.StatusCode.UNAVAILABLE and attempt < self.retries
+
+    def _sleep(self, attempt: int) -> None:
+        delay = min(self.max_backoff, self.backoff * (2 ** attempt))
+        time.sleep(delay * random.uniform(0.5, 1.0))
+
+    def _unary(self, method: Callable[..., T], request, timeout) -> T:
+        timeout = self.timeout if timeout is ... else timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        attempt = 0
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return method(request, timeout=remaining)
+            except grpc.RpcError as error:
+                if not self._retryable(error, attempt) or (deadline is not None and time.monotonic() >= deadline):
+                    raise PredictionError.from_rpc_error(error) from None
+            self._sleep(attempt)
+            attempt += 1

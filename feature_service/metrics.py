@@ -1,0 +1,119 @@
+"""Prometheus metrics and the interceptor that records every call; served over HTTP at /metrics.
+
+feature_service_requests_total{method,code}          calls by method and final status code
+feature_service_request_duration_seconds{method}     latency (a stream: its whole life)
+feature_service_validation_failures_total{field}     invalid fields by RawRecord field name
+feature_service_batch_size                           records per PredictBatch call
+feature_service_stream_messages_total{outcome}       PredictStream records: predicted / rejected
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+
+from absenteeism import raw_schema
+
+log = logging.getLogger(__name__)
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000)
+
+
+class Metrics:
+    """One registry per server, so that several servers (tests) can live in one process."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter("feature_service_requests", "gRPC calls by method and status code",
+                                ["method", "code"], registry=self.registry)
+        self.latency = Histogram("feature_service_request_duration_seconds", "gRPC call latency",
+                                 ["method"], buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.validation_failures = Counter("feature_service_validation_failures",
+                                           "invalid record fields by field", ["field"], registry=self.registry)
+        self.batch_size = Histogram("feature_service_batch_size", "records per PredictBatch call",
+                                    buckets=_BATCH_BUCKETS, registry=self.registry)
+        self.stream_messages = Counter("feature_service_stream_messages", "PredictStream records by outcome",
+                                       ["outcome"], registry=self.registry)
+        self._http = None
+
+    def record_violations(self, violations: Sequence[raw_schema.Violation]) -> None:
+        for violation in violations:
+            self.validation_failures.labels(field=violation.column).inc()
+
+    def serve_http(self, host: str, port: int) -> None:
+        if port:
+            self._http, _ = start_http_server(port, addr=host, registry=self.registry)
+
+    def stop_http(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+
+
+def _final_code(context: grpc.ServicerContext, raised: bool) -> str:
+    code = context.code()
+    if code is not None:
+        return code.name
+    if not context.is_active():
+        remaining = context.time_remaining()
+        return (grpc.StatusCode.DEADLINE_EXCEEDED if remaining is not None and remaining <= 0
+                else grpc.StatusCode.CANCELLED).name
+    return (grpc.StatusCode.INTERNAL if raised else grpc.StatusCode.OK).name
+
+
+class MetricsInterceptor(grpc.ServerInterceptor):
+    """Counts, times and logs (DEBUG) every call, whatever its method and outcome."""
+
+    def __init__(self, metrics: Metrics):
+        self._metrics = metrics
+
+    def _done(self, method: str, context, started: float, raised: bool) -> None:
+        elapsed = time.perf_counter() - started
+        code = _final_code(context, raised)
+        self._metrics.requests.labels(method=method, code=code).inc()
+        self._metrics.latency.labels(method=method).observe(elapsed)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("call", extra={"event": "call", "method": method, "code": code,
+                                     "duration_ms": round(elapsed * 1000, 3), "peer": context.peer()})
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        if handler.unary_unary is not None:
+            return handler._replace(unary_unary=self._wrap_unary(method, handler.unary_unary))
+        if handler.stream_unary is not None:
+            return handler._replace(stream_unary=self._wrap_unary(method, handler.stream_unary))
+        if handler.unary_stream is not None:
+            return handler._replace(unary_stream=self._wrap_stream(method, handler.unary_stream))
+        return handler._replace(stream_stream=self._wrap_stream(method, handler.stream_stream))
+
+    def _wrap_unary(self, method, behavior):
+        def timed(request, context):
+            started, raised = time.perf_counter(), True
+            try:
+                response = behavior(request, context)
+                raised = False
+                return response
+            finally:
+                self._done(method, context, started, raised)
+
+        return timed
+
+    def _wrap_stream(self, method, behavior):
+        def timed(request, context):
+            started, raised = time.perf_counter(), True
+            try:
+                yield from behavior(request, context)
+                raised = False
+            finally:
+                self._done(method, context, started, raised)
+
+        return timed

@@ -1,0 +1,87 @@
+"""PredictionService: convert, delegate to the predictor, let errors.py map failures to status codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+import grpc
+import numpy as np
+
+from absenteeism import online, raw_schema
+from absenteeism.v1 import prediction_service_pb2 as pb
+from absenteeism.v1 import prediction_service_pb2_grpc, serving_config_pb2
+from feature_service import errors
+from feature_service.metrics import Metrics
+from feature_service.predictors import Predictor
+
+
+def _check_deadline(context: grpc.ServicerContext) -> None:
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        raise errors.DeadlineExceeded()
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, config: serving_config_pb2.ServingConfig, predictor: Predictor, *,
+                 max_batch: int = 10_000, metrics: Metrics | None = None):
+        self._config = config
+        self._predictor = predictor
+        self._max_batch = max_batch
+        self._metrics = metrics or Metrics()
+        self._config_id = config.content_sha256
+        self._feature_names = list(config.feature_names)
+
+    def on_violations(self, violations: Sequence[raw_schema.Violation]) -> None:
+        self._metrics.record_violations(violations)
+
+    def _response(self, features: np.ndarray, prediction: float, include_features: bool) -> pb.PredictResponse:
+        response = pb.PredictResponse(prediction=float(prediction), config_id=self._config_id)
+        if include_features:
+            response.features.extend(pb.FeatureValue(name=name, value=float(value))
+                                     for name, value in zip(self._feature_names, features))
+        return response
+
+    @errors.unary_boundary(errors.single_record_field)
+    def Predict(self, request: pb.PredictRequest, context: grpc.ServicerContext) -> pb.PredictResponse:
+        _check_deadline(context)
+        result = self._predictor.predict([request.record])
+        return self._response(result.features[0], result.predictions[0], request.include_features)
+
+    @errors.unary_boundary(errors.batch_record_field)
+    def PredictBatch(self, request: pb.PredictBatchRequest, context: grpc.ServicerContext) -> pb.PredictBatchResponse:
+        size = len(request.records)
+        self._metrics.batch_size.observe(size)
+        if size > self._max_batch:
+            raise errors.BatchTooLarge(size, self._max_batch)
+        _check_deadline(context)
+        response = pb.PredictBatchResponse(config_id=self._config_id)
+        if size == 0:
+            return response
+        result = self._predictor.predict(list(request.records))
+        response.predictions.extend(result.predictions.tolist())
+        if request.include_features:
+            response.feature_names.extend(self._feature_names)
+            response.feature_values.extend(result.features.ravel(order="C").tolist())
+        return response
+
+    @errors.stream_boundary
+    def PredictStream(self, request_iterator: Iterable[pb.PredictStreamRequest],
+                      context: grpc.ServicerContext) -> Iterator[pb.PredictStreamResponse]:
+        for request in request_iterator:
+            if not context.is_active():
+                return
+            try:
+                result = self._predictor.predict([request.record])
+            except online.InvalidRecords as invalid:
+                self.on_violations(invalid.violations)
+                self._metrics.stream_messages.labels(outcome="rejected").inc()
+                yield pb.PredictStreamResponse(error=errors.record_error(invalid.violations))
+                continue
+            self._metrics.stream_messages.labels(outcome="predicted").inc()
+            yield pb.PredictStreamResponse(
+                prediction=self._response(result.features[0], result.predictions[0], request.include_features))
+
+    @errors.unary_boundary(errors.single_record_field)
+    def GetServingConfig(self, request: pb.GetServingConfigRequest,
+                         context: grpc.ServicerContext) -> pb.GetServingConfigResponse:
+        return pb.GetServingConfigResponse(config=self._config)

@@ -1,0 +1,115 @@
+"""The one settings object: every flag of `python -m feature_service serve`, each also readable from
+the environment as FEATURE_SERVICE_<UPPER_SNAKE> (e.g. FEATURE_SERVICE_PORT). Flags win over env."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from feature_service import predictors
+
+ENV_PREFIX = "FEATURE_SERVICE_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(ValueError):
+    """The flags/environment cannot make a server (e.g. neither --insecure nor TLS files)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    config: Path
+    host: str = "0.0.0.0"
+    port: int = 50051  # 0: pick a free port (logged in the "serving" line)
+    metrics_port: int = 9464  # 0: no metrics endpoint
+    insecure: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # set: mutual TLS, clients must present a cert it signed
+    grace: float = 10.0
+    workers: int = 8
+    max_batch: int = 10_000
+    max_message_bytes: int = 16 * 1024 * 1024
+    predictor: str = "reference"
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535 or not 0 <= self.metrics_port <= 65535:
+            raise SettingsError("ports must be in 0..65535")
+        if self.grace < 0 or self.workers < 1 or self.max_batch < 1 or self.max_message_bytes < 1024:
+            raise SettingsError("--grace must be >= 0, --workers and --max-batch >= 1, --max-message-bytes >= 1024")
+        if self.predictor not in predictors.names():
+            raise SettingsError(f"unknown predictor {self.predictor!r}: choose one of {predictors.names()}")
+        tls = self.tls_cert is not None or self.tls_key is not None or self.tls_client_ca is not None
+        if self.insecure and tls:
+            raise SettingsError("--insecure and --tls-* flags exclude each other")
+        if not self.insecure and (self.tls_cert is None or self.tls_key is None):
+            raise SettingsError("TLS is required: pass --tls-cert and --tls-key (and --tls-client-ca for mutual TLS), "
+                                "or --insecure for plaintext")
+
+    @property
+    def security(self) -> str:
+        return "plaintext" if self.insecure else ("mtls" if self.tls_client_ca else "tls")
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
+
+
+def env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+# flag, type, default, help. The table is the documentation (docs/grpc.md repeats it).
+OPTIONS: tuple[tuple[str, type | None, object, str], ...] = (
+    ("--config", Path, None, "ServingConfig file written by the ETL job (serving_config.pb); required"),
+    ("--host", str, Settings.host, "listen address"),
+    ("--port", int, Settings.port, "gRPC port; 0 picks a free port"),
+    ("--metrics-port", int, Settings.metrics_port, "Prometheus /metrics HTTP port; 0 turns metrics off"),
+    ("--insecure", _bool, False, "serve plaintext (otherwise TLS is required)"),
+    ("--tls-cert", Path, None, "server certificate chain (PEM)"),
+    ("--tls-key", Path, None, "server private key (PEM)"),
+    ("--tls-client-ca", Path, None, "CA (PEM) that signs client certificates: turns on mutual TLS"),
+    ("--grace", float, Settings.grace, "seconds in-flight calls get to finish at shutdown"),
+    ("--workers", int, Settings.workers, "worker threads (each open stream holds one)"),
+    ("--max-batch", int, Settings.max_batch, "most records in one PredictBatch call"),
+    ("--max-message-bytes", int, Settings.max_message_bytes, "largest request/response message"),
+    ("--predictor", str, Settings.predictor, "online path: " + ", ".join(predictors.names())),
+    ("--log-level", str, Settings.log_level, "DEBUG logs every call; INFO, WARNING, ERROR"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    for flag, kind, default, help_text in OPTIONS:
+        env = env_name(flag)
+        # argparse runs `type` over a string default, so env values are parsed like flags.
+        value = environ.get(env, default)
+        help_full = f"{help_text} [env {env}; default {default}]"
+        if flag == "--insecure":
+            parser.add_argument(flag, nargs="?", const=True, type=_bool, default=value, help=help_full)
+        else:
+            parser.add_argument(flag, type=kind, default=value, help=help_full,
+                                choices=predictors.names() if flag == "--predictor" else None)
+
+
+def from_namespace(args: argparse.Namespace) -> Settings:
+    if args.config is None:
+        raise SettingsError(f"--config is required (or {env_name('--config')})")
+    return Settings(**{flag.lstrip("-").replace("-", "_"): getattr(args, flag.lstrip("-").replace("-", "_"))
+                       for flag, *_ in OPTIONS})
+
+
+def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `serve`'s arguments (without the subcommand) and the environment."""
+    parser = argparse.ArgumentParser(prog="python -m feature_service serve")
+    add_arguments(parser, os.environ if environ is None else environ)
+    return from_namespace(parser.parse_args(list(argv)))

@@ -1,0 +1,63 @@
+"""The one settings object: flags, FEATURE_SERVICE_* environment variables, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from feature_service import predictors, settings
+
+
+def test_defaults():
+    s = settings.parse(["--config", "c.pb", "--insecure"], environ={})
+    assert (s.host, s.port, s.metrics_port, s.grace, s.max_batch, s.predictor) == (
+        "0.0.0.0", 50051, 9464, 10.0, 10_000, "reference")
+    assert s.config == Path("c.pb") and s.security == "plaintext"
+
+
+def test_every_flag_reads_its_environment_variable():
+    env = {"FEATURE_SERVICE_CONFIG": "/x.pb", "FEATURE_SERVICE_PORT": "0", "FEATURE_SERVICE_METRICS_PORT": "0",
+           "FEATURE_SERVICE_INSECURE": "true", "FEATURE_SERVICE_GRACE": "2.5", "FEATURE_SERVICE_WORKERS": "3",
+           "FEATURE_SERVICE_MAX_BATCH": "7", "FEATURE_SERVICE_MAX_MESSAGE_BYTES": "4096",
+           "FEATURE_SERVICE_HOST": "127.0.0.1", "FEATURE_SERVICE_PREDICTOR": "reference",
+           "FEATURE_SERVICE_LOG_LEVEL": "DEBUG"}
+    s = settings.parse([], environ=env)
+    assert (s.config, s.port, s.metrics_port, s.insecure, s.grace, s.workers, s.max_batch, s.max_message_bytes,
+            s.host, s.log_level) == (Path("/x.pb"), 0, 0, True, 2.5, 3, 7, 4096, "127.0.0.1", "DEBUG")
+    assert {settings.env_name(flag) for flag, *_ in settings.OPTIONS} == set(env) | {
+        "FEATURE_SERVICE_TLS_CERT", "FEATURE_SERVICE_TLS_KEY", "FEATURE_SERVICE_TLS_CLIENT_CA"}
+
+
+def test_flags_win_over_environment():
+    s = settings.parse(["--port", "1234", "--insecure"], environ={"FEATURE_SERVICE_PORT": "9",
+                                                                    "FEATURE_SERVICE_CONFIG": "c.pb"})
+    assert s.port == 1234
+
+
+def test_tls_settings():
+    s = settings.parse(["--config", "c", "--tls-cert", "s.crt", "--tls-key", "s.key", "--tls-client-ca", "ca"], {})
+    assert s.security == "mtls" and not s.insecure
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--config", "c"], "TLS is required"),
+    (["--config", "c", "--tls-cert", "s.crt"], "TLS is required"),
+    (["--config", "c", "--insecure", "--tls-cert", "a", "--tls-key", "b"], "exclude each other"),
+    (["--insecure"], "--config is required"),
+    (["--config", "c", "--insecure", "--max-batch", "0"], "--max-batch"),
+])
+def test_refusals(argv, words):
+    with pytest.raises(settings.SettingsError, match=words):
+        settings.parse(argv, environ={})
+
+
+def test_unknown_predictor_is_a_usage_error():
+    with pytest.raises(SystemExit):
+        settings.parse(["--config", "c", "--insecure", "--predictor", "nope"], environ={})
+
+
+def test_predictor_registry_is_the_one_place():
+    assert "reference" in predictors.names()
+    with pytest.raises(ValueError, match="unknown predictor"):
+        predictors.create("nope", None)
