@@ -64,21 +64,23 @@ class ServerProcess:
         self._serving.set()  # stderr closed: the process is gone
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
-        self._process = subprocess.Popen(self.command, env=self.env, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE, text=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self.launch()
         if not self._serving.wait(timeout) or self.port is None:
             code = self.stop()
             raise RuntimeError(f"server did not start (exit {code}):\n" + "\n".join(self.logs))
         return self
 
-    def run_to_exit(self, timeout: float = 60.0) -> int:
-        """For servers expected to refuse to start: waits for the exit code."""
+    def launch(self) -> ServerProcess:
+        """Starts the process without waiting for it to serve."""
         self._process = subprocess.Popen(self.command, env=self.env, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.PIPE, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        return self
+
+    def run_to_exit(self, timeout: float = 60.0) -> int:
+        """For servers expected to refuse to start: waits for the exit code."""
+        self.launch()
         try:
             self.returncode = self._process.wait(timeout)
         except subprocess.TimeoutExpired:

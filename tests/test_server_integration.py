@@ -1,0 +1,186 @@
+"""Every RPC and every kind of bad input against a real server process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from absenteeism import converters
+from absenteeism.v1 import prediction_service_pb2 as pb
+from clients import InvalidInputError, PredictionClient, PredictionError
+
+PREDICT = "/absenteeism.v1.PredictionService/Predict"
+PREDICT_BATCH = "/absenteeism.v1.PredictionService/PredictBatch"
+PREDICT_STREAM = "/absenteeism.v1.PredictionService/PredictStream"
+
+
+@pytest.fixture(scope="module")
+def client(plaintext_server):
+    with PredictionClient(plaintext_server.target, insecure=True, timeout=30, retries=0) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def channel(plaintext_server):
+    with grpc.insecure_channel(plaintext_server.target) as channel:
+        yield channel
+
+
+@pytest.fixture(scope="module")
+def records(trained_config):
+    return converters.frame_to_records(trained_config.accepted)
+
+
+def record_dict(trained_config, source_row=None, **changes):
+    source_row = source_row or int(trained_config.accepted.index[0])
+    record = converters.record_to_dict(converters.frame_to_records(trained_config.accepted.loc[[source_row]])[0])
+    record.update(changes)
+    return record
+
+
+def assert_serving(channel):
+    response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def same_bits(a, b) -> bool:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and bool(np.array_equal(a.view(np.uint64), b.view(np.uint64)))
+
+
+# ---- every RPC; predictions equal the training-time ones -----------------------------------------
+
+def test_batch_of_every_training_row_equals_training_predictions_bit_for_bit(client, records, trained_config):
+    result = client.predict_batch(records, include_features=True)
+    assert same_bits(result.predictions, trained_config.predictions.to_numpy())
+    assert result.feature_names == tuple(trained_config.config.feature_names)
+    assert same_bits(result.features, trained_config.features[list(result.feature_names)].to_numpy())
+    assert result.config_id == trained_config.config.content_sha256
+
+
+def test_predict_equals_training_prediction_for_that_row(client, records, trained_config):
+    for position in (0, 100, 400, len(records) - 1):
+        result = client.predict(records[position], include_features=True)
+        assert same_bits(result.prediction, trained_config.predictions.iloc[position])
+        assert same_bits(list(result.features.values()), trained_config.features.iloc[position].to_numpy())
+
+
+def test_stream_equals_training_predictions_in_order(client, records, trained_config):
+    results = list(client.predict_stream(records[:40]))
+    assert [r.index for r in results] == list(range(40)) and all(r.ok for r in results)
+    assert same_bits([r.prediction.prediction for r in results], trained_config.predictions.to_numpy()[:40])
+
+
+def test_serving_config(client, trained_config):
+    assert client.serving_config() == trained_config.config
+
+
+# ---- bad input: documented status and details, and the server stays up --------------------------
+
+@pytest.mark.parametrize("changes, field, words", [
+    ({"age": None}, "record.age", "required field is missing"),
+    ({"age": 101}, "record.age", "in_range(16, 100)"),
+    ({"month_of_absence": 13}, "record.month_of_absence", "isin("),
+])
+def test_bad_record_is_invalid_argument_naming_field_and_rule(client, channel, trained_config, changes, field, words):
+    with pytest.raises(InvalidInputError) as caught:
+        client.predict(record_dict(trained_config, **changes))
+    error = caught.value
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in error.violations] == [field]
+    assert words in error.violations[0].description and field in str(error)
+    assert_serving(channel)
+
+
+def test_batch_with_several_bad_records_names_each(client, channel, trained_config):
+    good = record_dict(trained_config)
+    batch = [good, {**good, "age": 5}, good, {**good, "weight": None, "seasons": 0}, {**good, "son": 99}]
+    with pytest.raises(InvalidInputError) as caught:
+        client.predict_batch(batch)
+    fields = sorted(v.field for v in caught.value.violations)
+    assert fields == ["records[1].age", "records[3].seasons", "records[3].weight", "records[4].son"]
+    assert_serving(channel)
+
+
+def test_batch_over_the_cap_is_resource_exhausted(client, channel, records):
+    with pytest.raises(PredictionError) as caught:
+        client.predict_batch(records[:1] * 10_001)
+    assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "cap of 10000" in caught.value.message
+    assert_serving(channel)
+
+
+def test_oversized_message_is_resource_exhausted(channel, records):
+    one = pb.PredictBatchRequest(records=records[:1]).SerializeToString()
+    oversized = one * (17 * 1024 * 1024 // len(one) + 1)  # > 16 MiB; concatenated messages merge
+    call = channel.unary_unary(PREDICT_BATCH)
+    with pytest.raises(grpc.RpcError) as caught:
+        call(oversized, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert_serving(channel)
+
+
+@pytest.mark.parametrize("method", [PREDICT, PREDICT_BATCH])
+def test_garbage_bytes_are_invalid_argument(channel, method):
+    call = channel.unary_unary(method)
+    with pytest.raises(grpc.RpcError) as caught:
+        call(b"\x0a\xff\xff\xff\xff\x0f garbage", timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid absenteeism.v1." in caught.value.details()
+    assert_serving(channel)
+
+
+def test_garbage_bytes_in_a_stream_end_it_with_invalid_argument(channel, records):
+    call = channel.stream_stream(PREDICT_STREAM)
+    good = pb.PredictStreamRequest(record=records[0]).SerializeToString()
+    responses = call(iter([good, b"\x0a\xff\xff\xff\xff\x0f"]), timeout=10)
+    with pytest.raises(grpc.RpcError) as caught:
+        list(responses)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert_serving(channel)
+
+
+def test_stream_reports_bad_records_and_goes_on(client, trained_config):
+    good = record_dict(trained_config)
+    results = list(client.predict_stream([good, {**good, "age": None}, good, {**good, "height": 50.0}, good]))
+    assert [r.ok for r in results] == [True, False, True, False, True]
+    assert [(v.field, v.rule) for v in results[1].violations] == [("age", "required")]
+    assert [(v.field, v.rule) for v in results[3].violations] == [("height", "in_range(120.0, 230.0)")]
+
+
+def test_deadline_is_honoured(client, channel, records):
+    with pytest.raises(PredictionError) as caught:
+        client.predict_batch(records * 10, timeout=0.001)
+    assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert_serving(channel)
+
+
+def test_unknown_method_is_unimplemented(channel):
+    with pytest.raises(grpc.RpcError) as caught:
+        channel.unary_unary("/absenteeism.v1.PredictionService/Nope")(b"", timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert_serving(channel)
+
+
+# ---- metrics ---------------------------------------------------------------------------------------
+
+def test_metrics_on_the_metrics_port(plaintext_server, client, trained_config):
+    client.predict_batch(converters.frame_to_records(trained_config.accepted.iloc[:7]))
+    with pytest.raises(InvalidInputError):
+        client.predict(record_dict(trained_config, body_mass_index=99.0))
+    url = f"http://127.0.0.1:{plaintext_server.metrics_port}/metrics"
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    assert re.search(r'feature_service_requests_total\{code="OK",method="/absenteeism.v1.PredictionService/'
+                     r'PredictBatch"\} [1-9]', text)
+    assert re.search(r'feature_service_requests_total\{code="INVALID_ARGUMENT",method="/absenteeism.v1.'
+                     r'PredictionService/Predict"\} [1-9]', text)
+    assert re.search(r'feature_service_validation_failures_total\{field="body_mass_index"\} [1-9]', text)
+    assert re.search(r'feature_service_request_duration_seconds_bucket\{le="[^"]+",method="/absenteeism.v1.'
+                     r'PredictionService/Predict"\}', text)
+    assert re.search(r"feature_service_batch_size_count [1-9]", text)
+    assert "feature_service_stream_messages_total" in text
