@@ -43,7 +43,10 @@ def node_modules() -> Path:
 
 
 def test_node_client_against_a_real_server(node_modules, plaintext_server) -> None:
-    env = {**os.environ, "ABSENTEEISM_SERVER_ADDRESS": plaintext_server.target, "PYTHON": sys.executable}
+    # loopback only: no proxy from the environment may carry the client's calls elsewhere
+    env = {key: value for key, value in os.environ.items()
+           if key.lower() not in ("grpc_proxy", "http_proxy", "https_proxy", "all_proxy")}
+    env.update(ABSENTEEISM_SERVER_ADDRESS=plaintext_server.target, PYTHON=sys.executable)
     result = subprocess.run([npm(), "test"], cwd=NODE_DIR, env=env, capture_output=True, text=True, timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"npm test failed:\n{output[-8000:]}"
