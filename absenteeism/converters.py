@@ -6,6 +6,7 @@ Used by the server, the clients and the tests alike, so that every side reads a 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from operator import attrgetter, methodcaller
 
 import numpy as np
@@ -18,25 +19,41 @@ RawRecord = raw_record_pb2.RawRecord
 
 _NUMPY_DTYPES = {c.name: np.dtype(c.dtype) for c in RAW_COLUMNS}
 _FIELD_NAMES = tuple(c.name for c in RAW_COLUMNS)
+_ALL_FIELDS = attrgetter(*_FIELD_NAMES)
 _INT_FIELDS = frozenset(c.name for c in RAW_COLUMNS if c.dtype == "int64")
 
 
-def records_to_arrays(records: Sequence[RawRecord]) -> tuple[dict[str, np.ndarray], list[Violation]]:
-    """Typed column arrays of `records` and a "required" violation per unset field (row = position).
+def records_to_matrix(records: Sequence[RawRecord]) -> tuple[np.ndarray, list[Violation]]:
+    """All fields of `records` as a float64 (records x RAW_COLUMNS) matrix, and a "required"
+    violation per unset field (row = position). int32 values are exact in float64.
 
-    Unset fields are filled with 0 only so that the arrays stay typed; rows with a missing field
-    must be refused by the caller (the violations name them).
+    Unset fields read as 0; rows with a missing field must be refused by the caller.
     """
-    columns = {}
-    missing: list[Violation] = []
-    for name in _FIELD_NAMES:
-        present = np.fromiter(map(methodcaller("HasField", name), records), dtype=bool, count=len(records))
-        columns[name] = np.fromiter(map(attrgetter(name), records), dtype=_NUMPY_DTYPES[name], count=len(records))
-        if not present.all():
-            missing.extend(Violation(row=int(i), column=name, rule=REQUIRED, value=None)
-                           for i in np.flatnonzero(~present))
-            columns[name][~present] = 0
-    return columns, missing
+    count = len(records)
+    matrix = np.fromiter(chain.from_iterable(map(_ALL_FIELDS, records)), dtype=np.float64,
+                         count=count * len(_FIELD_NAMES)).reshape(count, len(_FIELD_NAMES))
+    # A non-zero value is set for sure; only zeros may be unset fields, so only they are asked.
+    missing = []
+    is_zero = matrix == 0
+    for j in np.flatnonzero(is_zero.any(axis=0)).tolist():
+        name = _FIELD_NAMES[j]
+        zeros = np.flatnonzero(is_zero[:, j]).tolist()
+        present = list(map(methodcaller("HasField", name), map(records.__getitem__, zeros)))
+        if not all(present):
+            missing.extend(Violation(row=i, column=name, rule=REQUIRED, value=None)
+                           for i, is_set in zip(zeros, present) if not is_set)
+    return matrix, missing
+
+
+def matrix_to_arrays(matrix: np.ndarray) -> dict[str, np.ndarray]:
+    """The columns of a records_to_matrix matrix, each with its raw schema dtype."""
+    return {name: matrix[:, j].astype(_NUMPY_DTYPES[name]) for j, name in enumerate(_FIELD_NAMES)}
+
+
+def records_to_arrays(records: Sequence[RawRecord]) -> tuple[dict[str, np.ndarray], list[Violation]]:
+    """Typed column arrays of `records` and the missing-field violations (see records_to_matrix)."""
+    matrix, missing = records_to_matrix(records)
+    return matrix_to_arrays(matrix), missing
 
 
 def records_to_frame(records: Sequence[RawRecord]) -> tuple[pd.DataFrame, list[Violation]]:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from absenteeism import atomic
@@ -54,8 +56,9 @@ def read_file(path: Path, require_label: bool = False) -> pd.DataFrame:
     """One file's cells as strings (None where empty), with snake_case column names."""
     path = Path(path)
     if path.suffix.lower() == ".csv":
+        # Arrow's parser: ~3x faster than pandas' own; cells and headers are stripped below.
         frame = pd.read_csv(path, sep=CSV_SEPARATOR, dtype=str, keep_default_na=False, na_values=[""],
-                            skipinitialspace=True)
+                            engine="pyarrow")
     else:
         frame = pq.read_table(path).to_pandas()
     frame = frame.rename(columns=lambda header: HEADER_TO_NAME.get(str(header).strip(), str(header).strip()))
@@ -64,8 +67,14 @@ def read_file(path: Path, require_label: bool = False) -> pd.DataFrame:
     if absent:
         raise InputFormatError(f"{path.name}: missing columns {absent}")
     kept = [c.name for c in _ALL_COLUMNS if c.name in frame.columns]
-    return frame[kept].astype(object).where(frame[kept].notna(), None).map(
-        lambda v: None if v is None else str(v).strip() or None)
+    return pd.DataFrame({name: _clean_cells(frame[name]) for name in kept}, index=frame.index)
+
+
+def _clean_cells(column: pd.Series) -> pd.Series:
+    """Cells as stripped strings, missing where empty: column-wise, as a per-cell map costs ~10 s a
+    million rows. (With pandas 3's string dtype "missing" is NaN; with object columns, None.)"""
+    text = column.astype(str).str.strip()
+    return text.where(column.notna() & (text != ""), None)
 
 
 def iter_files(path: Path, require_label: bool = False) -> Iterator[RawFile]:
@@ -85,15 +94,39 @@ def parse_columns(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[Violation]]:
         if column.name not in cells.columns:
             continue
         raw = cells[column.name]
-        numbers = pd.to_numeric(raw, errors="coerce").astype("float64")
+        numbers = _to_numbers(raw)
         bad = numbers.isna() | ~np.isfinite(numbers)
         if column.dtype == "int64":
             bad |= numbers != np.floor(numbers)
         for label, value in raw[bad].items():
-            rule = REQUIRED if value is None else ("integer" if column.dtype == "int64" else "number")
+            if pd.isna(value):  # an empty cell: None, or NaN in a pandas 3 string column
+                violations.append(Violation(row=label, column=column.name, rule=REQUIRED, value=None))
+                continue
+            rule = "integer" if column.dtype == "int64" else "number"
             violations.append(Violation(row=label, column=column.name, rule=rule, value=value))
         typed[column.name] = numbers.where(~bad, 0.0).astype(column.dtype)
     return pd.DataFrame(typed, index=cells.index), violations
+
+
+# What pd.to_numeric reads as a finite number; anything else (also inf, nan) is refused anyway.
+_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+
+
+def _to_numbers(raw: pd.Series) -> pd.Series:
+    """`pd.to_numeric(raw, errors="coerce")` as float64 (NaN where unparseable), in Arrow for string
+    cells: to_numeric goes cell by cell in Python (~0.4 s a column per million rows)."""
+    if raw.dtype == object or isinstance(raw.dtype, pd.StringDtype):
+        try:
+            text = pa.array(raw, type=pa.string(), from_pandas=True)
+            try:
+                numbers = pc.cast(text, pa.float64())
+            except pa.ArrowInvalid:  # some cell is not a number: null it first
+                numbers = pc.cast(pc.if_else(pc.match_substring_regex(text, _NUMBER), text, None), pa.float64())
+            # + 0.0: "-0" reads as 0.0, as to_numeric (an integer) gives it.
+            return pd.Series(numbers.to_numpy(zero_copy_only=False), index=raw.index, dtype="float64") + 0.0
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # cells that are not strings: the general path
+            pass
+    return pd.to_numeric(raw, errors="coerce").astype("float64")
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from absenteeism import converters, dataflow, features, raw_schema
-from absenteeism.fast_checks import CompiledSchema, FastValidator, find_column_violations
+from absenteeism.fast_checks import CompiledSchema, FastValidator, find_column_violations, range_bounds
 from absenteeism.model import predict_linear
 from absenteeism.online import InvalidRecords, Predictions
 from absenteeism.v1 import raw_record_pb2, serving_config_pb2
@@ -60,6 +60,18 @@ def plan(outputs: Sequence[str], given: set[str]) -> list[Step]:
     return ordered
 
 
+def _matrix_bounds() -> tuple[np.ndarray, np.ndarray] | None:
+    """[low, high] per raw column (records_to_matrix order) when every raw rule is a closed range."""
+    bounds = []
+    for column in raw_schema.RAW_COLUMNS:
+        checks = raw_schema.RAW_SCHEMA.columns[column.name].checks
+        found = [range_bounds(check, np.dtype(column.dtype)) for check in checks]
+        if len(found) != 1 or found[0] is None:
+            return None
+        bounds.append(found[0])
+    return np.array([b.low for b in bounds]), np.array([b.high for b in bounds])
+
+
 class FastPredictor:
     """Same interface and same bits as online.ReferencePredictor."""
 
@@ -70,18 +82,29 @@ class FastPredictor:
         self.coefficients = tuple(config.model.coefficients)
         self.raw_checks = tuple((c.name, CompiledSchema.from_pandera(raw_schema.RAW_SCHEMA.columns[c.name]))
                                 for c in raw_schema.RAW_COLUMNS)
+        self.raw_bounds = _matrix_bounds()
         self.steps = plan((*features.MODEL_FEATURES, *features.GUARDS),
                           set(raw_schema.RAW_COLUMN_NAMES) | set(self.aggregates))
 
     def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
         """Raises InvalidRecords if any record breaks the raw schema."""
-        arrays, missing = converters.records_to_arrays(records)
-        self._refuse_invalid(arrays, missing)
+        matrix, missing = converters.records_to_matrix(records)
+        arrays = converters.matrix_to_arrays(matrix)
+        if missing or not self._all_within_bounds(matrix):
+            self._refuse_invalid(arrays, missing)
         values: dict[str, Any] = {**arrays, **self.aggregates}
         for step in self.steps:
             values[step.name] = step.call(**{name: values[name] for name in step.inputs}, **step.fixed)
         matrix = np.column_stack([values[name] for name in features.MODEL_FEATURES]).astype(np.float64)
         return Predictions(matrix, predict_linear(self.intercept, self.coefficients, matrix))
+
+    def _all_within_bounds(self, matrix: np.ndarray) -> bool:
+        """One vectorised test of every raw rule; False (also for NaN) sends the records through
+        the per-column checks, which name each violation."""
+        if self.raw_bounds is None:
+            return False
+        low, high = self.raw_bounds
+        return bool(((matrix >= low) & (matrix <= high)).all())
 
     def _refuse_invalid(self, arrays: dict[str, np.ndarray], missing: list[raw_schema.Violation]) -> None:
         violations = find_column_violations(self.raw_checks, arrays)

@@ -48,7 +48,9 @@ def test_compiled_schema_accepts_and_rejects_exactly_what_pandera_does(schema):
         else:
             values = np.where(rng.random(size) < 0.4, rng.choice(SPECIAL_FLOATS, size=size),
                               rng.uniform(-10, 300, size=size))
-        assert (not compiled.failures(values)) == pandera_passes(schema, values), values
+        expected = pandera_passes(schema, values)
+        assert (not compiled.failures(values)) == expected, values
+        assert compiled.passes(values) == expected, values
 
 
 def test_an_uncompilable_check_is_refused_at_boot():
