@@ -92,6 +92,35 @@ def test_breaking_change_in_last_commit_fails(repo: Path, change: str) -> None:
     assert "buf breaking vs HEAD~1" in result.stdout and "FAILED" in result.stdout
 
 
+def test_history_catches_a_break_in_an_earlier_commit_of_a_push(repo: Path) -> None:
+    edit(repo, "raw_record.proto", "optional int32 age = 9;", "optional int32 age = 21;")
+    commit_all(repo, "breaks the contract")
+    (repo / "NOTES.md").write_text("an unrelated change on top\n")
+    commit_all(repo, "unrelated")
+    # HEAD~1 already has the broken contract: the previous-commit comparison alone cannot see it ...
+    assert run_check(repo).returncode == 0
+    # ... every earlier contract version can
+    result = run_check(repo, "--history")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "history: 1 more earlier contract version(s)" in result.stdout
+    assert 'Previously present field "9" with name "age" on message "RawRecord" was deleted' in result.stdout
+
+
+def test_history_passes_a_purely_additive_history(repo: Path) -> None:
+    edit(repo, "raw_record.proto", "  optional double body_mass_index = 20;\n",
+         "  optional double body_mass_index = 20;\n  optional int32 shift = 21;\n")
+    commit_all(repo, "additive 1")
+    edit(repo, "raw_record.proto", "  optional int32 shift = 21;\n",
+         "  optional int32 shift = 21;\n  optional int32 team = 22;\n")
+    commit_all(repo, "additive 2")
+    (repo / "NOTES.md").write_text("unrelated\n")
+    commit_all(repo, "unrelated")
+    result = run_check(repo, "--history")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "history: 2 more earlier contract version(s)" in result.stdout  # HEAD~1's own is compared once
+    assert result.stdout.count(": ok") == 4  # lint, HEAD~1, two earlier versions
+
+
 def test_uncommitted_breaking_change_fails_even_on_the_first_commit(repo: Path) -> None:
     edit(repo, "raw_record.proto", "optional int32 age = 9;", "optional int32 age = 21;")
     result = run_check(repo)
@@ -154,8 +183,9 @@ def test_unknown_ref_cannot_run(repo: Path) -> None:
 
 
 def test_this_repository_keeps_its_contract() -> None:
-    """The real check CI runs: the working tree against the previous commit of main."""
-    result = run_check(ROOT)
+    """The real check CI runs: the working tree against the previous commit of main and against
+    every earlier version of the contract."""
+    result = run_check(ROOT, "--history")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "buf lint: ok" in result.stdout
     assert "buf breaking vs HEAD~1" in result.stdout

@@ -3,11 +3,15 @@
 
     python tools/check_contract.py                  # lint + breaking vs HEAD~1 (the previous commit)
     python tools/check_contract.py --against main   # breaking vs any git ref
+    python tools/check_contract.py --history        # ... and against every earlier contract version
     python tools/check_contract.py --root DIR       # another checkout (the tests use temp repos)
 
 What it compares: the working tree (buf.yaml + protos/) against the contract at --against
 (default HEAD~1), and, when buf.yaml or protos/ have uncommitted changes, against HEAD as well,
-so that an edit is caught before it is committed. Works offline: buf reads the local git
+so that an edit is caught before it is committed. With --history, also against every distinct
+contract in HEAD's history: a push of several commits whose first one breaks the contract and
+whose last one does not touch it passes the HEAD~1 comparison, but not this one (CI uses it).
+Works offline: buf reads the local git
 history (`buf breaking --against '.git#ref=<sha>'`), nothing is fetched.
 
 The rules are buf.yaml's `breaking` section (FILE category): deleting, renumbering, renaming or
@@ -101,6 +105,28 @@ def breaking(buf: str, root: Path, ref: str) -> bool:
     return ok
 
 
+def contract_key(root: Path, sha: str) -> tuple[str, ...]:
+    """Identifies a commit's contract: the object ids of buf.yaml and protos/ in it."""
+    return tuple(git(root, "rev-parse", "--verify", "--quiet", f"{sha}:{path}", check=False).stdout.strip()
+                 for path in CONTRACT_PATHS)
+
+
+def contract_history(root: Path) -> list[str]:
+    """One commit per distinct contract that HEAD's history has had, newest first."""
+    if resolve(root, "HEAD") is None:
+        return []
+    if git(root, "rev-parse", "--is-shallow-repository").stdout.strip() == "true":
+        raise CannotRun("--history needs the whole history, and this clone is shallow (git fetch --unshallow)")
+    seen: set[tuple[str, ...]] = set()
+    versions = []
+    for sha in git(root, "log", "--format=%H", "HEAD", "--", *CONTRACT_PATHS).stdout.split():
+        key = contract_key(root, sha)
+        if key not in seen:
+            seen.add(key)
+            versions.append(sha)
+    return versions
+
+
 def uncommitted_contract_changes(root: Path) -> bool:
     if resolve(root, "HEAD") is None:
         return False
@@ -112,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=ROOT, help="checkout holding buf.yaml and protos/")
     parser.add_argument("--against", default="HEAD~1", help="git ref whose contract must not be broken")
+    parser.add_argument("--history", action="store_true",
+                        help="also compare against every earlier contract in HEAD's history (each commit that "
+                             "changed buf.yaml or protos/), so a break in any commit of a push is caught")
     parser.add_argument("--skip-lint", action="store_true", help="run only the breaking check")
     args = parser.parse_args(argv)
     root = args.root.resolve()
@@ -121,8 +150,21 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_lint:
             ok = lint(buf, root) and ok
         ok = breaking(buf, root, args.against) and ok
-        if args.against != "HEAD" and uncommitted_contract_changes(root):
+        uncommitted = uncommitted_contract_changes(root)
+        compared = set()
+        against = resolve(root, args.against)
+        if against is not None:
+            compared.add(contract_key(root, against))
+        if args.against != "HEAD" and uncommitted:
             ok = breaking(buf, root, "HEAD") and ok
+            compared.add(contract_key(root, "HEAD"))
+        if args.history:
+            if not uncommitted and resolve(root, "HEAD") is not None:
+                compared.add(contract_key(root, "HEAD"))  # the working tree itself: nothing to compare
+            earlier = [sha for sha in contract_history(root) if contract_key(root, sha) not in compared]
+            print(f"history: {len(earlier)} more earlier contract version(s) to compare against", flush=True)
+            for sha in earlier:
+                ok = breaking(buf, root, sha) and ok
     except CannotRun as error:
         print(f"check_contract: cannot run: {error}", file=sys.stderr)
         return 2
