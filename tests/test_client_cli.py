@@ -1,0 +1,95 @@
+"""python -m clients predict against a real server: predictions per source row, bad rows reported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+DATA_SET = Path("/work/shared/data/Absenteeism_at_work.csv")
+AGE, WEIGHT, SEASONS = 8, 17, 4  # column positions in the data set's CSV
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "clients", *args], capture_output=True, text=True, timeout=300,
+                          cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def csv_with_bad_rows(tmp_path_factory, trained_config) -> tuple[Path, dict[int, str]]:
+    """The data set's first 40 rows (its own format), four of them spoiled."""
+    lines = DATA_SET.read_text().splitlines()[:41]
+    spoil = {5: (AGE, "5", "age"), 9: (AGE, "", "age"), 12: (WEIGHT, "heavy", "weight"),
+             20: (SEASONS, "9", "seasons")}
+    for row, (column, value, _) in spoil.items():
+        cells = lines[row].split(";")
+        cells[column] = value
+        lines[row] = ";".join(cells)
+    path = tmp_path_factory.mktemp("cli") / "records.csv"
+    path.write_text("\r\n".join(lines) + "\r\n")
+    return path, {row: field for row, (_, _, field) in spoil.items()}
+
+
+def test_predict_csv_writes_predictions_per_source_row_and_reports_bad_rows(plaintext_server, csv_with_bad_rows,
+                                                                         trained_config, tmp_path):
+    path, spoiled = csv_with_bad_rows
+    output = tmp_path / "predictions.csv"
+    result = cli("predict", "--target", plaintext_server.target, "--insecure", "--input", str(path),
+                 "--output", str(output), cwd=tmp_path)
+    assert result.returncode == 3, result.stderr  # some rows refused
+    predicted = pd.read_csv(output)
+    expected_rows = [r for r in range(1, 41) if r not in spoiled and r in trained_config.accepted.index]
+    assert predicted["source_row"].tolist() == expected_rows
+    assert predicted["prediction"].tolist() == trained_config.predictions.loc[expected_rows].tolist()
+
+    rejects = pd.read_csv(tmp_path / "predictions.rejects.csv")
+    assert sorted(zip(rejects["source_row"], rejects["field"])) == sorted(spoiled.items())
+    by_row = rejects.set_index("source_row")
+    assert by_row.loc[5, "rule"] == "in_range(16, 100)" and by_row.loc[5, "reported_by"] == "server"
+    assert by_row.loc[9, "rule"] == "required" and by_row.loc[9, "reported_by"] == "server"
+    assert by_row.loc[12, "rule"] == "number" and by_row.loc[12, "reported_by"] == "client"
+    assert by_row.loc[20, "rule"] == "isin([1, 2, 3, 4])"
+    assert "row 5: age: value 5 breaks rule in_range(16, 100)" in result.stderr
+    assert "row 9: age: required field is missing" in result.stderr
+    assert "40 rows: 36 predicted, 4 rejected" in result.stderr
+
+
+def test_predict_parquet_with_features(plaintext_server, trained_config, tmp_path):
+    source = trained_config.accepted.iloc[:15].reset_index(drop=True)
+    source.to_parquet(tmp_path / "records.parquet", index=False)
+    result = cli("predict", "--target", plaintext_server.target, "--insecure", "--input", "records.parquet",
+                 "--output", "out.parquet", "--include-features", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    predicted = pd.read_parquet(tmp_path / "out.parquet")
+    names = list(trained_config.config.feature_names)
+    assert list(predicted.columns) == ["source_row", "prediction", *names]
+    assert predicted["source_row"].tolist() == list(range(1, 16))
+    assert predicted["prediction"].tolist() == trained_config.predictions.iloc[:15].tolist()
+    assert predicted[names].to_numpy().tolist() == trained_config.features[names].iloc[:15].to_numpy().tolist()
+    assert not (tmp_path / "out.rejects.csv").exists()
+
+
+def test_predict_to_stdout(plaintext_server, csv_with_bad_rows, tmp_path):
+    path, _ = csv_with_bad_rows
+    result = cli("predict", "--target", plaintext_server.target, "--insecure", "--input", str(path),
+                 "--no-progress", cwd=tmp_path)
+    assert result.returncode == 3
+    assert result.stdout.splitlines()[0] == "source_row,prediction" and len(result.stdout.splitlines()) == 37
+
+
+def test_unreachable_server_fails_with_exit_1(csv_with_bad_rows, tmp_path):
+    from feature_service.testing import free_port
+
+    path, _ = csv_with_bad_rows
+    result = cli("predict", "--target", f"127.0.0.1:{free_port()}", "--insecure", "--input", str(path),
+                 "--retries", "1", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 1 and "UNAVAILABLE" in result.stderr
+
+
+def test_usage_errors(tmp_path):
+    assert cli("predict", "--target", "127.0.0.1:1", "--insecure", "--input", "missing.csv", cwd=tmp_path
+               ).returncode == 2
+    assert cli("nope", cwd=tmp_path).returncode == 2
