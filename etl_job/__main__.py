@@ -1,0 +1,5 @@
+import sys
+
+from etl_job.cli import main
+
+sys.exit(main())

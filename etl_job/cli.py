@@ -1,0 +1,149 @@
+"""Command line: `python -m etl_job run | dag | generate`.
+
+Exit codes: 0 done; 2 bad usage (argparse); 3 bad data (unreadable input, missing columns, too many
+rejected rows, data that cannot train a model); 1 internal error. Failures print one line on stderr;
+logs and progress bars go to stderr as well, so stdout stays free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from etl_job import pipeline, training
+from etl_job.errors import BadData
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BAD_DATA = 0, 1, 2, 3
+log = logging.getLogger("etl_job")
+
+
+def _fraction(low_open: bool):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (0.0 < value < 1.0 if low_open else 0.0 <= value <= 1.0):
+            raise argparse.ArgumentTypeError(f"{value} is not within {'(0, 1)' if low_open else '[0, 1]'}")
+        return value
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} is not > 0")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m etl_job", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs; tracebacks on internal errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    defaults = training.FitSettings()
+    run = commands.add_parser("run", help="build the serving config and training set from raw records")
+    run.add_argument("--input", type=Path, default=pipeline.SAMPLE_INPUT,
+                     help="a .csv/.parquet file or a folder of them (default: the bundled sample)")
+    run.add_argument("--output-dir", type=Path, default=pipeline.DEFAULT_OUTPUT_DIR, help="default: build/")
+    run.add_argument("--max-reject-fraction", type=_fraction(low_open=False),
+                     default=pipeline.DEFAULT_MAX_REJECT_FRACTION,
+                     help="fail (exit 3) when a larger fraction of rows breaks the raw schema (default: %(default)s)")
+    run.add_argument("--alpha", type=_positive_float, default=defaults.alpha, help="ridge regularisation (default: %(default)s)")
+    run.add_argument("--test-fraction", type=_fraction(low_open=True), default=defaults.test_fraction,
+                     help="held-out share of the accepted rows (default: %(default)s)")
+    run.add_argument("--seed", type=_non_negative_int, default=defaults.seed, help="split seed (default: %(default)s)")
+    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="progress bars on stderr (default: when stderr is a terminal)")
+    run.set_defaults(handler=_run)
+
+    dag = commands.add_parser("dag", help="draw the offline and online feature DAGs as PNG pictures")
+    dag.add_argument("--output-dir", type=Path, default=pipeline.DEFAULT_OUTPUT_DIR, help="default: build/")
+    dag.set_defaults(handler=_dag)
+
+    generate = commands.add_parser("generate", help="write realistic synthetic records in the data set's format")
+    generate.add_argument("--rows", type=_non_negative_int, default=1000, help="default: %(default)s")
+    generate.add_argument("--seed", type=_non_negative_int, default=0, help="default: %(default)s")
+    generate.add_argument("--output", type=Path, required=True, help="FILE.csv (the data set's format) or FILE.parquet")
+    generate.add_argument("--bad-fraction", type=_fraction(low_open=False), default=0.0,
+                          help="share of rows given one realistic quirk each (default: %(default)s)")
+    generate.set_defaults(handler=_generate)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    settings = pipeline.RunSettings(
+        input_path=args.input, output_dir=args.output_dir, max_reject_fraction=args.max_reject_fraction,
+        fit=training.FitSettings(alpha=args.alpha, test_fraction=args.test_fraction, seed=args.seed),
+        progress=progress)
+    result = pipeline.run(settings)
+    rows, metrics = result.report["rows"], result.report["metrics"]
+    log.info("done: %d rows read, %d accepted, %d rejected; MAE %.3f (baseline %.3f), RMSE %.3f (baseline %.3f); "
+             "outputs in %s", rows["read"], rows["accepted"], rows["rejected"], metrics["mae"],
+             metrics["baseline_mae"], metrics["rmse"], metrics["baseline_rmse"], args.output_dir)
+    return EXIT_OK
+
+
+def _dag(args: argparse.Namespace) -> int:
+    from etl_job import dag  # graphviz is only needed here
+
+    for path in dag.render(args.output_dir):
+        log.info("wrote %s", path)
+    return EXIT_OK
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from etl_job import synthetic
+
+    if args.output.suffix.lower() not in (".csv", ".parquet"):
+        raise _UsageError(f"--output {args.output}: expected a .csv or .parquet file name")
+    start = time.perf_counter()
+    records = synthetic.generate(args.rows, args.seed, bad_fraction=args.bad_fraction)
+    synthetic.write(records, args.output)
+    log.info("wrote %d rows to %s in %.2f s", args.rows, args.output, time.perf_counter() - start)
+    return EXIT_OK
+
+
+class _UsageError(Exception):
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 with argparse's message on bad usage
+    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    try:
+        return args.handler(args)
+    except _UsageError as error:
+        parser.error(str(error))  # exits 2
+    except BadData as error:
+        print(f"etl_job: bad data: {error}", file=sys.stderr)
+        return EXIT_BAD_DATA
+    except KeyboardInterrupt:
+        print("etl_job: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # the one place internal failures are turned into an exit code
+        if args.verbose:
+            traceback.print_exc()
+        print(f"etl_job: internal error: {type(error).__name__}: {error} (rerun with --verbose for the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL

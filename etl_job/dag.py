@@ -1,0 +1,55 @@
+"""Pictures of the feature DAG, drawn by Hamilton from the same driver the job and the server run.
+
+- offline: analyze (the aggregates computed from the data) and transform, as the batch job runs it;
+- online: transform only, the aggregates overridden with the config's values, as the server runs it;
+- all_functions: every node of the feature module.
+
+Needs graphviz's `dot` on PATH (Debian: `apt-get install graphviz`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from absenteeism import dataflow, features
+from absenteeism.raw_schema import RAW_COLUMNS
+
+PICTURES = ("offline_dag", "online_dag", "all_functions")
+
+
+class GraphvizMissing(RuntimeError):
+    pass
+
+
+def render(output_dir: Path) -> list[Path]:
+    """Writes offline_dag.png, online_dag.png and all_functions.png into `output_dir` (each replaced
+    atomically: rendered in a temp folder beside it, then renamed)."""
+    if shutil.which("dot") is None:
+        raise GraphvizMissing("graphviz's `dot` is not on PATH: install it (Debian: apt-get install graphviz)")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    driver = dataflow.feature_driver()
+    # Empty typed columns: the picture shows the node types; no value is computed.
+    inputs = {c.name: pd.Series([], dtype=c.dtype) for c in RAW_COLUMNS}
+    transform = [*features.MODEL_FEATURES, *features.GUARDS]
+    # The override values do not change the picture; the server's come from its config.
+    overrides = {name: 0.0 for name in dataflow.aggregate_names()}
+    png = {"format": "png", "view": False}
+    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".dag.") as scratch:
+        scratch_dir = Path(scratch)
+        driver.visualize_execution([*dataflow.aggregate_names(), *transform], str(scratch_dir / "offline_dag"),
+                                   render_kwargs=png, inputs=inputs)
+        driver.visualize_execution(transform, str(scratch_dir / "online_dag"), render_kwargs=png, inputs=inputs,
+                                   overrides=overrides)
+        driver.display_all_functions(str(scratch_dir / "all_functions"), render_kwargs=png)
+        written = []
+        for name in PICTURES:
+            target = output_dir / f"{name}.png"
+            os.replace(scratch_dir / f"{name}.png", target)
+            written.append(target)
+    return written

@@ -1,0 +1,71 @@
+"""Validate: every raw row either parses and passes the training schema, or is rejected with each
+broken rule named. Nothing is dropped silently: accepted + rejected = rows read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from absenteeism import dataset_format, raw_schema
+from absenteeism.raw_schema import Violation
+from etl_job.errors import BadData
+
+REJECT_COLUMNS = ("source_row", "source_file", "column", "rule", "value", "description")
+_COLUMN_ORDER = {name: i for i, name in enumerate((*raw_schema.RAW_COLUMN_NAMES, raw_schema.LABEL.name))}
+
+
+@dataclass(frozen=True)
+class Validation:
+    accepted: pd.DataFrame  # typed rows with the label, index = source row
+    violations: tuple[Violation, ...]  # row = source row; sorted by row, then column order
+    rows_read: int
+
+    @property
+    def rejected_rows(self) -> int:
+        return self.rows_read - len(self.accepted)
+
+    @property
+    def rejected_fraction(self) -> float:
+        return self.rejected_rows / self.rows_read if self.rows_read else 0.0
+
+
+def validate(cells: pd.DataFrame) -> Validation:
+    """cells: strings as extract reads them, index = source row."""
+    typed, parse_failures = dataset_format.parse_columns(cells)
+    # A cell that did not parse is 0 in `typed`; its range check would only repeat the same fault.
+    unparsed = {(v.row, v.column) for v in parse_failures}
+    broken = [v for v in raw_schema.find_violations(typed, raw_schema.TRAINING_SCHEMA)
+              if (v.row, v.column) not in unparsed]
+    violations = sorted([*parse_failures, *broken], key=lambda v: (v.row, _COLUMN_ORDER.get(v.column, 99)))
+    if any(v.row is None for v in violations):  # a whole column is absent (read_file normally stops this)
+        absent = sorted({v.column for v in violations if v.row is None})
+        raise BadData(f"input lacks required columns {absent}")
+    rejected = np.fromiter({v.row for v in violations}, dtype=np.int64)
+    accepted = typed[~typed.index.isin(rejected)]
+    return Validation(accepted, tuple(violations), len(typed))
+
+
+def check_threshold(validation: Validation, max_fraction: float) -> None:
+    """Raises BadData when more rows were rejected than the threshold allows, or none is left."""
+    if validation.rows_read == 0:
+        raise BadData("the input holds no data rows")
+    if validation.rejected_fraction > max_fraction:
+        raise BadData(
+            f"{validation.rejected_rows} of {validation.rows_read} rows ({validation.rejected_fraction:.2%}) broke "
+            f"the raw schema, more than the allowed {max_fraction:.2%} (--max-reject-fraction); "
+            "see rejects.csv for each row, column and rule")
+
+
+def rejects_frame(violations: tuple[Violation, ...], file_names) -> pd.DataFrame:
+    """One line per violation. `file_names(rows)` maps source rows to their file's name."""
+    rows = np.array([v.row for v in violations], dtype=np.int64)
+    return pd.DataFrame({
+        "source_row": rows,
+        "source_file": file_names(rows) if len(rows) else np.array([], dtype=object),
+        "column": [v.column for v in violations],
+        "rule": [v.rule for v in violations],
+        "value": [None if v.value is None else str(v.value) for v in violations],
+        "description": [v.describe() for v in violations],
+    }, columns=list(REJECT_COLUMNS))
