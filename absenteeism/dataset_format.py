@@ -98,7 +98,8 @@ def parse_columns(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[Violation]]:
         bad = numbers.isna() | ~np.isfinite(numbers)
         if column.dtype == "int64":
             bad |= numbers != np.floor(numbers)
-        for label, value in raw[bad].items():
+        positions = np.flatnonzero(bad.to_numpy())  # few; boolean-indexing every column costs more
+        for label, value in zip(raw.index[positions], raw.iloc[positions]):
             if pd.isna(value):  # an empty cell: None, or NaN in a pandas 3 string column
                 violations.append(Violation(row=label, column=column.name, rule=REQUIRED, value=None))
                 continue
