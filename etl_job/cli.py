@@ -8,11 +8,14 @@ logs and progress bars go to stderr as well, so stdout stays free.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
 import traceback
 from pathlib import Path
+
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from etl_job import pipeline, training
 from etl_job.errors import BadData
@@ -94,7 +97,9 @@ def _run(args: argparse.Namespace) -> int:
         input_path=args.input, output_dir=args.output_dir, max_reject_fraction=args.max_reject_fraction,
         fit=training.FitSettings(alpha=args.alpha, test_fraction=args.test_fraction, seed=args.seed),
         progress=progress)
-    result = pipeline.run(settings)
+    # Log lines go through tqdm while bars are drawn, so they do not tear the bars apart.
+    with logging_redirect_tqdm() if progress else contextlib.nullcontext():
+        result = pipeline.run(settings)
     rows, metrics = result.report["rows"], result.report["metrics"]
     log.info("done: %d rows read, %d accepted, %d rejected; MAE %.3f (baseline %.3f), RMSE %.3f (baseline %.3f); "
              "outputs in %s", rows["read"], rows["accepted"], rows["rejected"], metrics["mae"],
