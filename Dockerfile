@@ -1,0 +1,94 @@
+# syntax=docker/dockerfile:1
+#
+# One Dockerfile, two runtime targets that share every layer but the last few:
+#   --target etl     the batch job:  python -m etl_job run ...   (exits 0/1/2/3)
+#   --target server  the gRPC server: python -m feature_service serve  (the default target)
+# See docs/container.md for docker build/run, and container/smoke_test.sh for the podman build
+# that CI runs offline (debootstrapped base image, host-downloaded wheels, --network none).
+
+# The base only needs python3 with venv. The smoke test passes a locally debootstrapped Debian
+# bookworm here; that image has python3 at /usr/bin, the official one at /usr/local/bin, so every
+# step below calls `python3` from PATH or the venv, never a fixed interpreter path.
+ARG BASE_IMAGE=docker.io/library/python:3.11-slim-bookworm
+
+# ---------------------------------------------------------------------------------------------
+# build: builds the project wheel (and any dependency that only ships an sdist) and installs
+# everything, from wheels only, into a self-contained venv at /opt/venv.
+FROM ${BASE_IMAGE} AS build
+
+# PIP_NO_INDEX=1 (a build arg) makes the build fully offline: every wheel must then be in
+# container/wheelhouse/. Left at 0, missing wheels come from the package index.
+ARG PIP_NO_INDEX=0
+ENV PIP_NO_INDEX=${PIP_NO_INDEX} \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+RUN python3 -m venv /opt/venv
+
+WORKDIR /src
+COPY container/wheelhouse/ /wheelhouse/
+COPY pyproject.toml ./
+COPY absenteeism/ absenteeism/
+COPY etl_job/ etl_job/
+COPY feature_service/ feature_service/
+
+# Stage 1: wheels (the project's own, plus every dependency, into /wheels).
+# Stage 2: install from /wheels alone, so what lands in the venv is exactly what was built.
+# Then the venv is trimmed: pip leaves (the runtime image installs nothing), and so do the test
+# suites and C headers that numpy/pandas/scipy/pyarrow/scikit-learn ship (about 55 MB), which
+# nothing imports at run time; the smoke test's ETL run and Predict call prove that. The .pyc
+# files pip compiled stay: with PYTHONDONTWRITEBYTECODE at run time they are what keeps start-up
+# fast (the server's boot and the job's start would otherwise recompile pandas every time).
+RUN /opt/venv/bin/python -m pip wheel --find-links /wheelhouse --wheel-dir /wheels . \
+ && /opt/venv/bin/python -m pip install --no-index --find-links /wheels absenteeism-serving \
+ && /opt/venv/bin/python -m pip uninstall --yes pip \
+ && for pkg in numpy pandas pyarrow scipy sklearn; do \
+      find /opt/venv/lib/python3*/site-packages/"$pkg" -depth -type d \
+        \( -name tests -o -name include \) -exec rm -rf {} + ; \
+    done
+
+# ---------------------------------------------------------------------------------------------
+# runtime: the shared base of both targets. No compiler, no pip, no source tree: the venv only.
+FROM ${BASE_IMAGE} AS runtime
+
+ENV PATH=/opt/venv/bin:${PATH} \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HAMILTON_TELEMETRY_ENABLED=false \
+    HOME=/tmp
+
+# A fixed numeric uid/gid, so that orchestrators can verify runAsNonRoot and volume owners
+# can be set ahead of time (chown 10001 on the host).
+RUN groupadd --system --gid 10001 app \
+ && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin app \
+ && mkdir -p /data/input /data/output /config \
+ && chown app:app /data/output
+
+COPY --from=build /opt/venv /opt/venv
+COPY container/healthcheck.py /opt/container/healthcheck.py
+
+WORKDIR /data
+USER 10001:10001
+
+# ---------------------------------------------------------------------------------------------
+# etl: the batch job. Input and outputs are volumes; the defaults run the bundled sample.
+FROM runtime AS etl
+ENTRYPOINT ["/opt/venv/bin/python", "-m", "etl_job"]
+CMD ["run", "--output-dir", "/data/output"]
+
+# ---------------------------------------------------------------------------------------------
+# server: the gRPC prediction service (the default target, so it is last).
+FROM runtime AS server
+ENV FEATURE_SERVICE_HOST=0.0.0.0 \
+    FEATURE_SERVICE_PORT=50051 \
+    FEATURE_SERVICE_METRICS_PORT=9464 \
+    FEATURE_SERVICE_CONFIG=/config/serving_config.pb
+EXPOSE 50051 9464
+# Exec form: python is PID 1 and receives SIGTERM itself; the server drains and exits 0.
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["/opt/venv/bin/python", "/opt/container/healthcheck.py"]
+ENTRYPOINT ["/opt/venv/bin/python", "-m", "feature_service"]
+CMD ["serve"]

@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# Container smoke test (issue 6), run by CI: builds the Dockerfile's two targets with podman, fully
+# offline, and runs them for real.
+#
+#   1. host tools: podman, buildah, runc, debootstrap from Debian (installed if missing)
+#   2. base image: a minimal Debian bookworm with python3 + venv, debootstrapped and imported
+#      (no image registry is reachable here), passed to the Dockerfile as BASE_IMAGE
+#   3. wheels: the project's dependencies downloaded on the host into the build context's
+#      container/wheelhouse/ (the build context is a snapshot of the work tree under $WORK)
+#   4. build: `podman build --network none` with PIP_NO_INDEX=1, targets etl and server
+#   5. ETL container on the bundled sample, input and outputs on volumes, no network
+#   6. server container with that config, host network on 127.0.0.1: grpc health, the image's
+#      HEALTHCHECK, reflection, a Predict call checked against a golden row, /metrics
+#   7. SIGTERM (podman stop): exit 0 within the grace period
+#   8. image sizes; the trap removes every container, image and file this run made
+#
+# Everything runs in a private podman storage root under $WORK, so the host's own images and
+# containers are never touched. Network traffic: loopback, and the Debian/PyPI registries in
+# steps 1-3 only. Environment knobs: SMOKE_CACHE (debootstrap tarball + wheel cache dir, kept
+# between runs), DEBIAN_MIRROR, SMOKE_KEEP=1 (leave $WORK for inspection).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+T0=$(date +%s)
+step() { printf '\n==> [%s +%3ds] %s\n' "$(date -u +%H:%M:%S)" "$(($(date +%s) - T0))" "$*"; }
+info() { printf '    %s\n' "$*"; }
+die() { printf '\nsmoke_test: FAIL: %s\n' "$*" >&2; exit 1; }
+
+VENV_PY="$REPO/.venv/bin/python"
+GRPCURL="$REPO/.venv/bin/grpcurl"
+HADOLINT="$REPO/.venv/bin/hadolint"
+CACHE="${SMOKE_CACHE:-/var/tmp/absenteeism-container-cache}"
+WORK="$(mktemp -d /var/tmp/absenteeism-smoke.XXXXXX)"
+CONTEXT="$WORK/context"   # a snapshot of the build context: both targets build from the same files
+RUN_ID="$(basename "$WORK" | cut -d. -f2 | tr '[:upper:]' '[:lower:]')"
+BASE_TAG="localhost/absenteeism-smoke-base:bookworm"
+ETL_TAG="localhost/absenteeism-etl:smoke-$RUN_ID"
+SERVER_TAG="localhost/absenteeism-server:smoke-$RUN_ID"
+SERVER_CTR="absenteeism-server-smoke-$RUN_ID"
+GRACE=10           # the server's --grace; podman stop waits GRACE+5 s before SIGKILL
+APP_UID=10001      # the image's non-root user (Dockerfile)
+
+export CONTAINERS_CONF="$REPO/container/containers.conf"
+PODMAN=(podman --root "$WORK/storage" --runroot "$WORK/runroot")
+pm() { "${PODMAN[@]}" "$@"; }
+
+cleanup() {
+  local rc=$?
+  set +e
+  step "cleanup (exit status so far: $rc)"
+  if [[ $rc -ne 0 ]] && pm container exists "$SERVER_CTR" 2>/dev/null; then
+    info "server container log:"; pm logs "$SERVER_CTR" 2>&1 | sed 's/^/      /' | tail -40
+  fi
+  pm rm --force --all --time 0 >/dev/null 2>&1
+  pm rmi --force --all >/dev/null 2>&1
+  info "containers left: $(pm ps -aq 2>/dev/null | wc -l), images left: $(pm images -q 2>/dev/null | wc -l)"
+  # overlay mounts under the private root must go before the directory can
+  grep -o " $WORK/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  if [[ "${SMOKE_KEEP:-0}" == 1 ]]; then info "kept $WORK"; else rm -rf "$WORK"; fi
+  if [[ $rc -eq 0 ]]; then
+    step "container smoke test PASSED in $(($(date +%s) - T0)) s"
+  else
+    printf '\n==> container smoke test FAILED (exit %s) after %s s\n' "$rc" "$(($(date +%s) - T0))" >&2
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+
+# ----------------------------------------------------------------------------------------------
+step "host tools"
+need=()
+for tool in podman buildah runc debootstrap; do command -v "$tool" >/dev/null || need+=("$tool"); done
+if ((${#need[@]})); then
+  [[ $(id -u) -eq 0 ]] || die "missing ${need[*]} and not root: apt-get install -y ${need[*]}"
+  info "installing from Debian: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq podman buildah runc debootstrap >/dev/null
+fi
+if [[ ! -x "$GRPCURL" || ! -x "$HADOLINT" ]]; then
+  info "project venv incomplete: make setup"; make setup >/dev/null
+fi
+info "$(podman --version), $(buildah --version | cut -d' ' -f1-3), $(runc --version | head -1)"
+info "CONTAINERS_CONF=$CONTAINERS_CONF; private storage root $WORK/storage"
+[[ "$(pm info --format '{{.Host.OCIRuntime.Name}}')" == runc ]] || die "podman does not use runc: check $CONTAINERS_CONF"
+
+step "hadolint Dockerfile"
+"$HADOLINT" Dockerfile && info "clean"
+
+# ----------------------------------------------------------------------------------------------
+step "base image: debootstrap bookworm (python3, python3-venv) -> $BASE_TAG"
+mirror="${DEBIAN_MIRROR:-}"
+if [[ -z "$mirror" ]]; then
+  # the same Debian mirror apt uses on this host, else Debian's default
+  mirror="$(sed -n 's/^URIs: *\([^ ]*\/debian\)\/\{0,1\}$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)"
+  mirror="${mirror:-http://deb.debian.org/debian}"
+fi
+mkdir -p "$CACHE"
+base_tar="$CACHE/bookworm-python3-rootfs.tar"
+if [[ -f "$base_tar" && -n "$(find "$base_tar" -mtime -7)" ]]; then
+  info "reusing $base_tar (less than 7 days old)"
+else
+  rootfs="$WORK/rootfs"
+  info "debootstrap --variant=minbase from $mirror"
+  debootstrap --variant=minbase --include=python3,python3-venv bookworm "$rootfs" "$mirror" \
+    > "$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log"; die "debootstrap failed"; }
+  # what an image does not need: downloaded .debs, apt lists, docs
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+         "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
+         "$rootfs"/usr/share/locale/*
+  tar -C "$rootfs" -cf "$base_tar.tmp" . && mv "$base_tar.tmp" "$base_tar"
+  rm -rf "$rootfs"
+fi
+pm import --quiet \
+  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' \
+  "$base_tar" "$BASE_TAG" >/dev/null
+base_py="$(pm run --rm --network none "$BASE_TAG" python3 -c 'import sys, venv; print("%d.%d" % sys.version_info[:2])')"
+info "imported; python3 $base_py inside"
+
+# ----------------------------------------------------------------------------------------------
+step "build context snapshot + wheels for python $base_py downloaded on the host"
+# What the Dockerfile copies (see .dockerignore); a snapshot, so that both targets are built from
+# the same files even while the work tree changes.
+mkdir -p "$CONTEXT"
+cp -a --parents Dockerfile .dockerignore pyproject.toml absenteeism etl_job feature_service \
+  container/healthcheck.py container/wheelhouse "$CONTEXT"/
+find "$CONTEXT" -name __pycache__ -prune -exec rm -rf {} +
+quiet_pip() {  # pip, minus the host's notes about its optional local mirrors
+  "$VENV_PY" -m pip "$@" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+}
+"$VENV_PY" - > "$WORK/requirements.txt" <<'EOF'
+import tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))
+print("\n".join(project["build-system"]["requires"] + project["project"]["dependencies"]))
+EOF
+quiet_pip download --quiet --disable-pip-version-check --only-binary=:all: \
+  --python-version "$base_py" -d "$CACHE/wheels" -r "$WORK/requirements.txt"
+# the context gets exactly the wheels this resolution needs, from the cache, offline
+quiet_pip download --quiet --disable-pip-version-check --only-binary=:all: \
+  --python-version "$base_py" --no-index --find-links "$CACHE/wheels" \
+  -d "$CONTEXT/container/wheelhouse" -r "$WORK/requirements.txt"
+info "$(find "$CONTEXT/container/wheelhouse" -name '*.whl' | wc -l) wheels," \
+  "$(du -sh "$CONTEXT/container/wheelhouse" | cut -f1) in the build context"
+
+# ----------------------------------------------------------------------------------------------
+build() {  # build TARGET TAG
+  local t=$(date +%s)
+  pm build --quiet --format docker --network none --pull=never \
+    --build-arg BASE_IMAGE="$BASE_TAG" --build-arg PIP_NO_INDEX=1 \
+    --target "$1" --tag "$2" "$CONTEXT" > "$WORK/build-$1.log" 2>&1 \
+    || { tail -40 "$WORK/build-$1.log"; die "podman build --target $1 failed"; }
+  info "$2 built in $(($(date +%s) - t)) s"
+}
+step "build (podman build --network none, PIP_NO_INDEX=1): target etl"
+build etl "$ETL_TAG"
+step "build: target server (shares every layer but the last ones)"
+build server "$SERVER_TAG"
+
+step "image checks: non-root user, exec-form entrypoints, healthcheck, no build tools"
+for tag in "$ETL_TAG" "$SERVER_TAG"; do
+  user="$(pm image inspect --format '{{.Config.User}}' "$tag")"
+  [[ "$user" == "$APP_UID:$APP_UID" ]] || die "$tag runs as '$user', expected $APP_UID:$APP_UID"
+  info "$tag: user $user, entrypoint $(pm image inspect --format '{{json .Config.Entrypoint}}' "$tag")"
+done
+hc="$(pm image inspect --format '{{json .Config.Healthcheck.Test}}' "$SERVER_TAG")"
+[[ "$hc" == *healthcheck.py* ]] || die "server image has no gRPC HEALTHCHECK (got $hc)"
+info "server HEALTHCHECK: $hc"
+tools="$(pm run --rm --network none --entrypoint /bin/sh "$ETL_TAG" -c \
+  'for t in gcc cc c++ make ld pip pip3; do command -v "$t"; done; true')"
+[[ -z "$tools" ]] || die "build tools in the runtime image: $tools"
+info "no gcc/cc/c++/make/ld/pip in the runtime image"
+
+# ----------------------------------------------------------------------------------------------
+step "ETL container: bundled sample on an input volume, outputs on a volume, --network none"
+sample="$REPO/etl_job/sample_data"
+[[ -d "$sample" ]] || die "no bundled sample at $sample"
+out="$WORK/etl-output"
+mkdir -p "$out" && chown "$APP_UID:$APP_UID" "$out"
+sample_file="$(find "$sample" -maxdepth 1 -name '*.csv' | sort | head -1)"
+# the input volume: a copy the container's user can read whatever the checkout's file modes are
+input="$WORK/etl-input"
+mkdir -p "$input" && install -m 0644 "$sample_file" "$input/"
+info "input volume $input: $(basename "$sample_file") ($(($(wc -l < "$sample_file") - 1)) rows)"
+t=$(date +%s)
+set +e
+pm run --rm --network none --read-only --tmpfs /tmp \
+  -v "$input:/data/input:ro" -v "$out:/data/output" \
+  "$ETL_TAG" run --input "/data/input/$(basename "$sample_file")" --output-dir /data/output \
+  > "$WORK/etl.log" 2>&1
+etl_rc=$?
+set -e
+sed 's/^/      /' "$WORK/etl.log" | tail -15
+[[ $etl_rc -eq 0 ]] || die "ETL container exited $etl_rc"
+info "ETL exit 0 in $(($(date +%s) - t)) s; outputs: $(cd "$out" && ls | tr '\n' ' ')"
+[[ -s "$out/serving_config.pb" ]] || die "ETL wrote no serving_config.pb"
+
+step "ETL container: a missing input file is bad data (exit 3), not a crash"
+set +e
+pm run --rm --network none --read-only --tmpfs /tmp -v "$out:/data/output" \
+  "$ETL_TAG" run --input /data/input/missing.csv --output-dir /data/output > "$WORK/etl-bad.log" 2>&1
+bad_rc=$?
+set -e
+info "exit $bad_rc: $(tail -1 "$WORK/etl-bad.log")"
+[[ $bad_rc -eq 3 ]] || die "ETL on a missing input exited $bad_rc, expected 3 (bad data)"
+
+# ----------------------------------------------------------------------------------------------
+step "server container: the image's default refuses plaintext without being told (TLS or --insecure)"
+set +e
+pm run --rm --network none --read-only -v "$out:/config:ro" "$SERVER_TAG" > "$WORK/server-refuse.log" 2>&1
+refuse_rc=$?
+set -e
+info "exit $refuse_rc: $(tail -1 "$WORK/server-refuse.log" | cut -c1-160)"
+[[ $refuse_rc -eq 2 ]] || die "server without TLS or --insecure exited $refuse_rc, expected 2"
+
+free_port() { "$VENV_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port="$(free_port)"; metrics_port="$(free_port)"
+target="127.0.0.1:$port"
+step "server container: host network, $target (metrics :$metrics_port), config from the ETL volume"
+# --health-interval disable: no systemd here to run the check on a timer; the step after next runs
+# it by hand (podman healthcheck run), which is what an engine's timer would do.
+pm run --detach --name "$SERVER_CTR" --network host --read-only --tmpfs /tmp --health-interval disable \
+  -v "$out:/config:ro" \
+  -e FEATURE_SERVICE_HOST=127.0.0.1 -e FEATURE_SERVICE_PORT="$port" \
+  -e FEATURE_SERVICE_METRICS_PORT="$metrics_port" -e FEATURE_SERVICE_INSECURE=true \
+  -e FEATURE_SERVICE_GRACE="$GRACE" \
+  "$SERVER_TAG" >/dev/null
+t=$(date +%s)
+until "$GRPCURL" -plaintext -max-time 2 "$target" grpc.health.v1.Health/Check > "$WORK/health.json" 2>/dev/null \
+      && grep -q SERVING "$WORK/health.json"; do
+  state="$(pm inspect --format '{{.State.Status}}' "$SERVER_CTR")"
+  [[ "$state" == running ]] || die "server container is $state (exit $(pm inspect --format '{{.State.ExitCode}}' "$SERVER_CTR"))"
+  (($(date +%s) - t < 90)) || die "server not SERVING after 90 s"
+  sleep 0.5
+done
+info "grpcurl grpc.health.v1.Health/Check: $(tr -d ' \n' < "$WORK/health.json") after $(($(date +%s) - t)) s"
+
+step "server container: the image's HEALTHCHECK (container/healthcheck.py inside the container)"
+pm healthcheck run "$SERVER_CTR" || die "podman healthcheck run: unhealthy"
+info "healthy ($(pm inspect --format '{{.State.Health.Status}}' "$SERVER_CTR" 2>/dev/null || echo n/a))"
+
+step "server container: reflection lists the service"
+"$GRPCURL" -plaintext "$target" list | sed 's/^/      /'
+"$GRPCURL" -plaintext "$target" list | grep -qx absenteeism.v1.PredictionService \
+  || die "reflection does not list absenteeism.v1.PredictionService"
+
+step "server container: Predict (grpcurl) on the config's first golden row"
+"$VENV_PY" - "$out/serving_config.pb" "$WORK/request.json" "$WORK/expected.txt" <<'EOF'
+import json, sys
+from google.protobuf import json_format
+from absenteeism.v1 import serving_config_pb2, prediction_service_pb2
+config = serving_config_pb2.ServingConfig.FromString(open(sys.argv[1], "rb").read())
+golden = config.golden_rows[0]
+request = prediction_service_pb2.PredictRequest(record=golden.record, include_features=True)
+open(sys.argv[2], "w").write(json_format.MessageToJson(request))
+open(sys.argv[3], "w").write(repr(golden.prediction))
+EOF
+"$GRPCURL" -plaintext -d @ "$target" absenteeism.v1.PredictionService/Predict \
+  < "$WORK/request.json" > "$WORK/response.json" || die "Predict failed"
+"$VENV_PY" - "$WORK/response.json" "$WORK/expected.txt" <<'EOF' || die "Predict answer differs from the golden row"
+import json, sys
+response = json.load(open(sys.argv[1]))
+expected = float(open(sys.argv[2]).read())
+got = float(response["prediction"])
+print(f"    prediction {got!r} (golden {expected!r}), {len(response.get('features', []))} features, "
+      f"config {response.get('configId', response.get('config_id', ''))[:12]}")
+sys.exit(0 if got == expected else 1)
+EOF
+
+step "server container: Prometheus /metrics on 127.0.0.1:$metrics_port"
+"$VENV_PY" - "$metrics_port" <<'EOF' || die "/metrics not served"
+import sys, urllib.request
+body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+lines = [l for l in body.splitlines() if l and not l.startswith("#")]
+print(f"    {len(lines)} samples, e.g. {lines[0][:100] if lines else '(none)'}")
+sys.exit(0 if lines else 1)
+EOF
+
+# ----------------------------------------------------------------------------------------------
+step "stop: podman stop (SIGTERM; SIGKILL only after $((GRACE + 5)) s), expect exit 0 within the ${GRACE} s grace"
+t_ns=$(date +%s%N)
+pm stop --time $((GRACE + 5)) "$SERVER_CTR" >/dev/null
+stop_ms=$((($(date +%s%N) - t_ns) / 1000000))
+code="$(pm inspect --format '{{.State.ExitCode}}' "$SERVER_CTR")"
+pm logs "$SERVER_CTR" 2>&1 | tail -3 | sed 's/^/      /'
+info "exit code $code after ${stop_ms} ms"
+[[ "$code" == 0 ]] || die "server exited $code on SIGTERM (137 = it had to be killed)"
+((stop_ms <= GRACE * 1000)) || die "server took ${stop_ms} ms to stop, more than the ${GRACE} s grace"
+
+# ----------------------------------------------------------------------------------------------
+step "image sizes"
+pm images --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -v '<none>' | sed 's/^/    /'
