@@ -10,9 +10,12 @@ import numpy as np
 from absenteeism import online, raw_schema
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc, serving_config_pb2
-from feature_service import errors
+from feature_service import errors, streaming
 from feature_service.metrics import Metrics
 from feature_service.predictors import Predictor
+
+# Most stream requests predicted together (those already received; see streaming.py).
+STREAM_BATCH = 256
 
 
 def _check_deadline(context: grpc.ServicerContext) -> None:
@@ -67,19 +70,40 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     @errors.stream_boundary
     def PredictStream(self, request_iterator: Iterable[pb.PredictStreamRequest],
                       context: grpc.ServicerContext) -> Iterator[pb.PredictStreamResponse]:
-        for request in request_iterator:
-            if not context.is_active():
-                return
-            try:
-                result = self._predictor.predict([request.record])
-            except online.InvalidRecords as invalid:
-                self.on_violations(invalid.violations)
-                self._metrics.stream_messages.labels(outcome="rejected").inc()
-                yield pb.PredictStreamResponse(error=errors.record_error(invalid.violations))
-                continue
-            self._metrics.stream_messages.labels(outcome="predicted").inc()
-            yield pb.PredictStreamResponse(
-                prediction=self._response(result.features[0], result.predictions[0], request.include_features))
+        try:
+            for batch in streaming.micro_batches(request_iterator, min(self._max_batch, STREAM_BATCH),
+                                                 context.is_active):
+                if not context.is_active():
+                    return
+                yield from self._stream_responses(batch)
+        except Exception:
+            if context.is_active():
+                raise  # to the boundary
+            # the caller went away (cancelled, deadline): nothing to answer
+
+    def _stream_responses(self, batch: Sequence[pb.PredictStreamRequest]) -> Iterator[pb.PredictStreamResponse]:
+        """One response per request, in order; invalid records get their RecordError."""
+        records = [request.record for request in batch]
+        invalid: dict[int, list[raw_schema.Violation]] = {}
+        try:
+            result = self._predictor.predict(records)
+            valid = list(range(len(records)))
+        except online.InvalidRecords as error:
+            self.on_violations(error.violations)
+            for violation in error.violations:
+                invalid.setdefault(violation.row, []).append(violation)
+            valid = [i for i in range(len(records)) if i not in invalid]
+            result = self._predictor.predict([records[i] for i in valid]) if valid else None
+        position = {row: k for k, row in enumerate(valid)}
+        self._metrics.stream_messages.labels(outcome="predicted").inc(len(valid))
+        self._metrics.stream_messages.labels(outcome="rejected").inc(len(invalid))
+        for i, request in enumerate(batch):
+            if i in invalid:
+                yield pb.PredictStreamResponse(error=errors.record_error(invalid[i]))
+            else:
+                k = position[i]
+                yield pb.PredictStreamResponse(prediction=self._response(
+                    result.features[k], result.predictions[k], request.include_features))
 
     @errors.unary_boundary(errors.single_record_field)
     def GetServingConfig(self, request: pb.GetServingConfigRequest,
