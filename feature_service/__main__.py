@@ -45,6 +45,7 @@ def serve(settings: settings_module.Settings) -> int:
         return EXIT_CONFIG
     except OSError as error:
         log.error(f"cannot start: {error}", extra={"event": "bind_failed"})
+        print(f"feature_service: {error}", file=sys.stderr)
         return EXIT_BIND
     received = shutdown.wait()
     log.info("signal received", extra={"event": "signal", "signal": received})

@@ -103,9 +103,6 @@ def abort(context: grpc.ServicerContext, status: grpc.Status) -> None:
     context.abort(status.code, status.details)
 
 
-OnViolations = Callable[[Sequence[raw_schema.Violation]], None]
-
-
 def unary_boundary(field_path: FieldPath):
     """Decorates a unary servicer method: any exception becomes one status (see the table above).
 

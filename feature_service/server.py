@@ -75,8 +75,11 @@ class PredictionServer:
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
         self.health.add_to(server)
         address = f"{settings.host}:{settings.port}"
-        port = (server.add_insecure_port(address) if credentials is None
-                else server.add_secure_port(address, credentials))
+        try:
+            port = (server.add_insecure_port(address) if credentials is None
+                    else server.add_secure_port(address, credentials))
+        except RuntimeError as error:  # grpc's "Failed to bind"
+            raise OSError(f"cannot listen on {address}: {error}") from None
         if port == 0:
             raise OSError(f"cannot listen on {address}")
         server.start()

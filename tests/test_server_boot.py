@@ -4,6 +4,7 @@ without transport security unless asked for plaintext (exit 2), and boots from t
 from __future__ import annotations
 
 import json
+import socket
 import struct
 from pathlib import Path
 
@@ -94,6 +95,15 @@ def test_unreadable_tls_file_is_refused(trained_config, tmp_path):
                            str(tmp_path / "no.key"), insecure=False)
     assert server.run_to_exit() == EXIT_CONFIG
     assert any("cannot read TLS file" in line for line in server.logs)
+
+
+def test_port_in_use_exits_1(trained_config):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = ServerProcess(trained_config.path, "--port", str(taken.getsockname()[1]))
+        assert server.run_to_exit() == 1
+    assert any("cannot listen on 127.0.0.1:" in line for line in server.logs)
 
 
 def test_boots_from_environment_variables(trained_config):
