@@ -11,8 +11,8 @@ What it compares: the working tree (buf.yaml + protos/) against the contract at 
 so that an edit is caught before it is committed. With --history, also against every distinct
 contract in HEAD's history: a push of several commits whose first one breaks the contract and
 whose last one does not touch it passes the HEAD~1 comparison, but not this one (CI uses it).
-Works offline: buf reads the local git
-history (`buf breaking --against '.git#ref=<sha>'`), nothing is fetched.
+Works offline: buf reads the local git history (`buf breaking --against '.git#ref=<sha>'`),
+nothing is fetched.
 
 The rules are buf.yaml's `breaking` section (FILE category): deleting, renumbering, renaming or
 retyping a field, deleting a message, enum value or RPC, changing an RPC's types, moving a type
