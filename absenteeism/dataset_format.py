@@ -119,15 +119,32 @@ def _to_numbers(raw: pd.Series) -> pd.Series:
     if raw.dtype == object or isinstance(raw.dtype, pd.StringDtype):
         try:
             text = pa.array(raw, type=pa.string(), from_pandas=True)
-            try:
-                numbers = pc.cast(text, pa.float64())
-            except pa.ArrowInvalid:  # some cell is not a number: null it first
-                numbers = pc.cast(pc.if_else(pc.match_substring_regex(text, _NUMBER), text, None), pa.float64())
-            # + 0.0: "-0" reads as 0.0, as to_numeric (an integer) gives it.
-            return pd.Series(numbers.to_numpy(zero_copy_only=False), index=raw.index, dtype="float64") + 0.0
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # cells that are not strings: the general path
-            pass
+            return pd.to_numeric(raw, errors="coerce").astype("float64")
+        # + 0.0: "-0" reads as 0.0, as to_numeric (an integer) gives it.
+        return pd.Series(_cast_numbers(text), index=raw.index, dtype="float64") + 0.0
     return pd.to_numeric(raw, errors="coerce").astype("float64")
+
+
+_SLICE = 1 << 15
+
+
+def _cast_numbers(text: pa.Array) -> np.ndarray:
+    """Arrow's cast to float64, which refuses a whole array for one bad cell: then slice by slice,
+    nulling the non-numbers of a failing slice with a regex (costly, so only where needed)."""
+    try:
+        return pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid:
+        pass
+    numbers = np.empty(len(text), dtype=np.float64)
+    for start in range(0, len(text), _SLICE):
+        piece = text.slice(start, _SLICE)
+        try:
+            cast = pc.cast(piece, pa.float64())
+        except pa.ArrowInvalid:
+            cast = pc.cast(pc.if_else(pc.match_substring_regex(piece, _NUMBER), piece, None), pa.float64())
+        numbers[start:start + len(piece)] = cast.to_numpy(zero_copy_only=False)
+    return numbers
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:

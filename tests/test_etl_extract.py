@@ -64,3 +64,15 @@ def test_source_rows_run_across_files_in_sorted_order(tmp_path):
     assert list(extracted.cells.index) == list(range(1, 17))
     assert list(extracted.file_names(np.array([1, 5, 6, 12, 13, 16]))) == [
         "a.csv", "a.csv", "b.csv", "b.csv", "c.parquet", "c.parquet"]
+
+
+def test_long_column_with_a_few_bad_cells_parses_slice_by_slice_like_to_numeric():
+    rows = 3 * dataset_format._SLICE + 17
+    cells = np.array([str(v) for v in np.arange(rows) % 97], dtype=object)
+    cells[[5, dataset_format._SLICE + 3, rows - 1]] = ["x", "1,5", "+2e1"]
+    cells[7] = None
+    raw = pd.Series(cells, dtype="str")
+    fast = dataset_format._to_numbers(raw)
+    reference = pd.to_numeric(pd.Series(cells, dtype=object), errors="coerce").astype("float64")
+    pd.testing.assert_series_equal(fast, reference, check_names=False)
+    assert np.isnan(fast[[5, 7, dataset_format._SLICE + 3]]).all() and fast[rows - 1] == 20.0
