@@ -67,7 +67,7 @@ RUN groupadd --system --gid 10001 app \
  && chown app:app /data/output
 
 COPY --from=build /opt/venv /opt/venv
-COPY container/healthcheck.py /opt/container/healthcheck.py
+COPY container/healthcheck.py container/entrypoint.py /opt/container/
 
 WORKDIR /data
 USER 10001:10001
@@ -75,7 +75,9 @@ USER 10001:10001
 # ---------------------------------------------------------------------------------------------
 # etl: the batch job. Input and outputs are volumes; the defaults run the bundled sample.
 FROM runtime AS etl
-ENTRYPOINT ["/opt/venv/bin/python", "-m", "etl_job"]
+# Exec form, and through entrypoint.py, which runs `python -m etl_job` with a SIGTERM handler: as
+# PID 1 the job would otherwise ignore `docker stop` until the kill timeout. Stopped: exit 143.
+ENTRYPOINT ["/opt/venv/bin/python", "/opt/container/entrypoint.py", "etl_job"]
 CMD ["run", "--output-dir", "/data/output"]
 
 # ---------------------------------------------------------------------------------------------

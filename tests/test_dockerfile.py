@@ -112,7 +112,8 @@ def test_each_runtime_target_runs_its_module_as_pid_1_as_a_non_root_user(stages,
     instructions = _effective(stages, target)
     # exec form: python itself is PID 1 and gets the engine's signals, no /bin/sh in between
     entrypoint = json.loads(_last(instructions, "ENTRYPOINT"))
-    assert entrypoint[1:] == ["-m", module] and entrypoint[0].endswith("python")
+    assert entrypoint[0].endswith("python")
+    assert entrypoint[1:] in (["-m", module], ["/opt/container/entrypoint.py", module])
     user = _last(instructions, "USER")
     uid = user.split(":")[0]
     assert uid.isdigit() and int(uid) != 0, f"USER {user}: want a numeric non-root uid"
@@ -121,6 +122,7 @@ def test_each_runtime_target_runs_its_module_as_pid_1_as_a_non_root_user(stages,
     # nothing from the build stage but the venv (and the healthcheck script) reaches the runtime
     copies = [args for kw, args in instructions if kw == "COPY"]
     assert all("--from=build /opt/venv" in c for c in copies if "--from" in c)
+    assert all(c.startswith(("--from=build", "container/")) for c in copies)
     assert "build" not in [stages[target]["base"], stages[stages[target]["base"]]["base"]]
 
 
@@ -192,3 +194,43 @@ def test_healthcheck_speaks_mutual_tls_with_the_configured_certificates(trained_
         refused = _run_healthcheck(PORT=port, **tls, HEALTHCHECK_CA=str(certificates["ca"]))
         assert refused.returncode == 1
         assert "unreachable" in refused.stderr
+
+
+# --- container/entrypoint.py: the ETL image's PID 1 ----------------------------------------------
+
+ENTRYPOINT = ROOT / "container" / "entrypoint.py"
+
+
+def test_entrypoint_runs_the_module_like_python_dash_m(tmp_path):
+    result = subprocess.run([sys.executable, str(ENTRYPOINT), "etl_job", "run", "--input",
+                             str(tmp_path / "missing.csv"), "--output-dir", str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3, result.stderr  # etl_job's own exit code for bad data
+    assert "does not exist" in result.stderr
+
+
+def test_entrypoint_turns_sigterm_into_exit_143_mid_run(tmp_path):
+    import signal
+    import time
+
+    large = tmp_path / "large.csv"
+    subprocess.run([sys.executable, "-m", "etl_job", "generate", "--rows", "1000000", "--output", str(large)],
+                   check=True, capture_output=True, timeout=120)
+    process = subprocess.Popen([sys.executable, str(ENTRYPOINT), "etl_job", "run", "--input", str(large),
+                                "--output-dir", str(tmp_path / "out")],
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        for line in process.stderr:  # wait until the job is past its imports and working
+            if "extract ..." in line:
+                break
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        rest = process.stderr.read()
+        code = process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert code == 143, rest
+    assert "stopped by SIGTERM" in rest
+    assert time.monotonic() - started < 5
+    assert not (tmp_path / "out" / "serving_config.pb").exists()
