@@ -82,9 +82,12 @@ class PredictionServer:
             raise OSError(f"cannot listen on {address}: {error}") from None
         if port == 0:
             raise OSError(f"cannot listen on {address}")
+        try:
+            self.metrics.serve_http(settings.host, settings.metrics_port)
+        except OSError as error:
+            raise OSError(f"cannot serve metrics on {settings.host}:{settings.metrics_port}: {error}") from None
         server.start()
         self._server, self.port = server, port
-        self.metrics.serve_http(settings.host, settings.metrics_port)
         self.health.serving()
         log.info("serving", extra={"event": "serving", "host": settings.host, "port": port,
                                    "metrics_port": settings.metrics_port, "security": settings.security,

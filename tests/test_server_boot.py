@@ -106,6 +106,15 @@ def test_port_in_use_exits_1(trained_config):
     assert any("cannot listen on 127.0.0.1:" in line for line in server.logs)
 
 
+def test_metrics_port_in_use_exits_1(trained_config):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = ServerProcess(trained_config.path, metrics_port=taken.getsockname()[1])
+        assert server.run_to_exit() == 1
+    assert any("cannot serve metrics on 127.0.0.1:" in line for line in server.logs)
+
+
 def test_boots_from_environment_variables(trained_config):
     env = {"FEATURE_SERVICE_CONFIG": str(trained_config.path), "FEATURE_SERVICE_GRACE": "1",
            "FEATURE_SERVICE_MAX_BATCH": "5"}
