@@ -76,6 +76,7 @@ def _read(file: Path) -> pd.DataFrame:
     except (OSError, UnicodeDecodeError, ValueError, pa.ArrowException) as error:
         # Parser errors (ragged lines, binary junk, a corrupt Parquet footer) are ValueErrors or Arrow's.
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first_line = first_line.encode("ascii", "backslashreplace").decode()  # binary junk stays printable
         raise BadData(f"{file.name}: cannot be read as the data set's format: {first_line}") from None
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from absenteeism import dataset_format
+from absenteeism.raw_schema import RAW_COLUMNS
 from etl_job import cli, synthetic, training
 
 ROWS = 200
@@ -108,15 +109,19 @@ def test_reject_fraction_over_threshold_exits_3_and_still_writes_rejects(tmp_pat
     (None, "does not exist"),
     ("ID;Age\r\n1;30\r\n", "missing columns"),
     ("", "cannot be read"),
-], ids=["missing-file", "missing-columns", "empty-file"])
+    (";".join(c.csv_header for c in RAW_COLUMNS) + ";Absenteeism time in hours\r\n1;2;3\r\n",
+     "records.csv: cannot be read as the data set's format: CSV parse error"),
+    ("ID;Age\r\n\xff\xfe\x00\x81;\x9c\r\n", "cannot be read"),
+], ids=["missing-file", "missing-columns", "empty-file", "ragged-line", "binary-junk"])
 def test_unreadable_input_exits_3_with_one_clear_message(tmp_path, capsys, content, message):
     source = tmp_path / "records.csv"
     if content is not None:
-        source.write_text(content)
+        source.write_bytes(content.encode("latin-1"))
     assert _run(tmp_path, source) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len([line for line in err if line.startswith("etl_job:")]) == 1
     assert message in err[-1] and err[-1].startswith("etl_job: bad data: ")
+    assert err[-1].isprintable()
 
 
 def test_input_without_data_rows_exits_3(tmp_path, clean_frame, capsys):
