@@ -86,6 +86,9 @@ def test_serving_config(client, trained_config):
     ({"age": None}, "record.age", "required field is missing"),
     ({"age": 101}, "record.age", "in_range(16, 100)"),
     ({"month_of_absence": 13}, "record.month_of_absence", "isin("),
+    ({"weight": float("nan")}, "record.weight", "not_nullable"),
+    ({"height": float("inf")}, "record.height", "in_range(120.0, 230.0)"),
+    ({"id": -2**31}, "record.id", "in_range(1, 1000000)"),
 ])
 def test_bad_record_is_invalid_argument_naming_field_and_rule(client, channel, trained_config, changes, field, words):
     with pytest.raises(InvalidInputError) as caught:
@@ -132,6 +135,20 @@ def test_garbage_bytes_are_invalid_argument(channel, method):
         call(b"\x0a\xff\xff\xff\xff\x0f garbage", timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "not a valid absenteeism.v1." in caught.value.details()
+    assert_serving(channel)
+
+
+def test_random_bytes_never_break_the_server(channel):
+    rng = np.random.default_rng(7)
+    for method in (PREDICT, PREDICT_BATCH):
+        call = channel.unary_unary(method)
+        for size in rng.integers(1, 400, size=40):
+            try:
+                call(rng.bytes(int(size)), timeout=10)
+                code = grpc.StatusCode.OK  # bytes that happen to decode as an empty batch
+            except grpc.RpcError as error:
+                code = error.code()
+            assert code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OK), code
     assert_serving(channel)
 
 
