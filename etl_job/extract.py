@@ -6,6 +6,7 @@ training_set.parquet); each file's first and last row are kept so a row can be t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -39,7 +40,11 @@ class Extracted:
 
     @property
     def rows_read(self) -> int:
-        return len(self.cells)
+        return sum(f.rows for f in self.files)
+
+    def without_cells(self) -> Extracted:
+        """The same provenance without the cells, so they can be freed once validated (GBs at 10M rows)."""
+        return dataclasses.replace(self, cells=self.cells.iloc[:0])
 
     def file_names(self, rows: np.ndarray) -> np.ndarray:
         """The base name of the file each source row came from."""

@@ -77,6 +77,7 @@ def run(settings: RunSettings) -> RunResult:
             extracted = extract_step.extract(settings.input_path, progress=settings.progress)
         with steps.step("validate"):
             validation = validate_step.validate(extracted.cells)
+            extracted = extracted.without_cells()
             rejects = validate_step.rejects_frame(validation.violations, extracted.file_names)
             log.info("rows read %d, accepted %d, rejected %d (%d violations)", validation.rows_read,
                      len(validation.accepted), validation.rejected_rows, len(validation.violations))
