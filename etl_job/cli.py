@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import sys
 import time
 import traceback
@@ -22,6 +23,10 @@ from etl_job.errors import BadData
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BAD_DATA = 0, 1, 2, 3
 log = logging.getLogger("etl_job")
+
+
+class _UsageError(Exception):
+    """Bad usage found after parsing (argparse's own checks exit 2 by themselves)."""
 
 
 def _fraction(low_open: bool):
@@ -41,8 +46,8 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} is not > 0")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{value} is not a finite number > 0")
     return value
 
 
@@ -125,10 +130,6 @@ def _generate(args: argparse.Namespace) -> int:
     synthetic.write(records, args.output)
     log.info("wrote %d rows to %s in %.2f s", args.rows, args.output, time.perf_counter() - start)
     return EXIT_OK
-
-
-class _UsageError(Exception):
-    pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from absenteeism import dataflow
+from absenteeism import config_io, dataflow
 from etl_job import extract as extract_step
 from etl_job import outputs, report, training
 from etl_job import validate as validate_step
@@ -96,7 +96,7 @@ def run(settings: RunSettings) -> RunResult:
         with steps.step("load"):
             paths["training_set"] = outputs.write_training_set(table, out)
             paths["config"] = outputs.write_config(result.config, out)
-            paths["config_json"] = out / "serving_config.json"
+            paths["config_json"] = out / config_io.CONFIG_JSON_FILE
             paths["report"] = out / outputs.REPORT_FILE
     finally:
         steps.close()

@@ -141,6 +141,7 @@ def test_data_that_cannot_train_exits_3(tmp_path, clean_frame, capsys):
     ["run", "--max-reject-fraction", "1.5"],
     ["run", "--test-fraction", "0"],
     ["run", "--alpha", "-1"],
+    ["run", "--alpha", "inf"],
     ["run", "--seed", "x"],
     ["run", "--no-such-option"],
     ["generate", "--rows", "10"],  # --output is required
