@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
+import subprocess
+import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from absenteeism import config_io, dataset_format, raw_schema
-
-DATA_SET = Path("/work/shared/data/Absenteeism_at_work.csv")
+from absenteeism import config_io, dataset_format
 
 
 @dataclass(frozen=True)
 class TrainedConfig:
     path: Path  # serving_config.pb
-    accepted: pd.DataFrame  # typed accepted rows, index = 1-based source row
+    source: Path  # the raw input the ETL job read (the bundled sample)
+    accepted: pd.DataFrame  # typed accepted raw rows, index = 1-based source row
     predictions: pd.Series  # training-time prediction per accepted row (same index)
     features: pd.DataFrame  # training-time model features per accepted row (same index)
     config: object  # the ServingConfig message
@@ -26,23 +25,20 @@ class TrainedConfig:
 
 @pytest.fixture(scope="session")
 def trained_config(tmp_path_factory) -> TrainedConfig:
-    """A ServingConfig trained on the real data set, with what training computed for each row.
+    """`python -m etl_job run` on the bundled sample, and what it computed for each accepted row."""
+    from etl_job import pipeline
 
-    TODO: switch to `python -m etl_job run --input <bundled sample> --output-dir ...` once the ETL CLI lands."""
-    from etl_job import training
-
-    cells = dataset_format.read_file(DATA_SET, require_label=True)
+    output = tmp_path_factory.mktemp("etl")
+    run = subprocess.run([sys.executable, "-m", "etl_job", "run", "--output-dir", str(output), "--no-progress"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    training_set = pd.read_parquet(output / "training_set.parquet").set_index("source_row")
+    config = config_io.read_config(output / config_io.CONFIG_FILE)
+    cells = dataset_format.read_file(pipeline.SAMPLE_INPUT)
     cells.index = pd.RangeIndex(1, len(cells) + 1)
-    typed, violations = dataset_format.parse_columns(cells)
-    violations += raw_schema.find_violations(typed, raw_schema.TRAINING_SCHEMA)
-    accepted = typed.drop(index=sorted({v.row for v in violations}))
-    result = training.train(
-        accepted, settings=training.FitSettings(), input_sha256=hashlib.sha256(DATA_SET.read_bytes()).hexdigest(),
-        input_files=[DATA_SET.name], rows_read=len(cells), rows_rejected=len(cells) - len(accepted),
-        created_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
-    path = config_io.write_config(result.config, tmp_path_factory.mktemp("config"))
-    return TrainedConfig(path, accepted, pd.Series(result.predictions, index=accepted.index), result.features,
-                         result.config)
+    typed, _ = dataset_format.parse_columns(cells)
+    return TrainedConfig(output / config_io.CONFIG_FILE, pipeline.SAMPLE_INPUT, typed.loc[training_set.index],
+                         training_set["prediction"], training_set[list(config.feature_names)], config)
 
 
 @pytest.fixture(scope="session")

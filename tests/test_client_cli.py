@@ -9,7 +9,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-DATA_SET = Path("/work/shared/data/Absenteeism_at_work.csv")
 AGE, WEIGHT, SEASONS = 8, 17, 4  # column positions in the data set's CSV
 
 
@@ -20,8 +19,8 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def csv_with_bad_rows(tmp_path_factory, trained_config) -> tuple[Path, dict[int, str]]:
-    """The data set's first 40 rows (its own format), four of them spoiled."""
-    lines = DATA_SET.read_text().splitlines()[:41]
+    """The sample's first 40 rows (the data set's format; row 15 lacks its age), four more spoiled."""
+    lines = trained_config.source.read_text().splitlines()[:41]
     spoil = {5: (AGE, "5", "age"), 9: (AGE, "", "age"), 12: (WEIGHT, "heavy", "weight"),
              20: (SEASONS, "9", "seasons")}
     for row, (column, value, _) in spoil.items():
@@ -46,7 +45,7 @@ def test_predict_csv_writes_predictions_per_source_row_and_reports_bad_rows(plai
     assert predicted["prediction"].tolist() == trained_config.predictions.loc[expected_rows].tolist()
 
     rejects = pd.read_csv(tmp_path / "predictions.rejects.csv")
-    assert sorted(zip(rejects["source_row"], rejects["field"])) == sorted(spoiled.items())
+    assert sorted(zip(rejects["source_row"], rejects["field"])) == sorted({**spoiled, 15: "age"}.items())
     by_row = rejects.set_index("source_row")
     assert by_row.loc[5, "rule"] == "in_range(16, 100)" and by_row.loc[5, "reported_by"] == "server"
     assert by_row.loc[9, "rule"] == "required" and by_row.loc[9, "reported_by"] == "server"
@@ -54,7 +53,22 @@ def test_predict_csv_writes_predictions_per_source_row_and_reports_bad_rows(plai
     assert by_row.loc[20, "rule"] == "isin([1, 2, 3, 4])"
     assert "row 5: age: value 5 breaks rule in_range(16, 100)" in result.stderr
     assert "row 9: age: required field is missing" in result.stderr
-    assert "40 rows: 36 predicted, 4 rejected" in result.stderr
+    assert "row 15: age: required field is missing" in result.stderr
+    assert "40 rows: 35 predicted, 5 rejected" in result.stderr
+
+
+def test_whole_sample_matches_the_etl_job_row_for_row(plaintext_server, trained_config, tmp_path):
+    """Same rows refused for the same reasons as the ETL job, the same predictions for the rest."""
+    result = cli("predict", "--target", plaintext_server.target, "--insecure", "--input", str(trained_config.source),
+                 "--output", "out.csv", "--rejects", "rejects.csv", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    predicted = pd.read_csv(tmp_path / "out.csv")
+    assert predicted["source_row"].tolist() == trained_config.predictions.index.tolist()
+    assert predicted["prediction"].tolist() == trained_config.predictions.tolist()
+    ours = pd.read_csv(tmp_path / "rejects.csv")
+    etl = pd.read_csv(trained_config.path.parent / "rejects.csv")
+    assert sorted(zip(ours["source_row"], ours["field"], ours["rule"])) == sorted(
+        zip(etl["source_row"], etl["column"], etl["rule"]))
 
 
 def test_predict_parquet_with_features(plaintext_server, trained_config, tmp_path):
@@ -77,7 +91,7 @@ def test_predict_to_stdout(plaintext_server, csv_with_bad_rows, tmp_path):
     result = cli("predict", "--target", plaintext_server.target, "--insecure", "--input", str(path),
                  "--no-progress", cwd=tmp_path)
     assert result.returncode == 3
-    assert result.stdout.splitlines()[0] == "source_row,prediction" and len(result.stdout.splitlines()) == 37
+    assert result.stdout.splitlines()[0] == "source_row,prediction" and len(result.stdout.splitlines()) == 36
 
 
 def test_unreachable_server_fails_with_exit_1(csv_with_bad_rows, tmp_path):

@@ -71,7 +71,7 @@ def test_predict_with_json_body_equals_training_prediction(plaintext_server, com
     result = run(one(commands, "Predict", "include_features"), plaintext_server.target)
     assert result.returncode == 0, result.stderr
     response = json.loads(result.stdout)
-    assert response["prediction"] == trained_config.predictions.loc[1]  # the body is the data set's row 1
+    assert response["prediction"] == trained_config.predictions.loc[1]  # the body is the sample's row 1
     assert [f["name"] for f in response["features"]] == list(trained_config.config.feature_names)
     assert [f["value"] for f in response["features"]] == trained_config.features.loc[1].tolist()
 
