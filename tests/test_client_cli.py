@@ -107,3 +107,20 @@ def test_usage_errors(tmp_path):
     assert cli("predict", "--target", "127.0.0.1:1", "--insecure", "--input", "missing.csv", cwd=tmp_path
                ).returncode == 2
     assert cli("nope", cwd=tmp_path).returncode == 2
+
+
+def test_predict_over_mutual_tls(trained_config, certificates, tmp_path):
+    from feature_service.testing import ServerProcess
+
+    trained_config.accepted.iloc[:10].to_parquet(tmp_path / "records.parquet", index=False)
+    tls = ["--tls-cert", str(certificates["server.crt"]), "--tls-key", str(certificates["server.key"]),
+           "--tls-client-ca", str(certificates["ca"])]
+    with ServerProcess(trained_config.path, *tls, insecure=False) as server:
+        base = ["predict", "--target", server.target, "--input", "records.parquet", "--no-progress", "--retries", "0",
+                "--ca-cert", str(certificates["ca"])]
+        ok = cli(*base, "--client-cert", str(certificates["client.crt"]), "--client-key",
+                 str(certificates["client.key"]), "--output", "out.csv", cwd=tmp_path)
+        refused = cli(*base, cwd=tmp_path)  # no client certificate
+    assert ok.returncode == 0, ok.stderr
+    assert pd.read_csv(tmp_path / "out.csv")["prediction"].tolist() == trained_config.predictions.iloc[:10].tolist()
+    assert refused.returncode == 1 and "UNAVAILABLE" in refused.stderr
