@@ -7,6 +7,7 @@ space). Headers are stripped and mapped to the snake_case names of RawRecord.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from absenteeism import atomic
@@ -55,19 +57,35 @@ def input_files(path: Path) -> list[Path]:
 def read_file(path: Path, require_label: bool = False) -> pd.DataFrame:
     """One file's cells as strings (None where empty), with snake_case column names."""
     path = Path(path)
-    if path.suffix.lower() == ".csv":
-        # Arrow's parser: ~3x faster than pandas' own; cells and headers are stripped below.
-        frame = pd.read_csv(path, sep=CSV_SEPARATOR, dtype=str, keep_default_na=False, na_values=[""],
-                            engine="pyarrow")
-    else:
-        frame = pq.read_table(path).to_pandas()
+    csv_file = path.suffix.lower() == ".csv"
+    frame = _read_csv_cells(path) if csv_file else pq.read_table(path).to_pandas()
     frame = frame.rename(columns=lambda header: HEADER_TO_NAME.get(str(header).strip(), str(header).strip()))
     needed = [c.name for c in RAW_COLUMNS] + ([LABEL.name] if require_label else [])
     absent = [name for name in needed if name not in frame.columns]
     if absent:
         raise InputFormatError(f"{path.name}: missing columns {absent}")
     kept = [c.name for c in _ALL_COLUMNS if c.name in frame.columns]
+    if csv_file:
+        return frame[kept]
     return pd.DataFrame({name: _clean_cells(frame[name]) for name in kept}, index=frame.index)
+
+
+def _read_csv_cells(path: Path) -> pd.DataFrame:
+    """A CSV's cells as strings, stripped, empty cells missing: parsed and cleaned in Arrow, ~3x
+    faster than pandas' parser followed by cleaning in pandas (seconds per million rows)."""
+    with open(path, newline="", encoding="utf-8-sig") as stream:
+        header = next(csv.reader(stream, delimiter=CSV_SEPARATOR), None)
+    if not header:
+        raise InputFormatError(f"{path.name} is empty: it has no header line")
+    table = pa_csv.read_csv(
+        path, parse_options=pa_csv.ParseOptions(delimiter=CSV_SEPARATOR),
+        convert_options=pa_csv.ConvertOptions(column_types={h: pa.string() for h in header},
+                                              strings_can_be_null=True, null_values=[""]))
+    cells = {}
+    for name in table.column_names:
+        text = pc.utf8_trim_whitespace(table[name])
+        cells[name] = pc.if_else(pc.equal(text, ""), None, text)
+    return pa.table(cells).to_pandas()
 
 
 def _clean_cells(column: pd.Series) -> pd.Series:

@@ -108,7 +108,7 @@ def test_reject_fraction_over_threshold_exits_3_and_still_writes_rejects(tmp_pat
 @pytest.mark.parametrize("content, message", [
     (None, "does not exist"),
     ("ID;Age\r\n1;30\r\n", "missing columns"),
-    ("", "cannot be read"),
+    ("", "records.csv is empty: it has no header line"),
     (";".join(c.csv_header for c in RAW_COLUMNS) + ";Absenteeism time in hours\r\n1;2;3\r\n",
      "records.csv: cannot be read as the data set's format: CSV parse error"),
     ("ID;Age\r\n\xff\xfe\x00\x81;\x9c\r\n", "cannot be read"),
