@@ -139,7 +139,10 @@ class PredictionClient:
         if insecure == (tls is not None):
             raise ValueError("pass exactly one of insecure=True or tls=TlsOptions(...)")
         options = [("grpc.max_receive_message_length", max_message_bytes),
-                   ("grpc.max_send_message_length", max_message_bytes)]
+                   ("grpc.max_send_message_length", max_message_bytes),
+                   # the channel's own reconnect backoff follows ours, so a retry really tries again
+                   ("grpc.initial_reconnect_backoff_ms", max(1, int(backoff * 1000))),
+                   ("grpc.max_reconnect_backoff_ms", max(1, int(max_backoff * 1000)))]
         if tls is not None and tls.server_name_override:
             options.append(("grpc.ssl_target_name_override", tls.server_name_override))
         self._channel = (grpc.insecure_channel(target, options=options) if insecure

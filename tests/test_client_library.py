@@ -76,7 +76,7 @@ def test_retries_until_the_server_comes_up(trained_config, records):
     outcome = {}
 
     def call():
-        with PredictionClient(f"127.0.0.1:{port}", insecure=True, timeout=90, retries=12, backoff=0.25,
+        with PredictionClient(f"127.0.0.1:{port}", insecure=True, timeout=90, retries=30, backoff=0.25,
                               max_backoff=2.0) as client:
             outcome["prediction"] = client.predict(records[0]).prediction
 
