@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from absenteeism import converters, dataset_format
 from absenteeism.raw_schema import REQUIRED
+from clients import parity
 from clients.client import PredictionClient, PredictionError, TlsOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict_parser.add_argument("--include-features", action="store_true", help="also write the model features")
     predict_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     predict_parser.set_defaults(run=predict)
+    parity.add_parser(commands, add_connection_arguments, client_from_args)
     return parser
 
 

@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--test-fraction", type=_fraction(low_open=True), default=defaults.test_fraction,
                      help="held-out share of the accepted rows (default: %(default)s)")
     run.add_argument("--seed", type=_non_negative_int, default=defaults.seed, help="split seed (default: %(default)s)")
+    run.add_argument("--parity-rows", type=_non_negative_int, default=pipeline.RunSettings.parity_rows,
+                     help="rows checked through the single-record online path before the config is written; "
+                          "all rows when the input has fewer (default: %(default)s)")
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bars on stderr (default: when stderr is a terminal)")
     run.set_defaults(handler=_run)
@@ -97,11 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.parity_rows < 1:
+        raise _UsageError("--parity-rows must be at least 1: a config is never written unchecked")
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     settings = pipeline.RunSettings(
         input_path=args.input, output_dir=args.output_dir, max_reject_fraction=args.max_reject_fraction,
         fit=training.FitSettings(alpha=args.alpha, test_fraction=args.test_fraction, seed=args.seed),
-        progress=progress)
+        parity_rows=args.parity_rows, progress=progress)
     # Log lines go through tqdm while bars are drawn, so they do not tear the bars apart.
     with logging_redirect_tqdm() if progress else contextlib.nullcontext():
         result = pipeline.run(settings)

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from absenteeism import config_io, dataflow
 from etl_job import extract as extract_step
-from etl_job import outputs, report, training
+from etl_job import online_parity, outputs, report, training
 from etl_job import validate as validate_step
 from etl_job.errors import BadData
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 SAMPLE_INPUT = Path(__file__).parent / "sample_data" / "absenteeism_sample.csv"
 DEFAULT_OUTPUT_DIR = Path("build")
 DEFAULT_MAX_REJECT_FRACTION = 0.05
-STEPS = ("extract", "validate", "train", "load")
+STEPS = ("extract", "validate", "train", "parity", "load")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class RunSettings:
     output_dir: Path = DEFAULT_OUTPUT_DIR
     max_reject_fraction: float = DEFAULT_MAX_REJECT_FRACTION
     fit: training.FitSettings = field(default_factory=training.FitSettings)
+    parity_rows: int = online_parity.DEFAULT_ROWS  # rows checked through the single-record online path
     progress: bool = False
     created_at: datetime | None = None  # None: now (UTC)
 
@@ -93,6 +94,11 @@ def run(settings: RunSettings) -> RunResult:
                 raise BadData(str(error)) from None
             table = outputs.training_set_table(validation.accepted, dataflow.feature_matrix(result.features),
                                                result.predictions)
+        with steps.step("parity"):
+            parity_report = online_parity.check(result.config, validation.accepted, result.features,
+                                                result.predictions, settings.parity_rows)
+            log.info("online parity: %s", parity_report.summary())
+            online_parity.require_identical(parity_report)
         with steps.step("load"):
             paths["training_set"] = outputs.write_training_set(table, out)
             paths["config"] = outputs.write_config(result.config, out)
@@ -104,5 +110,6 @@ def run(settings: RunSettings) -> RunResult:
     run_report = report.build(input_path=Path(settings.input_path), extracted=extracted, validation=validation,
                               max_reject_fraction=settings.max_reject_fraction, config=result.config,
                               timings=timings, created_at=created_at, outputs=paths)
+    run_report["online_parity"] = parity_report.as_dict()
     outputs.write_report(run_report, out)  # last: a report naming this config marks a complete set
     return RunResult(run_report, paths)

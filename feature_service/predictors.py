@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from absenteeism import online
+from absenteeism import fast_path, online
 from absenteeism.v1 import raw_record_pb2, serving_config_pb2
 
 
@@ -27,6 +27,8 @@ class Predictor(Protocol):
 Factory = Callable[[serving_config_pb2.ServingConfig], Predictor]
 
 _REGISTRY: dict[str, Factory] = {
+    # fast: the same Hamilton graph and functions, planned once; reference: a driver run per request.
+    "fast": fast_path.FastPredictor,
     "reference": online.ReferencePredictor,
 }
 

@@ -1,0 +1,140 @@
+"""python -m clients parity: replays every accepted row of a raw input through a running server and
+compares each row's features (names, order, float64 bits) and prediction with the ETL job's
+training set. Single Predict calls, PredictBatch calls and a PredictStream: each mode is compared
+on its own. Exit code 0 only when every row of every mode is identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from absenteeism import converters, dataset_format, parity
+from absenteeism.v1 import raw_record_pb2
+from clients.client import PredictionClient
+from etl_job.errors import BadData
+from etl_job.extract import extract
+from etl_job.outputs import PREDICTION_COLUMN
+
+MODES = ("predict", "batch", "stream")
+EXIT_IDENTICAL, EXIT_MISMATCH = 0, 4
+
+
+def accepted_records(raw_input: Path, source_rows: np.ndarray) -> list[raw_record_pb2.RawRecord]:
+    """The raw records of `source_rows`, numbered exactly as the ETL job numbers its input."""
+    try:
+        cells = extract(raw_input).cells
+    except BadData as error:
+        raise ValueError(str(error)) from None
+    unknown = np.setdiff1d(source_rows, cells.index.to_numpy())
+    if unknown.size:
+        raise ValueError(f"training set rows {unknown[:5].tolist()} are not in {raw_input}: wrong input file?")
+    typed, _ = dataset_format.parse_columns(cells.loc[source_rows])
+    return converters.frame_to_records(typed)
+
+
+def predict_one_by_one(client: PredictionClient, records: Sequence, concurrency: int, progress: bool
+                       ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    call = lambda record: client.predict(record, include_features=True)  # noqa: E731
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = list(tqdm(pool.map(call, records), total=len(records), desc="Predict", disable=not progress))
+    names = tuple(results[0].features) if results else ()
+    if any(tuple(r.features) != names for r in results):
+        raise ValueError("feature names or order differ between responses")
+    matrix = np.array([list(r.features.values()) for r in results], dtype=np.float64).reshape(len(results), -1)
+    return names, matrix, np.array([r.prediction for r in results], dtype=np.float64)
+
+
+def predict_in_batches(client: PredictionClient, records: Sequence, batch_size: int, progress: bool
+                       ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    names, matrices, predictions = None, [], []
+    for start in tqdm(range(0, len(records), batch_size), desc="PredictBatch", disable=not progress):
+        batch = client.predict_batch(records[start:start + batch_size], include_features=True)
+        if names is not None and batch.feature_names != names:
+            raise ValueError("feature names or order differ between batches")
+        names = batch.feature_names
+        matrices.append(batch.features)
+        predictions.append(batch.predictions)
+    return names or (), np.vstack(matrices), np.concatenate(predictions)
+
+
+def predict_streaming(client: PredictionClient, records: Sequence, progress: bool
+                      ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    results = list(tqdm(client.predict_stream(records, include_features=True), total=len(records),
+                        desc="PredictStream", disable=not progress))
+    refused = [r for r in results if not r.ok]
+    if refused:
+        raise ValueError(f"{len(refused)} rows refused over PredictStream, first: record {refused[0].index}: "
+                         + "; ".join(str(v) for v in refused[0].violations))
+    names = tuple(results[0].prediction.features) if results else ()
+    matrix = np.array([list(r.prediction.features.values()) for r in results], dtype=np.float64)
+    return names, matrix.reshape(len(results), -1), np.array([r.prediction.prediction for r in results])
+
+
+def run_parity(client: PredictionClient, training_set: Path, raw_input: Path, modes: Sequence[str] = MODES,
+               batch_size: int = 1000, concurrency: int = 8, progress: bool = False) -> dict[str, parity.ParityReport]:
+    table = pd.read_parquet(training_set)
+    feature_names = tuple(client.serving_config().feature_names)
+    absent = [name for name in (*feature_names, PREDICTION_COLUMN) if name not in table.columns]
+    if absent:
+        raise ValueError(f"training set {training_set} lacks columns {absent} the server's model uses: "
+                         "it was built with another config")
+    source_rows = table["source_row"].to_numpy()
+    expected = table.loc[:, list(feature_names)].to_numpy(dtype=np.float64)
+    expected_predictions = table[PREDICTION_COLUMN].to_numpy(dtype=np.float64)
+    records = accepted_records(raw_input, source_rows)
+    calls = {
+        "predict": lambda: predict_one_by_one(client, records, concurrency, progress),
+        "batch": lambda: predict_in_batches(client, records, batch_size, progress),
+        "stream": lambda: predict_streaming(client, records, progress),
+    }
+    reports = {}
+    for mode in modes:
+        names, matrix, predictions = calls[mode]()
+        reports[mode] = parity.compare(source_rows, feature_names, expected, expected_predictions,
+                                       names, matrix, predictions)
+    return reports
+
+
+def add_parser(subcommands, add_connection_arguments, client_from_args) -> None:
+    """Adds `parity` to the CLI; the connection flags and client come from clients.cli."""
+    parser = subcommands.add_parser("parity", help="compare a running server with the ETL job's training set",
+                                    description=__doc__)
+    add_connection_arguments(parser)
+    parser.add_argument("--training-set", type=Path, required=True, help="DIR/training_set.parquet of the ETL run")
+    parser.add_argument("--input", type=Path, required=True, help="the raw input file or folder of that ETL run")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
+    parser.add_argument("--batch-size", type=int, default=1000, help="records per PredictBatch call")
+    parser.add_argument("--concurrency", type=int, default=8, help="concurrent single Predict calls")
+    parser.add_argument("--report", type=Path, help="also write the comparison as JSON here")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+
+    def run_with_client(args: argparse.Namespace) -> int:
+        with client_from_args(args) as client:
+            return run(args, client)
+
+    parser.set_defaults(run=run_with_client)
+
+
+def run(args: argparse.Namespace, client: PredictionClient) -> int:
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = set(modes) - set(MODES)
+    if unknown or not modes:
+        raise ValueError(f"--modes: unknown {sorted(unknown)}; choose from {MODES}")
+    reports = run_parity(client, args.training_set, args.input, modes, args.batch_size, args.concurrency,
+                         args.progress)
+    for mode, report in reports.items():
+        print(f"[{mode}] " + report.summary())
+    identical = all(report.identical for report in reports.values())
+    print("PARITY: identical" if identical else "PARITY: MISMATCH")
+    if args.report:
+        args.report.write_text(json.dumps({m: r.as_dict() for m, r in reports.items()}, indent=2) + "\n")
+    return EXIT_IDENTICAL if identical else EXIT_MISMATCH
+

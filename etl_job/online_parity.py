@@ -1,0 +1,50 @@
+"""The job's own train/serve parity check, in process: before a config is written, rows of the
+training set go through the online path one record at a time (protobuf record -> raw schema ->
+feature module -> model, exactly as the server runs it for a Predict call) and must give the same
+feature bits and prediction as the batch transform did.
+
+Every row is compared when the input has at most `rows` accepted rows; above that, `rows` rows
+spread evenly over the input (always including the first and last). The parity command
+(`python -m clients parity`) checks every row through a running server.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from absenteeism import converters, dataflow, features, parity
+from absenteeism.fast_path import FastPredictor
+from absenteeism.raw_schema import RAW_COLUMN_NAMES
+from absenteeism.v1 import serving_config_pb2
+
+DEFAULT_ROWS = 2000
+
+
+class ParityError(RuntimeError):
+    """The online path computes different features than the batch job: no config may be written."""
+
+
+def sample_positions(total: int, rows: int) -> np.ndarray:
+    if total <= rows:
+        return np.arange(total)
+    return np.unique(np.linspace(0, total - 1, num=rows).round().astype(np.int64))
+
+
+def check(config: serving_config_pb2.ServingConfig, accepted: pd.DataFrame, feature_frame: pd.DataFrame,
+          predictions: np.ndarray, rows: int = DEFAULT_ROWS) -> parity.ParityReport:
+    positions = sample_positions(len(accepted), rows)
+    records = converters.frame_to_records(accepted.iloc[positions][list(RAW_COLUMN_NAMES)])
+    predictor = FastPredictor(config)
+    singles = [predictor.predict([record]) for record in records]
+    online_features = np.vstack([s.features for s in singles])
+    online_predictions = np.concatenate([s.predictions for s in singles])
+    offline = dataflow.feature_matrix(feature_frame)[positions]
+    return parity.compare(accepted.index[positions], features.MODEL_FEATURES, offline, predictions[positions],
+                          predictor.feature_names, online_features, online_predictions)
+
+
+def require_identical(report: parity.ParityReport) -> None:
+    if not report.identical:
+        raise ParityError("the online path computes different features than the batch job; no config written:\n"
+                          + report.summary())
