@@ -201,3 +201,27 @@ def test_metrics_on_the_metrics_port(plaintext_server, client, trained_config):
                      r'PredictionService/Predict"\}', text)
     assert re.search(r"feature_service_batch_size_count [1-9]", text)
     assert "feature_service_stream_messages_total" in text
+
+
+def test_concurrent_calls_get_their_own_answers(plaintext_server, records, trained_config):
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = trained_config.predictions.to_numpy()
+    slices = [(start, start + 50 + 7 * k) for k, start in enumerate(range(0, 800, 100))]
+
+    def batch(bounds):
+        with PredictionClient(plaintext_server.target, insecure=True, timeout=60) as client:
+            return [client.predict_batch(records[bounds[0]:bounds[1]]).predictions for _ in range(3)]
+
+    def singles(position):
+        with PredictionClient(plaintext_server.target, insecure=True, timeout=60) as client:
+            return [client.predict(records[p]).prediction for p in range(position, position + 15)]
+
+    with ThreadPoolExecutor(12) as pool:
+        batches = list(pool.map(batch, slices))
+        single = list(pool.map(singles, [0, 300, 600, 900]))
+    for (start, stop), results in zip(slices, batches):
+        for result in results:
+            assert same_bits(result, expected[start:stop])
+    for position, results in zip([0, 300, 600, 900], single):
+        assert same_bits(results, expected[position:position + 15])
