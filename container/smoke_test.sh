@@ -217,7 +217,8 @@ pm run --detach --name "$etl_ctr" --network none --read-only --tmpfs /tmp \
   -v "$input:/data/input:ro" -v "$WORK/etl-stopped:/data/output" \
   "$ETL_TAG" run --input /data/input/large.csv --output-dir /data/output >/dev/null
 t=$(date +%s)
-until pm logs "$etl_ctr" 2>&1 | grep -q 'extract \.\.\.'; do   # imports done, 1,000,000 rows ahead
+# (output captured before grep: `cmd | grep -q` can fail under pipefail when grep quits early)
+until [[ "$(pm logs "$etl_ctr" 2>&1)" == *"extract ..."* ]]; do   # imports done, 1,000,000 rows ahead
   [[ "$(pm inspect --format '{{.State.Status}}' "$etl_ctr")" == running ]] || die "ETL ended before it could be stopped"
   (($(date +%s) - t < 60)) || die "ETL did not start within 60 s"
   sleep 0.2
@@ -266,8 +267,9 @@ pm healthcheck run "$SERVER_CTR" || die "podman healthcheck run: unhealthy"
 info "healthy ($(pm inspect --format '{{.State.Health.Status}}' "$SERVER_CTR" 2>/dev/null || echo n/a))"
 
 step "server container: reflection lists the service"
-"$GRPCURL" -plaintext "$target" list | sed 's/^/      /'
-"$GRPCURL" -plaintext "$target" list | grep -qx absenteeism.v1.PredictionService \
+services="$("$GRPCURL" -plaintext "$target" list)" || die "grpcurl list (reflection) failed"
+sed 's/^/      /' <<< "$services"
+grep -qx absenteeism.v1.PredictionService <<< "$services" \
   || die "reflection does not list absenteeism.v1.PredictionService"
 
 step "server container: Predict (grpcurl) on the config's first golden row"
