@@ -177,3 +177,12 @@ def test_feature_matrix_of_training_set_matches_dataflow(job):
     aggregates = {"age_mean": config.statistics.age_mean, "age_std_dev": config.statistics.age_std_dev}
     matrix = dataflow.feature_matrix(dataflow.compute_features(typed, aggregates))
     np.testing.assert_array_equal(matrix, training_set[list(features.MODEL_FEATURES)].to_numpy())
+
+
+def test_progress_bars_go_to_stderr_only_when_asked(tmp_path, capsys):
+    assert cli.main(["run", "--output-dir", str(tmp_path / "with"), "--progress"]) == 0
+    shown = capsys.readouterr()
+    assert shown.out == ""
+    assert f"{len(pipeline.STEPS)}/{len(pipeline.STEPS)}" in shown.err and "etl: load" in shown.err
+    assert cli.main(["run", "--output-dir", str(tmp_path / "without"), "--no-progress"]) == 0
+    assert "etl: load" not in capsys.readouterr().err
