@@ -39,6 +39,7 @@ BASE_TAG="localhost/absenteeism-smoke-base:bookworm"
 ETL_TAG="localhost/absenteeism-etl:smoke-$RUN_ID"
 SERVER_TAG="localhost/absenteeism-server:smoke-$RUN_ID"
 SERVER_CTR="absenteeism-server-smoke-$RUN_ID"
+TLS_CTR="absenteeism-server-tls-smoke-$RUN_ID"
 GRACE=10           # the server's --grace; podman stop waits GRACE+5 s before SIGKILL
 APP_UID=10001      # the image's non-root user (Dockerfile)
 
@@ -52,8 +53,10 @@ cleanup() {
   local rc=$?
   set +e
   step "cleanup (exit status so far: $rc)"
-  if [[ $rc -ne 0 ]] && pm container exists "$SERVER_CTR" 2>/dev/null; then
-    info "server container log:"; pm logs "$SERVER_CTR" 2>&1 | sed 's/^/      /' | tail -40
+  if [[ $rc -ne 0 ]]; then
+    for ctr in $(pm ps -a --format '{{.Names}}' 2>/dev/null); do
+      info "log of container $ctr:"; pm logs "$ctr" 2>&1 | tail -40 | sed 's/^/      /'
+    done
   fi
   pm rm --force --all --time 0 >/dev/null 2>&1
   pm rmi --force --all >/dev/null 2>&1
@@ -209,7 +212,7 @@ info "exit $bad_rc: $(tail -1 "$WORK/etl-bad.log")"
 [[ $bad_rc -eq 3 ]] || die "ETL on a missing input exited $bad_rc, expected 3 (bad data)"
 
 step "ETL container: podman stop (SIGTERM) in the middle of a run stops the job at once (exit 143)"
-"$VENV_PY" -m etl_job generate --rows 1000000 --seed 6 --output "$input/large.csv" 2>/dev/null
+"$VENV_PY" -m etl_job generate --rows 400000 --seed 6 --output "$input/large.csv" 2>/dev/null
 chmod 0644 "$input/large.csv"
 mkdir -p "$WORK/etl-stopped" && chown "$APP_UID:$APP_UID" "$WORK/etl-stopped"
 etl_ctr="absenteeism-etl-smoke-$RUN_ID"
@@ -218,7 +221,7 @@ pm run --detach --name "$etl_ctr" --network none --read-only --tmpfs /tmp \
   "$ETL_TAG" run --input /data/input/large.csv --output-dir /data/output >/dev/null
 t=$(date +%s)
 # (output captured before grep: `cmd | grep -q` can fail under pipefail when grep quits early)
-until [[ "$(pm logs "$etl_ctr" 2>&1)" == *"extract ..."* ]]; do   # imports done, 1,000,000 rows ahead
+until [[ "$(pm logs "$etl_ctr" 2>&1)" == *"extract ..."* ]]; do   # imports done, 400,000 rows ahead
   [[ "$(pm inspect --format '{{.State.Status}}' "$etl_ctr")" == running ]] || die "ETL ended before it could be stopped"
   (($(date +%s) - t < 60)) || die "ETL did not start within 60 s"
   sleep 0.2
@@ -252,15 +255,19 @@ pm run --detach --name "$SERVER_CTR" --network host --read-only --tmpfs /tmp \
   -e FEATURE_SERVICE_METRICS_PORT="$metrics_port" -e FEATURE_SERVICE_INSECURE=true \
   -e FEATURE_SERVICE_GRACE="$GRACE" \
   "$SERVER_TAG" >/dev/null
-t=$(date +%s)
-until "$GRPCURL" -plaintext -max-time 2 "$target" grpc.health.v1.Health/Check > "$WORK/health.json" 2>/dev/null \
-      && grep -q SERVING "$WORK/health.json"; do
-  state="$(pm inspect --format '{{.State.Status}}' "$SERVER_CTR")"
-  [[ "$state" == running ]] || die "server container is $state (exit $(pm inspect --format '{{.State.ExitCode}}' "$SERVER_CTR"))"
-  (($(date +%s) - t < 90)) || die "server not SERVING after 90 s"
-  sleep 0.5
-done
-info "grpcurl grpc.health.v1.Health/Check: $(tr -d ' \n' < "$WORK/health.json") after $(($(date +%s) - t)) s"
+wait_serving() {  # wait_serving CONTAINER GRPCURL_ARGS... : until grpc.health.v1 says SERVING
+  local ctr=$1 t=$(date +%s) state reply
+  shift
+  until reply="$("$GRPCURL" -max-time 2 "$@" grpc.health.v1.Health/Check 2>/dev/null)" \
+        && [[ "$reply" == *SERVING* ]]; do
+    state="$(pm inspect --format '{{.State.Status}}' "$ctr")"
+    [[ "$state" == running ]] || die "$ctr is $state (exit $(pm inspect --format '{{.State.ExitCode}}' "$ctr"))"
+    (($(date +%s) - t < 90)) || die "$ctr not SERVING after 90 s"
+    sleep 0.5
+  done
+  info "grpcurl grpc.health.v1.Health/Check: $(tr -d ' \n' <<< "$reply") after $(($(date +%s) - t)) s"
+}
+wait_serving "$SERVER_CTR" -plaintext "$target"
 
 step "server container: the image's HEALTHCHECK (container/healthcheck.py inside the container)"
 pm healthcheck run "$SERVER_CTR" || die "podman healthcheck run: unhealthy"
@@ -314,6 +321,33 @@ pm logs "$SERVER_CTR" 2>&1 | tail -3 | sed 's/^/      /'
 info "exit code $code after ${stop_ms} ms"
 [[ "$code" == 0 ]] || die "server exited $code on SIGTERM (137 = it had to be killed)"
 ((stop_ms <= GRACE * 1000)) || die "server took ${stop_ms} ms to stop, more than the ${GRACE} s grace"
+
+# ----------------------------------------------------------------------------------------------
+step "server container, mutual TLS: certificates on a volume; health over mTLS, grpcurl and HEALTHCHECK"
+tls="$WORK/tls"
+"$VENV_PY" -c 'import sys; from pathlib import Path; from feature_service.testing import make_certificates
+make_certificates(Path(sys.argv[1]))' "$tls" || die "could not make test certificates (openssl)"
+chmod 0644 "$tls"/*.key   # throwaway keys of this run, readable by the container's uid
+tls_port="$(free_port)"
+pm run --detach --name "$TLS_CTR" --network host --read-only --tmpfs /tmp \
+  -v "$out:/config:ro" -v "$tls:/tls:ro" \
+  -e FEATURE_SERVICE_HOST=127.0.0.1 -e FEATURE_SERVICE_PORT="$tls_port" -e FEATURE_SERVICE_METRICS_PORT=0 \
+  -e FEATURE_SERVICE_TLS_CERT=/tls/server.crt -e FEATURE_SERVICE_TLS_KEY=/tls/server.key \
+  -e FEATURE_SERVICE_TLS_CLIENT_CA=/tls/ca.crt -e FEATURE_SERVICE_HEALTHCHECK_CA=/tls/ca.crt \
+  -e FEATURE_SERVICE_HEALTHCHECK_CERT=/tls/client.crt -e FEATURE_SERVICE_HEALTHCHECK_KEY=/tls/client.key \
+  "$SERVER_TAG" >/dev/null
+mtls=(-cacert "$tls/ca.crt" -cert "$tls/client.crt" -key "$tls/client.key")
+wait_serving "$TLS_CTR" "${mtls[@]}" "127.0.0.1:$tls_port"
+if "$GRPCURL" -max-time 5 -cacert "$tls/ca.crt" "127.0.0.1:$tls_port" grpc.health.v1.Health/Check >/dev/null 2>&1; then
+  die "the mTLS server answered a client without a certificate"
+fi
+info "a client without a certificate is refused"
+pm healthcheck run "$TLS_CTR" || die "podman healthcheck run (mTLS): unhealthy"
+info "HEALTHCHECK over mTLS: healthy"
+t_ns=$(date +%s%N)
+pm stop --time $((GRACE + 5)) "$TLS_CTR" >/dev/null
+info "stopped: exit $(pm inspect --format '{{.State.ExitCode}}' "$TLS_CTR") after $((($(date +%s%N) - t_ns) / 1000000)) ms"
+[[ "$(pm inspect --format '{{.State.ExitCode}}' "$TLS_CTR")" == 0 ]] || die "mTLS server did not exit 0 on SIGTERM"
 
 # ----------------------------------------------------------------------------------------------
 step "image sizes"
