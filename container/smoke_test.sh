@@ -352,3 +352,5 @@ info "stopped: exit $(pm inspect --format '{{.State.ExitCode}}' "$TLS_CTR") afte
 # ----------------------------------------------------------------------------------------------
 step "image sizes"
 pm images --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -v '<none>' | sed 's/^/    /'
+info "the two targets share their layers: all images of this run take $(du -sh "$WORK/storage/overlay" | cut -f1) on disk" \
+  "(base, build stage and both targets)"
