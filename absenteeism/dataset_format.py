@@ -79,7 +79,7 @@ def _read_csv_cells(path: Path) -> pd.DataFrame:
         raise InputFormatError(f"{path.name} is empty: it has no header line")
     table = pa_csv.read_csv(
         path, parse_options=pa_csv.ParseOptions(delimiter=CSV_SEPARATOR),
-        convert_options=pa_csv.ConvertOptions(column_types={h: pa.string() for h in header},
+        convert_options=pa_csv.ConvertOptions(column_types={h: pa.large_string() for h in header},
                                               strings_can_be_null=True, null_values=[""]))
     cells = {}
     for name in table.column_names:
@@ -136,7 +136,7 @@ def _to_numbers(raw: pd.Series) -> pd.Series:
     cells: to_numeric goes cell by cell in Python (~0.4 s a column per million rows)."""
     if raw.dtype == object or isinstance(raw.dtype, pd.StringDtype):
         try:
-            text = pa.array(raw, type=pa.string(), from_pandas=True)
+            text = pa.array(raw, type=pa.large_string(), from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # cells that are not strings: the general path
             return pd.to_numeric(raw, errors="coerce").astype("float64")
         # + 0.0: "-0" reads as 0.0, as to_numeric (an integer) gives it.
