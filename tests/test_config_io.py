@@ -100,6 +100,15 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
     assert os.listdir(tmp_path) == ["out.bin"]
 
 
+def test_atomic_writes_make_files_others_can_read(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        atomic.write_bytes(tmp_path / "config.pb", b"data")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "config.pb").stat().st_mode & 0o777 == 0o644
+
+
 def test_prediction_bits_do_not_depend_on_batch_size():
     rng = np.random.default_rng(11)
     matrix = rng.normal(size=(1000, 17))

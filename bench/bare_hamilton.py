@@ -1,0 +1,31 @@
+"""The reference design's batch step, for comparison: read the CSV with pandas and execute the
+feature DAG with a Hamilton driver over the whole file (aggregates computed in the same run).
+No validation, no quarantine, no fit, no outputs.
+
+    python bench/bare_hamilton.py FILE.csv
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from absenteeism import dataflow, features  # noqa: E402
+from absenteeism.dataset_format import CSV_SEPARATOR, HEADER_TO_NAME  # noqa: E402
+
+
+def main(path: str) -> None:
+    frame = pd.read_csv(path, sep=CSV_SEPARATOR)
+    frame.columns = [HEADER_TO_NAME[h.strip()] for h in frame.columns]
+    inputs = {name: frame[name] for name in frame.columns}
+    outputs = [*dataflow.aggregate_names(), *features.MODEL_FEATURES]
+    result = dataflow.feature_driver().execute(outputs, inputs=inputs)
+    print(f"{len(result[features.MODEL_FEATURES[0]])} rows of {len(features.MODEL_FEATURES)} features")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,49 @@
+"""Shared pieces of the benchmark scripts: a config built by the real ETL job, records to send,
+a server started on loopback, percentiles. Benchmarks print figures; they assert nothing."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from absenteeism import converters, dataset_format
+from absenteeism.v1 import raw_record_pb2
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "etl_job" / "sample_data" / "absenteeism_sample.csv"
+
+
+def machine_line() -> str:
+    return (f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}")
+
+
+def build_config(input_path: Path = SAMPLE) -> Path:
+    """Runs the ETL job on `input_path` into a temp folder; returns the folder."""
+    out = Path(tempfile.mkdtemp(prefix="bench-etl-"))
+    subprocess.run([sys.executable, "-m", "etl_job", "run", "--input", str(input_path), "--output-dir", str(out),
+                    "--no-progress"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return out
+
+
+def sample_records(input_path: Path = SAMPLE) -> list[raw_record_pb2.RawRecord]:
+    """The valid records of the input, as a client would send them."""
+    from absenteeism import raw_schema
+
+    cells = dataset_format.read_file(input_path)
+    typed, parse_failures = dataset_format.parse_columns(cells)
+    bad = {v.row for v in parse_failures} | {v.row for v in raw_schema.find_violations(typed)}
+    return converters.frame_to_records(typed.drop(index=list(bad)))
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    """p50/p90/p99 in milliseconds."""
+    values = np.asarray(seconds) * 1000
+    return {f"p{q}": float(np.percentile(values, q)) for q in (50, 90, 99)}
