@@ -202,6 +202,13 @@ sed 's/^/      /' "$WORK/etl.log" | tail -15
 info "ETL exit 0 in $(($(date +%s) - t)) s; outputs: $(cd "$out" && ls | tr '\n' ' ')"
 [[ -s "$out/serving_config.pb" ]] || die "ETL wrote no serving_config.pb"
 
+step "ETL container: the image's default command (the sample bundled in the package)"
+mkdir -p "$WORK/etl-default" && chown "$APP_UID:$APP_UID" "$WORK/etl-default"
+pm run --rm --network none --read-only --tmpfs /tmp -v "$WORK/etl-default:/data/output" "$ETL_TAG" \
+  > "$WORK/etl-default.log" 2>&1 || { tail -5 "$WORK/etl-default.log"; die "ETL default command failed"; }
+info "$(tail -1 "$WORK/etl-default.log" | cut -c1-150)"
+[[ -s "$WORK/etl-default/serving_config.pb" ]] || die "the default ETL run wrote no serving_config.pb"
+
 step "ETL container: a missing input file is bad data (exit 3), not a crash"
 set +e
 pm run --rm --network none --read-only --tmpfs /tmp -v "$out:/data/output" \
