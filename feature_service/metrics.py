@@ -5,6 +5,7 @@ feature_service_request_duration_seconds{method}     latency (a stream: its whol
 feature_service_validation_failures_total{field}     invalid fields by RawRecord field name
 feature_service_batch_size                           records per PredictBatch call
 feature_service_stream_messages_total{outcome}       PredictStream records: predicted / rejected
+feature_service_micro_batch_calls                    calls computed together in one micro-batch
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ class Metrics:
                                     buckets=_BATCH_BUCKETS, registry=self.registry)
         self.stream_messages = Counter("feature_service_stream_messages", "PredictStream records by outcome",
                                        ["outcome"], registry=self.registry)
+        self.micro_batch_calls = Histogram("feature_service_micro_batch_calls",
+                                           "concurrent calls computed together in one micro-batch",
+                                           buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64),
+                                           registry=self.registry)
         self._http = None
 
     def record_violations(self, violations: Sequence[raw_schema.Violation]) -> None:
@@ -53,7 +58,11 @@ class Metrics:
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
-            self._http = None
+            self.micro_batch_calls = Histogram("feature_service_micro_batch_calls",
+                                           "concurrent calls computed together in one micro-batch",
+                                           buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64),
+                                           registry=self.registry)
+        self._http = None
 
 
 def _final_code(context: grpc.ServicerContext, raised: bool) -> str:

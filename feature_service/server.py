@@ -14,6 +14,7 @@ import grpc
 from absenteeism import config_io
 from absenteeism.v1 import prediction_service_pb2_grpc, serving_config_pb2
 from feature_service import errors, predictors
+from feature_service.micro_batching import MicroBatchingPredictor
 from feature_service.health import Health
 from feature_service.metrics import Metrics, MetricsInterceptor
 from feature_service.servicer import PredictionServicer
@@ -64,6 +65,9 @@ class PredictionServer:
         """Verifies the config, binds, starts; returns the bound port. Raises config_io.ConfigError."""
         settings = self.settings
         self.config, predictor = load_verified(settings)
+        if settings.micro_batch_rows:
+            predictor = MicroBatchingPredictor(predictor, settings.micro_batch_rows,
+                                               on_batch=lambda calls, rows: self.metrics.micro_batch_calls.observe(calls))
         credentials = server_credentials(settings)
         servicer = PredictionServicer(self.config, predictor, max_batch=settings.max_batch, metrics=self.metrics)
         server = grpc.server(

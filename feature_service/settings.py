@@ -34,12 +34,15 @@ class Settings:
     workers: int = 8
     max_batch: int = 10_000
     max_message_bytes: int = 16 * 1024 * 1024
-    predictor: str = "reference"
+    predictor: str = "fast"
+    micro_batch_rows: int = 64  # 0: no micro-batching of concurrent calls
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535 or not 0 <= self.metrics_port <= 65535:
             raise SettingsError("ports must be in 0..65535")
+        if self.micro_batch_rows < 0:
+            raise SettingsError("--micro-batch-rows must be >= 0")
         if self.grace < 0 or self.workers < 1 or self.max_batch < 1 or self.max_message_bytes < 1024:
             raise SettingsError("--grace must be >= 0, --workers and --max-batch >= 1, --max-message-bytes >= 1024")
         if self.predictor not in predictors.names():
@@ -84,6 +87,8 @@ OPTIONS: tuple[tuple[str, type | None, object, str], ...] = (
     ("--max-batch", int, Settings.max_batch, "most records in one PredictBatch call"),
     ("--max-message-bytes", int, Settings.max_message_bytes, "largest request/response message"),
     ("--predictor", str, Settings.predictor, "online path: " + ", ".join(predictors.names())),
+    ("--micro-batch-rows", int, Settings.micro_batch_rows,
+     "most records of concurrent small calls computed together; 0 turns micro-batching off"),
     ("--log-level", str, Settings.log_level, "DEBUG logs every call; INFO, WARNING, ERROR"),
 )
 
