@@ -14,8 +14,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-# The main job on the bundled sample data.
-run: etl
+# The main job on the bundled sample data, then the server on its config (Ctrl-C stops it).
+run: serve
+
+serve: etl
+	$(PY) -m feature_service serve --config $(OUT)/serving_config.pb --host 127.0.0.1 --insecure
 
 etl: setup
 	$(PY) -m etl_job run --output-dir $(OUT)
