@@ -27,11 +27,34 @@ _DQ_RESULTS_TAG = "hamilton.data_quality.contains_dq_results"
 
 
 @dataclass(frozen=True)
+class Check:
+    """One of Hamilton's validator nodes of a checked function, with its validator compiled."""
+
+    node_name: str
+    node_call: Callable[..., Any]  # Hamilton's validation node (takes validator_to_call= and the value)
+    validator: FastValidator
+
+
+@dataclass(frozen=True)
 class Step:
+    """Computes one node: a function of the module (`checks` empty), or a checked output whose
+    value is its `_raw` node's, once every check passes."""
+
     name: str
-    call: Callable[..., Any]
-    inputs: tuple[str, ...]
-    fixed: dict[str, Any]  # keyword arguments bound at boot (the compiled validator)
+    call: Callable[..., Any]  # the node's callable: the module's function, or Hamilton's final check node
+    inputs: tuple[str, ...]  # positional inputs; for a checked output, the one raw node
+    checks: tuple[Check, ...] = ()
+
+    def run(self, values: dict[str, Any]) -> Any:
+        if not self.checks:
+            return self.call(*[values[name] for name in self.inputs])
+        raw = values[self.inputs[0]]
+        if all(check.validator.compiled.passes(raw) for check in self.checks):
+            return raw
+        # A check failed: Hamilton's own nodes say what that means (importance "fail" raises).
+        results = {c.node_name: c.node_call(validator_to_call=c.validator, **{self.inputs[0]: raw})
+                   for c in self.checks}
+        return self.call(**{self.inputs[0]: raw}, **results)
 
 
 def plan(outputs: Sequence[str], given: set[str]) -> list[Step]:
@@ -46,18 +69,28 @@ def plan(outputs: Sequence[str], given: set[str]) -> list[Step]:
         seen.add(name)
         node = nodes[name]
         inputs = tuple(node.input_types)
-        for dependency in inputs:
+        validators = tuple(i for i in inputs if nodes[i].tags.get(_DQ_RESULTS_TAG))
+        values = tuple(i for i in inputs if i not in validators)
+        for dependency in values:
             visit(dependency)
-        fixed = {}
-        if node.tags.get(_DQ_RESULTS_TAG):
-            # Hamilton's validation node takes its validator as a keyword default: swap in the compiled one.
-            original = inspect.signature(node.callable).parameters["validator_to_call"].default
-            fixed = {"validator_to_call": FastValidator(original)}
-        ordered.append(Step(name, node.callable, inputs, fixed))
+        if validators:
+            if len(values) != 1:
+                raise ValueError(f"checked node {name} has inputs {values}: expected its one raw node")
+            checks = tuple(Check(v, nodes[v].callable, FastValidator(_validator_of(nodes[v]))) for v in validators)
+            ordered.append(Step(name, node.callable, values, checks))
+        else:
+            if tuple(inspect.signature(node.callable).parameters)[:len(inputs)] != inputs:
+                raise ValueError(f"node {name}: parameters are not in input order, cannot call positionally")
+            ordered.append(Step(name, node.callable, inputs))
 
     for output in outputs:
         visit(output)
     return ordered
+
+
+def _validator_of(validation_node) -> Any:
+    # Hamilton's validation node takes its validator as the keyword default `validator_to_call`.
+    return inspect.signature(validation_node.callable).parameters["validator_to_call"].default
 
 
 def _matrix_bounds() -> tuple[np.ndarray, np.ndarray] | None:
@@ -94,7 +127,7 @@ class FastPredictor:
             self._refuse_invalid(arrays, missing)
         values: dict[str, Any] = {**arrays, **self.aggregates}
         for step in self.steps:
-            values[step.name] = step.call(**{name: values[name] for name in step.inputs}, **step.fixed)
+            values[step.name] = step.run(values)
         matrix = np.column_stack([values[name] for name in features.MODEL_FEATURES]).astype(np.float64)
         return Predictions(matrix, predict_linear(self.intercept, self.coefficients, matrix))
 

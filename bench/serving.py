@@ -4,7 +4,8 @@ by side in one run, each in its own server process on 127.0.0.1, with the same c
     python bench/serving.py            # full run (about 2 minutes)
     python bench/serving.py --smoke    # a few calls of each kind: CI runs this so the script cannot rot
 
-Prints sequential Predict latency (p50/p90/p99), Predict throughput at 1, 8 and 32 concurrent
+Also measures bench/echo_server.py, a gRPC server of the same contract that does no work: the
+floor this machine allows. Prints sequential Predict latency (p50/p90/p99), Predict throughput at 1, 8 and 32 concurrent
 clients (asyncio tasks on one channel, in one client process), and PredictBatch rows/s at batch
 sizes 1, 100 and 10,000, then the fast/reference ratios. Client and server share the machine's cores.
 """
@@ -80,9 +81,17 @@ def batch_rows_per_second(target: str, records, size: int, repeats: int) -> floa
         return size * repeats / (time.perf_counter() - start)
 
 
+def echo_server() -> ServerProcess:
+    """bench/echo_server.py, started like the real server (it prints the same "serving" line)."""
+    server = ServerProcess(None)
+    server.command = [sys.executable, str(Path(__file__).resolve().parent / "echo_server.py")]
+    return server
+
+
 def measure(predictor: str, config: Path, records, smoke: bool) -> dict[str, object]:
     results: dict[str, object] = {}
-    with ServerProcess(config, "--predictor", predictor) as server:
+    server = echo_server() if predictor == "echo" else ServerProcess(config, "--predictor", predictor)
+    with server:
         results["sequential"] = sequential_latency(server.target, records, 30 if smoke else 3000)
         for clients in (1, 8, 32):
             results[f"clients_{clients}"] = throughput(server.target, records, clients, 0.3 if smoke else 8.0)
@@ -94,13 +103,16 @@ def measure(predictor: str, config: Path, records, smoke: bool) -> dict[str, obj
 
 def report(figures: dict[str, dict[str, object]]) -> None:
     names = list(figures)
-    print(f"{'measure':<36}" + "".join(f"{n:>16}" for n in names) + (f"{'ratio':>10}" if len(names) == 2 else ""))
+    compared = [n for n in ("fast", "reference") if n in names]
+    print(f"{'measure':<36}" + "".join(f"{n:>14}" for n in names)
+          + (f"{'fast/ref':>10}" if len(compared) == 2 else ""))
 
     def row(label: str, values: list[float], better_high: bool) -> None:
-        line = f"{label:<36}" + "".join(f"{v:>16.3f}" for v in values)
-        if len(values) == 2 and min(values) > 0:
-            ratio = values[0] / values[1] if better_high else values[1] / values[0]
-            line += f"{ratio:>9.1f}x"
+        line = f"{label:<36}" + "".join(f"{v:>14.3f}" for v in values)
+        if len(compared) == 2:
+            fast, reference = (values[names.index(n)] for n in compared)
+            if min(fast, reference) > 0:
+                line += f"{(fast / reference if better_high else reference / fast):>9.1f}x"
         print(line)
 
     for q in ("p50", "p90", "p99"):
@@ -116,12 +128,15 @@ def report(figures: dict[str, dict[str, object]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny counts: checks the script runs")
-    parser.add_argument("--predictors", default="fast,reference")
+    parser.add_argument("--predictors", default="fast,reference,echo",
+                        help="servers to measure; echo = bench/echo_server.py, a server that does no work")
+    parser.add_argument("--config", type=Path, help="a serving_config.pb to use (default: the ETL job is run on "
+                                                    "the bundled sample first)")
     args = parser.parse_args()
     print(machine_line())
-    out = build_config()
+    config = args.config or build_config() / "serving_config.pb"
     records = sample_records()
-    figures = {name: measure(name, out / "serving_config.pb", records, args.smoke)
+    figures = {name: measure(name, config, records, args.smoke)
                for name in args.predictors.split(",")}
     report(figures)
 

@@ -105,15 +105,16 @@ def test_fast_path_enforces_the_feature_checks_of_the_module(config):  # noqa: F
     # A feature body that breaks its declared check must fail the request, as with the driver.
     position = next(i for i, s in enumerate(fast.steps) if s.name == "has_pet_raw")
     step = fast.steps[position]
-    fast.steps[position] = fast_path.Step(step.name, lambda pet: (pet * 0 + 2).astype("int64"), step.inputs,
-                                          step.fixed)
+    fast.steps[position] = fast_path.Step(step.name, lambda pet: (pet * 0 + 2).astype("int64"), step.inputs)
     with pytest.raises(DataValidationError, match="has_pet"):
         fast.predict(records([VALID_ROW]))
 
 
-def test_fast_path_executes_every_function_of_the_module(config):  # noqa: F811
-    names = {s.name for s in fast_path.FastPredictor(config).steps}
+def test_fast_path_executes_every_function_of_the_module_and_each_of_its_checks(config):  # noqa: F811
+    steps = {s.name: s for s in fast_path.FastPredictor(config).steps}
     for feature in (*features.MODEL_FEATURES, *features.GUARDS):
-        assert {feature, f"{feature}_raw"} <= names
-        assert any(n.startswith(feature) and "validator" in n for n in names), feature
-    assert not {"age_mean", "age_std_dev"} & names  # aggregates come from the config
+        assert steps[f"{feature}_raw"].call is getattr(features, feature)  # the module's own function
+        checked = steps[feature]
+        assert checked.inputs == (f"{feature}_raw",)
+        assert [type(c.validator.original).__name__ for c in checked.checks] == ["PanderaSeriesSchemaValidator"]
+    assert not {"age_mean", "age_std_dev"} & set(steps)  # aggregates come from the config
