@@ -3,13 +3,15 @@ reject exactly what pandera does."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pytest
 from hamilton.data_quality.base import DataValidationError
 
-from absenteeism import converters, fast_path, features, online, parity, raw_schema
+from absenteeism import converters, dataset_format, fast_path, features, online, parity, raw_schema
 from absenteeism.fast_checks import CompiledSchema, UnsupportedCheck, compile_check
 from tests.test_config_io import config  # noqa: F401  (fixture)
 from tests.test_features import VALID_ROW
@@ -118,3 +120,29 @@ def test_fast_path_executes_every_function_of_the_module_and_each_of_its_checks(
         assert checked.inputs == (f"{feature}_raw",)
         assert [type(c.validator.original).__name__ for c in checked.checks] == ["PanderaSeriesSchemaValidator"]
     assert not {"age_mean", "age_std_dev"} & set(steps)  # aggregates come from the config
+
+
+REAL_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "Absenteeism_at_work.csv"
+
+
+def valid_records(path: Path) -> list:
+    cells = dataset_format.read_file(path)
+    typed, parse_failures = dataset_format.parse_columns(cells)
+    bad = {v.row for v in parse_failures} | {v.row for v in raw_schema.find_violations(typed)}
+    return converters.frame_to_records(typed.drop(index=list(bad)))
+
+
+@pytest.mark.parametrize("source", ["sample", "real"])
+def test_fast_path_equals_the_reference_path_on_every_row_of_a_data_set(trained_config, source):
+    if source == "real" and not REAL_DATA.exists():
+        pytest.skip(f"the real data set is not at {REAL_DATA}")
+    path = trained_config.source if source == "sample" else REAL_DATA
+    records = valid_records(path)
+    config_ = trained_config.config
+    reference, fast = online.ReferencePredictor(config_), fast_path.FastPredictor(config_)
+    expected = reference.predict(records)  # one driver run over all rows
+    singles = [fast.predict([record]) for record in records]  # the server's Predict, one row at a time
+    got = online.Predictions(np.vstack([s.features for s in singles]), np.concatenate([s.predictions for s in singles]))
+    report = parity.compare(range(len(records)), features.MODEL_FEATURES, expected.features, expected.predictions,
+                            fast.feature_names, got.features, got.predictions)
+    assert report.identical and report.rows_compared == len(records) > 700, report.summary()

@@ -1,0 +1,30 @@
+"""The benchmark scripts still run and print their tables (a short smoke run; figures are not
+asserted: these machines are shared and noisy)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(script: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, script, "--smoke", *args], cwd=ROOT, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_serving_benchmark_smoke(trained_config):
+    out = run("bench/serving.py", "--config", str(trained_config.path))
+    for label in ("Predict sequential p50 (ms)", "Predict 8 clients (calls/s)", "PredictBatch 10000 (rows/s)"):
+        line = next(line for line in out.splitlines() if line.startswith(label))
+        assert len(line.split()) >= len(label.split()) + 3  # fast, reference, echo (+ ratio)
+    assert "fast/ref" in out
+
+
+def test_etl_benchmark_smoke():
+    out = run("bench/etl.py")
+    assert "bare Hamilton feature DAG" in out and "etl_job run (everything)" in out and "ratio job/bare" in out
