@@ -32,7 +32,9 @@ def aggregate_names() -> tuple[str, ...]:
 
 
 def _inputs(raw: pd.DataFrame) -> dict[str, pd.Series]:
-    return {name: raw[name] for name in RAW_COLUMN_NAMES}
+    # The columns present: the analyze pass hands over only the age column it collected across
+    # chunks; Hamilton names any input a requested node lacks.
+    return {name: raw[name] for name in RAW_COLUMN_NAMES if name in raw.columns}
 
 
 def compute_aggregates(raw: pd.DataFrame) -> dict[str, float]:

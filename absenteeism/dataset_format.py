@@ -20,6 +20,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from absenteeism import atomic
+from absenteeism.blocks import table_blocks
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS, REQUIRED, Violation
 
 CSV_SEPARATOR = ";"
@@ -95,6 +96,58 @@ def _clean_cells(column: pd.Series) -> pd.Series:
     return text.where(column.notna() & (text != ""), None)
 
 
+_CSV_BLOCK_BYTES = 1 << 20  # Arrow reads ahead several blocks: small ones keep that memory small (~100 MB)
+
+
+def iter_chunks(path: Path, require_label: bool = False, chunk_rows: int = 1 << 18) -> Iterator[pd.DataFrame]:
+    """One file's cells in chunks of `chunk_rows` rows (the last one shorter), streamed: memory stays
+    bounded by the chunk size. Columns as `read_file` names them; CSV cells are left unstripped
+    (`parse_columns` strips what it must). Chunks depend on the file's content alone."""
+    path = Path(path)
+    csv_file = path.suffix.lower() == ".csv"
+    batches = _csv_batches(path) if csv_file else _parquet_batches(path, chunk_rows)
+    headers = next(batches)
+    names = [HEADER_TO_NAME.get(str(h).strip(), str(h).strip()) for h in headers]
+    needed = [c.name for c in RAW_COLUMNS] + ([LABEL.name] if require_label else [])
+    absent = [name for name in needed if name not in names]
+    if absent:
+        raise InputFormatError(f"{path.name}: missing columns {absent}")
+    kept = [c.name for c in _ALL_COLUMNS if c.name in names]
+    blocks = table_blocks(chunk_rows)
+
+    def frames(tables):
+        for table in tables:
+            frame = table.rename_columns(names).select(kept).to_pandas()
+            if not csv_file:
+                frame = pd.DataFrame({name: _clean_cells(frame[name]) for name in kept}, index=frame.index)
+            yield frame
+
+    for batch in batches:
+        yield from frames(blocks.feed(pa.Table.from_batches([batch])))
+    yield from frames(blocks.flush())
+
+
+def _csv_batches(path: Path) -> Iterator:
+    """The header, then the record batches of a CSV file, every cell a string (None when empty)."""
+    with open(path, newline="", encoding="utf-8-sig") as stream:
+        header = next(csv.reader(stream, delimiter=CSV_SEPARATOR), None)
+    if not header:
+        raise InputFormatError(f"{path.name} is empty: it has no header line")
+    yield header
+    reader = pa_csv.open_csv(
+        path, read_options=pa_csv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
+        parse_options=pa_csv.ParseOptions(delimiter=CSV_SEPARATOR),
+        convert_options=pa_csv.ConvertOptions(column_types={h: pa.large_string() for h in header},
+                                              strings_can_be_null=True, null_values=[""]))
+    yield from reader
+
+
+def _parquet_batches(path: Path, batch_rows: int) -> Iterator:
+    parquet = pq.ParquetFile(path)
+    yield parquet.schema_arrow.names
+    yield from parquet.iter_batches(batch_size=batch_rows)
+
+
 def iter_files(path: Path, require_label: bool = False) -> Iterator[RawFile]:
     for file in input_files(path):
         yield RawFile(file, read_file(file, require_label))
@@ -103,6 +156,8 @@ def iter_files(path: Path, require_label: bool = False) -> Iterator[RawFile]:
 def parse_columns(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[Violation]]:
     """Typed columns from string cells, and a violation for each empty or unparseable cell.
 
+    Cells may carry surrounding whitespace (the chunked reader leaves it, trimming costs more than
+    parsing): a cell is read as its stripped text, and a violation shows the stripped text.
     Cells that fail are left as 0 in the typed frame; the violations name their rows (index labels),
     which the caller must refuse.
     """
@@ -112,18 +167,22 @@ def parse_columns(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[Violation]]:
         if column.name not in cells.columns:
             continue
         raw = cells[column.name]
-        numbers = _to_numbers(raw)
-        bad = numbers.isna() | ~np.isfinite(numbers)
-        if column.dtype == "int64":
-            bad |= numbers != np.floor(numbers)
-        positions = np.flatnonzero(bad.to_numpy())  # few; boolean-indexing every column costs more
+        numbers = _to_numbers(raw).to_numpy(dtype=np.float64, copy=True)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(numbers)
+            if column.dtype == "int64":
+                bad |= numbers != np.floor(numbers)
+        positions = np.flatnonzero(bad)  # few; boolean-indexing every column costs more
         for label, value in zip(raw.index[positions], raw.iloc[positions]):
-            if pd.isna(value):  # an empty cell: None, or NaN in a pandas 3 string column
+            text = value.strip() if isinstance(value, str) else value
+            if pd.isna(value) or text == "":  # an empty cell: None, or NaN in a pandas 3 string column
                 violations.append(Violation(row=label, column=column.name, rule=REQUIRED, value=None))
                 continue
             rule = "integer" if column.dtype == "int64" else "number"
-            violations.append(Violation(row=label, column=column.name, rule=rule, value=value))
-        typed[column.name] = numbers.where(~bad, 0.0).astype(column.dtype)
+            violations.append(Violation(row=label, column=column.name, rule=rule, value=text))
+        if len(positions):
+            numbers[positions] = 0.0
+        typed[column.name] = numbers.astype(column.dtype)
     return pd.DataFrame(typed, index=cells.index), violations
 
 
@@ -132,15 +191,15 @@ _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 
 def _to_numbers(raw: pd.Series) -> pd.Series:
-    """`pd.to_numeric(raw, errors="coerce")` as float64 (NaN where unparseable), in Arrow for string
-    cells: to_numeric goes cell by cell in Python (~0.4 s a column per million rows)."""
+    """`pd.to_numeric(raw.str.strip(), errors="coerce")` as float64 (NaN where unparseable),
+    in Arrow for string cells: to_numeric goes cell by cell in Python (~0.4 s a column per million rows)."""
     if raw.dtype == object or isinstance(raw.dtype, pd.StringDtype):
         try:
             text = pa.array(raw, type=pa.large_string(), from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # cells that are not strings: the general path
             return pd.to_numeric(raw, errors="coerce").astype("float64")
         # + 0.0: "-0" reads as 0.0, as to_numeric (an integer) gives it.
-        return pd.Series(_cast_numbers(text), index=raw.index, dtype="float64") + 0.0
+        return pd.Series(_cast_numbers(text) + 0.0, index=raw.index, dtype="float64", copy=False)
     return pd.to_numeric(raw, errors="coerce").astype("float64")
 
 
@@ -148,8 +207,9 @@ _SLICE = 1 << 15
 
 
 def _cast_numbers(text: pa.Array) -> np.ndarray:
-    """Arrow's cast to float64, which refuses a whole array for one bad cell: then slice by slice,
-    nulling the non-numbers of a failing slice with a regex (costly, so only where needed)."""
+    """Arrow's cast to float64, which refuses a whole array for one bad (or padded) cell: then slice
+    by slice, stripping the cells of a failing slice and nulling its non-numbers with a regex
+    (costly, so only where needed)."""
     try:
         return pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
     except pa.ArrowInvalid:
@@ -160,7 +220,11 @@ def _cast_numbers(text: pa.Array) -> np.ndarray:
         try:
             cast = pc.cast(piece, pa.float64())
         except pa.ArrowInvalid:
-            cast = pc.cast(pc.if_else(pc.match_substring_regex(piece, _NUMBER), piece, None), pa.float64())
+            piece = pc.utf8_trim_whitespace(piece)
+            try:
+                cast = pc.cast(piece, pa.float64())
+            except pa.ArrowInvalid:
+                cast = pc.cast(pc.if_else(pc.match_substring_regex(piece, _NUMBER), piece, None), pa.float64())
         numbers[start:start + len(piece)] = cast.to_numpy(zero_copy_only=False)
     return numbers
 

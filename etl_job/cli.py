@@ -61,6 +61,13 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m etl_job", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs; tracebacks on internal errors")
@@ -81,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--parity-rows", type=_non_negative_int, default=pipeline.RunSettings.parity_rows,
                      help="rows checked through the single-record online path before the config is written; "
                           "all rows when the input has fewer (default: %(default)s)")
+    run.add_argument("--chunk-rows", type=_positive_int, default=pipeline.RunSettings.chunk_rows,
+                     help="rows read and processed at a time; bounds memory, never changes the outputs "
+                          "(default: %(default)s)")
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bars on stderr (default: when stderr is a terminal)")
     run.set_defaults(handler=_run)
@@ -106,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = pipeline.RunSettings(
         input_path=args.input, output_dir=args.output_dir, max_reject_fraction=args.max_reject_fraction,
         fit=training.FitSettings(alpha=args.alpha, test_fraction=args.test_fraction, seed=args.seed),
-        parity_rows=args.parity_rows, progress=progress)
+        parity_rows=args.parity_rows, progress=progress, chunk_rows=args.chunk_rows)
     # Log lines go through tqdm while bars are drawn, so they do not tear the bars apart.
     with logging_redirect_tqdm() if progress else contextlib.nullcontext():
         result = pipeline.run(settings)

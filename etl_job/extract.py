@@ -1,21 +1,23 @@
-"""Extract: the input's cells as strings, one frame over one file or a folder of files.
+"""Extract: the input's cells as strings, streamed in chunks over one file or a folder of files.
 
 Rows are numbered 1.. across the files in sorted path order (the source row of rejects.csv and of
-training_set.parquet); each file's first and last row are kept so a row can be traced to its file.
+training_set.parquet); each file's first row and row count are kept so a row can be traced to its
+file. A chunk never spans two files, and its bounds depend on the input alone (a row count), so
+every run cuts the same input the same way.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from tqdm import tqdm
 
 from absenteeism import dataset_format
 from etl_job.errors import BadData
@@ -23,6 +25,7 @@ from etl_job.errors import BadData
 log = logging.getLogger(__name__)
 
 _HASH_CHUNK = 1 << 20
+DEFAULT_CHUNK_ROWS = 1 << 16  # rows in flight per step: tens of MB; per-chunk overheads stay small
 
 
 @dataclass(frozen=True)
@@ -33,18 +36,22 @@ class SourceFile:
 
 
 @dataclass(frozen=True)
-class Extracted:
+class Chunk:
     cells: pd.DataFrame  # strings (missing where empty), snake_case columns, index = source row (1-based)
+    file: Path
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """What was read: the files, their row numbering and the digest of their bytes."""
+
     files: tuple[SourceFile, ...]
     input_sha256: str  # over the files' bytes in sorted path order
+    cells: pd.DataFrame | None = None  # the whole input, from `extract` only (the job streams instead)
 
     @property
     def rows_read(self) -> int:
         return sum(f.rows for f in self.files)
-
-    def without_cells(self) -> Extracted:
-        """The same provenance without the cells, so they can be freed once validated (GBs at 10M rows)."""
-        return dataclasses.replace(self, cells=self.cells.iloc[:0])
 
     def file_names(self, rows: np.ndarray) -> np.ndarray:
         """The base name of the file each source row came from."""
@@ -53,29 +60,65 @@ class Extracted:
         return names[np.searchsorted(starts, np.asarray(rows, dtype=np.int64), side="right") - 1]
 
 
+class Reader:
+    """Reads the input once, chunk by chunk; hashes its bytes meanwhile in a thread (hashlib
+    releases the GIL on large buffers, so the digest is nearly free)."""
+
+    def __init__(self, path: Path, chunk_rows: int = DEFAULT_CHUNK_ROWS):
+        try:
+            self.paths = dataset_format.input_files(Path(path))
+        except dataset_format.InputFormatError as error:
+            raise BadData(str(error)) from None
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        self.chunk_rows = chunk_rows
+        self.files: list[SourceFile] = []
+        self._digest = hashlib.sha256()
+        self._hash_error: OSError | None = None
+        self._hasher = threading.Thread(target=self._hash, name="input-sha256", daemon=True)
+        self._hasher.start()
+
+    def chunks(self) -> Iterator[Chunk]:
+        next_row = 1
+        for file in self.paths:
+            first_row = next_row
+            for cells in _read(file, self.chunk_rows):
+                cells.index = pd.RangeIndex(next_row, next_row + len(cells))
+                next_row += len(cells)
+                yield Chunk(cells, file)
+            self.files.append(SourceFile(file, first_row, next_row - first_row))
+            log.info("read %s: %d rows", file, next_row - first_row)
+
+    def extracted(self) -> Extracted:
+        """After `chunks` is exhausted: the provenance of what was read."""
+        self._hasher.join()
+        if self._hash_error is not None:
+            raise BadData(f"{self._hash_error.filename}: cannot be read: {self._hash_error.strerror}")
+        return Extracted(tuple(self.files), self._digest.hexdigest())
+
+    def _hash(self) -> None:
+        try:
+            for file in self.paths:
+                with open(file, "rb") as stream:
+                    while chunk := stream.read(_HASH_CHUNK):
+                        self._digest.update(chunk)
+        except OSError as error:
+            self._hash_error = error
+
+
 def extract(path: Path, progress: bool = False) -> Extracted:
-    """Reads every input file; raises BadData when a file is missing, unreadable or lacks columns."""
-    try:
-        paths = dataset_format.input_files(Path(path))
-    except dataset_format.InputFormatError as error:
-        raise BadData(str(error)) from None
-    digest = hashlib.sha256()
-    frames, files, next_row = [], [], 1
-    for file in tqdm(paths, desc="extract", unit="file", disable=not progress or len(paths) < 2, leave=False):
-        _hash_into(digest, file)
-        frame = _read(file)
-        frame.index = pd.RangeIndex(next_row, next_row + len(frame))
-        files.append(SourceFile(file, next_row, len(frame)))
-        frames.append(frame)
-        next_row += len(frame)
-        log.info("read %s: %d rows", file, len(frame))
-    cells = frames[0] if len(frames) == 1 else pd.concat(frames)
-    return Extracted(cells, tuple(files), digest.hexdigest())
+    """The whole input in one frame (for tools that compare against it; the job streams instead).
+    Raises BadData when a file is missing, unreadable or lacks columns."""
+    reader = Reader(path)
+    frames = [chunk.cells for chunk in reader.chunks()]
+    extracted = reader.extracted()
+    cells = pd.concat(frames) if len(frames) > 1 else (frames[0] if frames else pd.DataFrame())
+    return Extracted(extracted.files, extracted.input_sha256, cells)
 
 
-def _read(file: Path) -> pd.DataFrame:
+def _read(file: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     try:
-        return dataset_format.read_file(file, require_label=True)
+        yield from dataset_format.iter_chunks(file, require_label=True, chunk_rows=chunk_rows)
     except dataset_format.InputFormatError as error:
         raise BadData(str(error)) from None
     except (OSError, UnicodeDecodeError, ValueError, pa.ArrowException) as error:
@@ -83,12 +126,3 @@ def _read(file: Path) -> pd.DataFrame:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         first_line = first_line.encode("ascii", "backslashreplace").decode()  # binary junk stays printable
         raise BadData(f"{file.name}: cannot be read as the data set's format: {first_line}") from None
-
-
-def _hash_into(digest, file: Path) -> None:
-    try:
-        with open(file, "rb") as stream:
-            while chunk := stream.read(_HASH_CHUNK):
-                digest.update(chunk)
-    except OSError as error:
-        raise BadData(f"{file}: cannot be read: {error.strerror}") from None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from absenteeism import converters, dataflow, features, parity
+from absenteeism import converters, features, parity
 from absenteeism.fast_path import FastPredictor
 from absenteeism.raw_schema import RAW_COLUMN_NAMES
 from absenteeism.v1 import serving_config_pb2
@@ -31,16 +31,18 @@ def sample_positions(total: int, rows: int) -> np.ndarray:
     return np.unique(np.linspace(0, total - 1, num=rows).round().astype(np.int64))
 
 
-def check(config: serving_config_pb2.ServingConfig, accepted: pd.DataFrame, feature_frame: pd.DataFrame,
+def check(config: serving_config_pb2.ServingConfig, accepted: pd.DataFrame, matrix: np.ndarray,
           predictions: np.ndarray, rows: int = DEFAULT_ROWS) -> parity.ParityReport:
+    """accepted: typed raw rows (index = source row); matrix, predictions: what the batch transform
+    and model gave for them. The job passes the sampled rows only (it streams; see sample_positions)."""
     positions = sample_positions(len(accepted), rows)
     records = converters.frame_to_records(accepted.iloc[positions][list(RAW_COLUMN_NAMES)])
     predictor = FastPredictor(config)
     singles = [predictor.predict([record]) for record in records]
     online_features = np.vstack([s.features for s in singles])
     online_predictions = np.concatenate([s.predictions for s in singles])
-    offline = dataflow.feature_matrix(feature_frame)[positions]
-    return parity.compare(accepted.index[positions], features.MODEL_FEATURES, offline, predictions[positions],
+    offline = np.asarray(matrix, dtype=np.float64)[positions]
+    return parity.compare(accepted.index[positions], features.MODEL_FEATURES, offline, np.asarray(predictions)[positions],
                           predictor.feature_names, online_features, online_predictions)
 
 

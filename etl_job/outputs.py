@@ -8,7 +8,9 @@ report that matches the config says the set is complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from absenteeism import atomic, config_io, features
+from absenteeism.blocks import table_blocks
 from absenteeism.raw_schema import LABEL
 
 REJECTS_FILE = "rejects.csv"
@@ -25,28 +28,57 @@ REPORT_FILE = "report.json"
 PREDICTION_COLUMN = "prediction"
 
 
-def write_rejects(rejects: pd.DataFrame, output_dir: Path) -> Path:
+@contextlib.contextmanager
+def rejects_writer(output_dir: Path) -> Iterator[Callable[[pd.DataFrame], None]]:
+    """Yields `append(frame)`: the rejects of each chunk go to the temp file as they come; the file
+    is renamed into place (complete) when the block ends, and removed if it fails."""
     path = Path(output_dir) / REJECTS_FILE
-    with atomic.atomic_path(path) as tmp:
-        rejects.to_csv(tmp, index=False)
-    return path
+    with atomic.atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as stream:
+        header = [True]
+
+        def append(rejects: pd.DataFrame) -> None:
+            if header[0] or len(rejects):
+                rejects.to_csv(stream, index=False, header=header[0])
+                header[0] = False
+
+        yield append
 
 
-def training_set_table(accepted: pd.DataFrame, matrix: np.ndarray, predictions: np.ndarray) -> pa.Table:
+def training_set_table(source_rows: np.ndarray, matrix: np.ndarray, labels: np.ndarray,
+                       predictions: np.ndarray) -> pa.Table:
     """source_row, the features in model order (float64), the label, the model's prediction."""
-    columns = {"source_row": pa.array(accepted.index.to_numpy(dtype=np.int64))}
+    columns = {"source_row": pa.array(np.asarray(source_rows, dtype=np.int64))}
     for j, name in enumerate(features.MODEL_FEATURES):
         columns[name] = pa.array(np.ascontiguousarray(matrix[:, j], dtype=np.float64))
-    columns[LABEL.name] = pa.array(accepted[LABEL.name].to_numpy(dtype=np.int64))
+    columns[LABEL.name] = pa.array(np.asarray(labels, dtype=np.int64))
     columns[PREDICTION_COLUMN] = pa.array(np.asarray(predictions, dtype=np.float64))
     return pa.table(columns)
 
 
-def write_training_set(table: pa.Table, output_dir: Path) -> Path:
+ROW_GROUP_ROWS = 1 << 18  # fixed, so the file's bytes do not depend on the job's chunk size
+
+
+@contextlib.contextmanager
+def training_set_writer(output_dir: Path) -> Iterator[Callable[[pa.Table], None]]:
+    """Yields `append(table)`: chunks are written in row groups of ROW_GROUP_ROWS to a temp file,
+    renamed into place when the block ends (removed if it fails)."""
     path = Path(output_dir) / TRAINING_SET_FILE
+    groups = table_blocks(ROW_GROUP_ROWS)
     with atomic.atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
-    return path
+        writer: list[pq.ParquetWriter] = []
+
+        def write(tables) -> None:
+            for table in tables:
+                if not writer:
+                    writer.append(pq.ParquetWriter(tmp, table.schema))
+                writer[0].write_table(table.combine_chunks(), row_group_size=len(table))  # pages as one run
+
+        try:
+            yield lambda table: write(groups.feed(table))
+            write(groups.flush())
+        finally:
+            if writer:
+                writer[0].close()
 
 
 def write_config(config, output_dir: Path) -> Path:

@@ -1,32 +1,47 @@
-"""The batch job: extract -> validate -> analyze/transform/fit (training.train) -> load.
+"""The batch job, streamed in chunks so memory stays bounded by the chunk size:
 
-Each step is timed (report.json) and logged; with progress on, a bar walks through the steps.
+1. extract + validate (one read of the input): each chunk is parsed and checked; its rejects go
+   to rejects.csv as they come, its accepted typed rows to a temp Parquet spill, and the columns
+   the aggregates read (age) are kept;
+2. analyze: the aggregate nodes of the feature module over all accepted rows;
+3. transform + fit: the spill chunk by chunk through the feature module with the aggregates
+   injected; ridge sufficient statistics; compact features kept for the write;
+4. parity: sampled rows through the online path, one record at a time, before anything else is written;
+5. load: the training set with predictions (held-out metrics computed on the way), the config, the report.
+
+Each step is timed (report.json) and logged; with progress on, a bar walks through the steps and
+another through the chunks of the long ones.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from tqdm import tqdm
 
-from absenteeism import config_io, dataflow
+from absenteeism import config_io
 from etl_job import extract as extract_step
 from etl_job import online_parity, outputs, report, training
 from etl_job import validate as validate_step
 from etl_job.errors import BadData
+from etl_job.ridge import HeldOutErrors
+from etl_job.spill import Spill
 
 log = logging.getLogger(__name__)
 
 SAMPLE_INPUT = Path(__file__).parent / "sample_data" / "absenteeism_sample.csv"
 DEFAULT_OUTPUT_DIR = Path("build")
 DEFAULT_MAX_REJECT_FRACTION = 0.05
-STEPS = ("extract", "validate", "train", "parity", "load")
+STEPS = ("extract_validate", "analyze", "transform_fit", "parity", "load")
 
 
 @dataclass(frozen=True)
@@ -38,6 +53,7 @@ class RunSettings:
     parity_rows: int = online_parity.DEFAULT_ROWS  # rows checked through the single-record online path
     progress: bool = False
     created_at: datetime | None = None  # None: now (UTC)
+    chunk_rows: int = extract_step.DEFAULT_CHUNK_ROWS  # rows per chunk; outputs do not depend on it
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,7 @@ class _Steps:
     """Times each step, logs it, and advances the progress bar."""
 
     def __init__(self, progress: bool):
+        self.progress = progress
         self.timings: dict[str, float] = {}
         self._bar = tqdm(total=len(STEPS), desc="etl", unit="step", disable=not progress)
 
@@ -60,8 +77,17 @@ class _Steps:
         start = time.perf_counter()
         yield
         self.timings[name] = time.perf_counter() - start
-        log.info("%s done in %.3f s", name, self.timings[name])
+        log.info("%s done in %.3f s (peak RSS so far %.0f MiB)", name, self.timings[name],
+                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         self._bar.update(1)
+
+    def rows(self, chunks: Iterable, desc: str, total: int | None = None) -> Iterator:
+        """`chunks` (sized items), with a bar counting their rows."""
+        with tqdm(total=total, desc=desc, unit="row", unit_scale=True, leave=False,
+                  disable=not self.progress) as bar:
+            for chunk in chunks:
+                yield chunk
+                bar.update(len(chunk) if not isinstance(chunk, extract_step.Chunk) else len(chunk.cells))
 
     def close(self) -> None:
         self._bar.close()
@@ -74,42 +100,75 @@ def run(settings: RunSettings) -> RunResult:
     steps = _Steps(settings.progress)
     started = time.perf_counter()
     try:
-        with steps.step("extract"):
-            extracted = extract_step.extract(settings.input_path, progress=settings.progress)
-        with steps.step("validate"):
-            validation = validate_step.validate(extracted.cells)
-            extracted = extracted.without_cells()
-            rejects = validate_step.rejects_frame(validation.violations, extracted.file_names)
-            log.info("rows read %d, accepted %d, rejected %d (%d violations)", validation.rows_read,
-                     len(validation.accepted), validation.rejected_rows, len(validation.violations))
-            paths = {"rejects": outputs.write_rejects(rejects, out)}
-            validate_step.check_threshold(validation, settings.max_reject_fraction)
-        with steps.step("train"):
-            try:
-                result = training.train(
-                    validation.accepted, settings=settings.fit, input_sha256=extracted.input_sha256,
-                    input_files=[f.path.name for f in extracted.files], rows_read=validation.rows_read,
-                    rows_rejected=validation.rejected_rows, created_at=created_at)
-            except training.TrainingError as error:
-                raise BadData(str(error)) from None
-            table = outputs.training_set_table(validation.accepted, dataflow.feature_matrix(result.features),
-                                               result.predictions)
+        with Spill() as spill:
+            with steps.step("extract_validate"):
+                reader = extract_step.Reader(settings.input_path, settings.chunk_rows)
+                tally, analyze_inputs = _extract_validate(reader, spill, out, steps)
+                extracted = reader.extracted()
+                log.info("rows read %d, accepted %d, rejected %d (%d violations)", tally.rows_read,
+                         tally.rows_accepted, tally.rejected_rows, tally.violations)
+                paths = {"rejects": out / outputs.REJECTS_FILE}
+                validate_step.check_threshold(tally, settings.max_reject_fraction)
+            with steps.step("analyze"):
+                aggregates = _bad_data(training.analyze, analyze_inputs)
+                del analyze_inputs
+            with steps.step("transform_fit"):
+                parity_positions = online_parity.sample_positions(spill.rows, settings.parity_rows)
+                fitted = _bad_data(training.train, steps.rows(spill.chunks(), "transform", spill.rows),
+                                   aggregates=aggregates, settings=settings.fit, parity_positions=parity_positions)
+        provenance = dict(input_sha256=extracted.input_sha256, input_files=[f.path.name for f in extracted.files],
+                          rows_read=tally.rows_read, rows_rejected=tally.rejected_rows, created_at=created_at)
         with steps.step("parity"):
-            parity_report = online_parity.check(result.config, validation.accepted, result.features,
-                                                result.predictions, settings.parity_rows)
+            # Statistics, model and features are all the online path reads; metrics come with the write.
+            unchecked = training.serving_config(fitted, None, **provenance)
+            parity_report = online_parity.check(unchecked, fitted.parity_raw, fitted.parity_features,
+                                                fitted.predict(fitted.parity_features), settings.parity_rows)
             log.info("online parity: %s", parity_report.summary())
             online_parity.require_identical(parity_report)
         with steps.step("load"):
-            paths["training_set"] = outputs.write_training_set(table, out)
-            paths["config"] = outputs.write_config(result.config, out)
+            errors = HeldOutErrors(fitted.baseline)
+            with outputs.training_set_writer(out) as append:
+                for source_rows, matrix, labels, predictions in steps.rows(
+                        fitted.training_rows(errors), "write", fitted.rows):
+                    append(outputs.training_set_table(source_rows, matrix, labels, predictions))
+            paths["training_set"] = out / outputs.TRAINING_SET_FILE
+            config = training.serving_config(fitted, errors.metrics(), **provenance)
+            paths["config"] = outputs.write_config(config, out)
             paths["config_json"] = out / config_io.CONFIG_JSON_FILE
             paths["report"] = out / outputs.REPORT_FILE
     finally:
         steps.close()
     timings = {**steps.timings, "total": time.perf_counter() - started}
-    run_report = report.build(input_path=Path(settings.input_path), extracted=extracted, validation=validation,
-                              max_reject_fraction=settings.max_reject_fraction, config=result.config,
+    run_report = report.build(input_path=Path(settings.input_path), extracted=extracted, tally=tally,
+                              max_reject_fraction=settings.max_reject_fraction, config=config,
                               timings=timings, created_at=created_at, outputs=paths)
     run_report["online_parity"] = parity_report.as_dict()
     outputs.write_report(run_report, out)  # last: a report naming this config marks a complete set
     return RunResult(run_report, paths)
+
+
+def _extract_validate(reader: extract_step.Reader, spill: Spill, out: Path, steps: _Steps
+                      ) -> tuple[validate_step.Tally, pd.DataFrame]:
+    """Pass 1: every chunk parsed and validated; rejects written, accepted rows spilled, the
+    aggregates' inputs collected (a column or two of small integers)."""
+    tally = validate_step.Tally()
+    kept: dict[str, list[np.ndarray]] = {name: [] for name in training.analyze_columns()}
+    with outputs.rejects_writer(out) as append_rejects:
+        for chunk in steps.rows(reader.chunks(), "read+validate"):
+            validation = validate_step.validate(chunk.cells)
+            tally.add(validation, chunk.file.name)
+            append_rejects(validate_step.rejects_frame(validation.violations, chunk.file.name))
+            spill.append(validation.accepted)
+            for name, parts in kept.items():
+                parts.append(validation.accepted[name].to_numpy())
+    spill.finish()
+    columns = {name: np.concatenate(parts) if parts else np.empty(0, np.int64) for name, parts in kept.items()}
+    return tally, pd.DataFrame(columns)
+
+
+def _bad_data(function, *args, **kwargs):
+    """Data that cannot train a model is bad data (exit 3), not an internal error."""
+    try:
+        return function(*args, **kwargs)
+    except training.TrainingError as error:
+        raise BadData(str(error)) from None

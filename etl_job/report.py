@@ -3,28 +3,24 @@ each step took. For people and dashboards; the config is what machines boot from
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
 from etl_job.extract import Extracted
-from etl_job.validate import Validation
+from etl_job.validate import Tally
 
 
-def reject_summary(validation: Validation, extracted: Extracted) -> dict:
+def reject_summary(tally: Tally) -> dict:
     """Violations by column and rule, and rejected rows by file."""
-    by_rule = Counter((v.column, v.rule) for v in validation.violations)
-    rejected_rows = sorted({v.row for v in validation.violations})
-    by_file = Counter(extracted.file_names(rejected_rows).tolist()) if rejected_rows else Counter()
     return {
-        "rows": validation.rejected_rows,
-        "violations": len(validation.violations),
-        "by_column_rule": [{"column": c, "rule": r, "count": n} for (c, r), n in sorted(by_rule.items())],
-        "rows_by_file": dict(sorted(by_file.items())),
+        "rows": tally.rejected_rows,
+        "violations": tally.violations,
+        "by_column_rule": [{"column": c, "rule": r, "count": n} for (c, r), n in sorted(tally.by_column_rule.items())],
+        "rows_by_file": dict(sorted(tally.rejected_by_file.items())),
     }
 
 
-def build(*, input_path: Path, extracted: Extracted, validation: Validation, max_reject_fraction: float,
+def build(*, input_path: Path, extracted: Extracted, tally: Tally, max_reject_fraction: float,
           config, timings: dict[str, float], created_at: datetime, outputs: dict[str, Path]) -> dict:
     evaluation, statistics, model = config.evaluation, config.statistics, config.model
     return {
@@ -35,13 +31,13 @@ def build(*, input_path: Path, extracted: Extracted, validation: Validation, max
             "sha256": extracted.input_sha256,
         },
         "rows": {
-            "read": validation.rows_read,
-            "accepted": len(validation.accepted),
-            "rejected": validation.rejected_rows,
-            "rejected_fraction": validation.rejected_fraction,
+            "read": tally.rows_read,
+            "accepted": tally.rows_accepted,
+            "rejected": tally.rejected_rows,
+            "rejected_fraction": tally.rejected_fraction,
             "max_reject_fraction": max_reject_fraction,
         },
-        "rejects": reject_summary(validation, extracted),
+        "rejects": reject_summary(tally),
         "statistics": {
             "age_mean": statistics.age_mean,
             "age_std_dev": statistics.age_std_dev,

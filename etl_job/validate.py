@@ -1,9 +1,11 @@
 """Validate: every raw row either parses and passes the training schema, or is rejected with each
-broken rule named. Nothing is dropped silently: accepted + rejected = rows read."""
+broken rule named. Nothing is dropped silently: accepted + rejected = rows read. Works chunk by
+chunk; a Tally adds the chunks up for the threshold and the report."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,8 @@ _COLUMN_ORDER = {name: i for i, name in enumerate((*raw_schema.RAW_COLUMN_NAMES,
 
 @dataclass(frozen=True)
 class Validation:
+    """One chunk (or a whole input) validated."""
+
     accepted: pd.DataFrame  # typed rows with the label, index = source row
     violations: tuple[Violation, ...]  # row = source row; sorted by row, then column order
     rows_read: int
@@ -25,10 +29,6 @@ class Validation:
     @property
     def rejected_rows(self) -> int:
         return self.rows_read - len(self.accepted)
-
-    @property
-    def rejected_fraction(self) -> float:
-        return self.rejected_rows / self.rows_read if self.rows_read else 0.0
 
 
 def validate(cells: pd.DataFrame) -> Validation:
@@ -42,28 +42,57 @@ def validate(cells: pd.DataFrame) -> Validation:
     if any(v.row is None for v in violations):  # a whole column is absent (read_file normally stops this)
         absent = sorted({v.column for v in violations if v.row is None})
         raise BadData(f"input lacks required columns {absent}")
-    rejected = np.fromiter({v.row for v in violations}, dtype=np.int64)
-    accepted = typed[~typed.index.isin(rejected)]
+    accepted = typed
+    if violations:
+        rejected = np.fromiter({v.row for v in violations}, dtype=np.int64)
+        accepted = typed[~typed.index.isin(rejected)]
     return Validation(accepted, tuple(violations), len(typed))
 
 
-def check_threshold(validation: Validation, max_fraction: float) -> None:
+@dataclass
+class Tally:
+    """Counts over every chunk: rows, rejected rows, violations by column and rule, rejects by file."""
+
+    rows_read: int = 0
+    rows_accepted: int = 0
+    violations: int = 0
+    by_column_rule: Counter = field(default_factory=Counter)
+    rejected_by_file: Counter = field(default_factory=Counter)
+
+    def add(self, validation: Validation, file_name: str) -> None:
+        self.rows_read += validation.rows_read
+        self.rows_accepted += len(validation.accepted)
+        self.violations += len(validation.violations)
+        self.by_column_rule.update((v.column, v.rule) for v in validation.violations)
+        if validation.rejected_rows:
+            self.rejected_by_file[file_name] += validation.rejected_rows
+
+    @property
+    def rejected_rows(self) -> int:
+        return self.rows_read - self.rows_accepted
+
+    @property
+    def rejected_fraction(self) -> float:
+        return self.rejected_rows / self.rows_read if self.rows_read else 0.0
+
+
+def check_threshold(tally: Tally, max_fraction: float) -> None:
     """Raises BadData when more rows were rejected than the threshold allows, or none is left."""
-    if validation.rows_read == 0:
+    if tally.rows_read == 0:
         raise BadData("the input holds no data rows")
-    if validation.rejected_fraction > max_fraction:
+    if tally.rejected_fraction > max_fraction:
         raise BadData(
-            f"{validation.rejected_rows} of {validation.rows_read} rows ({validation.rejected_fraction:.2%}) broke "
+            f"{tally.rejected_rows} of {tally.rows_read} rows ({tally.rejected_fraction:.2%}) broke "
             f"the raw schema, more than the allowed {max_fraction:.2%} (--max-reject-fraction); "
             "see rejects.csv for each row, column and rule")
 
 
-def rejects_frame(violations: tuple[Violation, ...], file_names) -> pd.DataFrame:
-    """One line per violation. `file_names(rows)` maps source rows to their file's name."""
+def rejects_frame(violations: tuple[Violation, ...], file_name: str) -> pd.DataFrame:
+    """One line per violation (all from the one file `file_name`)."""
     rows = np.array([v.row for v in violations], dtype=np.int64)
     return pd.DataFrame({
         "source_row": rows,
-        "source_file": file_names(rows) if len(rows) else np.array([], dtype=object),
+        "source_file": np.full(len(rows), file_name, dtype=object),
         "column": [v.column for v in violations],
         "rule": [v.rule for v in violations],
         "value": [None if v.value is None else str(v.value) for v in violations],

@@ -24,7 +24,7 @@ def config():
              "seasons": int(rng.integers(1, 5)), "reason_for_absence": int(rng.integers(0, 29)),
              "absenteeism_time_in_hours": int(rng.integers(0, 40))} for _ in range(200)]
     accepted = pd.DataFrame(rows, index=range(1, 201)).astype({**RAW_DTYPES, "absenteeism_time_in_hours": "int64"})
-    result = training.train(accepted, settings=training.FitSettings(), input_sha256="0" * 64,
+    result = training.train_frame(accepted, settings=training.FitSettings(), input_sha256="0" * 64,
                             input_files=["t.csv"], rows_read=200, rows_rejected=0,
                             created_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
     return result.config

@@ -1,0 +1,68 @@
+"""Ridge regression from sufficient statistics, so the fit streams over chunks: Z'Z with
+Z = [1 | X | y] summed over fixed blocks of training rows, then one small solve. The intercept is
+not penalised (X and y are centred, as scikit-learn's Ridge does)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from absenteeism.blocks import BlockSum
+
+BLOCK_ROWS = 1 << 16  # rows per folded block: fixed, so the sums do not depend on the chunk size
+
+
+def _gram(block: np.ndarray) -> np.ndarray:
+    z = np.empty((block.shape[0], block.shape[1] + 1), dtype=np.float64)
+    z[:, 0] = 1.0
+    z[:, 1:] = block
+    return z.T @ z
+
+
+class NormalEquations:
+    """Accumulates Z'Z over rows of [features | label]."""
+
+    def __init__(self, n_features: int):
+        self.n_features = n_features
+        self._sum = BlockSum(BLOCK_ROWS, _gram)
+
+    def add(self, matrix: np.ndarray, labels: np.ndarray) -> None:
+        self._sum.feed(np.column_stack([matrix, labels]).astype(np.float64, copy=False))
+
+    def solve(self, alpha: float) -> tuple[float, np.ndarray]:
+        """(intercept, coefficients) minimising |y - b - Xw|^2 + alpha |w|^2."""
+        gram = self._sum.finish()
+        if gram is None:
+            raise ValueError("no training rows")
+        p = self.n_features
+        n, sx, sy = gram[0, 0], gram[0, 1:p + 1], gram[0, p + 1]
+        sxx, sxy = gram[1:p + 1, 1:p + 1], gram[1:p + 1, p + 1]
+        mean_x, mean_y = sx / n, sy / n
+        centred_xx = sxx - np.outer(sx, mean_x)
+        centred_xy = sxy - sx * mean_y
+        coefficients = np.linalg.solve(centred_xx + alpha * np.eye(p), centred_xy)
+        return float(mean_y - mean_x @ coefficients), coefficients
+
+
+def _errors(block: np.ndarray) -> np.ndarray:
+    """block columns: truth, prediction, baseline -> sums of |e| and e^2 for model and baseline."""
+    model, baseline = block[:, 0] - block[:, 1], block[:, 0] - block[:, 2]
+    return np.array([np.abs(model).sum(), (model ** 2).sum(), np.abs(baseline).sum(), (baseline ** 2).sum()])
+
+
+class HeldOutErrors:
+    """MAE and RMSE of the model and of the predict-the-mean baseline over the held-out rows."""
+
+    def __init__(self, baseline: float):
+        self.baseline = baseline
+        self.rows = 0
+        self._sum = BlockSum(BLOCK_ROWS, _errors)
+
+    def add(self, truth: np.ndarray, predicted: np.ndarray) -> None:
+        self.rows += len(truth)
+        self._sum.feed(np.column_stack([truth, predicted, np.full(len(truth), self.baseline)]).astype(np.float64))
+
+    def metrics(self) -> dict[str, float]:
+        total = self._sum.finish()
+        n = self.rows
+        return {"mae": float(total[0] / n), "rmse": float(np.sqrt(total[1] / n)),
+                "baseline_mae": float(total[2] / n), "baseline_rmse": float(np.sqrt(total[3] / n))}
