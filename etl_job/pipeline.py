@@ -160,7 +160,8 @@ def _extract_validate(reader: extract_step.Reader, spill: Spill, out: Path, step
             append_rejects(validate_step.rejects_frame(validation.violations, chunk.file.name))
             spill.append(validation.accepted)
             for name, parts in kept.items():
-                parts.append(validation.accepted[name].to_numpy())
+                # A copy: a view would keep the chunk's whole block of columns alive.
+                parts.append(validation.accepted[name].to_numpy(copy=True))
     spill.finish()
     columns = {name: np.concatenate(parts) if parts else np.empty(0, np.int64) for name, parts in kept.items()}
     return tally, pd.DataFrame(columns)

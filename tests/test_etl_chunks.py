@@ -1,0 +1,135 @@
+"""Chunked processing: the job's outputs are a function of the input alone, never of the chunk size
+(fixed-size blocks for every floating-point sum, fixed row groups, a per-row split); rejects keep
+their source rows in any chunk; the streaming pieces (rebatching, ridge from sufficient statistics,
+golden rows picked chunk by chunk) agree with their whole-frame equivalents."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from absenteeism import blocks, config_io, dataflow, dataset_format
+from etl_job import cli, outputs, ridge, synthetic, training
+
+ROWS = 3000
+
+
+def _run(source: Path, out: Path, *extra: str) -> int:
+    return cli.main(["run", "--input", str(source), "--output-dir", str(out), "--no-progress", *extra])
+
+
+def _config_without_time(out: Path) -> bytes:
+    config = config_io.read_config(out / "serving_config.pb")
+    config.provenance.ClearField("created_at")
+    config.ClearField("content_sha256")
+    return config.SerializeToString(deterministic=True)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("in") / "records.csv"
+    synthetic.write(synthetic.generate(ROWS, seed=21, bad_fraction=0.01), path)
+    return path
+
+
+def test_outputs_do_not_depend_on_the_chunk_size(tmp_path, source, monkeypatch):
+    # Small blocks and row groups, so that chunks cut through them in every way.
+    monkeypatch.setattr(ridge, "BLOCK_ROWS", 256)
+    monkeypatch.setattr(outputs, "ROW_GROUP_ROWS", 500)
+    runs = {}
+    for chunk_rows in (100_000, 1000, 333, 97):
+        out = tmp_path / f"chunks_{chunk_rows}"
+        assert _run(source, out, "--chunk-rows", str(chunk_rows)) == 0
+        runs[chunk_rows] = out
+    reference = runs.pop(100_000)  # the whole file in one chunk
+    report = json.loads((reference / "report.json").read_text())
+    assert report["rows"]["rejected"] == 30 and report["rows"]["read"] == ROWS
+    assert pq.ParquetFile(reference / "training_set.parquet").metadata.num_row_groups == 6
+    for chunk_rows, out in runs.items():
+        assert _config_without_time(out) == _config_without_time(reference), chunk_rows
+        assert (out / "training_set.parquet").read_bytes() == (reference / "training_set.parquet").read_bytes()
+        assert (out / "rejects.csv").read_bytes() == (reference / "rejects.csv").read_bytes()
+        other = json.loads((out / "report.json").read_text())
+        for key in ("rows", "rejects", "statistics", "metrics", "model", "online_parity"):
+            assert other[key] == report[key], (chunk_rows, key)
+
+
+def test_a_reject_in_the_middle_of_a_later_chunk_keeps_its_source_row(tmp_path):
+    frame = synthetic.to_frame(synthetic.generate(1000, seed=3)).astype(object).map(str)
+    bad = {650: ("age", "130"), 651: ("pet", " x "), 999: ("weight", "")}  # 0-based positions
+    for position, (column, cell) in bad.items():
+        frame.loc[position, column] = cell
+    path = tmp_path / "records.csv"
+    dataset_format.write_csv(frame, path)
+    assert _run(path, tmp_path / "out", "--chunk-rows", "100") == 0
+    rejects = pd.read_csv(tmp_path / "out" / "rejects.csv", keep_default_na=False, dtype=str)
+    assert [(int(r.source_row), r.column, r.value) for r in rejects.itertuples()] == [
+        (651, "age", "130"), (652, "pet", "x"), (1000, "weight", "")]
+    training_set = pd.read_parquet(tmp_path / "out" / "training_set.parquet")
+    assert set(training_set["source_row"]) == set(range(1, 1001)) - {651, 652, 1000}
+    # The rows around them are intact: the features of row 653 are those of its raw cells.
+    config = config_io.read_config(tmp_path / "out" / "serving_config.pb")
+    typed, _ = dataset_format.parse_columns(frame.loc[[652]])
+    typed.index = [653]
+    aggregates = {"age_mean": config.statistics.age_mean, "age_std_dev": config.statistics.age_std_dev}
+    expected = dataflow.feature_matrix(dataflow.compute_features(typed, aggregates))[0]
+    row = training_set.set_index("source_row").loc[653, list(config.feature_names)].to_numpy()
+    np.testing.assert_array_equal(row, expected)
+
+
+def test_rebatcher_cuts_exact_blocks_whatever_the_feeding():
+    values = np.arange(1000)
+    for pieces in ([1000], [1] * 1000, [7, 300, 1, 692], [250, 250, 250, 250]):
+        batcher = blocks.array_blocks(256)
+        got, start = [], 0
+        for size in pieces:
+            got.extend(batcher.feed(values[start:start + size]))
+            start += size
+        got.extend(batcher.flush())
+        assert [len(b) for b in got] == [256, 256, 256, 232]
+        np.testing.assert_array_equal(np.concatenate(got), values)
+
+
+def test_ridge_from_sufficient_statistics_equals_scikit_learn():
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(5)
+    matrix = np.column_stack([rng.integers(0, 2, (5000, 6)), rng.normal(0, 1, 5000)]).astype(np.float64)
+    labels = 3.0 + matrix @ rng.normal(0, 2, 7) + rng.normal(0, 1, 5000)
+    normal = ridge.NormalEquations(7)
+    for start in range(0, 5000, 777):
+        normal.add(matrix[start:start + 777], labels[start:start + 777])
+    intercept, coefficients = normal.solve(alpha=2.5)
+    reference = linear_model.Ridge(alpha=2.5).fit(matrix, labels)
+    np.testing.assert_allclose(coefficients, reference.coef_, rtol=1e-9, atol=1e-9)
+    assert intercept == pytest.approx(reference.intercept_, rel=1e-9)
+
+
+def test_held_out_split_is_a_per_row_draw():
+    settings = training.FitSettings(test_fraction=0.2, seed=7)
+    rows = np.arange(1, 100_001)
+    test = training.held_out(rows, settings)
+    assert 0.19 < test.mean() < 0.21
+    np.testing.assert_array_equal(training.held_out(rows[500:900], settings), test[500:900])  # any chunk
+    other_seed = training.held_out(rows, training.FitSettings(test_fraction=0.2, seed=8))
+    assert (other_seed != test).mean() > 0.2
+
+
+def test_golden_rows_picked_chunk_by_chunk_are_those_of_the_whole_frame():
+    frame = synthetic.to_frame(synthetic.generate(2000, seed=13))
+    features = dataflow.compute_features(frame, dataflow.compute_aggregates(frame))
+    matrix = dataflow.feature_matrix(features)
+    whole = training.golden_positions(features, limit=24)
+    picker = training.GoldenPicker()
+    for start in range(0, len(frame), 150):
+        picker.add(matrix[start:start + 150], frame.iloc[start:start + 150], start)
+    assert picker.positions(24) == whole
+    assert len(whole) >= 10
+    for position in whole:  # the kept raw row is the row at that position
+        raw, kept = picker.rows[position]
+        assert raw.index[0] == frame.index[position]
+        np.testing.assert_array_equal(kept, matrix[position])
