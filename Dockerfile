@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 #
 # One Dockerfile, two runtime targets that share every layer but the last few:
-#   --target etl     the batch job:  python -m etl_job run ...   (exits 0/1/2/3)
+#   --target etl     the batch job:  python -m etl_job run ...   (exits 0/1/2/3, 143 stopped)
 #   --target server  the gRPC server: python -m feature_service serve  (the default target)
 # See docs/container.md for docker build/run, and container/smoke_test.sh for the podman build
 # that CI runs offline (debootstrapped base image, host-downloaded wheels, --network none).
@@ -29,24 +29,33 @@ RUN python3 -m venv /opt/venv
 WORKDIR /src
 COPY container/wheelhouse/ /wheelhouse/
 COPY pyproject.toml ./
-COPY absenteeism/ absenteeism/
-COPY etl_job/ etl_job/
-COPY feature_service/ feature_service/
 
-# Stage 1: wheels (the project's own, plus every dependency, into /wheels).
-# Stage 2: install from /wheels alone, so what lands in the venv is exactly what was built.
-# Then the venv is trimmed: pip leaves (the runtime image installs nothing), and so do the test
-# suites and C headers that numpy/pandas/scipy/pyarrow/scikit-learn ship (about 55 MB), which
-# nothing imports at run time; the smoke test's ETL run and Predict call prove that. The .pyc
-# files pip compiled stay: with PYTHONDONTWRITEBYTECODE at run time they are what keeps start-up
-# fast (the server's boot and the job's start would otherwise recompile pandas every time).
-RUN /opt/venv/bin/python -m pip wheel --find-links /wheelhouse --wheel-dir /wheels . \
- && /opt/venv/bin/python -m pip install --no-index --find-links /wheels absenteeism-serving \
- && /opt/venv/bin/python -m pip uninstall --yes pip \
+# 1. The dependencies, in a layer of their own that only pyproject.toml (and the wheelhouse) can
+#    invalidate, so a code change rebuilds in seconds: wheels into /wheels (built here if a
+#    dependency ships only an sdist), then installed from /wheels alone (--no-index). The venv is
+#    trimmed of the test suites and C headers that numpy/pandas/scipy/pyarrow/scikit-learn ship
+#    (about 55 MB) that nothing imports at run time; the smoke test's ETL runs and Predict call
+#    prove that. The .pyc files pip compiled stay: with PYTHONDONTWRITEBYTECODE at run time they
+#    are what keeps start-up fast (the job and the server would otherwise recompile pandas on
+#    every start).
+RUN python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); \
+print("\n".join(p["project"]["dependencies"]))' > /tmp/requirements.txt \
+ && /opt/venv/bin/python -m pip wheel --find-links /wheelhouse --wheel-dir /wheels -r /tmp/requirements.txt \
+ && /opt/venv/bin/python -m pip install --no-index --find-links /wheels -r /tmp/requirements.txt \
  && for pkg in numpy pandas pyarrow scipy sklearn; do \
       find /opt/venv/lib/python3*/site-packages/"$pkg" -depth -type d \
         \( -name tests -o -name include \) -exec rm -rf {} + ; \
     done
+
+# 2. The project: its wheel, installed without dependencies (all present), checked for
+#    consistency; then pip itself leaves the venv (the runtime image installs nothing).
+COPY absenteeism/ absenteeism/
+COPY etl_job/ etl_job/
+COPY feature_service/ feature_service/
+RUN /opt/venv/bin/python -m pip wheel --no-deps --find-links /wheelhouse --wheel-dir /wheels . \
+ && /opt/venv/bin/python -m pip install --no-index --no-deps /wheels/absenteeism_serving-*.whl \
+ && /opt/venv/bin/python -m pip check \
+ && /opt/venv/bin/python -m pip uninstall --yes pip
 
 # ---------------------------------------------------------------------------------------------
 # runtime: the shared base of both targets. No compiler, no pip, no source tree: the venv only.
