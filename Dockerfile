@@ -69,8 +69,8 @@ ENV PATH=/opt/venv/bin:${PATH} \
 
 # A fixed numeric uid/gid, so that orchestrators can verify runAsNonRoot and volume owners
 # can be set ahead of time (chown 10001 on the host).
-RUN groupadd --system --gid 10001 app \
- && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
+RUN groupadd --gid 10001 app \
+ && useradd --no-log-init --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin app \
  && mkdir -p /data/input /data/output /config \
  && chown app:app /data/output
