@@ -141,8 +141,9 @@ def _generate(args: argparse.Namespace) -> int:
     if args.output.suffix.lower() not in (".csv", ".parquet"):
         raise _UsageError(f"--output {args.output}: expected a .csv or .parquet file name")
     start = time.perf_counter()
-    records = synthetic.generate(args.rows, args.seed, bad_fraction=args.bad_fraction)
-    synthetic.write(records, args.output)
+    chunks = synthetic.generate_chunks(args.rows, args.seed, bad_fraction=args.bad_fraction)
+    synthetic.write_chunks(chunks, args.output,
+                           all_text=args.bad_fraction > 0 and args.rows > synthetic.CHUNK_ROWS)
     log.info("wrote %d rows to %s in %.2f s", args.rows, args.output, time.perf_counter() - start)
     return EXIT_OK
 

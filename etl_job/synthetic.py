@@ -18,6 +18,7 @@ range, an empty cell, a non-numeric cell) so the job's quarantine is exercised.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,8 +68,22 @@ class Records:
         return len(self.columns["id"])
 
 
+CHUNK_ROWS = 1_000_000  # rows generated (and held) at a time
+
+
 def generate(rows: int, seed: int, bad_fraction: float = 0.0) -> Records:
-    """`rows` synthetic records; about `bad_fraction` of them carry one quirk each."""
+    """`rows` synthetic records; about `bad_fraction` of them carry one quirk each (in memory:
+    for files of many millions of rows, `write_chunks(generate_chunks(...))` streams instead)."""
+    parts = list(generate_chunks(rows, seed, bad_fraction))
+    return parts[0] if len(parts) == 1 else _concat(parts)
+
+
+def generate_chunks(rows: int, seed: int, bad_fraction: float = 0.0, chunk_rows: int = CHUNK_ROWS
+                    ) -> Iterator[Records]:
+    """The records of `generate`, `chunk_rows` at a time. Up to `chunk_rows` rows the one chunk is
+    exactly what earlier versions generated; beyond, chunk k > 0 draws its rows from its own
+    generator, seeded with (seed, k), so the output stays a function of (rows, seed, bad_fraction).
+    Employees and the work load of each period are drawn once and shared by every chunk."""
     if rows < 0:
         raise ValueError(f"rows must be >= 0, got {rows}")
     if not 0.0 <= bad_fraction <= 1.0:
@@ -76,18 +91,34 @@ def generate(rows: int, seed: int, bad_fraction: float = 0.0) -> Records:
     rng = np.random.default_rng(seed)
     n_employees = int(min(MAX_EMPLOYEE_ID, max(36, rows // ROWS_PER_EMPLOYEE)))
     staff = _employees(rng, n_employees)
-
     # Some employees are absent much more often than others (real counts range 1..113).
     frequency = rng.lognormal(0.0, 1.0, n_employees)
-    employee = rng.choice(n_employees, size=rows, p=frequency / frequency.sum())
+    periods = None
+    for k, start in enumerate(range(0, max(rows, 1), chunk_rows)):
+        stop = min(rows, start + chunk_rows)
+        chunk_rng = rng if k == 0 else np.random.default_rng([seed, k])
+        # Quirks spread so that the total is round(rows * bad_fraction), as in one piece.
+        bad = int(round(stop * bad_fraction)) - int(round(start * bad_fraction))
+        records, periods = _records(chunk_rng, staff, frequency, stop - start, periods, bad)
+        yield records
+
+
+def _records(rng: np.random.Generator, staff: dict[str, np.ndarray], frequency: np.ndarray, rows: int,
+             periods: tuple[np.ndarray, np.ndarray] | None, bad: int
+             ) -> tuple[Records, tuple[np.ndarray, np.ndarray]]:
+    """One chunk of rows. `periods` (work load, hit target per period) is drawn here when None."""
+    employee = rng.choice(len(frequency), size=rows, p=frequency / frequency.sum())
     columns: dict[str, np.ndarray] = {"id": staff["id"][employee]}
 
     month = rng.choice(12, size=rows, p=_MONTH_COUNTS / _MONTH_COUNTS.sum()) + 1
     day = (rng.random(rows) * _DAYS_IN_MONTH[month - 1]).astype(np.int64) + 1
     weekday = rng.choice(5, size=rows, p=_WEEKDAY_COUNTS / _WEEKDAY_COUNTS.sum()) + 2
     period = rng.integers(0, _YEARS, rows) * 12 + (month - 1)
-    work_load = np.round(np.clip(rng.normal(271.5, 39.0, _YEARS * 12), 205.0, 380.0), 3)
-    hit_target = np.clip(np.round(rng.normal(94.6, 3.8, _YEARS * 12)), 81, 100).astype(np.int64)
+    if periods is None:
+        work_load = np.round(np.clip(rng.normal(271.5, 39.0, _YEARS * 12), 205.0, 380.0), 3)
+        hit_target = np.clip(np.round(rng.normal(94.6, 3.8, _YEARS * 12)), 81, 100).astype(np.int64)
+        periods = (work_load, hit_target)
+    work_load, hit_target = periods
 
     # Disciplinary failures are recorded with reason 0 and no hours; a few employees collect most.
     discipline_p = 0.054 * staff["discipline_risk"][employee]
@@ -114,9 +145,21 @@ def generate(rows: int, seed: int, bad_fraction: float = 0.0) -> Records:
     )
     columns[LABEL.name] = _hours(rng, columns, staff["proneness"][employee])
     records = Records(columns)
-    if bad_fraction > 0 and rows > 0:
-        _inject_quirks(rng, records, int(round(rows * bad_fraction)))
-    return records
+    if bad > 0 and rows > 0:
+        _inject_quirks(rng, records, bad)
+    return records, periods
+
+
+def _concat(parts: list[Records]) -> Records:
+    columns = {name: np.concatenate([p.columns[name] for p in parts]) for name in parts[0].columns}
+    cells: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    offset = 0
+    for part in parts:
+        for name, (positions, values) in part.cells.items():
+            old = cells.get(name, (np.empty(0, np.int64), np.empty(0, object)))
+            cells[name] = (np.concatenate([old[0], positions + offset]), np.concatenate([old[1], values]))
+        offset += len(part)
+    return Records(columns, cells)
 
 
 def _employees(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
@@ -249,23 +292,45 @@ def to_frame(records: Records) -> pd.DataFrame:
 
 
 def write(records: Records, path: Path) -> None:
-    """Writes the records atomically: `.csv` in the data set's format, `.parquet` with snake_case names.
+    """Writes the records atomically: `.csv` in the data set's format, `.parquet` with snake_case names."""
+    write_chunks([records], path)
+
+
+def write_chunks(chunks: Iterable[Records], path: Path, all_text: bool = False) -> None:
+    """Writes chunks of records atomically as one file, one chunk in memory at a time.
 
     The CSV is what `dataset_format.write_csv` writes (semicolons, CRLF, the original headers, the
     work-load header with its trailing space), produced by Arrow's writer because pandas' `to_csv`
-    takes about five seconds per million rows.
+    takes about five seconds per million rows. Parquet has typed columns, except a column with a
+    quirk cell, which is text; one schema must hold for every chunk, so `all_text` makes every
+    column text (for several chunks with quirks: the first chunk cannot know the others' quirks).
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        table = to_table(records)
-        table = table.rename_columns([h + (" " if h == "Work load Average/day" else "") for h in table.column_names])
-        options = pa_csv.WriteOptions(delimiter=CSV_SEPARATOR, eol=CSV_LINE_END, quoting_style="none",
-                                      quoting_header="none", batch_size=1 << 16)
-        with atomic.atomic_path(path) as tmp:
-            pa_csv.write_csv(table, tmp, options)
-    elif suffix == ".parquet":
-        with atomic.atomic_path(path) as tmp:
-            pq.write_table(to_table(records, headers=False), tmp)
-    else:
+    if suffix not in (".csv", ".parquet"):
         raise ValueError(f"{path}: unknown output format (expected .csv or .parquet)")
+    with atomic.atomic_path(path) as tmp:
+        writer = None
+        try:
+            for records in chunks:
+                text = suffix == ".csv" or all_text
+                table = to_table(records, headers=text)  # with headers: floats spelled as the CSV does
+                if text:
+                    # Text in every chunk: one schema, and the digits Arrow's writer gives numbers.
+                    table = table.cast(pa.schema([(name, pa.string()) for name in table.column_names]))
+                if suffix == ".csv":
+                    table = table.rename_columns(
+                        [h + (" " if h == "Work load Average/day" else "") for h in table.column_names])
+                elif all_text:
+                    table = table.rename_columns(list(records.columns))
+                if writer is None:
+                    writer = (pa_csv.CSVWriter(tmp, table.schema, write_options=_CSV_OPTIONS) if suffix == ".csv"
+                              else pq.ParquetWriter(tmp, table.schema))
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
+
+
+_CSV_OPTIONS = pa_csv.WriteOptions(delimiter=CSV_SEPARATOR, eol=CSV_LINE_END, quoting_style="none",
+                                   quoting_header="none", batch_size=1 << 16)

@@ -155,3 +155,40 @@ def test_invalid_arguments_are_refused():
         synthetic.generate(10, seed=0, bad_fraction=1.5)
     assert len(synthetic.generate(0, seed=0)) == 0
     np.testing.assert_array_equal(synthetic.generate(10, seed=0).columns["id"] >= 1, True)
+
+
+def test_chunked_generation_is_seeded_shares_employees_and_spreads_quirks(tmp_path):
+    rows, bad_fraction = 2500, 0.01
+    chunks = list(synthetic.generate_chunks(rows, seed=6, bad_fraction=bad_fraction, chunk_rows=1000))
+    assert [len(c) for c in chunks] == [1000, 1000, 500]
+    again = list(synthetic.generate_chunks(rows, seed=6, bad_fraction=bad_fraction, chunk_rows=1000))
+    for first, second in zip(chunks, again):
+        for name in first.columns:
+            np.testing.assert_array_equal(first.columns[name], second.columns[name])
+    # Later chunks draw their own rows, not a copy of the first chunk's.
+    assert not np.array_equal(chunks[0].columns["age"][:500], chunks[2].columns["age"])
+    # One staff for the whole file: an employee's attributes are the same in every chunk.
+    clean = synthetic.generate_chunks(rows, seed=6, chunk_rows=1000)
+    frame = synthetic.to_frame(synthetic._concat(list(clean)))
+    per_employee = frame.groupby("id")[list(EMPLOYEE_ATTRIBUTES)].nunique()
+    assert (per_employee == 1).all().all()
+    assert frame["id"].nunique() > 100
+    # Streaming the chunks writes what writing them all at once does; quirks total round(rows * fraction).
+    path = tmp_path / "streamed.csv"
+    synthetic.write_chunks(iter(chunks), path)
+    whole = tmp_path / "whole.csv"
+    synthetic.write(synthetic._concat(chunks), whole)
+    assert path.read_bytes() == whole.read_bytes()
+    cells = dataset_format.read_file(path, require_label=True)
+    typed, violations = dataset_format.parse_columns(cells)
+    violations += raw_schema.find_violations(typed, raw_schema.TRAINING_SCHEMA)
+    assert len({v.row for v in violations}) == round(rows * bad_fraction)
+
+
+def test_chunked_parquet_with_quirks_is_all_text_and_reads_like_its_csv(tmp_path):
+    chunks = list(synthetic.generate_chunks(2500, seed=6, bad_fraction=0.01, chunk_rows=1000))
+    synthetic.write_chunks(iter(chunks), tmp_path / "records.parquet", all_text=True)
+    synthetic.write_chunks(iter(chunks), tmp_path / "records.csv")
+    from_csv = dataset_format.read_file(tmp_path / "records.csv", require_label=True)
+    from_parquet = dataset_format.read_file(tmp_path / "records.parquet", require_label=True)
+    pd.testing.assert_frame_equal(from_csv, from_parquet)
