@@ -76,13 +76,25 @@ class CompiledSchema:
     dtype: np.dtype
     nullable: bool
     checks: tuple[tuple[str, Predicate], ...]  # (rule text, predicate)
+    sources: tuple[pa.Check, ...] = ()  # the pandera checks they were compiled from
 
     @classmethod
     def from_pandera(cls, schema: pa.SeriesSchema | pa.Column) -> CompiledSchema:
         if schema.coerce or schema.unique:
             raise UnsupportedCheck("coerce/unique schemas are not compiled")
         dtype = np.dtype(str(schema.dtype))
-        return cls(dtype, schema.nullable, tuple((rule_text(c), compile_check(c, dtype)) for c in schema.checks))
+        return cls(dtype, schema.nullable, tuple((rule_text(c), compile_check(c, dtype)) for c in schema.checks),
+                   tuple(schema.checks))
+
+    def bounds(self) -> Bounds | None:
+        """Closed bounds that mean exactly this schema's checks (with no nulls allowed), if any do."""
+        if self.nullable or len(self.sources) != 1:
+            return None
+        check = self.sources[0]
+        if check._check_fn is np.isfinite and not check.element_wise:
+            largest = float(np.finfo(np.float64).max)  # finite <=> within +-max (NaN fails either way)
+            return Bounds(-largest, largest)
+        return range_bounds(check, self.dtype)
 
     def passes(self, values: np.ndarray) -> bool:
         """failures(values) == [], decided with as little work as possible (the common case)."""

@@ -118,6 +118,15 @@ class FastPredictor:
         self.raw_bounds = _matrix_bounds()
         self.steps = plan((*features.MODEL_FEATURES, *features.GUARDS),
                           set(raw_schema.RAW_COLUMN_NAMES) | set(self.aggregates))
+        # Checked outputs whose checks are all closed bounds are checked together, in one pass.
+        self.bounded_steps = [s for s in self.steps if s.checks and all(
+            c.validator.compiled.bounds() is not None for c in s.checks)]
+        self.bounded = {s.name for s in self.bounded_steps}
+        schemas = [(s.inputs[0], c.validator.compiled) for s in self.bounded_steps for c in s.checks]
+        self.bounded_inputs = [name for name, _ in schemas]
+        self.bounded_dtypes = [schema.dtype for _, schema in schemas]
+        self.bounded_low = np.array([schema.bounds().low for _, schema in schemas])
+        self.bounded_high = np.array([schema.bounds().high for _, schema in schemas])
 
     def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
         """Raises InvalidRecords if any record breaks the raw schema."""
@@ -127,9 +136,21 @@ class FastPredictor:
             self._refuse_invalid(arrays, missing)
         values: dict[str, Any] = {**arrays, **self.aggregates}
         for step in self.steps:
-            values[step.name] = step.run(values)
+            values[step.name] = values[step.inputs[0]] if step.name in self.bounded else step.run(values)
+        if not self._outputs_within_bounds(values):
+            for step in self.bounded_steps:  # Hamilton's check nodes raise at the first failing output
+                step.run(values)
         matrix = np.column_stack([values[name] for name in features.MODEL_FEATURES]).astype(np.float64)
         return Predictions(matrix, predict_linear(self.intercept, self.coefficients, matrix))
+
+    def _outputs_within_bounds(self, values: dict[str, Any]) -> bool:
+        if not self.bounded_inputs:
+            return True
+        outputs = [values[name] for name in self.bounded_inputs]
+        if [output.dtype for output in outputs] != self.bounded_dtypes:
+            return False
+        stacked = np.column_stack(outputs).astype(np.float64)  # int64 flags and counts are exact in float64
+        return bool(((stacked >= self.bounded_low) & (stacked <= self.bounded_high)).all())
 
     def _all_within_bounds(self, matrix: np.ndarray) -> bool:
         """One vectorised test of every raw rule; False (also for NaN) sends the records through

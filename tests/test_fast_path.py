@@ -53,6 +53,9 @@ def test_compiled_schema_accepts_and_rejects_exactly_what_pandera_does(schema):
         expected = pandera_passes(schema, values)
         assert (not compiled.failures(values)) == expected, values
         assert compiled.passes(values) == expected, values
+        bounds = compiled.bounds()
+        if bounds is not None and values.dtype == compiled.dtype:  # the one-pass form means the same
+            assert bool(((values >= bounds.low) & (values <= bounds.high)).all()) == expected, values
 
 
 def test_an_uncompilable_check_is_refused_at_boot():
@@ -109,6 +112,13 @@ def test_fast_path_enforces_the_feature_checks_of_the_module(config):  # noqa: F
     step = fast.steps[position]
     fast.steps[position] = fast_path.Step(step.name, lambda pet: (pet * 0 + 2).astype("int64"), step.inputs)
     with pytest.raises(DataValidationError, match="has_pet"):
+        fast.predict(records([VALID_ROW]))
+
+
+def test_a_non_finite_standardized_age_fails_on_the_fast_path(config):  # noqa: F811
+    fast = fast_path.FastPredictor(config)
+    fast.aggregates["age_std_dev"] = 0.0  # as if the config had a zero standard deviation
+    with pytest.raises(DataValidationError, match="age_zero_mean_unit_variance"):
         fast.predict(records([VALID_ROW]))
 
 
