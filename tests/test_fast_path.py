@@ -115,6 +115,7 @@ def test_fast_path_enforces_the_feature_checks_of_the_module(config):  # noqa: F
         fast.predict(records([VALID_ROW]))
 
 
+@pytest.mark.filterwarnings("ignore:divide by zero")
 def test_a_non_finite_standardized_age_fails_on_the_fast_path(config):  # noqa: F811
     fast = fast_path.FastPredictor(config)
     fast.aggregates["age_std_dev"] = 0.0  # as if the config had a zero standard deviation
