@@ -58,11 +58,7 @@ class Metrics:
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
-            self.micro_batch_calls = Histogram("feature_service_micro_batch_calls",
-                                           "concurrent calls computed together in one micro-batch",
-                                           buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64),
-                                           registry=self.registry)
-        self._http = None
+            self._http = None
 
 
 def _final_code(context: grpc.ServicerContext, raised: bool) -> str:

@@ -110,6 +110,7 @@ def test_the_server_micro_batches_concurrent_predict_calls_and_counts_them(train
             ThreadPoolExecutor(max_workers=16) as pool:
         got = np.array([p.prediction for p in pool.map(client.predict, records)])
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).read().decode()
+    assert server.returncode == 0, "\n".join(server.logs)  # SIGTERM with metrics on: a clean exit
     assert np.array_equal(got.view(np.uint64), expected.view(np.uint64))
     batches = float(re.search(r"^feature_service_micro_batch_calls_count (\S+)$", metrics, re.M).group(1))
     calls = float(re.search(r"^feature_service_micro_batch_calls_sum (\S+)$", metrics, re.M).group(1))
