@@ -26,13 +26,16 @@ from bench.common import ROOT, machine_line  # noqa: E402
 
 
 def timed(command: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MiB) of one child process."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed with exit code {os.waitstatus_to_exitcode(status)}")
+    """(wall seconds, peak RSS in MiB) of one child process; its logs are shown only if it fails."""
+    with tempfile.TemporaryFile() as logs:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=logs)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            logs.seek(0)
+            sys.stderr.write(logs.read().decode(errors="replace"))
+            raise SystemExit(f"{' '.join(command)} failed with exit code {os.waitstatus_to_exitcode(status)}")
     return elapsed, usage.ru_maxrss / 1024
 
 
@@ -48,7 +51,7 @@ def main() -> None:
         for rows in sizes:
             data = Path(tmp) / f"generated_{rows}.csv"
             subprocess.run([sys.executable, "-m", "etl_job", "generate", "--rows", str(rows), "--seed", "1",
-                            "--output", str(data)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+                            "--output", str(data)], check=True, cwd=ROOT, capture_output=True)
             bare = timed([sys.executable, "bench/bare_hamilton.py", str(data)])
             full = timed([sys.executable, "-m", "etl_job", "run", "--input", str(data), "--output-dir",
                           str(Path(tmp) / f"out_{rows}"), "--no-progress"])

@@ -29,7 +29,8 @@ class Spill:
         """accepted: typed rows, index = source row."""
         if len(accepted) == 0:
             return
-        table = pa.Table.from_pandas(accepted.rename_axis(SOURCE_ROW).reset_index(), preserve_index=False)
+        # The index travels as a column and comes back as the index (pandas metadata): no reset_index copy.
+        table = pa.Table.from_pandas(accepted.rename_axis(SOURCE_ROW), preserve_index=True)
         if self._writer is None:
             self._writer = ipc.new_file(self.path, table.schema)
         self._writer.write_table(table)
@@ -47,7 +48,7 @@ class Spill:
         with pa.OSFile(str(self.path)) as source:  # plain reads: a memory map would count in RSS
             reader = ipc.open_file(source)
             for i in range(reader.num_record_batches):
-                yield pa.Table.from_batches([reader.get_batch(i)]).to_pandas().set_index(SOURCE_ROW)
+                yield pa.Table.from_batches([reader.get_batch(i)]).to_pandas()
 
     def close(self) -> None:
         self.finish()

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 import pandas as pd
 
 from absenteeism import dataset_format, raw_schema
+from absenteeism.fast_checks import CompiledSchema
 from absenteeism.raw_schema import Violation
 from etl_job.errors import BadData
 
@@ -36,8 +38,8 @@ def validate(cells: pd.DataFrame) -> Validation:
     typed, parse_failures = dataset_format.parse_columns(cells)
     # A cell that did not parse is 0 in `typed`; its range check would only repeat the same fault.
     unparsed = {(v.row, v.column) for v in parse_failures}
-    broken = [v for v in raw_schema.find_violations(typed, raw_schema.TRAINING_SCHEMA)
-              if (v.row, v.column) not in unparsed]
+    broken = [] if _all_pass(typed) else [
+        v for v in raw_schema.find_violations(typed, raw_schema.TRAINING_SCHEMA) if (v.row, v.column) not in unparsed]
     violations = sorted([*parse_failures, *broken], key=lambda v: (v.row, _COLUMN_ORDER.get(v.column, 99)))
     if any(v.row is None for v in violations):  # a whole column is absent (read_file normally stops this)
         absent = sorted({v.column for v in violations if v.row is None})
@@ -74,6 +76,20 @@ class Tally:
     @property
     def rejected_fraction(self) -> float:
         return self.rejected_rows / self.rows_read if self.rows_read else 0.0
+
+
+@cache
+def _compiled() -> dict[str, CompiledSchema]:
+    return {name: CompiledSchema.from_pandera(column) for name, column in raw_schema.TRAINING_SCHEMA.columns.items()}
+
+
+def _all_pass(typed: pd.DataFrame) -> bool:
+    """True when pandera would find nothing: the schema's checks compiled to numpy predicates (the
+    server's fast path runs the same ones; tests/test_fast_path.py shows they accept and reject
+    exactly what pandera does). Pandera itself validates any chunk where one fails, so it alone
+    words every violation; a clean chunk skips its per-column overhead (~40% of this step)."""
+    return all(name in typed.columns and compiled.passes(typed[name].to_numpy())
+               for name, compiled in _compiled().items())
 
 
 def check_threshold(tally: Tally, max_fraction: float) -> None:

@@ -133,3 +133,17 @@ def test_golden_rows_picked_chunk_by_chunk_are_those_of_the_whole_frame():
         raw, kept = picker.rows[position]
         assert raw.index[0] == frame.index[position]
         np.testing.assert_array_equal(kept, matrix[position])
+
+
+def test_the_pre_screen_that_lets_clean_chunks_skip_pandera_agrees_with_pandera():
+    from absenteeism import raw_schema
+    from etl_job import validate
+
+    typed = synthetic.to_frame(synthetic.generate(300, seed=4))
+    assert validate._all_pass(typed) and raw_schema.find_violations(typed, raw_schema.TRAINING_SCHEMA) == []
+    for column, value in (("month_of_absence", 0), ("age", 101), ("age", 15), ("weight", 250.5),
+                          ("absenteeism_time_in_hours", 745), ("day_of_the_week", 7), ("son", -1)):
+        broken = typed.copy()
+        broken.loc[17, column] = value
+        violations = raw_schema.find_violations(broken, raw_schema.TRAINING_SCHEMA)
+        assert not validate._all_pass(broken) and [(v.row, v.column) for v in violations] == [(17, column)]
