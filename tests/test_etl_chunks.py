@@ -139,7 +139,8 @@ def test_the_pre_screen_that_lets_clean_chunks_skip_pandera_agrees_with_pandera(
     from absenteeism import raw_schema
     from etl_job import validate
 
-    typed = synthetic.to_frame(synthetic.generate(300, seed=4))
+    typed = synthetic.to_frame(synthetic.generate(300, seed=4)).astype(
+        {**raw_schema.RAW_DTYPES, raw_schema.LABEL.name: "int64"})  # as parse_columns types them
     assert validate._all_pass(typed) and raw_schema.find_violations(typed, raw_schema.TRAINING_SCHEMA) == []
     for column, value in (("month_of_absence", 0), ("age", 101), ("age", 15), ("weight", 250.5),
                           ("absenteeism_time_in_hours", 745), ("day_of_the_week", 7), ("son", -1)):
