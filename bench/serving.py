@@ -90,7 +90,12 @@ def echo_server() -> ServerProcess:
 
 def measure(predictor: str, config: Path, records, smoke: bool) -> dict[str, object]:
     results: dict[str, object] = {}
-    server = echo_server() if predictor == "echo" else ServerProcess(config, "--predictor", predictor)
+    if predictor == "echo":
+        server = echo_server()
+    elif predictor == "fast-unbatched":
+        server = ServerProcess(config, "--predictor", "fast", "--micro-batch-rows", "0")
+    else:
+        server = ServerProcess(config, "--predictor", predictor)
     with server:
         results["sequential"] = sequential_latency(server.target, records, 30 if smoke else 3000)
         for clients in (1, 8, 32):
@@ -128,8 +133,9 @@ def report(figures: dict[str, dict[str, object]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny counts: checks the script runs")
-    parser.add_argument("--predictors", default="fast,reference,echo",
-                        help="servers to measure; echo = bench/echo_server.py, a server that does no work")
+    parser.add_argument("--predictors", default="fast,fast-unbatched,reference,echo",
+                        help="servers to measure: fast (the default server), fast-unbatched (--micro-batch-rows 0), "
+                             "reference (--predictor reference), echo (bench/echo_server.py, no work at all)")
     parser.add_argument("--config", type=Path, help="a serving_config.pb to use (default: the ETL job is run on "
                                                     "the bundled sample first)")
     args = parser.parse_args()
