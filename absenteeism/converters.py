@@ -11,6 +11,7 @@ from operator import attrgetter, methodcaller
 
 import numpy as np
 import pandas as pd
+from google.protobuf.descriptor import FieldDescriptor
 
 from absenteeism.raw_schema import RAW_COLUMNS, REQUIRED, Violation
 from absenteeism.v1 import raw_record_pb2, serving_config_pb2
@@ -23,6 +24,20 @@ _ALL_FIELDS = attrgetter(*_FIELD_NAMES)
 _INT_FIELDS = frozenset(c.name for c in RAW_COLUMNS if c.dtype == "int64")
 
 
+def _wire_layout() -> tuple[np.ndarray, int]:
+    """Which columns are int32 varints, and the bytes every record spends on tags and doubles."""
+    fields = [RawRecord.DESCRIPTOR.fields_by_name[name] for name in _FIELD_NAMES]
+    kinds = {FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_DOUBLE}
+    if any(f.type not in kinds or not f.has_presence for f in fields):
+        raise TypeError("RawRecord fields must be optional int32 or double (records_to_matrix relies on it)")
+    tags = sum(1 if f.number < 16 else 2 for f in fields)
+    doubles = sum(8 for f in fields if f.type == FieldDescriptor.TYPE_DOUBLE)
+    return np.array([f.type == FieldDescriptor.TYPE_INT32 for f in fields]), tags + doubles
+
+
+_INT_COLUMNS, _FIXED_BYTES = _wire_layout()
+
+
 def records_to_matrix(records: Sequence[RawRecord]) -> tuple[np.ndarray, list[Violation]]:
     """All fields of `records` as a float64 (records x RAW_COLUMNS) matrix, and a "required"
     violation per unset field (row = position). int32 values are exact in float64.
@@ -32,17 +47,27 @@ def records_to_matrix(records: Sequence[RawRecord]) -> tuple[np.ndarray, list[Vi
     count = len(records)
     matrix = np.fromiter(chain.from_iterable(map(_ALL_FIELDS, records)), dtype=np.float64,
                          count=count * len(_FIELD_NAMES)).reshape(count, len(_FIELD_NAMES))
-    # A non-zero value is set for sure; only zeros may be unset fields, so only they are asked.
+    # Presence without asking every field: a set field is always on the wire (proto3 optional), an
+    # unset one never, so a record whose encoded size is what its values take with every field set
+    # has every field. Only the others are asked field by field, and only about their zeros.
+    sizes = np.fromiter(map(methodcaller("ByteSize"), records), dtype=np.int64, count=count)
+    suspects = np.flatnonzero(sizes != _size_with_every_field_set(matrix))
     missing = []
-    is_zero = matrix == 0
-    for j in np.flatnonzero(is_zero.any(axis=0)).tolist():
-        name = _FIELD_NAMES[j]
-        zeros = np.flatnonzero(is_zero[:, j]).tolist()
-        present = list(map(methodcaller("HasField", name), map(records.__getitem__, zeros)))
-        if not all(present):
-            missing.extend(Violation(row=i, column=name, rule=REQUIRED, value=None)
-                           for i, is_set in zip(zeros, present) if not is_set)
+    for i in suspects.tolist():
+        record = records[i]
+        missing.extend(Violation(row=i, column=name, rule=REQUIRED, value=None)
+                       for j, name in enumerate(_FIELD_NAMES) if matrix[i, j] == 0 and not record.HasField(name))
+    missing.sort(key=lambda v: (_FIELD_NAMES.index(v.column), v.row))
     return matrix, missing
+
+
+def _size_with_every_field_set(matrix: np.ndarray) -> np.ndarray:
+    """Encoded bytes of each record if all its fields were set, from the values (wire format:
+    a tag, then a varint for int32 (10 bytes when negative) or 8 bytes for a double)."""
+    ints = matrix[:, _INT_COLUMNS]
+    varint_bytes = np.where(ints < 0, 10, 1 + (ints >= 1 << 7) + (ints >= 1 << 14) + (ints >= 1 << 21)
+                            + (ints >= 1 << 28))
+    return _FIXED_BYTES + varint_bytes.sum(axis=1, dtype=np.int64)
 
 
 def matrix_to_arrays(matrix: np.ndarray) -> dict[str, np.ndarray]:

@@ -60,7 +60,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         response = pb.PredictBatchResponse(config_id=self._config_id)
         if size == 0:
             return response
-        result = self._predictor.predict(list(request.records))
+        result = self._predictor.predict(request.records)  # the repeated field is a sequence: no copy
         response.predictions.extend(result.predictions.tolist())
         if request.include_features:
             response.feature_names.extend(self._feature_names)

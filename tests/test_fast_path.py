@@ -157,3 +157,28 @@ def test_fast_path_equals_the_reference_path_on_every_row_of_a_data_set(trained_
     report = parity.compare(range(len(records)), features.MODEL_FEATURES, expected.features, expected.predictions,
                             fast.feature_names, got.features, got.predictions)
     assert report.identical and report.rows_compared == len(records) > 700, report.summary()
+
+
+def test_records_to_matrix_finds_exactly_the_unset_fields():
+    """Presence is read from encoded sizes; compare with asking every field, on random records."""
+    rng = np.random.default_rng(5)
+    names = raw_schema.RAW_COLUMN_NAMES
+    int_values = [0, 1, -1, 127, 128, 16383, 16384, 2 ** 21, 2 ** 28, 2 ** 31 - 1, -2 ** 31]
+    float_values = [0.0, -0.0, 1.5, float("nan"), float("inf"), -3.25]
+    records_ = []
+    for _ in range(3000):
+        record = converters.RawRecord()
+        for column in raw_schema.RAW_COLUMNS:
+            if rng.random() < 0.08:
+                continue  # unset
+            options = int_values if column.dtype == "int64" else float_values
+            setattr(record, column.name, options[int(rng.integers(len(options)))])
+        records_.append(record)
+    matrix, missing = converters.records_to_matrix(records_)
+    expected = sorted((i, name) for i, r in enumerate(records_) for name in names if not r.HasField(name))
+    assert sorted((v.row, v.column) for v in missing) == expected
+    assert len(expected) > 1000
+    for i, record in enumerate(records_[:200]):
+        for j, name in enumerate(names):
+            value = getattr(record, name)
+            assert (np.isnan(matrix[i, j]) and np.isnan(value)) or matrix[i, j] == value
