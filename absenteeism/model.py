@@ -8,14 +8,16 @@ import numpy as np
 
 
 def predict_linear(intercept: float, coefficients: Sequence[float], features: np.ndarray) -> np.ndarray:
-    """intercept + sum_j coefficients[j] * features[:, j], for a (rows x features) float64 matrix.
+    """intercept + coefficients[0] * features[:, 0] + coefficients[1] * features[:, 1] + ..., for a
+    (rows x features) float64 matrix.
 
-    Summed column by column in model order, so a row's prediction has the same bits whether it is
-    predicted alone or among a million rows (a BLAS matrix product may sum in another order).
+    Added left to right, one row at a time (a cumulative sum is sequential), so a row's prediction
+    has the same bits whether it is predicted alone or among a million rows (a BLAS matrix product
+    or a pairwise sum may add in another order).
     """
     if features.ndim != 2 or features.shape[1] != len(coefficients):
         raise ValueError(f"expected a (rows x {len(coefficients)}) feature matrix, got shape {features.shape}")
-    prediction = np.full(features.shape[0], float(intercept), dtype=np.float64)
-    for j, coefficient in enumerate(coefficients):
-        prediction = prediction + features[:, j] * float(coefficient)
-    return prediction
+    terms = np.empty((features.shape[0], features.shape[1] + 1), dtype=np.float64)
+    terms[:, 0] = intercept
+    np.multiply(features, np.asarray(coefficients, dtype=np.float64), out=terms[:, 1:])
+    return np.cumsum(terms, axis=1)[:, -1]
