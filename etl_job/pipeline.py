@@ -19,7 +19,7 @@ import contextlib
 import logging
 import resource
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -81,13 +81,13 @@ class _Steps:
                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         self._bar.update(1)
 
-    def rows(self, chunks: Iterable, desc: str, total: int | None = None) -> Iterator:
-        """`chunks` (sized items), with a bar counting their rows."""
+    def rows(self, chunks: Iterable, desc: str, total: int | None = None, size: Callable = len) -> Iterator:
+        """`chunks`, with a bar counting their rows (`size(chunk)` each)."""
         with tqdm(total=total, desc=desc, unit="row", unit_scale=True, leave=False,
                   disable=not self.progress) as bar:
             for chunk in chunks:
                 yield chunk
-                bar.update(len(chunk) if not isinstance(chunk, extract_step.Chunk) else len(chunk.cells))
+                bar.update(size(chunk))
 
     def close(self) -> None:
         self._bar.close()
@@ -129,7 +129,7 @@ def run(settings: RunSettings) -> RunResult:
             errors = HeldOutErrors(fitted.baseline)
             with outputs.training_set_writer(out) as append:
                 for source_rows, matrix, labels, predictions in steps.rows(
-                        fitted.training_rows(errors), "write", fitted.rows):
+                        fitted.training_rows(errors), "write", fitted.rows, size=lambda part: len(part[0])):
                     append(outputs.training_set_table(source_rows, matrix, labels, predictions))
             paths["training_set"] = out / outputs.TRAINING_SET_FILE
             config = training.serving_config(fitted, errors.metrics(), **provenance)
@@ -154,7 +154,7 @@ def _extract_validate(reader: extract_step.Reader, spill: Spill, out: Path, step
     tally = validate_step.Tally()
     kept: dict[str, list[np.ndarray]] = {name: [] for name in training.analyze_columns()}
     with outputs.rejects_writer(out) as append_rejects:
-        for chunk in steps.rows(reader.chunks(), "read+validate"):
+        for chunk in steps.rows(reader.chunks(), "read+validate", size=lambda chunk: len(chunk.cells)):
             validation = validate_step.validate(chunk.cells)
             tally.add(validation, chunk.file.name)
             append_rejects(validate_step.rejects_frame(validation.violations, chunk.file.name))
