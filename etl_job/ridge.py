@@ -11,10 +11,7 @@ from absenteeism.blocks import BlockSum
 BLOCK_ROWS = 1 << 16  # rows per folded block: fixed, so the sums do not depend on the chunk size
 
 
-def _gram(block: np.ndarray) -> np.ndarray:
-    z = np.empty((block.shape[0], block.shape[1] + 1), dtype=np.float64)
-    z[:, 0] = 1.0
-    z[:, 1:] = block
+def _gram(z: np.ndarray) -> np.ndarray:
     return z.T @ z
 
 
@@ -26,7 +23,11 @@ class NormalEquations:
         self._sum = BlockSum(BLOCK_ROWS, _gram)
 
     def add(self, matrix: np.ndarray, labels: np.ndarray) -> None:
-        self._sum.feed(np.column_stack([matrix, labels]).astype(np.float64, copy=False))
+        z = np.empty((matrix.shape[0], self.n_features + 2), dtype=np.float64)
+        z[:, 0] = 1.0
+        z[:, 1:-1] = matrix
+        z[:, -1] = labels
+        self._sum.feed(z)
 
     def solve(self, alpha: float) -> tuple[float, np.ndarray]:
         """(intercept, coefficients) minimising |y - b - Xw|^2 + alpha |w|^2."""
