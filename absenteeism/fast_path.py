@@ -20,7 +20,7 @@ import numpy as np
 from absenteeism import converters, dataflow, features, raw_schema
 from absenteeism.fast_checks import CompiledSchema, FastValidator, find_column_violations, range_bounds
 from absenteeism.model import predict_linear
-from absenteeism.online import InvalidRecords, Predictions
+from absenteeism.online import ConfigPredictor, Predictions, raise_if_invalid
 from absenteeism.v1 import raw_record_pb2, serving_config_pb2
 
 _DQ_RESULTS_TAG = "hamilton.data_quality.contains_dq_results"
@@ -105,14 +105,11 @@ def _matrix_bounds() -> tuple[np.ndarray, np.ndarray] | None:
     return np.array([b.low for b in bounds]), np.array([b.high for b in bounds])
 
 
-class FastPredictor:
+class FastPredictor(ConfigPredictor):
     """Same interface and same bits as online.ReferencePredictor."""
 
     def __init__(self, config: serving_config_pb2.ServingConfig):
-        self.feature_names = tuple(config.feature_names)
-        self.aggregates = converters.statistics_from_message(config.statistics, dataflow.aggregate_names())
-        self.intercept = config.model.intercept
-        self.coefficients = tuple(config.model.coefficients)
+        super().__init__(config)
         self.raw_checks = tuple((c.name, CompiledSchema.from_pandera(raw_schema.RAW_SCHEMA.columns[c.name]))
                                 for c in raw_schema.RAW_COLUMNS)
         self.raw_bounds = _matrix_bounds()
@@ -129,11 +126,10 @@ class FastPredictor:
         self.bounded_high = np.array([schema.bounds().high for _, schema in schemas])
 
     def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
-        """Raises InvalidRecords if any record breaks the raw schema."""
         matrix, missing = converters.records_to_matrix(records)
         arrays = converters.matrix_to_arrays(matrix)
         if missing or not self._all_within_bounds(matrix):
-            self._refuse_invalid(arrays, missing)
+            raise_if_invalid(missing, find_column_violations(self.raw_checks, arrays))
         values: dict[str, Any] = {**arrays, **self.aggregates}
         for step in self.steps:
             values[step.name] = values[step.inputs[0]] if step.name in self.bounded else step.run(values)
@@ -159,14 +155,3 @@ class FastPredictor:
             return False
         low, high = self.raw_bounds
         return bool(((matrix >= low) & (matrix <= high)).all())
-
-    def _refuse_invalid(self, arrays: dict[str, np.ndarray], missing: list[raw_schema.Violation]) -> None:
-        violations = find_column_violations(self.raw_checks, arrays)
-        if missing or violations:
-            unset = {(v.row, v.column) for v in missing}
-            violations = missing + [v for v in violations if (v.row, v.column) not in unset]
-            raise InvalidRecords(sorted(violations, key=lambda v: (v.row, v.column)))
-
-    def __call__(self, records: Sequence[raw_record_pb2.RawRecord]) -> tuple[np.ndarray, np.ndarray]:
-        result = self.predict(records)
-        return result.features, result.predictions

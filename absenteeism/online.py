@@ -31,8 +31,17 @@ class Predictions:
     predictions: np.ndarray  # rows, float64
 
 
-class ReferencePredictor:
-    """A Hamilton driver execution per call, with pandera checks, as the ETL job runs it."""
+def raise_if_invalid(missing: Sequence[raw_schema.Violation], broken: Sequence[raw_schema.Violation]) -> None:
+    """Raises InvalidRecords for missing fields and broken rules (the 0 an unset field reads as is
+    not judged again), sorted by record and field."""
+    unset = {(v.row, v.column) for v in missing}
+    violations = [*missing, *(v for v in broken if (v.row, v.column) not in unset)]
+    if violations:
+        raise InvalidRecords(sorted(violations, key=lambda v: (v.row, v.column)))
+
+
+class ConfigPredictor:
+    """What every online path reads from the ServingConfig; subclasses implement `predict`."""
 
     def __init__(self, config: serving_config_pb2.ServingConfig):
         self.feature_names = tuple(config.feature_names)
@@ -42,15 +51,19 @@ class ReferencePredictor:
 
     def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
         """Raises InvalidRecords if any record breaks the raw schema."""
-        frame, missing = converters.records_to_frame(records)
-        unset = {(v.row, v.column) for v in missing}
-        violations = missing + [v for v in raw_schema.find_violations(frame) if (v.row, v.column) not in unset]
-        if violations:
-            raise InvalidRecords(sorted(violations, key=lambda v: (v.row, v.column)))
-        matrix = dataflow.feature_matrix(dataflow.compute_features(frame, self.aggregates))
-        return Predictions(matrix, predict_linear(self.intercept, self.coefficients, matrix))
+        raise NotImplementedError
 
     def __call__(self, records: Sequence[raw_record_pb2.RawRecord]) -> tuple[np.ndarray, np.ndarray]:
         """The config_io.OnlinePath signature, for golden-row verification."""
         result = self.predict(records)
         return result.features, result.predictions
+
+
+class ReferencePredictor(ConfigPredictor):
+    """A Hamilton driver execution per call, with pandera checks, as the ETL job runs it."""
+
+    def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
+        frame, missing = converters.records_to_frame(records)
+        raise_if_invalid(missing, raw_schema.find_violations(frame))
+        matrix = dataflow.feature_matrix(dataflow.compute_features(frame, self.aggregates))
+        return Predictions(matrix, predict_linear(self.intercept, self.coefficients, matrix))
