@@ -42,8 +42,9 @@ def check(config: serving_config_pb2.ServingConfig, accepted: pd.DataFrame, matr
     online_features = np.vstack([s.features for s in singles])
     online_predictions = np.concatenate([s.predictions for s in singles])
     offline = np.asarray(matrix, dtype=np.float64)[positions]
-    return parity.compare(accepted.index[positions], features.MODEL_FEATURES, offline, np.asarray(predictions)[positions],
-                          predictor.feature_names, online_features, online_predictions)
+    return parity.compare(accepted.index[positions], features.MODEL_FEATURES, offline,
+                          np.asarray(predictions)[positions], predictor.feature_names, online_features,
+                          online_predictions)
 
 
 def require_identical(report: parity.ParityReport) -> None:

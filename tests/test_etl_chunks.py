@@ -148,3 +148,21 @@ def test_the_pre_screen_that_lets_clean_chunks_skip_pandera_agrees_with_pandera(
         broken.loc[17, column] = value
         violations = raw_schema.find_violations(broken, raw_schema.TRAINING_SCHEMA)
         assert not validate._all_pass(broken) and [(v.row, v.column) for v in violations] == [(17, column)]
+
+
+def test_a_folder_read_in_small_chunks_numbers_rows_across_files_as_in_one_piece(tmp_path):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    synthetic.write(synthetic.generate(230, seed=31, bad_fraction=0.03), folder / "a.csv")
+    synthetic.write(synthetic.generate(170, seed=32, bad_fraction=0.03), folder / "b.parquet")
+    assert _run(folder, tmp_path / "whole") == 0
+    assert _run(folder, tmp_path / "small", "--chunk-rows", "50") == 0
+    for name in ("training_set.parquet", "rejects.csv"):
+        assert (tmp_path / "small" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    assert _config_without_time(tmp_path / "small") == _config_without_time(tmp_path / "whole")
+    report = json.loads((tmp_path / "small" / "report.json").read_text())
+    assert [(f["name"], f["first_row"], f["rows"]) for f in report["input"]["files"]] == [
+        ("a.csv", 1, 230), ("b.parquet", 231, 170)]
+    rejects = pd.read_csv(tmp_path / "small" / "rejects.csv")
+    assert set(rejects["source_file"]) == {"a.csv", "b.parquet"}
+    assert ((rejects["source_row"] > 230) == (rejects["source_file"] == "b.parquet")).all()
