@@ -92,8 +92,8 @@ def measure(predictor: str, config: Path, records, smoke: bool) -> dict[str, obj
     results: dict[str, object] = {}
     if predictor == "echo":
         server = echo_server()
-    elif predictor == "fast-unbatched":
-        server = ServerProcess(config, "--predictor", "fast", "--micro-batch-rows", "0")
+    elif predictor == "fast-batched":
+        server = ServerProcess(config, "--predictor", "fast", "--micro-batch-rows", "64")
     else:
         server = ServerProcess(config, "--predictor", predictor)
     with server:
@@ -109,11 +109,11 @@ def measure(predictor: str, config: Path, records, smoke: bool) -> dict[str, obj
 def report(figures: dict[str, dict[str, object]]) -> None:
     names = list(figures)
     compared = [n for n in ("fast", "reference") if n in names]
-    print(f"{'measure':<36}" + "".join(f"{n:>14}" for n in names)
+    print(f"{'measure':<36}" + "".join(f"{n:>16}" for n in names)
           + (f"{'fast/ref':>10}" if len(compared) == 2 else ""))
 
     def row(label: str, values: list[float], better_high: bool) -> None:
-        line = f"{label:<36}" + "".join(f"{v:>14.3f}" for v in values)
+        line = f"{label:<36}" + "".join(f"{v:>16.3f}" for v in values)
         if len(compared) == 2:
             fast, reference = (values[names.index(n)] for n in compared)
             if min(fast, reference) > 0:
@@ -133,8 +133,8 @@ def report(figures: dict[str, dict[str, object]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny counts: checks the script runs")
-    parser.add_argument("--predictors", default="fast,fast-unbatched,reference,echo",
-                        help="servers to measure: fast (the default server), fast-unbatched (--micro-batch-rows 0), "
+    parser.add_argument("--predictors", default="fast,fast-batched,reference,echo",
+                        help="servers to measure: fast (the default server), fast-batched (--micro-batch-rows 64), "
                              "reference (--predictor reference), echo (bench/echo_server.py, no work at all)")
     parser.add_argument("--config", type=Path, help="a serving_config.pb to use (default: the ETL job is run on "
                                                     "the bundled sample first)")

@@ -6,6 +6,10 @@ take the lead computes all of them in one predictor call (at most `max_rows` rec
 result does not depend on its batch (features are element-wise, the model sums column by column),
 so batching changes speed only: the parity tests run through it.
 
+Off by default (--micro-batch-rows 0): on this project's 2-core machines the hand-off between
+threads cost more than the shared computation saved (bench/serving.py prints both). It is for
+machines with more cores, or models whose per-call work is larger.
+
 Errors stay with the call that caused them: when a combined batch is refused, each call gets the
 violations of its own records (renumbered from 0), and the calls without violations are computed
 again without the bad ones.

@@ -105,7 +105,7 @@ def test_the_server_micro_batches_concurrent_predict_calls_and_counts_them(train
 
     records = converters.frame_to_records(trained_config.accepted.head(400))
     expected = trained_config.predictions.head(400).to_numpy()
-    with ServerProcess(trained_config.path, metrics_port=free_port()) as server, \
+    with ServerProcess(trained_config.path, "--micro-batch-rows", "64", metrics_port=free_port()) as server, \
             PredictionClient(server.target, insecure=True, timeout=30) as client, \
             ThreadPoolExecutor(max_workers=16) as pool:
         got = np.array([p.prediction for p in pool.map(client.predict, records)])
