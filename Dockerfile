@@ -33,7 +33,7 @@ COPY pyproject.toml ./
 # 1. The dependencies, in a layer of their own that only pyproject.toml (and the wheelhouse) can
 #    invalidate, so a code change rebuilds in seconds: wheels into /wheels (built here if a
 #    dependency ships only an sdist), then installed from /wheels alone (--no-index). The venv is
-#    trimmed of the test suites and C headers that numpy/pandas/scipy/pyarrow/scikit-learn ship
+#    trimmed of the test suites and C headers that numpy/pandas/pyarrow ship
 #    (about 55 MB) that nothing imports at run time; the smoke test's ETL runs and Predict call
 #    prove that. The .pyc files pip compiled stay: with PYTHONDONTWRITEBYTECODE at run time they
 #    are what keeps start-up fast (the job and the server would otherwise recompile pandas on
@@ -42,7 +42,7 @@ RUN python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); 
 print("\n".join(p["project"]["dependencies"]))' > /tmp/requirements.txt \
  && /opt/venv/bin/python -m pip wheel --find-links /wheelhouse --wheel-dir /wheels -r /tmp/requirements.txt \
  && /opt/venv/bin/python -m pip install --no-index --find-links /wheels -r /tmp/requirements.txt \
- && for pkg in numpy pandas pyarrow scipy sklearn; do \
+ && for pkg in numpy pandas pyarrow; do \
       find /opt/venv/lib/python3*/site-packages/"$pkg" -depth -type d \
         \( -name tests -o -name include \) -exec rm -rf {} + ; \
     done
