@@ -1,7 +1,7 @@
 """The batch job, streamed in chunks so memory stays bounded by the chunk size:
 
 1. extract + validate (one read of the input): each chunk is parsed and checked; its rejects go
-   to rejects.csv as they come, its accepted typed rows to a temp Parquet spill, and the columns
+   to rejects.csv as they come, its accepted typed rows to a temp Arrow spill, and the columns
    the aggregates read (age) are kept;
 2. analyze: the aggregate nodes of the feature module over all accepted rows;
 3. transform + fit: the spill chunk by chunk through the feature module with the aggregates
