@@ -176,8 +176,19 @@ def _checked(requests: Iterable[object]) -> Iterator[object]:
 class DecodeGuardInterceptor(grpc.ServerInterceptor):
     """Undecodable request bytes -> INVALID_ARGUMENT, for every method of the server."""
 
+    def __init__(self):
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+
     def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
+        method = handler_call_details.method
+        wrapped = self._handlers.get(method)
+        if wrapped is None:
+            wrapped = self._wrap(continuation(handler_call_details))
+            if wrapped is not None:  # a server's handlers never change: wrap each known method once
+                self._handlers[method] = wrapped
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
         if handler is None:
             return None
         changes = {"request_deserializer": _tolerant(handler.request_deserializer)}

@@ -77,21 +77,29 @@ class MetricsInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, metrics: Metrics):
         self._metrics = metrics
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
     def _done(self, method: str, context, started: float, raised: bool) -> None:
         elapsed = time.perf_counter() - started
         code = _final_code(context, raised)
-        self._metrics.requests.labels(method=method, code=code).inc()
-        self._metrics.latency.labels(method=method).observe(elapsed)
+        self._metrics.requests.labels(method, code).inc()
+        self._metrics.latency.labels(method).observe(elapsed)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("call", extra={"event": "call", "method": method, "code": code,
                                      "duration_ms": round(elapsed * 1000, 3), "peer": context.peer()})
 
     def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
+        method = handler_call_details.method
+        wrapped = self._handlers.get(method)
+        if wrapped is None:
+            wrapped = self._wrap(method, continuation(handler_call_details))
+            if wrapped is not None:  # a server's handlers never change: wrap each known method once
+                self._handlers[method] = wrapped
+        return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
         if handler is None:
             return None
-        method = handler_call_details.method
         if handler.unary_unary is not None:
             return handler._replace(unary_unary=self._wrap_unary(method, handler.unary_unary))
         if handler.stream_unary is not None:

@@ -101,7 +101,9 @@ def test_sigterm_during_traffic_loses_no_in_flight_call(trained_config):
         if started < signal_at - 0.25:
             assert code == grpc.StatusCode.OK
         else:
-            assert code in (grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE)
+            # Refused: UNAVAILABLE, or CANCELLED when gRPC core had taken the call off the wire but
+            # no handler had started it when the server stopped accepting (seen 2 runs in 6).
+            assert code in (grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
     events = [line for line in server.logs if '"event": "signal"' in line or '"event": "stopped"' in line]
     assert len(events) == 2 and "SIGTERM" in events[0]
 
