@@ -85,9 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--test-fraction", type=_fraction(low_open=True), default=defaults.test_fraction,
                      help="held-out share of the accepted rows (default: %(default)s)")
     run.add_argument("--seed", type=_non_negative_int, default=defaults.seed, help="split seed (default: %(default)s)")
-    run.add_argument("--parity-rows", type=_non_negative_int, default=pipeline.RunSettings.parity_rows,
-                     help="rows checked through the single-record online path before the config is written; "
-                          "all rows when the input has fewer (default: %(default)s)")
+    run.add_argument("--parity-rows", type=_positive_int, default=pipeline.RunSettings.parity_rows,
+                     help="rows checked through the single-record online path before the config is written "
+                          "(at least 1: a config is never written unchecked); all rows when the input has fewer "
+                          "(default: %(default)s)")
     run.add_argument("--chunk-rows", type=_positive_int, default=pipeline.RunSettings.chunk_rows,
                      help="rows read and processed at a time; bounds memory, never changes the outputs "
                           "(default: %(default)s)")
@@ -110,8 +111,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.parity_rows < 1:
-        raise _UsageError("--parity-rows must be at least 1: a config is never written unchecked")
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     settings = pipeline.RunSettings(
         input_path=args.input, output_dir=args.output_dir, max_reject_fraction=args.max_reject_fraction,
