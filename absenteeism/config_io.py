@@ -16,7 +16,7 @@ import numpy as np
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
-from absenteeism import atomic, features, raw_schema
+from absenteeism import atomic, features, parity, raw_schema
 from absenteeism.v1 import raw_record_pb2, serving_config_pb2
 
 ServingConfig = serving_config_pb2.ServingConfig
@@ -128,16 +128,14 @@ def verify_golden_rows(config: ServingConfig, online_path: OnlinePath) -> None:
     feature_matrix, predictions = online_path([row.record for row in config.golden_rows])
     for i, row in enumerate(config.golden_rows):
         expected = np.asarray(row.features, dtype=np.float64)
-        if not _same_bits(feature_matrix[i], expected):
-            differing = [name for name, got, want in zip(config.feature_names, feature_matrix[i], expected)
-                         if not _same_bits(np.float64(got), np.float64(want))]
+        if expected.shape != feature_matrix[i].shape:
+            differing = list(config.feature_names)
+        else:
+            differing = [name for name, differs in zip(config.feature_names,
+                                                       parity.bits_differ(feature_matrix[i], expected)) if differs]
+        if differing:
             raise ConfigError(f"golden row {i} (source row {row.source_row}) gives features {differing} that differ "
                               "from the ones the ETL job recorded: code and config disagree; rerun the ETL job")
-        if not _same_bits(np.float64(predictions[i]), np.float64(row.prediction)):
+        if parity.bits_differ(predictions[i], row.prediction).any():
             raise ConfigError(f"golden row {i} (source row {row.source_row}) predicts {float(predictions[i])!r}, the ETL "
                               f"job recorded {row.prediction!r}: code and config disagree; rerun the ETL job")
-
-
-def _same_bits(a, b) -> bool:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return a.shape == b.shape and bool(np.array_equal(a.view(np.uint64), b.view(np.uint64)))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 PREDICTION = "prediction"
+WORST_KEPT = 3  # worst mismatches kept per feature
 
 
 @dataclass
@@ -63,15 +64,13 @@ class ParityReport:
         return "\n".join(lines)
 
 
-WORST_KEPT = 3
-
 
 def _distance(m: Mismatch) -> float:
     difference = abs(m.expected - m.got)
     return float("inf") if np.isnan(difference) else difference
 
 
-def _differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def bits_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """True where the float64 bit patterns differ (so -0.0 != 0.0 and NaN == the same NaN)."""
     return np.ascontiguousarray(a, dtype=np.float64).view(np.uint64) != np.ascontiguousarray(
         b, dtype=np.float64).view(np.uint64)
@@ -95,7 +94,7 @@ def compare(source_rows: Sequence[int], feature_names: Sequence[str],
     any_differs = np.zeros(len(source_rows), dtype=bool)
     rows = np.asarray(source_rows)
     for name, (expected, got) in columns.items():
-        differs = _differs(expected, got)
+        differs = bits_differ(expected, got)
         if differs.any():
             any_differs |= differs
             positions = np.flatnonzero(differs)
