@@ -15,19 +15,13 @@ import pytest
 
 from absenteeism import blocks, config_io, dataflow, dataset_format
 from etl_job import cli, outputs, ridge, synthetic, training
+from tests.test_etl_outputs import _config_without_time
 
 ROWS = 3000
 
 
 def _run(source: Path, out: Path, *extra: str) -> int:
     return cli.main(["run", "--input", str(source), "--output-dir", str(out), "--no-progress", *extra])
-
-
-def _config_without_time(out: Path) -> bytes:
-    config = config_io.read_config(out / "serving_config.pb")
-    config.provenance.ClearField("created_at")
-    config.ClearField("content_sha256")
-    return config.SerializeToString(deterministic=True)
 
 
 @pytest.fixture(scope="module")
