@@ -9,15 +9,19 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
-from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
-from absenteeism import atomic, features, parity, raw_schema
-from absenteeism.v1 import raw_record_pb2, serving_config_pb2
+from absenteeism import dataflow, features, parity, raw_schema
+from absenteeism.dataset import atomic
+from absenteeism.v1 import serving_config_pb2
+
+if TYPE_CHECKING:
+    from absenteeism.online.predictor import Predictor
 
 ServingConfig = serving_config_pb2.ServingConfig
 
@@ -83,12 +87,8 @@ def read_config(path: Path) -> ServingConfig:
     return config
 
 
-# Computes (features matrix in model order, predictions) for raw records, the way the server does.
-OnlinePath = Callable[[Sequence[raw_record_pb2.RawRecord]], tuple[np.ndarray, np.ndarray]]
-
-
-def verify_config(config: ServingConfig, online_path: OnlinePath | None = None) -> None:
-    """Raises ConfigError unless `config` is intact, built by this code, and (when `online_path` is
+def verify_config(config: ServingConfig, predictor: Predictor | None = None) -> None:
+    """Raises ConfigError unless `config` is intact, built by this code, and (when `predictor` is
     given) reproduces its golden rows bit for bit through it."""
     if config.format_version != FORMAT_VERSION:
         raise ConfigError(f"config format version {config.format_version} is not the supported version "
@@ -96,36 +96,56 @@ def verify_config(config: ServingConfig, online_path: OnlinePath | None = None) 
     if not config.content_sha256 or config.content_sha256 != content_digest(config):
         raise ConfigError("config content does not match its recorded digest (content_sha256): the file is "
                           "corrupted or was edited; rerun the ETL job to rebuild it")
-    if tuple(config.feature_names) != features.MODEL_FEATURES:
-        raise ConfigError(f"config feature list {list(config.feature_names)} differs from this code's "
-                          f"{list(features.MODEL_FEATURES)}: rerun the ETL job")
     running, recorded = code_fingerprint(), config.provenance.code
     if recorded.feature_module_sha256 != running.feature_module_sha256:
         raise ConfigError("config was built with a different feature module: rerun the ETL job")
     if recorded.raw_schema_sha256 != running.raw_schema_sha256:
         raise ConfigError("config was built with a different raw schema: rerun the ETL job")
+    if tuple(config.feature_names) != features.MODEL_FEATURES:
+        raise ConfigError(f"config feature list {list(config.feature_names)} differs from this code's "
+                          f"{list(features.MODEL_FEATURES)}: rerun the ETL job")
     _verify_statistics(config.statistics)
-    if len(config.model.coefficients) != len(config.feature_names):
-        raise ConfigError(f"config model has {len(config.model.coefficients)} coefficients for "
-                          f"{len(config.feature_names)} features: rerun the ETL job")
-    if online_path is not None:
-        verify_golden_rows(config, online_path)
+    _verify_model(config)
+    if predictor is not None:
+        verify_golden_rows(config, predictor)
 
 
 def _verify_statistics(statistics: serving_config_pb2.AggregateStatistics) -> None:
     if statistics.row_count == 0:
         raise ConfigError("config has no aggregate statistics: rerun the ETL job")
-    for name in ("age_mean", "age_std_dev"):
-        if not math.isfinite(getattr(statistics, name)):
-            raise ConfigError(f"config statistic {name} is not finite: rerun the ETL job")
-    if statistics.age_std_dev <= 0:
-        raise ConfigError("config statistic age_std_dev is not positive: the training data has a single age")
+    names = dataflow.aggregate_names()
+    if names and not statistics.values:
+        raise ConfigError("config carries its aggregates in the format of an earlier release (not by name): "
+                          "rebuild the config with this release (rerun the ETL job)")
+    missing = sorted(set(names) - set(statistics.values))
+    if missing:
+        raise ConfigError(f"config lacks the aggregates {missing} of this feature module: rerun the ETL job")
+    for name in names:
+        carried = statistics.values[name]
+        values = carried.vector.values if carried.WhichOneof("kind") == "vector" else [carried.scalar]
+        if not all(math.isfinite(v) for v in values):
+            raise ConfigError(f"config aggregate {name} is not finite: rerun the ETL job")
 
 
-def verify_golden_rows(config: ServingConfig, online_path: OnlinePath) -> None:
+def _verify_model(config: ServingConfig) -> None:
+    model = config.model
+    if len(model.coefficients) != len(config.feature_names):
+        raise ConfigError(f"config model has {len(model.coefficients)} coefficients for "
+                          f"{len(config.feature_names)} features: rerun the ETL job")
+    if not all(math.isfinite(v) for v in (model.intercept, *model.coefficients)):
+        raise ConfigError("config model has a parameter that is not finite (intercept or a coefficient): "
+                          "rerun the ETL job")
+
+
+def verify_golden_rows(config: ServingConfig, predictor: Predictor) -> None:
     if not config.golden_rows:
         raise ConfigError("config carries no golden rows to self-test with: rerun the ETL job")
-    feature_matrix, predictions = online_path([row.record for row in config.golden_rows])
+    try:
+        result = predictor.predict([row.record for row in config.golden_rows])
+    except Exception as error:  # noqa: BLE001 - whatever the reason, this config cannot be served
+        raise ConfigError(f"the golden rows cannot be computed with this config ({type(error).__name__}: "
+                          f"{error}): code and config disagree; rerun the ETL job") from None
+    feature_matrix, predictions = result.features, result.predictions
     for i, row in enumerate(config.golden_rows):
         expected = np.asarray(row.features, dtype=np.float64)
         if expected.shape != feature_matrix[i].shape:
@@ -134,8 +154,8 @@ def verify_golden_rows(config: ServingConfig, online_path: OnlinePath) -> None:
             differing = [name for name, differs in zip(config.feature_names,
                                                        parity.bits_differ(feature_matrix[i], expected)) if differs]
         if differing:
-            raise ConfigError(f"golden row {i} (source row {row.source_row}) gives features {differing} that differ "
+            raise ConfigError(f"golden row {i} gives features {differing} that differ "
                               "from the ones the ETL job recorded: code and config disagree; rerun the ETL job")
         if parity.bits_differ(predictions[i], row.prediction).any():
-            raise ConfigError(f"golden row {i} (source row {row.source_row}) predicts {float(predictions[i])!r}, the ETL "
+            raise ConfigError(f"golden row {i} predicts {float(predictions[i])!r}, the ETL "
                               f"job recorded {row.prediction!r}: code and config disagree; rerun the ETL job")

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from hamilton import base, driver
 
+from absenteeism import aggregates as aggregate_values
 from absenteeism import features
 from absenteeism.raw_schema import RAW_COLUMN_NAMES
 
@@ -31,19 +32,30 @@ def aggregate_names() -> tuple[str, ...]:
     )
 
 
+@cache
+def analyze_columns() -> tuple[str, ...]:
+    """The raw columns the aggregate nodes read: what the analyze pass collects of every row."""
+    needed = {v.name for v in feature_driver().what_is_upstream_of(*aggregate_names())}
+    return tuple(name for name in RAW_COLUMN_NAMES if name in needed)
+
+
 def _inputs(raw: pd.DataFrame) -> dict[str, pd.Series]:
-    # The columns present: the analyze pass hands over only the age column it collected across
+    # The columns present: the analyze pass hands over only the columns it collected across
     # chunks; Hamilton names any input a requested node lacks.
     return {name: raw[name] for name in RAW_COLUMN_NAMES if name in raw.columns}
 
 
-def compute_aggregates(raw: pd.DataFrame) -> dict[str, float]:
-    """Analyze: the full-pass statistics over `raw` (valid, typed raw rows)."""
+def compute_aggregates(raw: pd.DataFrame) -> dict[str, aggregate_values.AggregateValue]:
+    """Analyze: the aggregate nodes over `raw` (valid, typed raw rows), as the server will read them
+    back from the config. Raises AggregateError for a value that cannot travel in the config."""
+    if not aggregate_names():
+        return {}
     result = feature_driver().execute(list(aggregate_names()), inputs=_inputs(raw))
-    return {name: float(result[name]) for name in aggregate_names()}
+    return aggregate_values.round_trip({name: aggregate_values.normalize(name, result[name])
+                                        for name in aggregate_names()})
 
 
-def compute_features(raw: pd.DataFrame, aggregates: dict[str, float]) -> pd.DataFrame:
+def compute_features(raw: pd.DataFrame, aggregates: dict[str, aggregate_values.AggregateValue]) -> pd.DataFrame:
     """Transform: the model features of every row of `raw`, in model order, indexed like `raw`.
 
     Raises hamilton's DataValidationError when a feature breaks its check.

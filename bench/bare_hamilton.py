@@ -15,7 +15,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from absenteeism import dataflow, features  # noqa: E402
-from absenteeism.dataset_format import CSV_SEPARATOR, HEADER_TO_NAME  # noqa: E402
+from absenteeism.dataset.format import CSV_SEPARATOR, HEADER_TO_NAME  # noqa: E402
 
 
 def main(path: str) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from absenteeism import converters, dataset_format
+from absenteeism.online import converters
+from absenteeism.dataset import format as dataset_format
 from absenteeism.v1 import raw_record_pb2
 
 ROOT = Path(__file__).resolve().parent.parent

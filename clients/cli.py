@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from absenteeism import converters, dataset_format
+from absenteeism.online import converters
+from absenteeism.dataset import format as dataset_format
 from absenteeism.raw_schema import REQUIRED
 from clients import parity
 from clients.client import PredictionClient, PredictionError, TlsOptions

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from absenteeism import converters, dataset_format, parity
+from absenteeism import parity
+from absenteeism.dataset import format as dataset_format
+from absenteeism.dataset.reader import extract
+from absenteeism.online import converters
 from absenteeism.v1 import raw_record_pb2
 from clients.client import PredictionClient
-from etl_job.errors import BadData
-from etl_job.extract import extract
-from etl_job.outputs import PREDICTION_COLUMN
 
 MODES = ("predict", "batch", "stream")
 EXIT_IDENTICAL, EXIT_MISMATCH = 0, 4
@@ -29,10 +29,7 @@ EXIT_IDENTICAL, EXIT_MISMATCH = 0, 4
 
 def accepted_records(raw_input: Path, source_rows: np.ndarray) -> list[raw_record_pb2.RawRecord]:
     """The raw records of `source_rows`, numbered exactly as the ETL job numbers its input."""
-    try:
-        cells = extract(raw_input).cells
-    except BadData as error:
-        raise ValueError(str(error)) from None
+    cells = extract(raw_input).cells  # InputFormatError is a ValueError
     unknown = np.setdiff1d(source_rows, cells.index.to_numpy())
     if unknown.size:
         raise ValueError(f"training set rows {unknown[:5].tolist()} are not in {raw_input}: wrong input file?")
@@ -82,13 +79,13 @@ def run_parity(client: PredictionClient, training_set: Path, raw_input: Path, mo
                batch_size: int = 1000, concurrency: int = 8, progress: bool = False) -> dict[str, parity.ParityReport]:
     table = pd.read_parquet(training_set)
     feature_names = tuple(client.serving_config().feature_names)
-    absent = [name for name in (*feature_names, PREDICTION_COLUMN) if name not in table.columns]
+    absent = [name for name in (*feature_names, parity.PREDICTION) if name not in table.columns]
     if absent:
         raise ValueError(f"training set {training_set} lacks columns {absent} the server's model uses: "
                          "it was built with another config")
     source_rows = table["source_row"].to_numpy()
     expected = table.loc[:, list(feature_names)].to_numpy(dtype=np.float64)
-    expected_predictions = table[PREDICTION_COLUMN].to_numpy(dtype=np.float64)
+    expected_predictions = table[parity.PREDICTION].to_numpy(dtype=np.float64)
     records = accepted_records(raw_input, source_rows)
     calls = {
         "predict": lambda: predict_one_by_one(client, records, concurrency, progress),

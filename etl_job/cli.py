@@ -19,6 +19,7 @@ from pathlib import Path
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from etl_job import pipeline, training
+from absenteeism.dataset.format import InputFormatError
 from etl_job.errors import BadData
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BAD_DATA = 0, 1, 2, 3
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except _UsageError as error:
         parser.error(str(error))  # exits 2
-    except BadData as error:
+    except (BadData, InputFormatError) as error:
         print(f"etl_job: bad data: {error}", file=sys.stderr)
         return EXIT_BAD_DATA
     except KeyboardInterrupt:

@@ -27,8 +27,9 @@ class GraphvizMissing(RuntimeError):
 
 
 def render(output_dir: Path) -> list[Path]:
-    """Writes offline_dag.png, online_dag.png and all_functions.png into `output_dir` (each replaced
-    atomically: rendered in a temp folder beside it, then renamed)."""
+    """Writes offline_dag, online_dag and all_functions into `output_dir`, each as a PNG and as its
+    graphviz source (.dot, text to diff), each replaced atomically: rendered in a temp folder beside
+    it, then renamed."""
     if shutil.which("dot") is None:
         raise GraphvizMissing("graphviz's `dot` is not on PATH: install it (Debian: apt-get install graphviz)")
     output_dir = Path(output_dir)
@@ -42,14 +43,19 @@ def render(output_dir: Path) -> list[Path]:
     png = {"format": "png", "view": False}
     with tempfile.TemporaryDirectory(dir=output_dir, prefix=".dag.") as scratch:
         scratch_dir = Path(scratch)
-        driver.visualize_execution([*dataflow.aggregate_names(), *transform], str(scratch_dir / "offline_dag"),
-                                   render_kwargs=png, inputs=inputs)
-        driver.visualize_execution(transform, str(scratch_dir / "online_dag"), render_kwargs=png, inputs=inputs,
-                                   overrides=overrides)
-        driver.display_all_functions(str(scratch_dir / "all_functions"), render_kwargs=png)
+        graphs = {
+            "offline_dag": driver.visualize_execution([*dataflow.aggregate_names(), *transform],
+                                                      str(scratch_dir / "offline_dag"), render_kwargs=png,
+                                                      inputs=inputs),
+            "online_dag": driver.visualize_execution(transform, str(scratch_dir / "online_dag"), render_kwargs=png,
+                                                     inputs=inputs, overrides=overrides),
+            "all_functions": driver.display_all_functions(str(scratch_dir / "all_functions"), render_kwargs=png),
+        }
         written = []
         for name in PICTURES:
-            target = output_dir / f"{name}.png"
-            os.replace(scratch_dir / f"{name}.png", target)
-            written.append(target)
+            (scratch_dir / f"{name}.dot").write_text(graphs[name].source)
+            for suffix in (".png", ".dot"):
+                target = output_dir / f"{name}{suffix}"
+                os.replace(scratch_dir / f"{name}{suffix}", target)
+                written.append(target)
     return written

@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from absenteeism import converters, features, parity
-from absenteeism.fast_path import FastPredictor
+from absenteeism import features, parity
+from absenteeism.online import converters
+from absenteeism.online.fast import FastPredictor
 from absenteeism.raw_schema import RAW_COLUMN_NAMES
 from absenteeism.v1 import serving_config_pb2
 

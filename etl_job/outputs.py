@@ -18,14 +18,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from absenteeism import atomic, config_io, features
-from absenteeism.blocks import table_blocks
+from absenteeism import config_io, features, parity
+from absenteeism.dataset import atomic
+from absenteeism.dataset.blocks import table_blocks
 from absenteeism.raw_schema import LABEL
 
 REJECTS_FILE = "rejects.csv"
 TRAINING_SET_FILE = "training_set.parquet"
 REPORT_FILE = "report.json"
-PREDICTION_COLUMN = "prediction"
+PREDICTION_COLUMN = parity.PREDICTION
 
 
 @contextlib.contextmanager

@@ -26,11 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from hamilton.data_quality.base import DataValidationError
 from tqdm import tqdm
 
-from absenteeism import config_io
-from etl_job import extract as extract_step
-from etl_job import online_parity, outputs, report, training
+from absenteeism import config_io, dataflow
+from absenteeism.dataset import reader as input_reader
+from etl_job import online_parity, outputs, report, serving_config, training
 from etl_job import validate as validate_step
 from etl_job.errors import BadData
 from etl_job.ridge import HeldOutErrors
@@ -53,7 +54,7 @@ class RunSettings:
     parity_rows: int = online_parity.DEFAULT_ROWS  # rows checked through the single-record online path
     progress: bool = False
     created_at: datetime | None = None  # None: now (UTC)
-    chunk_rows: int = extract_step.DEFAULT_CHUNK_ROWS  # rows per chunk; outputs do not depend on it
+    chunk_rows: int = input_reader.DEFAULT_CHUNK_ROWS  # rows per chunk; outputs do not depend on it
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def run(settings: RunSettings) -> RunResult:
     try:
         with Spill() as spill:
             with steps.step("extract_validate"):
-                reader = extract_step.Reader(settings.input_path, settings.chunk_rows)
+                reader = input_reader.Reader(settings.input_path, settings.chunk_rows)
                 tally, analyze_inputs = _extract_validate(reader, spill, out, steps)
                 extracted = reader.extracted()
                 log.info("rows read %d, accepted %d, rejected %d (%d violations)", tally.rows_read,
@@ -116,23 +117,24 @@ def run(settings: RunSettings) -> RunResult:
                 parity_positions = online_parity.sample_positions(spill.rows, settings.parity_rows)
                 fitted = _bad_data(training.train, steps.rows(spill.chunks(), "transform", spill.rows),
                                    aggregates=aggregates, settings=settings.fit, parity_positions=parity_positions)
-        provenance = dict(input_sha256=extracted.input_sha256, input_files=[f.path.name for f in extracted.files],
-                          rows_read=tally.rows_read, rows_rejected=tally.rejected_rows, created_at=created_at)
+        provenance = serving_config.Provenance(
+            input_sha256=extracted.input_sha256, input_files=[f.path.name for f in extracted.files],
+            rows_read=tally.rows_read, rows_rejected=tally.rejected_rows, created_at=created_at)
         with steps.step("parity"):
             # Statistics, model and features are all the online path reads; metrics come with the write.
-            unchecked = training.serving_config(fitted, None, **provenance)
-            parity_report = online_parity.check(unchecked, fitted.parity_raw, fitted.parity_features,
+            unevaluated = serving_config.build(fitted, provenance)
+            parity_report = online_parity.check(unevaluated, fitted.parity_raw, fitted.parity_features,
                                                 fitted.predict(fitted.parity_features), settings.parity_rows)
             log.info("online parity: %s", parity_report.summary())
             online_parity.require_identical(parity_report)
         with steps.step("load"):
             errors = HeldOutErrors(fitted.baseline)
             with outputs.training_set_writer(out) as append:
-                for source_rows, matrix, labels, predictions in steps.rows(
-                        fitted.training_rows(errors), "write", fitted.rows, size=lambda part: len(part[0])):
-                    append(outputs.training_set_table(source_rows, matrix, labels, predictions))
+                for rows in steps.rows(fitted.training_rows(), "write", fitted.rows):
+                    errors.add(rows.labels[rows.held_out].astype(np.float64), rows.predictions[rows.held_out])
+                    append(outputs.training_set_table(rows.source_rows, rows.features, rows.labels, rows.predictions))
             paths["training_set"] = out / outputs.TRAINING_SET_FILE
-            config = training.serving_config(fitted, errors.metrics(), **provenance)
+            config = serving_config.with_evaluation(unevaluated, fitted, errors.metrics())
             paths["config"] = outputs.write_config(config, out)
             paths["config_json"] = out / config_io.CONFIG_JSON_FILE
             paths["report"] = out / outputs.REPORT_FILE
@@ -147,12 +149,12 @@ def run(settings: RunSettings) -> RunResult:
     return RunResult(run_report, paths)
 
 
-def _extract_validate(reader: extract_step.Reader, spill: Spill, out: Path, steps: _Steps
+def _extract_validate(reader: input_reader.Reader, spill: Spill, out: Path, steps: _Steps
                       ) -> tuple[validate_step.Tally, pd.DataFrame]:
     """Pass 1: every chunk parsed and validated; rejects written, accepted rows spilled, the
     aggregates' inputs collected (a column or two of small integers)."""
     tally = validate_step.Tally()
-    kept: dict[str, list[np.ndarray]] = {name: [] for name in training.analyze_columns()}
+    kept: dict[str, list[np.ndarray]] = {name: [] for name in dataflow.analyze_columns()}
     with outputs.rejects_writer(out) as append_rejects:
         for chunk in steps.rows(reader.chunks(), "read+validate", size=lambda chunk: len(chunk.cells)):
             validation = validate_step.validate(chunk.cells)
@@ -168,8 +170,11 @@ def _extract_validate(reader: extract_step.Reader, spill: Spill, out: Path, step
 
 
 def _bad_data(function, *args, **kwargs):
-    """Data that cannot train a model is bad data (exit 3), not an internal error."""
+    """Data that cannot train a model is bad data (exit 3), not an internal error: too few rows, or
+    accepted rows whose features break a check of the feature module (say, every row the same age)."""
     try:
         return function(*args, **kwargs)
     except training.TrainingError as error:
         raise BadData(str(error)) from None
+    except DataValidationError as error:
+        raise BadData(f"the accepted rows break a check of the feature module: {error}") from None

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from etl_job.extract import Extracted
+from absenteeism import aggregates
+from absenteeism.dataset.reader import Extracted
 from etl_job.validate import Tally
 
 
@@ -39,9 +40,7 @@ def build(*, input_path: Path, extracted: Extracted, tally: Tally, max_reject_fr
         },
         "rejects": reject_summary(tally),
         "statistics": {
-            "age_mean": statistics.age_mean,
-            "age_std_dev": statistics.age_std_dev,
-            "std_ddof": statistics.std_ddof,
+            "aggregates": aggregates.as_json(aggregates.from_message(statistics, statistics.values)),
             "row_count": statistics.row_count,
         },
         "metrics": {

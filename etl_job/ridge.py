@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from absenteeism.blocks import BlockSum
+from absenteeism.dataset.blocks import BlockSum
 
 BLOCK_ROWS = 1 << 16  # rows per folded block: fixed, so the sums do not depend on the chunk size
 

@@ -29,8 +29,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from absenteeism import atomic
-from absenteeism.dataset_format import CSV_LINE_END, CSV_SEPARATOR
+from absenteeism.dataset import atomic
+from absenteeism.dataset.format import CSV_LINE_END, CSV_SEPARATOR
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS
 
 ROWS_PER_EMPLOYEE = 20  # the real data has ~20 absences per employee

@@ -11,8 +11,9 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from absenteeism import dataset_format, raw_schema
-from absenteeism.fast_checks import CompiledSchema
+from absenteeism import raw_schema
+from absenteeism.dataset import format as dataset_format
+from absenteeism.compiled_checks import CompiledSchema
 from absenteeism.raw_schema import Violation
 from etl_job.errors import BadData
 

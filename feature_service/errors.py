@@ -2,7 +2,7 @@
 
 | what                                   | status              | details                              |
 |----------------------------------------|---------------------|--------------------------------------|
-| online.InvalidRecords                  | INVALID_ARGUMENT    | google.rpc.BadRequest, one field      |
+| InvalidRecords                  | INVALID_ARGUMENT    | google.rpc.BadRequest, one field      |
 |                                        |                     | violation per (record, field)         |
 | request bytes that do not decode       | INVALID_ARGUMENT    | message names the expected type       |
 | BatchTooLarge (over --max-batch)       | RESOURCE_EXHAUSTED  | message names the cap                 |
@@ -24,7 +24,8 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from absenteeism import online, raw_schema
+from absenteeism import raw_schema
+from absenteeism.online.predictor import InvalidRecords
 from absenteeism.v1 import prediction_service_pb2
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def record_error(violations: Sequence[raw_schema.Violation]) -> prediction_servi
 
 def to_status(error: BaseException, method: str, field_path: FieldPath) -> grpc.Status:
     """The status for an exception raised while serving `method`; logs what the caller will not see."""
-    if isinstance(error, online.InvalidRecords):
+    if isinstance(error, InvalidRecords):
         return bad_request_status(error.violations, field_path)
     if isinstance(error, UndecodableRequest):
         return _grpc_status(code_pb2.INVALID_ARGUMENT, str(error))
@@ -114,7 +115,7 @@ def unary_boundary(field_path: FieldPath):
             try:
                 return method(self, request, context)
             except Exception as error:  # noqa: BLE001 - this is the boundary
-                if isinstance(error, online.InvalidRecords):
+                if isinstance(error, InvalidRecords):
                     self.on_violations(error.violations)
                 status = to_status(error, method.__name__, field_path)
             abort(context, status)

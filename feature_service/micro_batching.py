@@ -6,13 +6,12 @@ take the lead computes all of them in one predictor call (at most `max_rows` rec
 result does not depend on its batch (features are element-wise, the model sums column by column),
 so batching changes speed only: the parity tests run through it.
 
-Off by default (--micro-batch-rows 0): on this project's 2-core machines the hand-off between
-threads cost more than the shared computation saved (bench/serving.py prints both). It is for
-machines with more cores, or models whose per-call work is larger.
+Off by default (--micro-batch-rows 0): where the per-call work is small, the hand-off between
+threads can cost more than the shared computation saves (bench/serving.py measures both; the
+README has the figures).
 
-Errors stay with the call that caused them: when a combined batch is refused, each call gets the
-violations of its own records (renumbered from 0), and the calls without violations are computed
-again without the bad ones.
+Errors stay with the call that caused them: each call with an invalid record gets the violations of
+its own records (renumbered from 0); the others get their predictions (predict_valid).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from absenteeism import online
+from absenteeism.online.predictor import InvalidRecords, Predictions, predict_valid
 from absenteeism.raw_schema import Violation
 from absenteeism.v1 import raw_record_pb2
 
@@ -32,7 +31,7 @@ from absenteeism.v1 import raw_record_pb2
 class _Call:
     records: Sequence[raw_record_pb2.RawRecord]
     done: threading.Event = field(default_factory=threading.Event)
-    result: online.Predictions | None = None
+    result: Predictions | None = None
     error: BaseException | None = None
 
 
@@ -48,7 +47,7 @@ class MicroBatchingPredictor:
         self._pending: list[_Call] = []
         self._leading = False
 
-    def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> online.Predictions:
+    def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
         if len(records) > self._max_rows:
             return self._predictor.predict(records)
         call = _Call(records)
@@ -63,10 +62,6 @@ class MicroBatchingPredictor:
         if call.error is not None:
             raise call.error
         return call.result
-
-    def __call__(self, records):
-        result = self.predict(records)
-        return result.features, result.predictions
 
     def _lead(self) -> None:
         """Computes batches until none is pending, then gives up the lead."""
@@ -89,36 +84,23 @@ class MicroBatchingPredictor:
     def _compute(self, batch: list[_Call]) -> None:
         try:
             self._on_batch(len(batch), sum(len(c.records) for c in batch))
-            try:
-                self._deliver(batch, self._predictor.predict([r for c in batch for r in c.records]))
-            except online.InvalidRecords as error:
-                valid = self._refuse(batch, error.violations)
-                if valid:
-                    self._deliver(valid, self._predictor.predict([r for c in valid for r in c.records]))
+            outcome = predict_valid(self._predictor, [r for c in batch for r in c.records])
+            position = {row: k for k, row in enumerate(outcome.valid)}
+            start = 0
+            for call in batch:
+                end = start + len(call.records)
+                own = [Violation(v.row - start, v.column, v.rule, v.value)
+                       for row in range(start, end) for v in outcome.invalid.get(row, ())]
+                if own:
+                    call.error = InvalidRecords(own)
+                elif call.records:
+                    call.result = outcome.result.rows(position[start], position[start] + len(call.records))
+                else:
+                    call.result = Predictions(np.empty((0, len(self.feature_names))), np.empty(0))
+                call.done.set()
+                start = end
         except BaseException as error:  # noqa: BLE001 - handed to every waiting caller, never lost
             for call in batch:
                 if not call.done.is_set():
                     call.error = error
                     call.done.set()
-
-    @staticmethod
-    def _deliver(calls: list[_Call], result: online.Predictions) -> None:
-        start = 0
-        for call in calls:
-            end = start + len(call.records)
-            call.result = online.Predictions(result.features[start:end], result.predictions[start:end])
-            start = end
-            call.done.set()
-
-    @staticmethod
-    def _refuse(batch: list[_Call], violations: Sequence[Violation]) -> list[_Call]:
-        """Gives each call with violations its own InvalidRecords; returns the calls without any."""
-        offsets = np.cumsum([0] + [len(c.records) for c in batch])
-        own: dict[int, list[Violation]] = {}
-        for v in violations:
-            index = int(np.searchsorted(offsets, v.row, side="right") - 1)
-            own.setdefault(index, []).append(Violation(v.row - int(offsets[index]), v.column, v.rule, v.value))
-        for index, found in own.items():
-            batch[index].error = online.InvalidRecords(found)
-            batch[index].done.set()
-        return [call for i, call in enumerate(batch) if i not in own]

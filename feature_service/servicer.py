@@ -7,12 +7,12 @@ from collections.abc import Iterable, Iterator, Sequence
 import grpc
 import numpy as np
 
-from absenteeism import online, raw_schema
+from absenteeism import raw_schema
+from absenteeism.online.predictor import Predictor, predict_valid
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc, serving_config_pb2
 from feature_service import errors, streaming
 from feature_service.metrics import Metrics
-from feature_service.predictors import Predictor
 
 # Most stream requests predicted together (those already received; see streaming.py).
 STREAM_BATCH = 256
@@ -83,27 +83,19 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def _stream_responses(self, batch: Sequence[pb.PredictStreamRequest]) -> Iterator[pb.PredictStreamResponse]:
         """One response per request, in order; invalid records get their RecordError."""
-        records = [request.record for request in batch]
-        invalid: dict[int, list[raw_schema.Violation]] = {}
-        try:
-            result = self._predictor.predict(records)
-            valid = list(range(len(records)))
-        except online.InvalidRecords as error:
-            self.on_violations(error.violations)
-            for violation in error.violations:
-                invalid.setdefault(violation.row, []).append(violation)
-            valid = [i for i in range(len(records)) if i not in invalid]
-            result = self._predictor.predict([records[i] for i in valid]) if valid else None
-        position = {row: k for k, row in enumerate(valid)}
-        self._metrics.stream_messages.labels(outcome="predicted").inc(len(valid))
-        self._metrics.stream_messages.labels(outcome="rejected").inc(len(invalid))
+        outcome = predict_valid(self._predictor, [request.record for request in batch])
+        for violations in outcome.invalid.values():
+            self.on_violations(violations)
+        position = {row: k for k, row in enumerate(outcome.valid)}
+        self._metrics.stream_messages.labels(outcome="predicted").inc(len(outcome.valid))
+        self._metrics.stream_messages.labels(outcome="rejected").inc(len(outcome.invalid))
         for i, request in enumerate(batch):
-            if i in invalid:
-                yield pb.PredictStreamResponse(error=errors.record_error(invalid[i]))
+            if i in outcome.invalid:
+                yield pb.PredictStreamResponse(error=errors.record_error(outcome.invalid[i]))
             else:
                 k = position[i]
                 yield pb.PredictStreamResponse(prediction=self._response(
-                    result.features[k], result.predictions[k], request.include_features))
+                    outcome.result.features[k], outcome.result.predictions[k], request.include_features))
 
     @errors.unary_boundary(errors.single_record_field)
     def GetServingConfig(self, request: pb.GetServingConfigRequest,

@@ -27,7 +27,7 @@ class ServerProcess:
     `port` is read from the server's JSON "serving" log line; `logs` holds every stderr line."""
 
     def __init__(self, config: Path | str | None, *args: str, insecure: bool = True, metrics_port: int = 0,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, cwd: Path | str | None = None):
         self.command = [sys.executable, "-m", "feature_service", "serve", "--host", LOOPBACK, "--port", "0",
                         "--metrics-port", str(metrics_port)]
         if config is not None:
@@ -37,6 +37,7 @@ class ServerProcess:
         self.command += list(args)
         self.metrics_port = metrics_port
         self.env = {**os.environ, **(env or {})}
+        self.cwd = cwd  # `python -m` looks in the working folder first
         self.logs: list[str] = []
         self.port: int | None = None
         self.returncode: int | None = None
@@ -72,7 +73,7 @@ class ServerProcess:
 
     def launch(self) -> ServerProcess:
         """Starts the process without waiting for it to serve."""
-        self._process = subprocess.Popen(self.command, env=self.env, stdout=subprocess.DEVNULL,
+        self._process = subprocess.Popen(self.command, env=self.env, cwd=self.cwd, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.PIPE, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from absenteeism import config_io, dataset_format
+from absenteeism import config_io
+from absenteeism.dataset import format as dataset_format
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import time
 import grpc
 import pytest
 
-from absenteeism import converters
+from absenteeism.online import converters
 from clients import InvalidInputError, PredictionClient, PredictionError
 from feature_service.testing import ServerProcess, free_port
 

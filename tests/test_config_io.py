@@ -9,10 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from absenteeism import atomic, config_io, online
+from absenteeism import config_io, dataflow
+from absenteeism.dataset import atomic
+from absenteeism.online import predictor as online
+from absenteeism.online.reference import ReferencePredictor
 from absenteeism.model import predict_linear
 from absenteeism.raw_schema import RAW_DTYPES
-from etl_job import training
+from etl_job import serving_config, training
 from tests.test_features import VALID_ROW
 
 
@@ -23,10 +26,11 @@ def config():
              "seasons": int(rng.integers(1, 5)), "reason_for_absence": int(rng.integers(0, 29)),
              "absenteeism_time_in_hours": int(rng.integers(0, 40))} for _ in range(200)]
     accepted = pd.DataFrame(rows, index=range(1, 201)).astype({**RAW_DTYPES, "absenteeism_time_in_hours": "int64"})
-    result = training.train_frame(accepted, settings=training.FitSettings(), input_sha256="0" * 64,
-                            input_files=["t.csv"], rows_read=200, rows_rejected=0,
-                            created_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
-    return result.config
+    fitted = training.train([accepted], aggregates=training.analyze(accepted[list(dataflow.analyze_columns())]),
+                            settings=training.FitSettings(), parity_positions=np.empty(0, np.int64))
+    return serving_config.build(fitted, serving_config.Provenance(
+        input_sha256="0" * 64, input_files=["t.csv"], rows_read=200, rows_rejected=0,
+        created_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)))
 
 
 def copy(config):
@@ -37,7 +41,7 @@ def copy(config):
 
 def test_a_sealed_config_verifies_with_its_golden_rows(config):
     assert len(config.golden_rows) >= 5
-    config_io.verify_config(config, online.ReferencePredictor(config))
+    config_io.verify_config(config, ReferencePredictor(config))
 
 
 def test_write_then_read_round_trips(config, tmp_path):
@@ -47,7 +51,7 @@ def test_write_then_read_round_trips(config, tmp_path):
 
 
 @pytest.mark.parametrize("mutate,message", [
-    (lambda c: setattr(c.statistics, "age_mean", c.statistics.age_mean + 1), "does not match its recorded digest"),
+    (lambda c: setattr(c.statistics.values["age_mean"], "scalar", 1.0), "does not match its recorded digest"),
     (lambda c: c.ClearField("content_sha256"), "does not match its recorded digest"),
 ])
 def test_tampering_is_detected(config, mutate, message):
@@ -62,7 +66,13 @@ def test_tampering_is_detected(config, mutate, message):
     (lambda c: setattr(c.provenance.code, "feature_module_sha256", "0" * 64), "different feature module"),
     (lambda c: setattr(c.provenance.code, "raw_schema_sha256", "0" * 64), "different raw schema"),
     (lambda c: c.feature_names.pop(), "feature list"),
-    (lambda c: setattr(c.statistics, "age_std_dev", 0.0), "not positive"),
+    (lambda c: setattr(c.statistics.values["age_std_dev"], "scalar", 0.0), "golden rows cannot be computed"),
+    (lambda c: setattr(c.statistics.values["age_mean"], "scalar", float("nan")), "aggregate age_mean is not finite"),
+    (lambda c: c.statistics.values["age_mean"].vector.values.extend([1.0, float("inf")]),
+     "aggregate age_mean is not finite"),
+    (lambda c: c.statistics.values.pop("age_std_dev"), r"lacks the aggregates \['age_std_dev'\]"),
+    (lambda c: c.model.coefficients.__setitem__(3, float("nan")), "not finite"),
+    (lambda c: setattr(c.model, "intercept", float("inf")), "not finite"),
     (lambda c: c.model.coefficients.pop(), "coefficients"),
     (lambda c: setattr(c.golden_rows[0], "prediction", c.golden_rows[0].prediction + 1e-9), "golden row 0"),
     (lambda c: c.golden_rows[1].features.__setitem__(8, 0.5), "golden row 1"),
@@ -73,7 +83,17 @@ def test_a_resealed_but_inconsistent_config_is_refused(config, mutate, message):
     mutate(bad)
     config_io.seal(bad)
     with pytest.raises(config_io.ConfigError, match=message):
-        config_io.verify_config(bad, online.ReferencePredictor(bad))
+        config_io.verify_config(bad)  # what can be checked before a predictor is built from it
+        config_io.verify_config(bad, ReferencePredictor(bad))
+
+
+def test_a_config_from_before_named_aggregates_is_refused_with_rebuild(config):
+    legacy = copy(config)
+    legacy.statistics.ClearField("values")
+    legacy.statistics.age_mean, legacy.statistics.age_std_dev = 36.4, 6.4  # how earlier releases carried them
+    config_io.seal(legacy)
+    with pytest.raises(config_io.ConfigError, match="earlier release .*rebuild the config"):
+        config_io.verify_config(legacy)
 
 
 def test_missing_empty_and_truncated_files_are_refused(config, tmp_path):

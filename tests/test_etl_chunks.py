@@ -1,7 +1,7 @@
 """Chunked processing: the job's outputs are a function of the input alone, never of the chunk size
 (fixed-size blocks for every floating-point sum, fixed row groups, a per-row split); rejects keep
 their source rows in any chunk; the streaming pieces (rebatching, ridge from sufficient statistics,
-golden rows picked chunk by chunk) agree with their whole-frame equivalents."""
+held-out split) agree with their whole-frame equivalents."""
 
 from __future__ import annotations
 
@@ -13,8 +13,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from absenteeism import blocks, config_io, dataflow, dataset_format
+from absenteeism import aggregates, config_io, dataflow
+from absenteeism.dataset import blocks
+from absenteeism.dataset import format as dataset_format
+
 from etl_job import cli, outputs, ridge, synthetic, training
+from etl_job.split import held_out
 from tests.test_etl_outputs import _config_without_time
 
 ROWS = 3000
@@ -70,8 +74,8 @@ def test_a_reject_in_the_middle_of_a_later_chunk_keeps_its_source_row(tmp_path):
     config = config_io.read_config(tmp_path / "out" / "serving_config.pb")
     typed, _ = dataset_format.parse_columns(frame.loc[[652]])
     typed.index = [653]
-    aggregates = {"age_mean": config.statistics.age_mean, "age_std_dev": config.statistics.age_std_dev}
-    expected = dataflow.feature_matrix(dataflow.compute_features(typed, aggregates))[0]
+    injected = aggregates.from_message(config.statistics, dataflow.aggregate_names())
+    expected = dataflow.feature_matrix(dataflow.compute_features(typed, injected))[0]
     row = training_set.set_index("source_row").loc[653, list(config.feature_names)].to_numpy()
     np.testing.assert_array_equal(row, expected)
 
@@ -104,29 +108,12 @@ def test_ridge_from_sufficient_statistics_equals_scikit_learn():
 
 
 def test_held_out_split_is_a_per_row_draw():
-    settings = training.FitSettings(test_fraction=0.2, seed=7)
     rows = np.arange(1, 100_001)
-    test = training.held_out(rows, settings)
+    test = held_out(rows, seed=7, test_fraction=0.2)
     assert 0.19 < test.mean() < 0.21
-    np.testing.assert_array_equal(training.held_out(rows[500:900], settings), test[500:900])  # any chunk
-    other_seed = training.held_out(rows, training.FitSettings(test_fraction=0.2, seed=8))
+    np.testing.assert_array_equal(held_out(rows[500:900], seed=7, test_fraction=0.2), test[500:900])  # any chunk
+    other_seed = held_out(rows, seed=8, test_fraction=0.2)
     assert (other_seed != test).mean() > 0.2
-
-
-def test_golden_rows_picked_chunk_by_chunk_are_those_of_the_whole_frame():
-    frame = synthetic.to_frame(synthetic.generate(2000, seed=13))
-    features = dataflow.compute_features(frame, dataflow.compute_aggregates(frame))
-    matrix = dataflow.feature_matrix(features)
-    whole = training.golden_positions(features, limit=24)
-    picker = training.GoldenPicker()
-    for start in range(0, len(frame), 150):
-        picker.add(matrix[start:start + 150], frame.iloc[start:start + 150], start)
-    assert picker.positions(24) == whole
-    assert len(whole) >= 10
-    for position in whole:  # the kept raw row is the row at that position
-        raw, kept = picker.rows[position]
-        assert raw.index[0] == frame.index[position]
-        np.testing.assert_array_equal(kept, matrix[position])
 
 
 def test_the_pre_screen_that_lets_clean_chunks_skip_pandera_agrees_with_pandera():

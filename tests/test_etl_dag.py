@@ -16,7 +16,8 @@ def test_dag_command_writes_the_pictures(tmp_path):
     out = tmp_path / "pictures"
     assert cli.main(["dag", "--output-dir", str(out)]) == 0
     written = sorted(p.name for p in out.iterdir())
-    assert written == sorted(f"{name}.png" for name in dag.PICTURES)  # and no scratch folder left behind
+    assert written == sorted(f"{name}{suffix}" for name in dag.PICTURES for suffix in (".png", ".dot"))  # no scratch
+    assert "age_mean" in (out / "offline_dag.dot").read_text()
     for name in dag.PICTURES:
         data = (out / f"{name}.png").read_bytes()
         assert data.startswith(PNG_MAGIC), name

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from absenteeism import dataset_format
+from absenteeism.dataset import format as dataset_format
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS, REQUIRED
-from etl_job import extract, synthetic
+from absenteeism.dataset import reader as extract
+from etl_job import synthetic
 
 ODD_CELLS = ["1", "+5", "-0", ".5", "5.", "1e3", "1E-2", "inf", "nan", "3,5", "0x10", "1_000",
              "12345678901234567890123", "00012", "1.5e", "e5", "+.5e+3", "3.0", "-2.5", "239.554"]

@@ -11,7 +11,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from absenteeism import atomic, config_io
+from absenteeism import config_io
+from absenteeism.dataset import atomic
 from etl_job import cli, outputs, pipeline, synthetic
 
 OUTPUT_FILES = ("serving_config.pb", "serving_config.json", "training_set.parquet", "report.json", "rejects.csv")

@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from absenteeism import config_io, dataflow, features, online
+from absenteeism import aggregates, config_io, dataflow, features
+from absenteeism.online import predictor as online
+from absenteeism.online.reference import ReferencePredictor
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS
-from etl_job import cli, pipeline
+from etl_job import cli, golden, pipeline
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "Absenteeism_at_work.csv"
 AGE_HEADER = next(c.csv_header for c in RAW_COLUMNS if c.name == "age")
@@ -97,12 +99,13 @@ def test_statistics_equal_an_independent_computation(job):
     ages = [int(raw[r - 1][AGE_HEADER]) for r in training_set["source_row"]]
     config = config_io.read_config(out / "serving_config.pb")
     report = json.loads((out / "report.json").read_text())
-    assert config.statistics.std_ddof == 0 and config.statistics.row_count == len(ages)
-    assert config.statistics.age_mean == pytest.approx(statistics.fmean(ages), rel=1e-12)
-    assert config.statistics.age_std_dev == pytest.approx(statistics.pstdev(ages), rel=1e-12)
-    assert report["statistics"]["age_mean"] == config.statistics.age_mean
-    assert report["statistics"]["age_std_dev"] == config.statistics.age_std_dev
-    standardized = (np.array(ages) - config.statistics.age_mean) / config.statistics.age_std_dev
+    carried = config.statistics.values
+    age_mean, age_std_dev = carried["age_mean"].scalar, carried["age_std_dev"].scalar
+    assert config.statistics.row_count == len(ages) and set(carried) == {"age_mean", "age_std_dev"}
+    assert age_mean == pytest.approx(statistics.fmean(ages), rel=1e-12)
+    assert age_std_dev == pytest.approx(statistics.pstdev(ages), rel=1e-12)  # population: ddof 0
+    assert report["statistics"]["aggregates"] == {"age_mean": age_mean, "age_std_dev": age_std_dev}
+    standardized = (np.array(ages) - age_mean) / age_std_dev
     np.testing.assert_array_equal(training_set["age_zero_mean_unit_variance"].to_numpy(), standardized)
 
 
@@ -119,17 +122,18 @@ def test_training_set_layout_label_and_predictions(job):
     matrix = training_set[list(features.MODEL_FEATURES)].to_numpy()
     expected = config.model.intercept + sum(matrix[:, j] * c for j, c in enumerate(config.model.coefficients))
     np.testing.assert_allclose(training_set["prediction"].to_numpy(), expected, rtol=1e-12, atol=1e-12)
-    # Golden rows are rows of this training set, with the very same features and prediction.
-    by_row = training_set.set_index("source_row")
-    for golden in config.golden_rows:
-        assert list(golden.features) == by_row.loc[golden.source_row, list(features.MODEL_FEATURES)].tolist()
-        assert golden.prediction == by_row.loc[golden.source_row, "prediction"]
+    # Golden rows carry what the batch path computes for them: the features and prediction of a
+    # training row with the same raw values.
+    golden_features = np.array([list(g.features) for g in config.golden_rows])
+    injected = aggregates.from_message(config.statistics, dataflow.aggregate_names())
+    batch = dataflow.feature_matrix(dataflow.compute_features(golden.golden_frame(), injected))
+    assert golden_features.view(np.uint64).tolist() == batch.view(np.uint64).tolist()
 
 
 def test_config_verifies_against_the_reference_online_path(job):
     source, out = job
     config = config_io.read_config(out / "serving_config.pb")
-    config_io.verify_config(config, online.ReferencePredictor(config))
+    config_io.verify_config(config, ReferencePredictor(config))
     assert list(config.provenance.input_files) == [source.name]
     assert config.provenance.input_sha256 == __import__("hashlib").sha256(source.read_bytes()).hexdigest()
     assert config.provenance.created_at.seconds > 0
@@ -169,13 +173,13 @@ def test_feature_matrix_of_training_set_matches_dataflow(job):
     source, out = job
     training_set = pd.read_parquet(out / "training_set.parquet")
     config = config_io.read_config(out / "serving_config.pb")
-    from absenteeism import dataset_format
+    from absenteeism.dataset import format as dataset_format
 
     cells = dataset_format.read_file(source, require_label=True)
     cells.index = pd.RangeIndex(1, len(cells) + 1)
     typed, _ = dataset_format.parse_columns(cells.loc[training_set["source_row"]])
-    aggregates = {"age_mean": config.statistics.age_mean, "age_std_dev": config.statistics.age_std_dev}
-    matrix = dataflow.feature_matrix(dataflow.compute_features(typed, aggregates))
+    injected = aggregates.from_message(config.statistics, dataflow.aggregate_names())
+    matrix = dataflow.feature_matrix(dataflow.compute_features(typed, injected))
     np.testing.assert_array_equal(matrix, training_set[list(features.MODEL_FEATURES)].to_numpy())
 
 

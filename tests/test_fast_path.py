@@ -11,8 +11,13 @@ import pandera.pandas as pa
 import pytest
 from hamilton.data_quality.base import DataValidationError
 
-from absenteeism import converters, dataset_format, fast_path, features, online, parity, raw_schema
-from absenteeism.fast_checks import CompiledSchema, UnsupportedCheck, compile_check
+from absenteeism import features, parity, raw_schema
+from absenteeism.online import converters
+from absenteeism.dataset import format as dataset_format
+from absenteeism.online.fast import FastPredictor, Step
+from absenteeism.online import predictor as online
+from absenteeism.online.reference import ReferencePredictor
+from absenteeism.compiled_checks import CompiledSchema, UnsupportedCheck, compile_check
 from tests.test_config_io import config  # noqa: F401  (fixture)
 from tests.test_features import VALID_ROW
 
@@ -75,7 +80,7 @@ def every_category_row() -> list[dict]:
 
 
 def test_fast_and_reference_paths_give_identical_bits_row_by_row_and_in_batches(config):  # noqa: F811
-    reference, fast = online.ReferencePredictor(config), fast_path.FastPredictor(config)
+    reference, fast = ReferencePredictor(config), FastPredictor(config)
     batch = records(every_category_row())
     expected = reference.predict(batch)
     for got in [fast.predict(batch)] + [None]:
@@ -89,7 +94,7 @@ def test_fast_and_reference_paths_give_identical_bits_row_by_row_and_in_batches(
 
 
 def test_fast_path_reports_the_same_violations_as_the_reference(config):  # noqa: F811
-    reference, fast = online.ReferencePredictor(config), fast_path.FastPredictor(config)
+    reference, fast = ReferencePredictor(config), FastPredictor(config)
     bad = records([VALID_ROW, {**VALID_ROW, "age": 200, "seasons": 0},
                    {**VALID_ROW, "son": None, "pet": -1}, {**VALID_ROW, "height": float("inf")}])
     bad[1].weight = float("nan")  # a set field holding NaN (a null cell in a frame leaves the field unset)
@@ -106,25 +111,25 @@ def test_fast_path_reports_the_same_violations_as_the_reference(config):  # noqa
 
 
 def test_fast_path_enforces_the_feature_checks_of_the_module(config):  # noqa: F811
-    fast = fast_path.FastPredictor(config)
+    fast = FastPredictor(config)
     # A feature body that breaks its declared check must fail the request, as with the driver.
     position = next(i for i, s in enumerate(fast.steps) if s.name == "has_pet_raw")
     step = fast.steps[position]
-    fast.steps[position] = fast_path.Step(step.name, lambda pet: (pet * 0 + 2).astype("int64"), step.inputs)
+    fast.steps[position] = Step(step.name, lambda pet: (pet * 0 + 2).astype("int64"), step.inputs)
     with pytest.raises(DataValidationError, match="has_pet"):
         fast.predict(records([VALID_ROW]))
 
 
 @pytest.mark.filterwarnings("ignore:divide by zero")
 def test_a_non_finite_standardized_age_fails_on_the_fast_path(config):  # noqa: F811
-    fast = fast_path.FastPredictor(config)
+    fast = FastPredictor(config)
     fast.aggregates["age_std_dev"] = 0.0  # as if the config had a zero standard deviation
     with pytest.raises(DataValidationError, match="age_zero_mean_unit_variance"):
         fast.predict(records([VALID_ROW]))
 
 
 def test_fast_path_executes_every_function_of_the_module_and_each_of_its_checks(config):  # noqa: F811
-    steps = {s.name: s for s in fast_path.FastPredictor(config).steps}
+    steps = {s.name: s for s in FastPredictor(config).steps}
     for feature in (*features.MODEL_FEATURES, *features.GUARDS):
         assert steps[f"{feature}_raw"].call is getattr(features, feature)  # the module's own function
         checked = steps[feature]
@@ -150,7 +155,7 @@ def test_fast_path_equals_the_reference_path_on_every_row_of_a_data_set(trained_
     path = trained_config.source if source == "sample" else REAL_DATA
     records = valid_records(path)
     config_ = trained_config.config
-    reference, fast = online.ReferencePredictor(config_), fast_path.FastPredictor(config_)
+    reference, fast = ReferencePredictor(config_), FastPredictor(config_)
     expected = reference.predict(records)  # one driver run over all rows
     singles = [fast.predict([record]) for record in records]  # the server's Predict, one row at a time
     got = online.Predictions(np.vstack([s.features for s in singles]), np.concatenate([s.predictions for s in singles]))

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from absenteeism import dataset_format, raw_schema
+from absenteeism import raw_schema
+from absenteeism.dataset import format as dataset_format
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS
 from etl_job import cli, pipeline, synthetic
 

@@ -9,7 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from absenteeism import converters, fast_path, online
+from absenteeism.online import converters
+from absenteeism.online import fast
+from absenteeism.online.fast import FastPredictor
+from absenteeism.online import predictor as online
 from feature_service.micro_batching import MicroBatchingPredictor
 from tests.test_config_io import config  # noqa: F401  (fixture)
 from tests.test_features import VALID_ROW
@@ -33,7 +36,7 @@ class SlowPredictor:
 
 
 def test_concurrent_calls_are_batched_and_each_gets_its_own_bits(config):  # noqa: F811
-    fast = fast_path.FastPredictor(config)
+    fast = FastPredictor(config)
     slow = SlowPredictor(fast)
     seen = []
     batcher = MicroBatchingPredictor(slow, max_rows=64, on_batch=lambda calls, rows: seen.append((calls, rows)))
@@ -50,13 +53,13 @@ def test_concurrent_calls_are_batched_and_each_gets_its_own_bits(config):  # noq
 
 
 def test_an_idle_call_is_computed_at_once_by_its_own_thread(config):  # noqa: F811
-    batcher = MicroBatchingPredictor(fast_path.FastPredictor(config))
+    batcher = MicroBatchingPredictor(FastPredictor(config))
     result = batcher.predict(records_for([30, 40]))
     assert result.features.shape == (2, len(batcher.feature_names))
 
 
 def test_a_bad_record_fails_only_its_own_call_with_its_own_row_numbers(config):  # noqa: F811
-    slow = SlowPredictor(fast_path.FastPredictor(config))
+    slow = SlowPredictor(FastPredictor(config))
     batcher = MicroBatchingPredictor(slow, max_rows=64)
     good, bad = records_for([30, 31]), records_for([32, 200])
     barrier = threading.Barrier(2)
@@ -76,7 +79,7 @@ def test_a_bad_record_fails_only_its_own_call_with_its_own_row_numbers(config): 
 
 
 def test_large_calls_bypass_the_queue(config):  # noqa: F811
-    slow = SlowPredictor(fast_path.FastPredictor(config))
+    slow = SlowPredictor(FastPredictor(config))
     batcher = MicroBatchingPredictor(slow, max_rows=4)
     batcher.predict(records_for(range(20, 30)))
     assert slow.batches == [10]

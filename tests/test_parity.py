@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from absenteeism import config_io, converters, dataflow, features, parity
+from absenteeism import aggregates, config_io, dataflow, features, parity
+from absenteeism.online import converters
 from absenteeism.raw_schema import RAW_COLUMNS
 from clients import PredictionClient
 from etl_job import online_parity, pipeline
@@ -109,8 +110,8 @@ def test_one_row_requests_for_every_category_value_match_the_batch_path(trained_
     """Every value of every categorical input, seen in training or not, one request each."""
     rows = [{**VALID_ROW, column: value} for column, values in CATEGORICAL_VALUES.items() for value in values]
     frame = pd.DataFrame(rows).astype({c.name: c.dtype for c in RAW_COLUMNS})
-    aggregates = converters.statistics_from_message(trained_config.config.statistics, dataflow.aggregate_names())
-    offline = dataflow.feature_matrix(dataflow.compute_features(frame, aggregates))
+    injected = aggregates.from_message(trained_config.config.statistics, dataflow.aggregate_names())
+    offline = dataflow.feature_matrix(dataflow.compute_features(frame, injected))
     with PredictionClient(plaintext_server.target, insecure=True, timeout=10) as client:
         responses = [client.predict(record, include_features=True) for record in converters.frame_to_records(frame)]
     for i, response in enumerate(responses):
@@ -128,16 +129,16 @@ def test_the_job_records_its_own_online_parity_check(trained_config):
 
 
 def test_the_job_writes_no_config_when_the_online_path_disagrees(tmp_path, monkeypatch):
-    from absenteeism import fast_path
+    from absenteeism.online.fast import FastPredictor
 
-    original = fast_path.FastPredictor.predict
+    original = FastPredictor.predict
 
     def skewed(self, records):
         result = original(self, records)
         result.features[:, 0] += 1.0  # the online path computes is_summer differently
         return result
 
-    monkeypatch.setattr(fast_path.FastPredictor, "predict", skewed)
+    monkeypatch.setattr(FastPredictor, "predict", skewed)
     with pytest.raises(online_parity.ParityError, match="is_summer"):
         pipeline.run(pipeline.RunSettings(output_dir=tmp_path))
     assert not (tmp_path / config_io.CONFIG_FILE).exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from absenteeism import dataset_format
+from absenteeism.dataset import format as dataset_format
 from absenteeism.raw_schema import (LABEL, RAW_COLUMNS, RAW_DTYPES, RAW_SCHEMA, REQUIRED, TRAINING_SCHEMA,
                                     find_violations)
 from tests.test_features import VALID_ROW

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from absenteeism import converters
+from absenteeism.online import converters
 from absenteeism.v1 import prediction_service_pb2 as pb
 from clients import InvalidInputError, PredictionClient, PredictionError
 

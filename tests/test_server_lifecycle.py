@@ -9,7 +9,7 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from absenteeism import converters
+from absenteeism.online import converters
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc
 from feature_service.health import PREDICTION_SERVICE

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from absenteeism import converters, online
+from absenteeism.online import converters
+from absenteeism.online import predictor as online
+from absenteeism.online.reference import ReferencePredictor
 from absenteeism.v1 import prediction_service_pb2 as pb
 from feature_service import errors, predictors
 from feature_service.metrics import Metrics
@@ -54,7 +56,7 @@ def invalid(config, records) -> online.InvalidRecords:
     """The error the predictor raises for `records`. (grpcio-testing's context drops the trailers on
     abort, so the BadRequest detail is checked on errors.to_status here and over the wire elsewhere.)"""
     try:
-        online.ReferencePredictor(config).predict(records)
+        ReferencePredictor(config).predict(records)
     except online.InvalidRecords as error:
         return error
     raise AssertionError("records are valid")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from absenteeism import converters
+from absenteeism.online import converters
 from clients import PredictionClient, PredictionError, TlsOptions
 from feature_service.testing import ServerProcess
 

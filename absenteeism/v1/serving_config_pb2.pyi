@@ -86,17 +86,48 @@ class AggregateStatistics(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class ValuesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___AggregateValue: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___AggregateValue | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     AGE_MEAN_FIELD_NUMBER: _builtins.int
     AGE_STD_DEV_FIELD_NUMBER: _builtins.int
     STD_DDOF_FIELD_NUMBER: _builtins.int
     ROW_COUNT_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
     age_mean: _builtins.float
+    """Written only by releases before named aggregates (`values`): such a
+    config is refused at boot with "rebuild the config".
+    """
     age_std_dev: _builtins.float
-    """Standard deviation of age with std_ddof delta degrees of freedom."""
+    """Written only by releases before named aggregates (see age_mean)."""
     std_ddof: _builtins.int
-    """0: population standard deviation (divide by n)."""
+    """Written only by releases before named aggregates (see age_mean)."""
     row_count: _builtins.int
     """Number of rows the statistics were computed over."""
+    @_builtins.property
+    def values(self) -> _containers.MessageMap[_builtins.str, Global___AggregateValue]:
+        """Every aggregate node of the feature module (tagged stage="analyze"),
+        by node name: the value the feature module receives for it.
+        """
+
     def __init__(
         self,
         *,
@@ -104,14 +135,66 @@ class AggregateStatistics(_message.Message):
         age_std_dev: _builtins.float = ...,
         std_ddof: _builtins.int = ...,
         row_count: _builtins.int = ...,
+        values: _abc.Mapping[_builtins.str, Global___AggregateValue] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["age_mean", b"age_mean", "age_std_dev", b"age_std_dev", "row_count", b"row_count", "std_ddof", b"std_ddof"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["age_mean", b"age_mean", "age_std_dev", b"age_std_dev", "row_count", b"row_count", "std_ddof", b"std_ddof", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AggregateStatistics: _TypeAlias = AggregateStatistics  # noqa: Y015
+
+@_typing.final
+class AggregateValue(_message.Message):
+    """One aggregate: a float, or a 1-D array of floats (quantile edges,
+    category codes kept in training, ...).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCALAR_FIELD_NUMBER: _builtins.int
+    VECTOR_FIELD_NUMBER: _builtins.int
+    scalar: _builtins.float
+    @_builtins.property
+    def vector(self) -> Global___DoubleVector: ...
+    def __init__(
+        self,
+        *,
+        scalar: _builtins.float = ...,
+        vector: Global___DoubleVector | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "scalar", b"scalar", "vector", b"vector"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "scalar", b"scalar", "vector", b"vector"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["scalar", "vector"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___AggregateValue: _TypeAlias = AggregateValue  # noqa: Y015
+
+@_typing.final
+class DoubleVector(_message.Message):
+    """A 1-D array of float64 values, in order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    def __init__(
+        self,
+        *,
+        values: _abc.Iterable[_builtins.float] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DoubleVector: _TypeAlias = DoubleVector  # noqa: Y015
 
 @_typing.final
 class LinearModel(_message.Message):
@@ -309,7 +392,11 @@ Global___EvaluationMetrics: _TypeAlias = EvaluationMetrics  # noqa: Y015
 
 @_typing.final
 class GoldenRow(_message.Message):
-    """A raw record with the features and prediction the job computed for it."""
+    """A raw record with the features and prediction the job computed for it.
+    Golden records are synthetic: built from the raw schema's rules (every
+    category value, the ends and quartiles of every range), never copied from
+    the job's input.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -318,7 +405,9 @@ class GoldenRow(_message.Message):
     FEATURES_FIELD_NUMBER: _builtins.int
     PREDICTION_FIELD_NUMBER: _builtins.int
     source_row: _builtins.int
-    """Row number in the job's input (1-based data row, header excluded)."""
+    """0: the record is synthetic. (Releases before synthetic golden rows put
+    the row number in the job's input here.)
+    """
     prediction: _builtins.float
     @_builtins.property
     def record(self) -> _raw_record_pb2.RawRecord: ...

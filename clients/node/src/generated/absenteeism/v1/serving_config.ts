@@ -41,13 +41,41 @@ export interface ServingConfig {
  * The feature module reads them as inputs; offline and online alike.
  */
 export interface AggregateStatistics {
+  /**
+   * Written only by releases before named aggregates (`values`): such a
+   * config is refused at boot with "rebuild the config".
+   */
   ageMean: number;
-  /** Standard deviation of age with std_ddof delta degrees of freedom. */
+  /** Written only by releases before named aggregates (see age_mean). */
   ageStdDev: number;
-  /** 0: population standard deviation (divide by n). */
+  /** Written only by releases before named aggregates (see age_mean). */
   stdDdof: number;
   /** Number of rows the statistics were computed over. */
   rowCount: number;
+  /**
+   * Every aggregate node of the feature module (tagged stage="analyze"),
+   * by node name: the value the feature module receives for it.
+   */
+  values: { [key: string]: AggregateValue };
+}
+
+export interface AggregateStatistics_ValuesEntry {
+  key: string;
+  value: AggregateValue | undefined;
+}
+
+/**
+ * One aggregate: a float, or a 1-D array of floats (quantile edges,
+ * category codes kept in training, ...).
+ */
+export interface AggregateValue {
+  scalar?: number | undefined;
+  vector?: DoubleVector | undefined;
+}
+
+/** A 1-D array of float64 values, in order. */
+export interface DoubleVector {
+  values: number[];
 }
 
 /** prediction = intercept + sum(coefficients[i] * features[i]). */
@@ -108,9 +136,17 @@ export interface EvaluationMetrics {
   baselineRmse: number;
 }
 
-/** A raw record with the features and prediction the job computed for it. */
+/**
+ * A raw record with the features and prediction the job computed for it.
+ * Golden records are synthetic: built from the raw schema's rules (every
+ * category value, the ends and quartiles of every range), never copied from
+ * the job's input.
+ */
 export interface GoldenRow {
-  /** Row number in the job's input (1-based data row, header excluded). */
+  /**
+   * 0: the record is synthetic. (Releases before synthetic golden rows put
+   * the row number in the job's input here.)
+   */
   sourceRow: number;
   record:
     | RawRecord
@@ -335,7 +371,7 @@ export const ServingConfig: MessageFns<ServingConfig> = {
 };
 
 function createBaseAggregateStatistics(): AggregateStatistics {
-  return { ageMean: 0, ageStdDev: 0, stdDdof: 0, rowCount: 0 };
+  return { ageMean: 0, ageStdDev: 0, stdDdof: 0, rowCount: 0, values: {} };
 }
 
 export const AggregateStatistics: MessageFns<AggregateStatistics> = {
@@ -352,6 +388,9 @@ export const AggregateStatistics: MessageFns<AggregateStatistics> = {
     if (message.rowCount !== 0) {
       writer.uint32(32).uint64(message.rowCount);
     }
+    globalThis.Object.entries(message.values).forEach(([key, value]: [string, AggregateValue]) => {
+      AggregateStatistics_ValuesEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
+    });
     return writer;
   },
 
@@ -400,6 +439,17 @@ export const AggregateStatistics: MessageFns<AggregateStatistics> = {
             message.rowCount = longToNumber(reader.uint64());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const entry5 = AggregateStatistics_ValuesEntry.decode(reader, reader.uint32());
+            if (entry5.value !== undefined) {
+              message.values[entry5.key] = entry5.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -434,6 +484,20 @@ export const AggregateStatistics: MessageFns<AggregateStatistics> = {
         : isSet(object.row_count)
         ? globalThis.Number(object.row_count)
         : 0,
+      values: isObject(object.values)
+        ? (globalThis.Object.entries(object.values) as [string, any][]).reduce(
+          (acc: { [key: string]: AggregateValue }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: AggregateValue.fromJSON(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -451,6 +515,15 @@ export const AggregateStatistics: MessageFns<AggregateStatistics> = {
     if (message.rowCount !== 0) {
       obj.rowCount = Math.round(message.rowCount);
     }
+    if (message.values) {
+      const entries = globalThis.Object.entries(message.values) as [string, AggregateValue][];
+      if (entries.length > 0) {
+        obj.values = {};
+        entries.forEach(([k, v]) => {
+          obj.values[k] = AggregateValue.toJSON(v);
+        });
+      }
+    }
     return obj;
   },
 
@@ -463,6 +536,274 @@ export const AggregateStatistics: MessageFns<AggregateStatistics> = {
     message.ageStdDev = object.ageStdDev ?? 0;
     message.stdDdof = object.stdDdof ?? 0;
     message.rowCount = object.rowCount ?? 0;
+    message.values = (globalThis.Object.entries(object.values ?? {}) as [string, AggregateValue][]).reduce(
+      (acc: { [key: string]: AggregateValue }, [key, value]: [string, AggregateValue]) => {
+        if (value !== undefined) {
+          acc[key] = AggregateValue.fromPartial(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseAggregateStatistics_ValuesEntry(): AggregateStatistics_ValuesEntry {
+  return { key: "", value: undefined };
+}
+
+export const AggregateStatistics_ValuesEntry: MessageFns<AggregateStatistics_ValuesEntry> = {
+  encode(message: AggregateStatistics_ValuesEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== undefined) {
+      AggregateValue.encode(message.value, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AggregateStatistics_ValuesEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAggregateStatistics_ValuesEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = AggregateValue.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AggregateStatistics_ValuesEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? AggregateValue.fromJSON(object.value) : undefined,
+    };
+  },
+
+  toJSON(message: AggregateStatistics_ValuesEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== undefined) {
+      obj.value = AggregateValue.toJSON(message.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AggregateStatistics_ValuesEntry>, I>>(base?: I): AggregateStatistics_ValuesEntry {
+    return AggregateStatistics_ValuesEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AggregateStatistics_ValuesEntry>, I>>(
+    object: I,
+  ): AggregateStatistics_ValuesEntry {
+    const message = createBaseAggregateStatistics_ValuesEntry();
+    message.key = object.key ?? "";
+    message.value = (object.value !== undefined && object.value !== null)
+      ? AggregateValue.fromPartial(object.value)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseAggregateValue(): AggregateValue {
+  return { scalar: undefined, vector: undefined };
+}
+
+export const AggregateValue: MessageFns<AggregateValue> = {
+  encode(message: AggregateValue, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.scalar !== undefined) {
+      writer.uint32(9).double(message.scalar);
+    }
+    if (message.vector !== undefined) {
+      DoubleVector.encode(message.vector, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AggregateValue {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAggregateValue();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.scalar = reader.double();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.vector = DoubleVector.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AggregateValue {
+    return {
+      scalar: isSet(object.scalar) ? globalThis.Number(object.scalar) : undefined,
+      vector: isSet(object.vector) ? DoubleVector.fromJSON(object.vector) : undefined,
+    };
+  },
+
+  toJSON(message: AggregateValue): unknown {
+    const obj: any = {};
+    if (message.scalar !== undefined) {
+      obj.scalar = floatToJson(message.scalar);
+    }
+    if (message.vector !== undefined) {
+      obj.vector = DoubleVector.toJSON(message.vector);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AggregateValue>, I>>(base?: I): AggregateValue {
+    return AggregateValue.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AggregateValue>, I>>(object: I): AggregateValue {
+    const message = createBaseAggregateValue();
+    message.scalar = object.scalar ?? undefined;
+    message.vector = (object.vector !== undefined && object.vector !== null)
+      ? DoubleVector.fromPartial(object.vector)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDoubleVector(): DoubleVector {
+  return { values: [] };
+}
+
+export const DoubleVector: MessageFns<DoubleVector> = {
+  encode(message: DoubleVector, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.values.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.values) {
+        writer.double(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DoubleVector {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDoubleVector();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 9) {
+              message.values.push(reader.double());
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.values.push(reader.double());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DoubleVector {
+    return {
+      values: globalThis.Array.isArray(object?.values) ? object.values.map((e: any) => globalThis.Number(e)) : [],
+    };
+  },
+
+  toJSON(message: DoubleVector): unknown {
+    const obj: any = {};
+    if (message.values?.length) {
+      obj.values = message.values.map((e) => floatToJson(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DoubleVector>, I>>(base?: I): DoubleVector {
+    return DoubleVector.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DoubleVector>, I>>(object: I): DoubleVector {
+    const message = createBaseDoubleVector();
+    message.values = object.values?.map((e) => e) || [];
     return message;
   },
 };

@@ -1,4 +1,4 @@
-"""Extract: the input's cells as strings, streamed in chunks over one file or a folder of files.
+"""The input reader: a data set's cells as strings, streamed in chunks over one file or a folder of files.
 
 Rows are numbered 1.. across the files in sorted path order (the source row of rejects.csv and of
 training_set.parquet); each file's first row and row count are kept so a row can be traced to its
@@ -19,8 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from absenteeism import dataset_format
-from etl_job.errors import BadData
+from absenteeism.dataset import format as dataset_format
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +64,7 @@ class Reader:
     releases the GIL on large buffers, so the digest is nearly free)."""
 
     def __init__(self, path: Path, chunk_rows: int = DEFAULT_CHUNK_ROWS):
-        try:
-            self.paths = dataset_format.input_files(Path(path))
-        except dataset_format.InputFormatError as error:
-            raise BadData(str(error)) from None
+        self.paths = dataset_format.input_files(Path(path))
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
         self.chunk_rows = chunk_rows
@@ -93,7 +89,7 @@ class Reader:
         """After `chunks` is exhausted: the provenance of what was read."""
         self._hasher.join()
         if self._hash_error is not None:
-            raise BadData(f"{self._hash_error.filename}: cannot be read: {self._hash_error.strerror}")
+            raise dataset_format.InputFormatError(f"{self._hash_error.filename}: cannot be read: {self._hash_error.strerror}")
         return Extracted(tuple(self.files), self._digest.hexdigest())
 
     def _hash(self) -> None:
@@ -108,7 +104,7 @@ class Reader:
 
 def extract(path: Path, progress: bool = False) -> Extracted:
     """The whole input in one frame (for tools that compare against it; the job streams instead).
-    Raises BadData when a file is missing, unreadable or lacks columns."""
+    Raises InputFormatError when a file is missing, unreadable or lacks columns."""
     reader = Reader(path)
     frames = [chunk.cells for chunk in reader.chunks()]
     extracted = reader.extracted()
@@ -119,10 +115,10 @@ def extract(path: Path, progress: bool = False) -> Extracted:
 def _read(file: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     try:
         yield from dataset_format.iter_chunks(file, require_label=True, chunk_rows=chunk_rows)
-    except dataset_format.InputFormatError as error:
-        raise BadData(str(error)) from None
+    except dataset_format.InputFormatError:
+        raise
     except (OSError, UnicodeDecodeError, ValueError, pa.ArrowException) as error:
         # Parser errors (ragged lines, binary junk, a corrupt Parquet footer) are ValueErrors or Arrow's.
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         first_line = first_line.encode("ascii", "backslashreplace").decode()  # binary junk stays printable
-        raise BadData(f"{file.name}: cannot be read as the data set's format: {first_line}") from None
+        raise dataset_format.InputFormatError(f"{file.name}: cannot be read as the data set's format: {first_line}") from None

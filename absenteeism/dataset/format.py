@@ -19,8 +19,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from absenteeism import atomic
-from absenteeism.blocks import table_blocks
+from absenteeism.dataset import atomic
+from absenteeism.dataset.blocks import table_blocks
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS, REQUIRED, Violation
 
 CSV_SEPARATOR = ";"

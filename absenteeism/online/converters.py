@@ -1,11 +1,11 @@
-"""The one place where protobuf meets pandas/numpy: raw records <-> frames, statistics <-> messages.
+"""The one place where protobuf records meet pandas/numpy: raw records <-> matrices, arrays and frames.
 
 Used by the server, the clients and the tests alike, so that every side reads a record the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from itertools import chain
 from operator import attrgetter, methodcaller
 
@@ -14,7 +14,7 @@ import pandas as pd
 from google.protobuf.descriptor import FieldDescriptor
 
 from absenteeism.raw_schema import RAW_COLUMNS, REQUIRED, Violation
-from absenteeism.v1 import raw_record_pb2, serving_config_pb2
+from absenteeism.v1 import raw_record_pb2
 
 RawRecord = raw_record_pb2.RawRecord
 
@@ -104,18 +104,3 @@ def frame_to_records(frame: pd.DataFrame) -> list[RawRecord]:
 def record_to_dict(record: RawRecord) -> dict[str, float | int | None]:
     """A record as a plain dict (None for unset fields), for logs, reports and CLIs."""
     return {c.name: (getattr(record, c.name) if record.HasField(c.name) else None) for c in RAW_COLUMNS}
-
-
-def statistics_to_message(
-    aggregates: dict[str, float], ddof: int, row_count: int
-) -> serving_config_pb2.AggregateStatistics:
-    return serving_config_pb2.AggregateStatistics(
-        age_mean=aggregates["age_mean"], age_std_dev=aggregates["age_std_dev"], std_ddof=ddof, row_count=row_count
-    )
-
-
-def statistics_from_message(
-    statistics: serving_config_pb2.AggregateStatistics, names: Iterable[str]
-) -> dict[str, float]:
-    """The aggregate overrides the feature module needs, read by name from the config's statistics."""
-    return {name: float(getattr(statistics, name)) for name in names}

@@ -1,0 +1,208 @@
+"""The fast online path: the same Hamilton graph and node callables, planned once at boot.
+
+At boot the feature driver's graph is walked once from the model features (and guards) back to
+the raw inputs, with the aggregates as overrides, into a topologically ordered list of steps.
+Per request, each step calls its Hamilton node on small numpy arrays, with the keyword arguments
+Hamilton itself would pass (positionally where that is the same call and cheaper): the functions
+of the shared feature module compute, whatever modifier made their nodes, and Hamilton's own
+check_output nodes decide what a failed check means. Only pandera validators are swapped for
+compiled predicates (compiled_checks); any other validator runs as it is, on a Series. The raw
+schema is compiled the same way. No per-request driver.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from hamilton import node as hamilton_node
+from hamilton.data_quality import base as dq_base
+from hamilton.function_modifiers import IS_DATA_VALIDATOR_TAG
+
+from absenteeism import dataflow, features, raw_schema
+from absenteeism.compiled_checks import (Bounds, CompiledSchema, FastValidator, UnsupportedCheck,
+                                         find_column_violations, range_bounds)
+from absenteeism.model import predict_linear
+from absenteeism.online import converters
+from absenteeism.online.predictor import ConfigPredictor, Predictions, raise_if_invalid
+from absenteeism.v1 import raw_record_pb2, serving_config_pb2
+
+
+class UnplannableNode(ValueError):
+    """A node of the feature module the fast path cannot run as Hamilton would: refused at boot."""
+
+
+class SeriesValidator:
+    """Any other Hamilton validator, run as it is on the value (numpy arrays as a Series)."""
+
+    def __init__(self, original: dq_base.DataValidator):
+        self.original = original
+        self.importance = original.importance
+
+    def name(self) -> str:
+        return self.original.name()
+
+    def validate(self, values: Any) -> dq_base.ValidationResult:
+        return self.original.validate(pd.Series(values) if isinstance(values, np.ndarray) else values)
+
+    def passes(self, values: Any) -> bool:
+        return self.validate(values).passes
+
+    def bounds(self) -> Bounds | None:
+        return None
+
+
+def _fast_validator(original: dq_base.DataValidator) -> FastValidator | SeriesValidator:
+    try:
+        return FastValidator(original)
+    except (AttributeError, UnsupportedCheck, TypeError):  # not a pandera Series schema, or not compilable
+        return SeriesValidator(original)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One of Hamilton's validator nodes of a checked function, with its validator swapped."""
+
+    node: hamilton_node.Node  # Hamilton's validation node (takes validator_to_call= and the value)
+    validator: FastValidator | SeriesValidator
+
+
+@dataclass(frozen=True)
+class Step:
+    """Computes one node: a function of the module (`checks` empty), or a checked output whose
+    value is its `_raw` node's, once every check passes."""
+
+    name: str
+    call: Callable[..., Any]  # the node's callable: the module's function, or Hamilton's final check node
+    inputs: tuple[str, ...]  # for a checked output, the one raw node
+    positional: bool = False  # the callable's leading parameters are `inputs`, in order
+    checks: tuple[Check, ...] = ()
+
+    def run(self, values: dict[str, Any]) -> Any:
+        if not self.checks:
+            if self.positional:
+                return self.call(*[values[name] for name in self.inputs])
+            return self.call(**{name: values[name] for name in self.inputs})
+        raw = values[self.inputs[0]]
+        if all(check.validator.passes(raw) for check in self.checks):
+            return raw
+        # A check failed: Hamilton's own nodes say what that means (importance "fail" raises).
+        results = {c.node.name: c.node(validator_to_call=c.validator, **{self.inputs[0]: raw}) for c in self.checks}
+        return self.call(**{self.inputs[0]: raw}, **results)
+
+
+def plan(outputs: Sequence[str], given: set[str]) -> list[Step]:
+    """Steps that compute `outputs` from the `given` values, in dependency order; raises
+    UnplannableNode naming a node that needs a value that is not given."""
+    nodes = dataflow.feature_driver().graph.nodes
+    ordered: list[Step] = []
+    seen: set[str] = set(given)
+
+    def visit(name: str, needed_by: str) -> None:
+        if name in seen:
+            return
+        node = nodes.get(name)
+        if node is None or node.user_defined:
+            raise UnplannableNode(f"node {needed_by} needs {name!r}, which is neither a raw record field nor an "
+                                  "aggregate: the server cannot compute it from a request")
+        seen.add(name)
+        inputs = tuple(node.input_types)
+        validators = tuple(i for i in inputs if nodes[i].tags.get(IS_DATA_VALIDATOR_TAG))
+        values = tuple(i for i in inputs if i not in validators)
+        for dependency in values:
+            visit(dependency, name)
+        if validators:
+            if len(values) != 1:
+                raise UnplannableNode(f"checked node {name} has inputs {values}: expected its one raw node")
+            checks = tuple(Check(nodes[v], _fast_validator(_validator_of(nodes[v]))) for v in validators)
+            ordered.append(Step(name, node.callable, values, checks=checks))
+        else:
+            ordered.append(Step(name, node.callable, inputs, positional=_takes_positionally(node.callable, inputs)))
+
+    for output in outputs:
+        visit(output, output)
+    return ordered
+
+
+def _takes_positionally(function: Callable[..., Any], inputs: tuple[str, ...]) -> bool:
+    """True for a plain function whose parameters are exactly `inputs` in order (most module
+    functions): a positional call is the same call and cheaper. Generated callables (@parameterize,
+    @extract_columns, ...) take keywords."""
+    parameters = list(inspect.signature(function).parameters.values())
+    return (tuple(p.name for p in parameters) == inputs
+            and all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters))
+
+
+def _validator_of(validation_node: hamilton_node.Node) -> dq_base.DataValidator:
+    # Private to Hamilton: its validation node holds its validator as the keyword default
+    # `validator_to_call` (hamilton/function_modifiers/validation.py); tests/test_fast_path.py fails
+    # if that changes.
+    return inspect.signature(validation_node.callable).parameters["validator_to_call"].default
+
+
+def _matrix_bounds() -> tuple[np.ndarray, np.ndarray] | None:
+    """[low, high] per raw column (records_to_matrix order) when every raw rule is a closed range."""
+    bounds = []
+    for column in raw_schema.RAW_COLUMNS:
+        checks = raw_schema.RAW_SCHEMA.columns[column.name].checks
+        found = [range_bounds(check, np.dtype(column.dtype)) for check in checks]
+        if len(found) != 1 or found[0] is None:
+            return None
+        bounds.append(found[0])
+    return np.array([b.low for b in bounds]), np.array([b.high for b in bounds])
+
+
+class FastPredictor(ConfigPredictor):
+    """Same interface and same bits as reference.ReferencePredictor."""
+
+    def __init__(self, config: serving_config_pb2.ServingConfig):
+        super().__init__(config)
+        self.raw_checks = tuple((c.name, CompiledSchema.from_pandera(raw_schema.RAW_SCHEMA.columns[c.name]))
+                                for c in raw_schema.RAW_COLUMNS)
+        self.raw_bounds = _matrix_bounds()
+        self.steps = plan((*features.MODEL_FEATURES, *features.GUARDS),
+                          set(raw_schema.RAW_COLUMN_NAMES) | set(self.aggregates))
+        # Checked outputs whose checks are all closed bounds are checked together, in one pass.
+        self.bounded_steps = [s for s in self.steps if s.checks and all(
+            c.validator.bounds() is not None for c in s.checks)]
+        self.bounded = {s.name for s in self.bounded_steps}
+        validators = [(s.inputs[0], c.validator) for s in self.bounded_steps for c in s.checks]
+        self.bounded_inputs = [name for name, _ in validators]
+        self.bounded_dtypes = [validator.compiled.dtype for _, validator in validators]
+        self.bounded_low = np.array([validator.bounds().low for _, validator in validators])
+        self.bounded_high = np.array([validator.bounds().high for _, validator in validators])
+
+    def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
+        matrix, missing = converters.records_to_matrix(records)
+        arrays = converters.matrix_to_arrays(matrix)
+        if missing or not self._all_within_bounds(matrix):
+            raise_if_invalid(missing, find_column_violations(self.raw_checks, arrays))
+        values: dict[str, Any] = {**arrays, **self.aggregates}
+        for step in self.steps:
+            values[step.name] = values[step.inputs[0]] if step.name in self.bounded else step.run(values)
+        if not self._outputs_within_bounds(values):
+            for step in self.bounded_steps:  # Hamilton's check nodes raise at the first failing output
+                step.run(values)
+        matrix = np.column_stack([values[name] for name in features.MODEL_FEATURES]).astype(np.float64)
+        return Predictions(matrix, predict_linear(self.intercept, self.coefficients, matrix))
+
+    def _outputs_within_bounds(self, values: dict[str, Any]) -> bool:
+        if not self.bounded_inputs:
+            return True
+        outputs = [values[name] for name in self.bounded_inputs]
+        if [output.dtype for output in outputs] != self.bounded_dtypes:
+            return False
+        stacked = np.column_stack(outputs).astype(np.float64)  # int64 flags and counts are exact in float64
+        return bool(((stacked >= self.bounded_low) & (stacked <= self.bounded_high)).all())
+
+    def _all_within_bounds(self, matrix: np.ndarray) -> bool:
+        """One vectorised test of every raw rule; False (also for NaN) sends the records through
+        the per-column checks, which name each violation."""
+        if self.raw_bounds is None:
+            return False
+        low, high = self.raw_bounds
+        return bool(((matrix >= low) & (matrix <= high)).all())

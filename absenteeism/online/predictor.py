@@ -1,0 +1,90 @@
+"""The seam every online path implements: records in, features and predictions out, invalid records
+refused with every (record, field, rule) they break.
+
+`ConfigPredictor` reads what every path needs from a ServingConfig; `predict_valid` is the one place
+that splits a batch into the records that can be predicted and those that are refused (the
+servicer's stream and the micro-batcher both use it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from absenteeism import aggregates as aggregates_module
+from absenteeism import dataflow, raw_schema
+from absenteeism.v1 import raw_record_pb2, serving_config_pb2
+
+
+class InvalidRecords(ValueError):
+    """Records break the raw schema; `violations` name each (record index, field, rule)."""
+
+    def __init__(self, violations: Sequence[raw_schema.Violation]):
+        self.violations = list(violations)
+        super().__init__("; ".join(f"record {v.row}: {v.describe()}" for v in self.violations))
+
+
+@dataclass(frozen=True)
+class Predictions:
+    features: np.ndarray  # rows x model features, float64, in model order
+    predictions: np.ndarray  # rows, float64
+
+    def rows(self, start: int, stop: int) -> Predictions:
+        return Predictions(self.features[start:stop], self.predictions[start:stop])
+
+
+class Predictor(Protocol):
+    feature_names: tuple[str, ...]
+
+    def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
+        """Raises InvalidRecords if any record breaks the raw schema."""
+
+
+def raise_if_invalid(missing: Sequence[raw_schema.Violation], broken: Sequence[raw_schema.Violation]) -> None:
+    """Raises InvalidRecords for missing fields and broken rules (the 0 an unset field reads as is
+    not judged again), sorted by record and field."""
+    unset = {(v.row, v.column) for v in missing}
+    violations = [*missing, *(v for v in broken if (v.row, v.column) not in unset)]
+    if violations:
+        raise InvalidRecords(sorted(violations, key=lambda v: (v.row, v.column)))
+
+
+class ConfigPredictor:
+    """What every online path reads from the ServingConfig; subclasses implement `predict`."""
+
+    def __init__(self, config: serving_config_pb2.ServingConfig):
+        self.feature_names = tuple(config.feature_names)
+        self.aggregates = aggregates_module.from_message(config.statistics, dataflow.aggregate_names())
+        self.intercept = config.model.intercept
+        self.coefficients = tuple(config.model.coefficients)
+
+    def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
+        """Raises InvalidRecords if any record breaks the raw schema."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class PartlyValid:
+    """The predictions of the valid records (in order), and the violations of the others by position."""
+
+    valid: list[int]
+    result: Predictions | None  # None when no record is valid
+    invalid: dict[int, list[raw_schema.Violation]]
+
+
+def predict_valid(predictor: Predictor, records: Sequence[raw_record_pb2.RawRecord]) -> PartlyValid:
+    """Predicts the records that are valid and reports the others; never raises InvalidRecords.
+
+    Validation comes first in every path, so a refused batch costs its validation and nothing more
+    before the valid records are predicted."""
+    try:
+        return PartlyValid(list(range(len(records))), predictor.predict(records), {})
+    except InvalidRecords as error:
+        invalid: dict[int, list[raw_schema.Violation]] = {}
+        for violation in error.violations:
+            invalid.setdefault(violation.row, []).append(violation)
+    valid = [i for i in range(len(records)) if i not in invalid]
+    return PartlyValid(valid, predictor.predict([records[i] for i in valid]) if valid else None, invalid)

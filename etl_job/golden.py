@@ -1,0 +1,56 @@
+"""Golden rows: synthetic raw records the server recomputes at boot, bit for bit.
+
+They are built from the raw schema alone, never copied from the input (a config is handed to
+anyone who calls GetServingConfig): every allowed value of every category column, and the ends,
+quartiles and midpoint of every range, each in at least one record. The job computes their
+features and predictions with the same batch path as the training set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from absenteeism import dataflow
+from absenteeism.aggregates import AggregateValue
+from absenteeism.model import predict_linear
+from absenteeism.online import converters
+from absenteeism.raw_schema import RAW_COLUMNS, RawColumn
+from absenteeism.v1 import serving_config_pb2
+
+
+def column_values(column: RawColumn) -> list[float | int]:
+    """The values of one column the golden records take: every allowed value of an `isin` rule;
+    for a range, its ends, quartiles and midpoint."""
+    statistics = column.check.statistics or {}
+    if column.check.name == "isin":
+        return sorted(statistics["allowed_values"])
+    if column.check.name == "in_range":
+        low, high = statistics["min_value"], statistics["max_value"]
+        points = [low + (high - low) * q for q in (0.0, 0.25, 0.5, 0.75, 1.0)]
+        if column.dtype == "int64":
+            return sorted({int(np.floor(p)) for p in points})
+        return sorted(set(points))
+    raise ValueError(f"raw column {column.name}: golden records need an isin or in_range rule, not {column.check.name}")
+
+
+def golden_frame() -> pd.DataFrame:
+    """The golden records as typed raw rows: record i takes value i (mod its count) of each column,
+    so the longest list of values sets the number of records."""
+    values = {column.name: column_values(column) for column in RAW_COLUMNS}
+    count = max(len(v) for v in values.values())
+    return pd.DataFrame({column.name: np.array([values[column.name][i % len(values[column.name])]
+                                                for i in range(count)], dtype=column.dtype)
+                         for column in RAW_COLUMNS})
+
+
+def golden_rows(aggregates: Mapping[str, AggregateValue],
+                model: serving_config_pb2.LinearModel) -> list[serving_config_pb2.GoldenRow]:
+    """The golden records with the features and predictions of the batch path."""
+    frame = golden_frame()
+    matrix = dataflow.feature_matrix(dataflow.compute_features(frame, dict(aggregates)))
+    predictions = predict_linear(model.intercept, model.coefficients, matrix)
+    return [serving_config_pb2.GoldenRow(record=record, features=row.tolist(), prediction=float(prediction))
+            for record, row, prediction in zip(converters.frame_to_records(frame), matrix, predictions)]

@@ -1,0 +1,63 @@
+"""Assembles the sealed ServingConfig: the aggregates, the model, the feature list, provenance and
+golden rows; the held-out evaluation is added once the training set has been written."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from absenteeism import aggregates, config_io, features
+from absenteeism.v1 import serving_config_pb2
+from etl_job import golden
+from etl_job.training import Fitted
+
+LIBRARIES = ("numpy", "pandas", "pandera", "apache-hamilton", "protobuf", "pyarrow", "grpcio")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    input_sha256: str
+    input_files: Sequence[str]
+    rows_read: int
+    rows_rejected: int
+    created_at: datetime
+
+
+def library_versions() -> dict[str, str]:
+    return {name: importlib.metadata.version(name) for name in LIBRARIES}
+
+
+def build(fitted: Fitted, provenance: Provenance) -> serving_config_pb2.ServingConfig:
+    """The sealed config without evaluation: all that the online path reads (the parity check
+    runs on it)."""
+    config = serving_config_pb2.ServingConfig(
+        format_version=config_io.FORMAT_VERSION,
+        feature_names=list(features.MODEL_FEATURES),
+        statistics=aggregates.to_message(fitted.aggregates, fitted.rows),
+        model=fitted.model,
+        golden_rows=golden.golden_rows(fitted.aggregates, fitted.model),
+    )
+    recorded = config.provenance
+    recorded.input_sha256 = provenance.input_sha256
+    recorded.input_files.extend(sorted(provenance.input_files))
+    recorded.rows.read, recorded.rows.accepted = provenance.rows_read, fitted.rows
+    recorded.rows.rejected = provenance.rows_rejected
+    recorded.code.CopyFrom(config_io.code_fingerprint())
+    recorded.library_versions.update(library_versions())
+    recorded.created_at.FromDatetime(provenance.created_at)
+    recorded.project_version = importlib.metadata.version("absenteeism-serving")
+    return config_io.seal(config)
+
+
+def with_evaluation(config: serving_config_pb2.ServingConfig, fitted: Fitted,
+                    metrics: dict[str, float]) -> serving_config_pb2.ServingConfig:
+    """`config` with the held-out metrics, sealed again."""
+    evaluated = serving_config_pb2.ServingConfig()
+    evaluated.CopyFrom(config)
+    settings = fitted.settings
+    evaluated.evaluation.CopyFrom(serving_config_pb2.EvaluationMetrics(
+        train_rows=fitted.train_rows, test_rows=fitted.test_rows, test_fraction=settings.test_fraction,
+        split_seed=settings.seed, **metrics))
+    return config_io.seal(evaluated)
