@@ -99,8 +99,7 @@ def check_threshold(tally: Tally, max_fraction: float) -> None:
     if tally.rejected_fraction > max_fraction:
         raise BadData(
             f"{tally.rejected_rows} of {tally.rows_read} rows ({tally.rejected_fraction:.2%}) broke "
-            f"the raw schema, more than the allowed {max_fraction:.2%} (--max-reject-fraction); "
-            "see rejects.csv for each row, column and rule")
+            f"the raw schema, more than the allowed {max_fraction:.2%} (--max-reject-fraction)")
 
 
 def rejects_frame(violations: tuple[Violation, ...], file_name: str) -> pd.DataFrame:
