@@ -255,3 +255,17 @@ def test_sigkill_at_any_phase_leaves_the_previous_run_and_the_next_run_cleans_up
     assert len([p for p in (out / ".runs").iterdir() if p.is_dir()]) == 1
     assert not _temp_files(out)
     assert _spills(temp) == []
+
+
+def test_a_folder_written_before_this_layout_is_taken_over(previous_run, other_input, tmp_path):
+    """Plain files and a killed writer's temp file (`.rejects.csv.<random>.tmp`), as jobs before
+    the run folders left them: the next run replaces the files by its links and removes the temp file."""
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in OUTPUT_FILES:
+        shutil.copyfile(previous_run / name, out / name)
+    (out / ".rejects.csv.k2j4h5.tmp").write_text("source_row,source_file\n1,half")
+    assert _run(other_input, out) == 0
+    assert all(os.readlink(out / name) == f"..data/{name}" for name in OUTPUT_FILES)
+    _assert_one_run(out)
+    assert not _temp_files(out)
