@@ -48,7 +48,8 @@ def _assert_one_run(out: Path) -> None:
 
 
 def _temp_files(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
+    """Temp files of the atomic writes, and links made before their rename."""
+    return [p for p in folder.rglob("*") if p.name.endswith((".tmp", ".link"))]
 
 
 def _hidden(out: Path) -> set[str]:
