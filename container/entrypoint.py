@@ -3,11 +3,11 @@ MODULE like `python -m MODULE ARGS...`, but first makes SIGTERM stop it.
 
 In a container the program is PID 1, and the kernel gives PID 1 no default action for SIGTERM: a
 program that installs no handler simply never sees `docker stop`/`podman stop` and is killed only
-when the stop timeout runs out. The server installs its own handler (it drains, then exits 0); the
-batch job installs none, so this one turns SIGTERM into SystemExit(143) (128 + SIGTERM, what a shell
-reports for a TERM-killed program). The job's outputs are written atomically (temp file, rename), so
-a stopped run leaves the previous outputs or none, never half of one. A module that installs its own
-SIGTERM handler replaces this one.
+when the stop timeout runs out. The server installs its own handler (it drains, then exits 0), and
+so does the batch job once it starts (it removes its run folder and spill, then exits 143); this one
+turns SIGTERM into SystemExit(143) (128 + SIGTERM, what a shell reports for a TERM-killed program)
+before that, while the module is still importing. A module that installs its own SIGTERM handler
+replaces this one.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Command line: `python -m etl_job run | dag | generate`.
 
-Exit codes: 0 done; 2 bad usage (argparse); 3 bad data (unreadable input, missing columns, too many
-rejected rows, data that cannot train a model); 1 internal error. Failures print one line on stderr;
-logs and progress bars go to stderr as well, so stdout stays free.
+Exit codes: 0 done; 2 bad usage (argparse); 3 bad data (unreadable input, missing or duplicated
+columns, too many rejected rows, data that cannot train a model); 1 internal error; 143 stopped by
+SIGTERM, 130 by Ctrl-C (after cleaning up: the output folder keeps the previous run, the spill is
+removed). Failures print one line on stderr; logs and progress bars go to stderr as well, so stdout
+stays free.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import argparse
 import contextlib
 import logging
 import math
+import signal
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -23,11 +28,37 @@ from absenteeism.dataset.format import InputFormatError
 from etl_job.errors import BadData
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BAD_DATA = 0, 1, 2, 3
+EXIT_STOPPED = 128 + signal.SIGTERM  # what a shell reports for a TERM-killed program
 log = logging.getLogger("etl_job")
 
 
 class _UsageError(Exception):
     """Bad usage found after parsing (argparse's own checks exit 2 by themselves)."""
+
+
+class _Stopped(BaseException):
+    """SIGTERM, raised where the main thread is, so every `with` and `finally` on the way out runs
+    (run folder and spill removed). A BaseException, like KeyboardInterrupt: no `except Exception`
+    swallows it."""
+
+
+@contextlib.contextmanager
+def _sigterm_stops() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
+        yield
+        return
+    stopping = []
+
+    def stop(signum: int, _frame) -> None:
+        if not stopping:  # a second SIGTERM does not cut the cleanup short
+            stopping.append(signum)
+            raise _Stopped
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _fraction(low_open: bool):
@@ -154,7 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     try:
-        return args.handler(args)
+        with _sigterm_stops():
+            return args.handler(args)
+    except _Stopped:
+        print("etl_job: stopped by SIGTERM", file=sys.stderr)
+        return EXIT_STOPPED
     except _UsageError as error:
         parser.error(str(error))  # exits 2
     except (BadData, InputFormatError) as error:

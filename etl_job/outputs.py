@@ -1,14 +1,13 @@
-"""Load: the job's output files, each written atomically (temp file, fsync, rename), so a crash
-leaves the previous file whole and no temp file behind.
-
-Order matters for readers of a folder mid-run: rejects.csv, then training_set.parquet, then the
-config (binary + JSON), and report.json last; the report names the config's content_sha256, so a
-report that matches the config says the set is complete.
+"""Load: the job's output files, written into the run's own folder (output_folder.py publishes them
+all at once), each through a temp file, fsync and rename, so no file is ever seen half written.
+The report names the config's content_sha256: a report that matches the config says the set is
+complete.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,27 +21,38 @@ from absenteeism import config_io, features, parity
 from absenteeism.dataset import atomic
 from absenteeism.dataset.blocks import table_blocks
 from absenteeism.raw_schema import LABEL
+from etl_job.validate import REJECT_COLUMNS
 
 REJECTS_FILE = "rejects.csv"
 TRAINING_SET_FILE = "training_set.parquet"
 REPORT_FILE = "report.json"
 PREDICTION_COLUMN = parity.PREDICTION
+FILES = (REJECTS_FILE, TRAINING_SET_FILE, config_io.CONFIG_FILE, config_io.CONFIG_JSON_FILE, REPORT_FILE)
 
 
 @contextlib.contextmanager
 def rejects_writer(output_dir: Path) -> Iterator[Callable[[pd.DataFrame], None]]:
-    """Yields `append(frame)`: the rejects of each chunk go to the temp file as they come; the file
-    is renamed into place (complete) when the block ends, and removed if it fails."""
+    """Yields `append(frame)`: the rejects of each chunk go to the temp file as they come, after a
+    header line written first (no rejected row still makes a valid CSV); the file is renamed into
+    place (complete) when the block ends, and removed if it fails."""
     path = Path(output_dir) / REJECTS_FILE
     with atomic.atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as stream:
-        header = [True]
+        csv.writer(stream, lineterminator="\n").writerow(REJECT_COLUMNS)
 
         def append(rejects: pd.DataFrame) -> None:
-            if header[0] or len(rejects):
-                rejects.to_csv(stream, index=False, header=header[0])
-                header[0] = False
+            if len(rejects):
+                rejects.to_csv(stream, index=False, header=False)
 
         yield append
+
+
+def has_rejected_rows(output_dir: Path) -> bool:
+    """True when the folder's rejects.csv exists and holds a line below its header."""
+    path = Path(output_dir) / REJECTS_FILE
+    if not path.is_file():
+        return False
+    with open(path, encoding="utf-8") as stream:
+        return stream.readline() != "" and stream.readline() != ""
 
 
 def training_set_table(source_rows: np.ndarray, matrix: np.ndarray, labels: np.ndarray,

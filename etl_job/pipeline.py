@@ -7,7 +7,8 @@
 3. transform + fit: the spill chunk by chunk through the feature module with the aggregates
    injected; ridge sufficient statistics; compact features kept for the write;
 4. parity: sampled rows through the online path, one record at a time, before anything else is written;
-5. load: the training set with predictions (held-out metrics computed on the way), the config, the report.
+5. load: the training set with predictions (held-out metrics computed on the way), the config, the report;
+   all written into the run's own folder, then published at once (output_folder.py).
 
 Each step is timed (report.json) and logged; with progress on, a bar walks through the steps and
 another through the chunks of the long ones.
@@ -31,7 +32,7 @@ from tqdm import tqdm
 
 from absenteeism import config_io, dataflow
 from absenteeism.dataset import reader as input_reader
-from etl_job import online_parity, outputs, report, serving_config, training
+from etl_job import online_parity, output_folder, outputs, report, serving_config, training
 from etl_job import validate as validate_step
 from etl_job.errors import BadData
 from etl_job.ridge import HeldOutErrors
@@ -95,16 +96,33 @@ class _Steps:
 
 
 def run(settings: RunSettings) -> RunResult:
-    """Runs the job; raises BadData for input that cannot make a config (rejects.csv is still written)."""
-    created_at = settings.created_at or datetime.now(timezone.utc)
+    """Runs the job into a run folder of its own and publishes it whole (output_folder.py); raises
+    BadData for input that cannot make a config, leaving the output folder as it was (the rejects,
+    if any, are kept aside and the message says where)."""
     out = Path(settings.output_dir)
+    with output_folder.RunFolder(out, outputs.FILES) as folder:
+        try:
+            result = _run(settings, folder.path, out)
+        except BadData as error:
+            if not outputs.has_rejected_rows(folder.path):
+                raise
+            rejects = folder.keep(outputs.REJECTS_FILE)
+            raise BadData(f"{error}; each rejected row of this run, with its column and rule, is in {rejects} "
+                          f"({out} is left as it was)") from None
+        folder.publish()
+    return result
+
+
+def _run(settings: RunSettings, work: Path, out: Path) -> RunResult:
+    """The job's steps, writing into `work`; the paths recorded are where the files are published in `out`."""
+    created_at = settings.created_at or datetime.now(timezone.utc)
     steps = _Steps(settings.progress)
     started = time.perf_counter()
     try:
         with Spill() as spill:
             with steps.step("extract_validate"):
                 reader = input_reader.Reader(settings.input_path, settings.chunk_rows)
-                tally, analyze_inputs = _extract_validate(reader, spill, out, steps)
+                tally, analyze_inputs = _extract_validate(reader, spill, work, steps)
                 extracted = reader.extracted()
                 log.info("rows read %d, accepted %d, rejected %d (%d violations)", tally.rows_read,
                          tally.rows_accepted, tally.rejected_rows, tally.violations)
@@ -129,13 +147,14 @@ def run(settings: RunSettings) -> RunResult:
             online_parity.require_identical(parity_report)
         with steps.step("load"):
             errors = HeldOutErrors(fitted.baseline)
-            with outputs.training_set_writer(out) as append:
+            with outputs.training_set_writer(work) as append:
                 for rows in steps.rows(fitted.training_rows(), "write", fitted.rows):
                     errors.add(rows.labels[rows.held_out].astype(np.float64), rows.predictions[rows.held_out])
                     append(outputs.training_set_table(rows.source_rows, rows.features, rows.labels, rows.predictions))
             paths["training_set"] = out / outputs.TRAINING_SET_FILE
             config = serving_config.with_evaluation(unevaluated, fitted, errors.metrics())
-            paths["config"] = outputs.write_config(config, out)
+            outputs.write_config(config, work)
+            paths["config"] = out / config_io.CONFIG_FILE
             paths["config_json"] = out / config_io.CONFIG_JSON_FILE
             paths["report"] = out / outputs.REPORT_FILE
     finally:
@@ -145,17 +164,17 @@ def run(settings: RunSettings) -> RunResult:
                               max_reject_fraction=settings.max_reject_fraction, config=config,
                               timings=timings, created_at=created_at, outputs=paths)
     run_report["online_parity"] = parity_report.as_dict()
-    outputs.write_report(run_report, out)  # last: a report naming this config marks a complete set
+    outputs.write_report(run_report, work)  # last: a report naming this config marks a complete set
     return RunResult(run_report, paths)
 
 
-def _extract_validate(reader: input_reader.Reader, spill: Spill, out: Path, steps: _Steps
+def _extract_validate(reader: input_reader.Reader, spill: Spill, work: Path, steps: _Steps
                       ) -> tuple[validate_step.Tally, pd.DataFrame]:
     """Pass 1: every chunk parsed and validated; rejects written, accepted rows spilled, the
     aggregates' inputs collected (a column or two of small integers)."""
     tally = validate_step.Tally()
     kept: dict[str, list[np.ndarray]] = {name: [] for name in dataflow.analyze_columns()}
-    with outputs.rejects_writer(out) as append_rejects:
+    with outputs.rejects_writer(work) as append_rejects:
         for chunk in steps.rows(reader.chunks(), "read+validate", size=lambda chunk: len(chunk.cells)):
             validation = validate_step.validate(chunk.cells)
             tally.add(validation, chunk.file.name)

@@ -1,12 +1,14 @@
 """A temporary Arrow IPC file of the accepted typed rows: pass 1 (parse + validate) appends each
 chunk, later passes read them back chunk by chunk, typed, without parsing the input again. The
-file lives in the system temp folder and is removed on close, also after a failure. Arrow IPC,
+file lives in a folder of the system temp folder, removed on close, also after a failure or a
+SIGTERM (the CLI turns it into an exception); a spill left by a killed job (SIGKILL, a crash of the
+machine) is removed by the next job's spill (leases.py tells it from a spill in use). Arrow IPC,
 not Parquet: no encoding to do, ~4x faster for a file written once and read back once (~180 bytes a
 row on disk; none of it stays in memory)."""
 
 from __future__ import annotations
 
-import shutil
+import logging
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,13 +17,21 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from etl_job import leases
+
+log = logging.getLogger(__name__)
+
 SOURCE_ROW = "source_row"
+PREFIX = "etl-spill-"
 
 
 class Spill:
     def __init__(self) -> None:
-        self._folder = Path(tempfile.mkdtemp(prefix="etl-spill-"))
-        self.path = self._folder / "accepted.arrow"
+        parent = Path(tempfile.gettempdir())
+        for folder in leases.sweep(parent, PREFIX):
+            log.info("removed %s, the spill of a job that was killed", folder)
+        self._lease = leases.Lease(parent, PREFIX)
+        self.path = self._lease.folder / "accepted.arrow"
         self._writer: ipc.RecordBatchFileWriter | None = None
         self.rows = 0
 
@@ -51,8 +61,10 @@ class Spill:
                 yield pa.Table.from_batches([reader.get_batch(i)]).to_pandas()
 
     def close(self) -> None:
-        self.finish()
-        shutil.rmtree(self._folder, ignore_errors=True)
+        try:
+            self.finish()
+        finally:
+            self._lease.release()
 
     def __enter__(self) -> Spill:
         return self

@@ -39,8 +39,9 @@ def validate(cells: pd.DataFrame) -> Validation:
     typed, parse_failures = dataset_format.parse_columns(cells)
     # A cell that did not parse is 0 in `typed`; its range check would only repeat the same fault.
     unparsed = {(v.row, v.column) for v in parse_failures}
-    broken = [] if _all_pass(typed) else [
-        v for v in raw_schema.find_violations(typed, raw_schema.TRAINING_SCHEMA) if (v.row, v.column) not in unparsed]
+    broken = [] if _all_pass(typed) else _as_written([
+        v for v in raw_schema.find_violations(typed, raw_schema.TRAINING_SCHEMA) if (v.row, v.column) not in unparsed],
+        cells)
     violations = sorted([*parse_failures, *broken], key=lambda v: (v.row, _COLUMN_ORDER.get(v.column, 99)))
     if any(v.row is None for v in violations):  # a whole column is absent (read_file normally stops this)
         absent = sorted({v.column for v in violations if v.row is None})
@@ -50,6 +51,21 @@ def validate(cells: pd.DataFrame) -> Validation:
         rejected = np.fromiter({v.row for v in violations}, dtype=np.int64)
         accepted = typed[~typed.index.isin(rejected)]
     return Validation(accepted, tuple(violations), len(typed))
+
+
+def _as_written(violations: list[Violation], cells: pd.DataFrame) -> list[Violation]:
+    """The violations with each value as the input wrote it (stripped), not as parsed: `1e20` stays
+    `1e20`, an integer too large for int64 is not shown as the int64 it was clipped to."""
+    if not violations:
+        return violations
+    positions = cells.index.get_indexer([v.row for v in violations])
+    columns = {name: cells[name].to_numpy() for name in {v.column for v in violations}}
+    written = []
+    for violation, position in zip(violations, positions):
+        text = columns[violation.column][position]
+        value = text.strip() if isinstance(text, str) else violation.value
+        written.append(Violation(violation.row, violation.column, violation.rule, value))
+    return written
 
 
 @dataclass
@@ -100,8 +116,7 @@ def check_threshold(tally: Tally, max_fraction: float) -> None:
     if tally.rejected_fraction > max_fraction:
         raise BadData(
             f"{tally.rejected_rows} of {tally.rows_read} rows ({tally.rejected_fraction:.2%}) broke "
-            f"the raw schema, more than the allowed {max_fraction:.2%} (--max-reject-fraction); "
-            "see rejects.csv for each row, column and rule")
+            f"the raw schema, more than the allowed {max_fraction:.2%} (--max-reject-fraction)")
 
 
 def rejects_frame(violations: tuple[Violation, ...], file_name: str) -> pd.DataFrame:

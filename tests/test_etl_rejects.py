@@ -4,6 +4,7 @@ threshold and the exit codes (2 usage, 3 bad data, 1 internal)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from absenteeism import raw_schema
 from absenteeism.dataset import format as dataset_format
-from absenteeism.raw_schema import RAW_COLUMNS
+from absenteeism.raw_schema import LABEL, RAW_COLUMNS
 from etl_job import cli, synthetic, training
 
 ROWS = 200
@@ -95,12 +97,13 @@ def test_reject_fraction_over_threshold_exits_3_and_still_writes_rejects(tmp_pat
         clean_frame.loc[row, "month_of_absence"] = "0"
     source = _write(clean_frame, tmp_path / "records.csv")
     assert _run(tmp_path, source, "--max-reject-fraction", "0.1") == 3
-    err = capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "bad data: 30 of 200 rows (15.00%) broke the raw schema, more than the allowed 10.00%" in err
-    assert "rejects.csv" in err
-    rejects = pd.read_csv(tmp_path / "out" / "rejects.csv")
+    rejects_file = Path(re.search(r"is in (\S+/rejects\.csv) ", err).group(1))  # kept aside, the message says where
+    rejects = pd.read_csv(rejects_file)
     assert len(rejects) == 30 and set(rejects["column"]) == {"month_of_absence"}
     assert not (tmp_path / "out" / "serving_config.pb").exists()
+    assert not (tmp_path / "out" / "rejects.csv").exists()  # nothing published
     # The same data passes with a looser threshold.
     assert _run(tmp_path, source, "--max-reject-fraction", "0.15") == 0
 
@@ -178,3 +181,55 @@ def test_exit_code_3_from_a_real_process(tmp_path):
                            "--output-dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 3
     assert done.stderr.strip().splitlines()[-1] == f"etl_job: bad data: input {tmp_path / 'absent.csv'} does not exist"
+
+
+def _with_header_duplicated(path: Path, header: str, copy_as: str) -> None:
+    """Rewrites a CSV with column `header` repeated right after itself, named `copy_as`."""
+    lines = path.read_bytes().decode().split("\r\n")
+    position = lines[0].split(";").index(header)
+    rows = []
+    for number, line in enumerate(lines):
+        cells = line.split(";") if line else []
+        if cells:
+            cells.insert(position + 1, cells[position] if number else copy_as)
+        rows.append(";".join(cells))
+    path.write_bytes("\r\n".join(rows).encode())
+
+
+@pytest.mark.parametrize("copy_as", ["Age", "Age "], ids=["same", "trailing-space"])
+def test_a_duplicated_column_in_a_csv_header_is_bad_data_naming_it(tmp_path, clean_frame, capsys, copy_as):
+    source = _write(clean_frame, tmp_path / "records.csv")
+    _with_header_duplicated(source, "Age", copy_as)
+    assert _run(tmp_path, source) == 3
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == "etl_job: bad data: records.csv: column 'age' appears 2 times in the header"
+
+
+def test_a_duplicated_column_in_a_parquet_file_is_bad_data_naming_it(tmp_path, clean_frame, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(clean_frame, preserve_index=False)
+    names = [c.csv_header for c in (*RAW_COLUMNS, LABEL)]
+    table = pa.table([*table.columns, table.column("son")], names=[*names, "Son"])
+    pq.write_table(table, tmp_path / "records.parquet")
+    assert _run(tmp_path, tmp_path / "records.parquet") == 3
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == "etl_job: bad data: records.parquet: column 'son' appears 2 times in the header"
+
+
+def test_a_number_too_large_for_its_column_is_rejected_showing_the_input_text(tmp_path, clean_frame):
+    """Integers beyond int64 (and 1e20 for an integer label) are shown as written, not as a wrapped int64."""
+    huge = {0: ("age", "99999999999999999999"), 1: ("id", "9223372036854775808"),
+            2: ("absenteeism_time_in_hours", "1e20"), 3: ("age", "-99999999999999999999"),
+            4: ("weight", "1e400")}
+    for position, (column, cell) in huge.items():
+        clean_frame.loc[position, column] = cell
+    source = _write(clean_frame, tmp_path / "records.csv")
+    assert _run(tmp_path, source, "--max-reject-fraction", "0.1") == 0
+    rejects = pd.read_csv(tmp_path / "out" / "rejects.csv", keep_default_na=False, dtype=str)
+    rules = {c.name: raw_schema.rule_text(c.check) for c in (*RAW_COLUMNS, LABEL)}
+    expected = [(str(p + 1), column, cell, rules[column]) for p, (column, cell) in huge.items()]
+    expected[-1] = ("5", "weight", "1e400", "number")  # not finite: not a number at all
+    assert [(r.source_row, r.column, r.value, r.rule) for r in rejects.itertuples()] == expected
+    assert all(cell in description for (_, _, cell, _), description in zip(expected, rejects["description"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -49,7 +50,8 @@ def test_all_outputs_are_written(job):
     _, out = job
     for name in ("serving_config.pb", "serving_config.json", "training_set.parquet", "report.json", "rejects.csv"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
-    assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
+        assert os.readlink(out / name) == f"..data/{name}"  # published through the one link of the run
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
 
 
 def test_counts_add_up_and_match_the_input(job):

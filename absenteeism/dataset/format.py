@@ -8,6 +8,7 @@ space). Headers are stripped and mapped to the snake_case names of RawRecord.
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,15 +61,26 @@ def read_file(path: Path, require_label: bool = False) -> pd.DataFrame:
     path = Path(path)
     csv_file = path.suffix.lower() == ".csv"
     frame = _read_csv_cells(path) if csv_file else pq.read_table(path).to_pandas()
-    frame = frame.rename(columns=lambda header: HEADER_TO_NAME.get(str(header).strip(), str(header).strip()))
-    needed = [c.name for c in RAW_COLUMNS] + ([LABEL.name] if require_label else [])
-    absent = [name for name in needed if name not in frame.columns]
-    if absent:
-        raise InputFormatError(f"{path.name}: missing columns {absent}")
+    frame.columns = _column_names(frame.columns, path, require_label)
     kept = [c.name for c in _ALL_COLUMNS if c.name in frame.columns]
     if csv_file:
         return frame[kept]
     return pd.DataFrame({name: _clean_cells(frame[name]) for name in kept}, index=frame.index)
+
+
+def _column_names(headers, path: Path, require_label: bool) -> list[str]:
+    """The snake_case name of each header (stripped); InputFormatError when a column the job reads
+    is missing or appears more than once (which of the two would hold the data?)."""
+    names = [HEADER_TO_NAME.get(str(h).strip(), str(h).strip()) for h in headers]
+    counts = Counter(names)
+    repeated = [f"column {c.name!r} appears {counts[c.name]} times" for c in _ALL_COLUMNS if counts[c.name] > 1]
+    if repeated:
+        raise InputFormatError(f"{path.name}: {', '.join(repeated)} in the header")
+    needed = [c.name for c in RAW_COLUMNS] + ([LABEL.name] if require_label else [])
+    absent = [name for name in needed if name not in counts]
+    if absent:
+        raise InputFormatError(f"{path.name}: missing columns {absent}")
+    return names
 
 
 def _read_csv_cells(path: Path) -> pd.DataFrame:
@@ -106,12 +118,7 @@ def iter_chunks(path: Path, require_label: bool = False, chunk_rows: int = 1 << 
     path = Path(path)
     csv_file = path.suffix.lower() == ".csv"
     batches = _csv_batches(path) if csv_file else _parquet_batches(path, chunk_rows)
-    headers = next(batches)
-    names = [HEADER_TO_NAME.get(str(h).strip(), str(h).strip()) for h in headers]
-    needed = [c.name for c in RAW_COLUMNS] + ([LABEL.name] if require_label else [])
-    absent = [name for name in needed if name not in names]
-    if absent:
-        raise InputFormatError(f"{path.name}: missing columns {absent}")
+    names = _column_names(next(batches), path, require_label)
     kept = [c.name for c in _ALL_COLUMNS if c.name in names]
     blocks = table_blocks(chunk_rows)
 
@@ -182,9 +189,15 @@ def parse_columns(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[Violation]]:
             violations.append(Violation(row=label, column=column.name, rule=rule, value=text))
         if len(positions):
             numbers[positions] = 0.0
+        if column.dtype == "int64":
+            # Integers beyond int64 would wrap around; at its edge they still break every rule of the
+            # schema (the violation shows the cell as written: validate takes it from the input).
+            np.clip(numbers, _INT64_LOW, _INT64_HIGH, out=numbers)
         typed[column.name] = numbers.astype(column.dtype)
     return pd.DataFrame(typed, index=cells.index), violations
 
+
+_INT64_LOW, _INT64_HIGH = float(-2**63), float(2**63 - 1024)  # the float64 values an int64 holds exactly
 
 # What pd.to_numeric reads as a finite number; anything else (also inf, nan) is refused anyway.
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
