@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from absenteeism.online import converters
-from absenteeism.dataset import format as dataset_format
+from absenteeism.dataset import reader
 from absenteeism.v1 import raw_record_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,12 +36,7 @@ def build_config(input_path: Path = SAMPLE) -> Path:
 
 def sample_records(input_path: Path = SAMPLE) -> list[raw_record_pb2.RawRecord]:
     """The valid records of the input, as a client would send them."""
-    from absenteeism import raw_schema
-
-    cells = dataset_format.read_file(input_path)
-    typed, parse_failures = dataset_format.parse_columns(cells)
-    bad = {v.row for v in parse_failures} | {v.row for v in raw_schema.find_violations(typed)}
-    return converters.frame_to_records(typed.drop(index=list(bad)))
+    return converters.frame_to_records(reader.read_valid(input_path))
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:

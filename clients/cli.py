@@ -18,8 +18,9 @@ from tqdm import tqdm
 
 from absenteeism.online import converters
 from absenteeism.dataset import format as dataset_format
+from absenteeism.dataset import reader
 from absenteeism.raw_schema import REQUIRED
-from clients import parity
+from clients import server_parity
 from clients.client import PredictionClient, PredictionError, TlsOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
@@ -62,15 +63,13 @@ def _write(frame: pd.DataFrame, path: Path | None) -> None:
 
 
 def predict(args: argparse.Namespace) -> int:
-    cells = dataset_format.read_file(args.input)
-    cells.index = pd.RangeIndex(1, len(cells) + 1)  # source rows: 1-based data rows, header excluded
-    typed, parse_violations = dataset_format.parse_columns(cells)
+    typed = reader.read_typed(args.input)  # source rows: 1-based data rows, header excluded
     rejects: list[dict] = []
     unreadable = set()
     # Empty cells are sent as unset fields (the server names them "required"); cells that are not
     # numbers cannot be put in a typed record at all, so the client reports those itself.
-    sendable = typed.astype(object)
-    for violation in parse_violations:
+    sendable = typed.frame.astype(object)
+    for violation in typed.unparsed:
         sendable.at[violation.row, violation.column] = None
         if violation.rule != REQUIRED:
             unreadable.add(violation.row)
@@ -105,7 +104,7 @@ def predict(args: argparse.Namespace) -> int:
     n_rejected = rejected["source_row"].nunique()
     if n_rejected and rejects_path is not None:
         rejected.to_csv(rejects_path, index=False)
-    print(f"{len(cells)} rows: {len(rows)} predicted, {n_rejected} rejected"
+    print(f"{len(typed.frame)} rows: {len(rows)} predicted, {n_rejected} rejected"
           + (f" (reasons in {rejects_path})" if n_rejected and rejects_path else ""), file=sys.stderr)
     return EXIT_REJECTED if n_rejected else EXIT_OK
 
@@ -123,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict_parser.add_argument("--include-features", action="store_true", help="also write the model features")
     predict_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     predict_parser.set_defaults(run=predict)
-    parity.add_parser(commands, add_connection_arguments, client_from_args)
+    server_parity.add_parser(commands, add_connection_arguments, client_from_args)
     return parser
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from absenteeism import config_io
-from absenteeism.dataset import format as dataset_format
+from absenteeism.dataset import reader
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,7 @@ def trained_config(tmp_path_factory) -> TrainedConfig:
     assert run.returncode == 0, run.stderr
     training_set = pd.read_parquet(output / "training_set.parquet").set_index("source_row")
     config = config_io.read_config(output / config_io.CONFIG_FILE)
-    cells = dataset_format.read_file(pipeline.SAMPLE_INPUT)
-    cells.index = pd.RangeIndex(1, len(cells) + 1)
-    typed, _ = dataset_format.parse_columns(cells)
+    typed = reader.read_typed(pipeline.SAMPLE_INPUT).frame
     return TrainedConfig(output / config_io.CONFIG_FILE, pipeline.SAMPLE_INPUT, typed.loc[training_set.index],
                          training_set["prediction"], training_set[list(config.feature_names)], config)
 

@@ -175,11 +175,9 @@ def test_feature_matrix_of_training_set_matches_dataflow(job):
     source, out = job
     training_set = pd.read_parquet(out / "training_set.parquet")
     config = config_io.read_config(out / "serving_config.pb")
-    from absenteeism.dataset import format as dataset_format
+    from absenteeism.dataset import reader
 
-    cells = dataset_format.read_file(source, require_label=True)
-    cells.index = pd.RangeIndex(1, len(cells) + 1)
-    typed, _ = dataset_format.parse_columns(cells.loc[training_set["source_row"]])
+    typed = reader.read_typed(source).frame.loc[training_set["source_row"]]
     injected = aggregates.from_message(config.statistics, dataflow.aggregate_names())
     matrix = dataflow.feature_matrix(dataflow.compute_features(typed, injected))
     np.testing.assert_array_equal(matrix, training_set[list(features.MODEL_FEATURES)].to_numpy())

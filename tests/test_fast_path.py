@@ -13,7 +13,7 @@ from hamilton.data_quality.base import DataValidationError
 
 from absenteeism import features, parity, raw_schema
 from absenteeism.online import converters
-from absenteeism.dataset import format as dataset_format
+from absenteeism.dataset import reader
 from absenteeism.online.fast import FastPredictor, Step
 from absenteeism.online import predictor as online
 from absenteeism.online.reference import ReferencePredictor
@@ -142,10 +142,7 @@ REAL_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / 
 
 
 def valid_records(path: Path) -> list:
-    cells = dataset_format.read_file(path)
-    typed, parse_failures = dataset_format.parse_columns(cells)
-    bad = {v.row for v in parse_failures} | {v.row for v in raw_schema.find_violations(typed)}
-    return converters.frame_to_records(typed.drop(index=list(bad)))
+    return converters.frame_to_records(reader.read_valid(path))
 
 
 @pytest.mark.parametrize("source", ["sample", "real"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +34,6 @@ class InputFormatError(ValueError):
     """A file cannot be read as raw records at all (unknown format, missing columns)."""
 
 
-@dataclass(frozen=True)
-class RawFile:
-    path: Path
-    frame: pd.DataFrame  # cells as strings (None for empty), snake_case columns
-
-
 def input_files(path: Path) -> list[Path]:
     """`path` itself, or the .csv/.parquet files of a folder in sorted order."""
     path = Path(path)
@@ -57,15 +50,13 @@ def input_files(path: Path) -> list[Path]:
 
 
 def read_file(path: Path, require_label: bool = False) -> pd.DataFrame:
-    """One file's cells as strings (None where empty), with snake_case column names."""
-    path = Path(path)
-    csv_file = path.suffix.lower() == ".csv"
-    frame = _read_csv_cells(path) if csv_file else pq.read_table(path).to_pandas()
-    frame.columns = _column_names(frame.columns, path, require_label)
-    kept = [c.name for c in _ALL_COLUMNS if c.name in frame.columns]
-    if csv_file:
-        return frame[kept]
-    return pd.DataFrame({name: _clean_cells(frame[name]) for name in kept}, index=frame.index)
+    """One file's cells as stripped strings (missing where empty), snake_case columns, index
+    0..n-1: the chunked read (`iter_chunks`) put together."""
+    chunks = list(iter_chunks(path, require_label))
+    if not chunks:  # a header and no rows
+        return pd.DataFrame()
+    frame = (pd.concat(chunks) if len(chunks) > 1 else chunks[0]).reset_index(drop=True)
+    return frame.apply(_clean_cells)
 
 
 def _column_names(headers, path: Path, require_label: bool) -> list[str]:
@@ -83,32 +74,14 @@ def _column_names(headers, path: Path, require_label: bool) -> list[str]:
     return names
 
 
-def _read_csv_cells(path: Path) -> pd.DataFrame:
-    """A CSV's cells as strings, stripped, empty cells missing: parsed and cleaned in Arrow, ~3x
-    faster than pandas' parser followed by cleaning in pandas (seconds per million rows)."""
-    with open(path, newline="", encoding="utf-8-sig") as stream:
-        header = next(csv.reader(stream, delimiter=CSV_SEPARATOR), None)
-    if not header:
-        raise InputFormatError(f"{path.name} is empty: it has no header line")
-    table = pa_csv.read_csv(
-        path, parse_options=pa_csv.ParseOptions(delimiter=CSV_SEPARATOR),
-        convert_options=pa_csv.ConvertOptions(column_types={h: pa.large_string() for h in header},
-                                              strings_can_be_null=True, null_values=[""]))
-    cells = {}
-    for name in table.column_names:
-        text = pc.utf8_trim_whitespace(table[name])
-        cells[name] = pc.if_else(pc.equal(text, ""), None, text)
-    return pa.table(cells).to_pandas()
-
-
 def _clean_cells(column: pd.Series) -> pd.Series:
-    """Cells as stripped strings, missing where empty: column-wise, as a per-cell map costs ~10 s a
-    million rows. (With pandas 3's string dtype "missing" is NaN; with object columns, None.)"""
+    """Cells as stripped strings, missing where empty: column-wise, as a per-cell map is slow on
+    millions of rows. (With pandas 3's string dtype "missing" is NaN; with object columns, None.)"""
     text = column.astype(str).str.strip()
     return text.where(column.notna() & (text != ""), None)
 
 
-_CSV_BLOCK_BYTES = 1 << 20  # Arrow reads ahead several blocks: small ones keep that memory small (~100 MB)
+_CSV_BLOCK_BYTES = 1 << 20  # Arrow reads ahead several blocks: small ones keep that memory small
 
 
 def iter_chunks(path: Path, require_label: bool = False, chunk_rows: int = 1 << 18) -> Iterator[pd.DataFrame]:
@@ -153,11 +126,6 @@ def _parquet_batches(path: Path, batch_rows: int) -> Iterator:
     parquet = pq.ParquetFile(path)
     yield parquet.schema_arrow.names
     yield from parquet.iter_batches(batch_size=batch_rows)
-
-
-def iter_files(path: Path, require_label: bool = False) -> Iterator[RawFile]:
-    for file in input_files(path):
-        yield RawFile(file, read_file(file, require_label))
 
 
 def parse_columns(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[Violation]]:
@@ -205,7 +173,7 @@ _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 def _to_numbers(raw: pd.Series) -> pd.Series:
     """`pd.to_numeric(raw.str.strip(), errors="coerce")` as float64 (NaN where unparseable),
-    in Arrow for string cells: to_numeric goes cell by cell in Python (~0.4 s a column per million rows)."""
+    in Arrow for string cells: to_numeric goes cell by cell in Python."""
     if raw.dtype == object or isinstance(raw.dtype, pd.StringDtype):
         try:
             text = pa.array(raw, type=pa.large_string(), from_pandas=True)

@@ -15,16 +15,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from absenteeism import raw_schema
 from absenteeism.dataset import format as dataset_format
+from absenteeism.raw_schema import RAW_COLUMN_NAMES, Violation
 
 log = logging.getLogger(__name__)
 
 _HASH_CHUNK = 1 << 20
-DEFAULT_CHUNK_ROWS = 1 << 15  # rows in flight per step: peak memory grows ~3 MB per 1,000 rows of chunk
+DEFAULT_CHUNK_ROWS = 1 << 15  # rows in flight per step: peak memory grows with it (docs/performance-etl.md)
 
 
 @dataclass(frozen=True)
@@ -52,22 +53,17 @@ class Extracted:
     def rows_read(self) -> int:
         return sum(f.rows for f in self.files)
 
-    def file_names(self, rows: np.ndarray) -> np.ndarray:
-        """The base name of the file each source row came from."""
-        starts = np.array([f.first_row for f in self.files])
-        names = np.array([f.path.name for f in self.files], dtype=object)
-        return names[np.searchsorted(starts, np.asarray(rows, dtype=np.int64), side="right") - 1]
-
 
 class Reader:
     """Reads the input once, chunk by chunk; hashes its bytes meanwhile in a thread (hashlib
     releases the GIL on large buffers, so the digest is nearly free)."""
 
-    def __init__(self, path: Path, chunk_rows: int = DEFAULT_CHUNK_ROWS):
+    def __init__(self, path: Path, chunk_rows: int = DEFAULT_CHUNK_ROWS, require_label: bool = True):
         self.paths = dataset_format.input_files(Path(path))
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
         self.chunk_rows = chunk_rows
+        self.require_label = require_label  # the job trains on the label; a client only sends records
         self.files: list[SourceFile] = []
         self._digest = hashlib.sha256()
         self._hash_error: OSError | None = None
@@ -78,7 +74,7 @@ class Reader:
         next_row = 1
         for file in self.paths:
             first_row = next_row
-            for cells in _read(file, self.chunk_rows):
+            for cells in _read(file, self.chunk_rows, self.require_label):
                 cells.index = pd.RangeIndex(next_row, next_row + len(cells))
                 next_row += len(cells)
                 yield Chunk(cells, file)
@@ -102,19 +98,45 @@ class Reader:
             self._hash_error = error
 
 
-def extract(path: Path, progress: bool = False) -> Extracted:
+def extract(path: Path, require_label: bool = True) -> Extracted:
     """The whole input in one frame (for tools that compare against it; the job streams instead).
     Raises InputFormatError when a file is missing, unreadable or lacks columns."""
-    reader = Reader(path)
+    reader = Reader(path, require_label=require_label)
     frames = [chunk.cells for chunk in reader.chunks()]
     extracted = reader.extracted()
     cells = pd.concat(frames) if len(frames) > 1 else (frames[0] if frames else pd.DataFrame())
     return Extracted(extracted.files, extracted.input_sha256, cells)
 
 
-def _read(file: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+@dataclass(frozen=True)
+class Typed:
+    """A whole input as typed columns, index = source row, numbered as the job numbers it."""
+
+    frame: pd.DataFrame  # cells that do not parse are left as 0: their rows are in `unparsed`
+    unparsed: list[Violation]  # empty or non-numeric cells, by source row
+
+
+def read_typed(path: Path, require_label: bool = False) -> Typed:
+    frames, unparsed = [], []
+    for chunk in Reader(path, require_label=require_label).chunks():
+        typed, violations = dataset_format.parse_columns(chunk.cells)
+        frames.append(typed)
+        unparsed.extend(violations)
+    frame = pd.concat(frames) if frames else pd.DataFrame(columns=list(RAW_COLUMN_NAMES))
+    return Typed(frame, unparsed)
+
+
+def read_valid(path: Path) -> pd.DataFrame:
+    """The rows of an input that the raw schema accepts, typed, index = source row: what a client
+    would send."""
+    typed = read_typed(path)
+    bad = {v.row for v in typed.unparsed} | {v.row for v in raw_schema.find_violations(typed.frame)}
+    return typed.frame.drop(index=sorted(bad))
+
+
+def _read(file: Path, chunk_rows: int, require_label: bool) -> Iterator[pd.DataFrame]:
     try:
-        yield from dataset_format.iter_chunks(file, require_label=True, chunk_rows=chunk_rows)
+        yield from dataset_format.iter_chunks(file, require_label=require_label, chunk_rows=chunk_rows)
     except dataset_format.InputFormatError:
         raise
     except (OSError, UnicodeDecodeError, ValueError, pa.ArrowException) as error:

@@ -17,8 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from absenteeism import parity
-from absenteeism.dataset import format as dataset_format
-from absenteeism.dataset.reader import extract
+from absenteeism.dataset.reader import read_typed
 from absenteeism.online import converters
 from absenteeism.v1 import raw_record_pb2
 from clients.client import PredictionClient
@@ -29,12 +28,11 @@ EXIT_IDENTICAL, EXIT_MISMATCH = 0, 4
 
 def accepted_records(raw_input: Path, source_rows: np.ndarray) -> list[raw_record_pb2.RawRecord]:
     """The raw records of `source_rows`, numbered exactly as the ETL job numbers its input."""
-    cells = extract(raw_input).cells  # InputFormatError is a ValueError
-    unknown = np.setdiff1d(source_rows, cells.index.to_numpy())
+    typed = read_typed(raw_input).frame  # InputFormatError is a ValueError
+    unknown = np.setdiff1d(source_rows, typed.index.to_numpy())
     if unknown.size:
         raise ValueError(f"training set rows {unknown[:5].tolist()} are not in {raw_input}: wrong input file?")
-    typed, _ = dataset_format.parse_columns(cells.loc[source_rows])
-    return converters.frame_to_records(typed)
+    return converters.frame_to_records(typed.loc[source_rows])
 
 
 def predict_one_by_one(client: PredictionClient, records: Sequence, concurrency: int, progress: bool
