@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Container smoke test (issue 6), run by CI: builds the Dockerfile's two targets with podman, fully
+# Container smoke test, run by CI: builds the Dockerfile's two targets with podman, fully
 # offline, and runs them for real.
 #
 #   1. host tools: podman, buildah, runc, debootstrap from Debian (installed if missing)

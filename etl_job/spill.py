@@ -3,8 +3,8 @@ chunk, later passes read them back chunk by chunk, typed, without parsing the in
 file lives in a folder of the system temp folder, removed on close, also after a failure or a
 SIGTERM (the CLI turns it into an exception); a spill left by a killed job (SIGKILL, a crash of the
 machine) is removed by the next job's spill (leases.py tells it from a spill in use). Arrow IPC,
-not Parquet: no encoding to do, ~4x faster for a file written once and read back once (~180 bytes a
-row on disk; none of it stays in memory)."""
+not Parquet: no encoding to do for a file written once and read back once (docs/performance-etl.md
+has the figures); none of it stays in memory."""
 
 from __future__ import annotations
 
