@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+from absenteeism.dataset import atomic
 from etl_job import leases
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class RunFolder:
         """Switches the output folder to this run: `..data` first (one rename: every link now reads
         this run), then any link still missing (the first run into a folder). Signals wait until the
         switch is done, so a stop never leaves it half made."""
-        _fsync(self.path)
+        atomic.fsync_dir(self.path)
         with _signals_held():
             _replace_with_link(self.out / CURRENT, f"{RUNS}/{self.path.name}", self.path)
             self.published = True
@@ -59,7 +60,7 @@ class RunFolder:
                 link, target = self.out / name, f"{CURRENT}/{name}"
                 if not (link.is_symlink() and os.readlink(link) == target):
                     _replace_with_link(link, target, self.path)
-            _fsync(self.out)
+            atomic.fsync_dir(self.out)
         self._lease.release(remove=False)
         for folder in leases.sweep(self._runs, keep=self._is_published):
             log.debug("removed %s, the run this one replaced", folder)
@@ -92,14 +93,6 @@ def _replace_with_link(path: Path, target: str, scratch: Path) -> None:
     fresh.unlink(missing_ok=True)
     os.symlink(target, fresh)
     os.replace(fresh, path)
-
-
-def _fsync(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def write_bytes(target: Path, data: bytes) -> None:
@@ -48,8 +48,8 @@ def _umask() -> int:
     return mask
 
 
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable.
+def fsync_dir(folder: Path) -> None:
+    """Makes renames and new entries in `folder` durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
