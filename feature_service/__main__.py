@@ -1,21 +1,29 @@
 """python -m feature_service serve --config PATH [flags]; every flag also from FEATURE_SERVICE_<FLAG>.
 
 Exit codes: 0 after a graceful stop; 2 bad flags (incl. neither --insecure nor TLS files);
-78 (EX_CONFIG) the config (or a TLS file) cannot be used, with one message saying why;
-1 the port cannot be bound.
+78 (EX_CONFIG) the config (or a TLS file) cannot be used, with one message naming the file and saying
+why; 1 the port cannot be bound. A SIGTERM/SIGINT at any time, even while the modules load, is a
+graceful stop.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
-import sys
-
-from absenteeism import config_io
-from feature_service import logs, settings as settings_module
-from feature_service.server import PredictionServer
 from feature_service.shutdown import ShutdownSignal
+
+# Signals first: the imports below (pandas, Hamilton, grpc) take seconds on a busy machine, and a
+# SIGTERM that arrives meanwhile must be a stop like any other, not the default death without a log.
+SHUTDOWN = ShutdownSignal()
+if __name__ == "__main__":
+    SHUTDOWN.install()
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from absenteeism import config_io  # noqa: E402
+from feature_service import logs, settings as settings_module  # noqa: E402
+from feature_service.server import PredictionServer  # noqa: E402
 
 EXIT_USAGE = 2
 EXIT_CONFIG = 78
@@ -33,12 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def serve(settings: settings_module.Settings) -> int:
+def serve(settings: settings_module.Settings, shutdown: ShutdownSignal | None = None) -> int:
     server = PredictionServer(settings)
-    shutdown = ShutdownSignal()
+    shutdown = shutdown or ShutdownSignal()
     shutdown.install()  # before the boot: a SIGTERM during verification still stops cleanly
     try:
-        server.start()
+        if not shutdown.requested:  # a stop that came while the modules loaded: no boot at all
+            server.start()
     except config_io.ConfigError as error:
         log.error(str(error), extra={"event": "config_refused", "config": str(settings.config)})
         print(f"feature_service: {error}", file=sys.stderr)
@@ -61,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     except settings_module.SettingsError as error:
         parser.error(str(error))  # exits 2
     logs.configure(settings.log_level)
-    return serve(settings)
+    return serve(settings, SHUTDOWN)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import grpc
 
 from absenteeism import config_io
 from absenteeism.v1 import prediction_service_pb2_grpc, serving_config_pb2
-from feature_service import errors, predictors
+from feature_service import errors, predictors, tls
 from feature_service.micro_batching import MicroBatchingPredictor
 from feature_service.health import Health
 from feature_service.metrics import Metrics, MetricsInterceptor
@@ -26,30 +26,23 @@ log = logging.getLogger(__name__)
 def load_verified(settings: Settings) -> tuple[serving_config_pb2.ServingConfig, predictors.Predictor]:
     """Raises config_io.ConfigError unless the config is intact and reproduces its golden rows
     through the very predictor that will serve."""
-    config = config_io.read_config(settings.config)
+    config = config_io.read_config(settings.config)  # its messages name the file
     try:
-        predictor = predictors.create(settings.predictor, config)
+        return config, verified_predictor(config, settings.predictor)
+    except config_io.ConfigError as error:
+        raise config_io.ConfigError(f"config file {settings.config}: {error}") from None
+
+
+def verified_predictor(config: serving_config_pb2.ServingConfig, name: str) -> predictors.Predictor:
+    """The `name` predictor built from `config`, once the config has passed every check through it."""
+    try:
+        predictor = predictors.create(name, config)
     except Exception as error:  # a config too broken to even build a predictor from
         config_io.verify_config(config)  # gives the precise reason when there is one
-        raise config_io.ConfigError(f"cannot build the {settings.predictor} predictor from the config ({error}): "
+        raise config_io.ConfigError(f"cannot build the {name} predictor from the config ({error}): "
                                     "rerun the ETL job") from None
     config_io.verify_config(config, predictor)
-    return config, predictor
-
-
-def _read(path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise config_io.ConfigError(f"cannot read TLS file {path}: {error.strerror}") from None
-
-
-def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
-    if settings.insecure:
-        return None
-    client_ca = _read(settings.tls_client_ca) if settings.tls_client_ca else None
-    return grpc.ssl_server_credentials([(_read(settings.tls_key), _read(settings.tls_cert))],
-                                       root_certificates=client_ca, require_client_auth=client_ca is not None)
+    return predictor
 
 
 class PredictionServer:
@@ -68,7 +61,7 @@ class PredictionServer:
         if settings.micro_batch_rows:
             predictor = MicroBatchingPredictor(predictor, settings.micro_batch_rows,
                                                on_batch=lambda calls, rows: self.metrics.micro_batch_calls.observe(calls))
-        credentials = server_credentials(settings)
+        credentials = tls.server_credentials(settings)
         servicer = PredictionServicer(self.config, predictor, max_batch=settings.max_batch, metrics=self.metrics)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),

@@ -28,6 +28,10 @@ class ShutdownSignal:
         self.received = signal.Signals(signum).name
         self._event.set()
 
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
     def wait(self) -> str | None:
         while not self._event.wait(0.5):  # short waits keep the main thread responsive to signals
             pass
