@@ -80,13 +80,14 @@ class PredictionServer:
         if port == 0:
             raise OSError(f"cannot listen on {address}")
         try:
-            self.metrics.serve_http(settings.host, settings.metrics_port)
+            self.metrics.serve_http(settings.metrics_host, settings.metrics_port)
         except OSError as error:
-            raise OSError(f"cannot serve metrics on {settings.host}:{settings.metrics_port}: {error}") from None
+            raise OSError(f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {error}") from None
         server.start()
         self._server, self.port = server, port
         self.health.serving()
         log.info("serving", extra={"event": "serving", "host": settings.host, "port": port,
+                                   "metrics_host": settings.metrics_host,
                                    "metrics_port": settings.metrics_port, "security": settings.security,
                                    "predictor": settings.predictor, "config_id": self.config.content_sha256,
                                    "workers": settings.workers})

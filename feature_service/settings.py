@@ -26,6 +26,7 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 50051  # 0: pick a free port (logged in the "serving" line)
     metrics_port: int = 9464  # 0: no metrics endpoint
+    metrics_host: str | None = None  # None: the gRPC --host (metrics have no authentication)
     insecure: bool = False
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -39,6 +40,8 @@ class Settings:
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
+        if not self.metrics_host:
+            object.__setattr__(self, "metrics_host", self.host)
         if not 0 <= self.port <= 65535 or not 0 <= self.metrics_port <= 65535:
             raise SettingsError("ports must be in 0..65535")
         if self.micro_batch_rows < 0:
@@ -78,6 +81,7 @@ OPTIONS: tuple[tuple[str, type | None, object, str], ...] = (
     ("--host", str, Settings.host, "listen address"),
     ("--port", int, Settings.port, "gRPC port; 0 picks a free port"),
     ("--metrics-port", int, Settings.metrics_port, "Prometheus /metrics HTTP port; 0 turns metrics off"),
+    ("--metrics-host", str, None, "listen address of /metrics (plain HTTP, no authentication); default: --host"),
     ("--insecure", _bool, False, "serve plaintext (otherwise TLS is required)"),
     ("--tls-cert", Path, None, "server certificate chain (PEM)"),
     ("--tls-key", Path, None, "server private key (PEM)"),
