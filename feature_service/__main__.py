@@ -3,18 +3,21 @@
 Exit codes: 0 after a graceful stop; 2 bad flags (incl. neither --insecure nor TLS files);
 78 (EX_CONFIG) the config (or a TLS file) cannot be used, with one message naming the file and saying
 why; 1 the port cannot be bound. A SIGTERM/SIGINT at any time, even while the modules load, is a
-graceful stop.
+graceful stop; SIGHUP reloads the config (reload.py).
 """
 
 from __future__ import annotations
 
-from feature_service.shutdown import ShutdownSignal
+from feature_service.shutdown import ReloadSignal, ShutdownSignal
 
 # Signals first: the imports below (pandas, Hamilton, grpc) take seconds on a busy machine, and a
-# SIGTERM that arrives meanwhile must be a stop like any other, not the default death without a log.
+# SIGTERM that arrives meanwhile must be a stop like any other, not the default death without a log
+# (likewise a SIGHUP: kept for once the server can reload).
 SHUTDOWN = ShutdownSignal()
+RELOAD = ReloadSignal()
 if __name__ == "__main__":
     SHUTDOWN.install()
+    RELOAD.install()
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
@@ -41,10 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def serve(settings: settings_module.Settings, shutdown: ShutdownSignal | None = None) -> int:
+def serve(settings: settings_module.Settings, shutdown: ShutdownSignal | None = None,
+          reload_signal: ReloadSignal | None = None) -> int:
     server = PredictionServer(settings)
     shutdown = shutdown or ShutdownSignal()
+    reload_signal = reload_signal or ReloadSignal()
     shutdown.install()  # before the boot: a SIGTERM during verification still stops cleanly
+    reload_signal.install()
     try:
         if not shutdown.requested:  # a stop that came while the modules loaded: no boot at all
             server.start()
@@ -56,6 +62,7 @@ def serve(settings: settings_module.Settings, shutdown: ShutdownSignal | None = 
         log.error(f"cannot start: {error}", extra={"event": "bind_failed"})
         print(f"feature_service: {error}", file=sys.stderr)
         return EXIT_BIND
+    reload_signal.attach(server.request_reload)
     received = shutdown.wait()
     log.info("signal received", extra={"event": "signal", "signal": received})
     server.stop()
@@ -70,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     except settings_module.SettingsError as error:
         parser.error(str(error))  # exits 2
     logs.configure(settings.log_level)
-    return serve(settings, SHUTDOWN)
+    return serve(settings, SHUTDOWN, RELOAD)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """PredictionServer: boot from a verified config, then start()/stop(grace).
 
 Boot order: read the config, build the predictor that will serve, verify the config through it
-(golden rows included), and only then open the port and report SERVING on health.
+(golden rows included), and only then open the port and report SERVING on health. Then the
+reloader (reload.py) swaps in new configs, built and verified by the very same `load_verified`.
 """
 
 from __future__ import annotations
@@ -13,20 +14,23 @@ import grpc
 
 from absenteeism import config_io
 from absenteeism.v1 import prediction_service_pb2_grpc, serving_config_pb2
-from feature_service import errors, predictors, tls
+from feature_service import errors, predictors, reload, tls
 from feature_service.micro_batching import MicroBatchingPredictor
 from feature_service.health import Health
 from feature_service.metrics import Metrics, MetricsInterceptor
 from feature_service.servicer import PredictionServicer
+from feature_service.serving import Serving, ServingState
 from feature_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def load_verified(settings: Settings) -> tuple[serving_config_pb2.ServingConfig, predictors.Predictor]:
+def load_verified(settings: Settings, data: bytes | None = None
+                  ) -> tuple[serving_config_pb2.ServingConfig, predictors.Predictor]:
     """Raises config_io.ConfigError unless the config is intact and reproduces its golden rows
-    through the very predictor that will serve."""
-    config = config_io.read_config(settings.config)  # its messages name the file
+    through the very predictor that will serve. `data`: the bytes of --config when already read."""
+    config = (config_io.read_config(settings.config) if data is None  # their messages name the file
+              else config_io.parse_config(data, settings.config))
     try:
         return config, verified_predictor(config, settings.predictor)
     except config_io.ConfigError as error:
@@ -51,18 +55,22 @@ class PredictionServer:
         self.metrics = Metrics()
         self.health = Health()
         self.port: int | None = None
-        self.config: serving_config_pb2.ServingConfig | None = None
+        self.state: ServingState | None = None
         self._server: grpc.Server | None = None
+        self._reloader: reload.Reloader | None = None
+
+    @property
+    def config(self) -> serving_config_pb2.ServingConfig | None:
+        """The config being served."""
+        return self.state.current.config if self.state is not None else None
 
     def start(self) -> int:
         """Verifies the config, binds, starts; returns the bound port. Raises config_io.ConfigError."""
         settings = self.settings
-        self.config, predictor = load_verified(settings)
-        if settings.micro_batch_rows:
-            predictor = MicroBatchingPredictor(predictor, settings.micro_batch_rows,
-                                               on_batch=lambda calls, rows: self.metrics.micro_batch_calls.observe(calls))
+        booted = reload.read_settled(settings.config)
+        self.state = ServingState(self._verified_serving(booted.data))
         credentials = tls.server_credentials(settings)
-        servicer = PredictionServicer(self.config, predictor, max_batch=settings.max_batch, metrics=self.metrics)
+        servicer = PredictionServicer(self.state, max_batch=settings.max_batch, metrics=self.metrics)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
             interceptors=[MetricsInterceptor(self.metrics), errors.DecodeGuardInterceptor()],
@@ -86,16 +94,41 @@ class PredictionServer:
         server.start()
         self._server, self.port = server, port
         self.health.serving()
-        log.info("serving", extra={"event": "serving", "host": settings.host, "port": port,
-                                   "metrics_host": settings.metrics_host,
-                                   "metrics_port": settings.metrics_port, "security": settings.security,
-                                   "predictor": settings.predictor, "config_id": self.config.content_sha256,
-                                   "workers": settings.workers})
+        serving = self.state.current
+        self.metrics.serving_config(serving.config_id, reload.created_at(serving))
+        log.info("serving", extra={"event": "serving", **self._log_fields(serving)})
+        self._reloader = reload.Reloader(settings.config, booted, self.state, self._verified_serving,
+                                         interval=settings.reload_interval, metrics=self.metrics,
+                                         log_fields=self._log_fields)
+        self._reloader.start()
         return port
+
+    def _verified_serving(self, data: bytes) -> Serving:
+        """What the boot and every reload serve: the config in `data`, verified through its predictor."""
+        config, predictor = load_verified(self.settings, data)
+        if self.settings.micro_batch_rows:  # one micro-batcher per config: no batch spans two configs
+            predictor = MicroBatchingPredictor(predictor, self.settings.micro_batch_rows,
+                                               on_batch=lambda calls, rows: self.metrics.micro_batch_calls.observe(calls))
+        return Serving.of(config, predictor)
+
+    def _log_fields(self, serving: Serving) -> dict:
+        """The fields of the "serving" line (repeated by each "config_loaded" line)."""
+        settings = self.settings
+        return {"host": settings.host, "port": self.port, "metrics_host": settings.metrics_host,
+                "metrics_port": settings.metrics_port, "security": settings.security, "predictor": settings.predictor,
+                "config_id": serving.config_id, "config_created_at": reload.created_at(serving),
+                "workers": settings.workers}
+
+    def request_reload(self) -> None:
+        """Reload the config now (SIGHUP); a no-op before start()."""
+        if self._reloader is not None:
+            self._reloader.request()
 
     def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING, refuse new calls, let in-flight calls finish within `grace` seconds."""
         grace = self.settings.grace if grace is None else grace
+        if self._reloader is not None:
+            self._reloader.stop()
         self.health.shutting_down()
         if self._server is not None:
             log.info("stopping", extra={"event": "stopping", "grace_seconds": grace})

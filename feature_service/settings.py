@@ -37,6 +37,7 @@ class Settings:
     max_message_bytes: int = 16 * 1024 * 1024
     predictor: str = "fast"
     micro_batch_rows: int = 0  # 0: off (measured slower on 2 cores, see README); N: batch up to N records
+    reload_interval: float = 5.0  # seconds between checks of --config for a new file; 0: no watching (SIGHUP only)
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -46,6 +47,8 @@ class Settings:
             raise SettingsError("ports must be in 0..65535")
         if self.micro_batch_rows < 0:
             raise SettingsError("--micro-batch-rows must be >= 0")
+        if not 0 <= self.reload_interval <= 86_400:  # also refuses nan
+            raise SettingsError("--reload-interval must be in 0..86400 seconds (0 turns watching off)")
         if self.grace < 0 or self.workers < 1 or self.max_batch < 1 or self.max_message_bytes < 1024:
             raise SettingsError("--grace must be >= 0, --workers and --max-batch >= 1, --max-message-bytes >= 1024")
         if self.predictor not in predictors.names():
@@ -93,6 +96,8 @@ OPTIONS: tuple[tuple[str, type | None, object, str], ...] = (
     ("--predictor", str, Settings.predictor, "online path: " + ", ".join(predictors.names())),
     ("--micro-batch-rows", int, Settings.micro_batch_rows,
      "most records of concurrent small calls computed together; 0 turns micro-batching off"),
+    ("--reload-interval", float, Settings.reload_interval,
+     "seconds between checks of --config for a new file (SIGHUP reloads at once); 0 turns watching off"),
     ("--log-level", str, Settings.log_level, "DEBUG logs every call; INFO, WARNING, ERROR"),
 )
 

@@ -18,7 +18,7 @@ import pytest
 from absenteeism import config_io
 from absenteeism.v1 import serving_config_pb2
 from feature_service.__main__ import EXIT_CONFIG
-from feature_service.testing import ServerProcess
+from feature_service.testing import ServerProcess, wait_until_catches
 
 
 def resealed(config, edit) -> bytes:
@@ -201,17 +201,10 @@ def test_unusable_tls_file_exits_78_naming_it(trained_config, certificates, tmp_
     assert not any("Failed to bind" in line for line in server.logs)
 
 
-def caught_signals(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
-
-
 def test_sigterm_while_the_server_loads_is_a_clean_stop(trained_config):
     server = ServerProcess(trained_config.path).launch()
-    deadline = time.monotonic() + 10
     # The interpreter is up once it catches SIGINT; its imports then take seconds: signal in there.
-    while not caught_signals(server.pid) & (1 << (signal.SIGINT - 1)) and time.monotonic() < deadline:
-        time.sleep(0.005)
+    wait_until_catches(server.pid, signal.SIGINT)
     time.sleep(0.2)
     server.signal(signal.SIGTERM)
     assert server.wait(60) == 0, "\n".join(server.logs)
