@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from absenteeism import atomic  # noqa: E402
+from absenteeism.dataset import atomic  # noqa: E402
 from absenteeism.v1 import prediction_service_pb2 as pb  # noqa: E402
 from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc  # noqa: E402
 from bench.common import SAMPLE, build_config, machine_line, sample_records  # noqa: E402
