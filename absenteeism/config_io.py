@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,10 +73,29 @@ def write_config(config: ServingConfig, output_dir: Path) -> Path:
 
 
 def read_config(path: Path) -> ServingConfig:
+    return parse_config(read_config_bytes(path), path)
+
+
+def read_config_bytes(path: Path) -> bytes:
+    """The file's bytes; ConfigError naming the file and the problem when it cannot be read."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist: run the ETL job (python -m etl_job run) to build it")
-    data = path.read_bytes()
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist: run the ETL job (python -m etl_job run) "
+                          "to build it") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory: pass the path of the serving_config.pb "
+                          "file the ETL job wrote in it") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path} cannot be read: permission denied for uid {os.geteuid()}; "
+                          "make it (and its folders) readable by the server's user") from None
+    except OSError as error:
+        raise ConfigError(f"config file {path} cannot be read: {error.strerror or error}") from None
+
+
+def parse_config(data: bytes, path: Path) -> ServingConfig:
+    """Parses the bytes read from `path` (named in the messages)."""
     if not data:
         raise ConfigError(f"config file {path} is empty: rerun the ETL job to rebuild it")
     config = ServingConfig()

@@ -26,11 +26,11 @@ def machine_line() -> str:
             f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}")
 
 
-def build_config(input_path: Path = SAMPLE) -> Path:
-    """Runs the ETL job on `input_path` into a temp folder; returns the folder."""
+def build_config(input_path: Path = SAMPLE, *job_flags: str) -> Path:
+    """Runs the ETL job on `input_path` (with `job_flags`, e.g. --alpha 25) into a temp folder; returns the folder."""
     out = Path(tempfile.mkdtemp(prefix="bench-etl-"))
     subprocess.run([sys.executable, "-m", "etl_job", "run", "--input", str(input_path), "--output-dir", str(out),
-                    "--no-progress"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+                    "--no-progress", *job_flags], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     return out
 
 

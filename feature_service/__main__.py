@@ -1,21 +1,32 @@
 """python -m feature_service serve --config PATH [flags]; every flag also from FEATURE_SERVICE_<FLAG>.
 
 Exit codes: 0 after a graceful stop; 2 bad flags (incl. neither --insecure nor TLS files);
-78 (EX_CONFIG) the config (or a TLS file) cannot be used, with one message saying why;
-1 the port cannot be bound.
+78 (EX_CONFIG) the config (or a TLS file) cannot be used, with one message naming the file and saying
+why; 1 the port cannot be bound. A SIGTERM/SIGINT at any time, even while the modules load, is a
+graceful stop; SIGHUP reloads the config (reload.py).
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
-import sys
+from feature_service.shutdown import ReloadSignal, ShutdownSignal
 
-from absenteeism import config_io
-from feature_service import logs, settings as settings_module
-from feature_service.server import PredictionServer
-from feature_service.shutdown import ShutdownSignal
+# Signals first: the imports below (pandas, Hamilton, grpc) take seconds on a busy machine, and a
+# SIGTERM that arrives meanwhile must be a stop like any other, not the default death without a log
+# (likewise a SIGHUP: kept for once the server can reload).
+SHUTDOWN = ShutdownSignal()
+RELOAD = ReloadSignal()
+if __name__ == "__main__":
+    SHUTDOWN.install()
+    RELOAD.install()
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from absenteeism import config_io  # noqa: E402
+from feature_service import logs, settings as settings_module  # noqa: E402
+from feature_service.server import PredictionServer  # noqa: E402
 
 EXIT_USAGE = 2
 EXIT_CONFIG = 78
@@ -33,12 +44,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def serve(settings: settings_module.Settings) -> int:
+def serve(settings: settings_module.Settings, shutdown: ShutdownSignal | None = None,
+          reload_signal: ReloadSignal | None = None) -> int:
     server = PredictionServer(settings)
-    shutdown = ShutdownSignal()
+    shutdown = shutdown or ShutdownSignal()
+    reload_signal = reload_signal or ReloadSignal()
     shutdown.install()  # before the boot: a SIGTERM during verification still stops cleanly
+    reload_signal.install()
     try:
-        server.start()
+        if not shutdown.requested:  # a stop that came while the modules loaded: no boot at all
+            server.start()
     except config_io.ConfigError as error:
         log.error(str(error), extra={"event": "config_refused", "config": str(settings.config)})
         print(f"feature_service: {error}", file=sys.stderr)
@@ -47,6 +62,7 @@ def serve(settings: settings_module.Settings) -> int:
         log.error(f"cannot start: {error}", extra={"event": "bind_failed"})
         print(f"feature_service: {error}", file=sys.stderr)
         return EXIT_BIND
+    reload_signal.attach(server.request_reload)
     received = shutdown.wait()
     log.info("signal received", extra={"event": "signal", "signal": received})
     server.stop()
@@ -61,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     except settings_module.SettingsError as error:
         parser.error(str(error))  # exits 2
     logs.configure(settings.log_level)
-    return serve(settings)
+    return serve(settings, SHUTDOWN, RELOAD)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ feature_service_validation_failures_total{field}     invalid fields by RawRecord
 feature_service_batch_size                           records per PredictBatch call
 feature_service_stream_messages_total{outcome}       PredictStream records: predicted / rejected
 feature_service_micro_batch_calls                    calls computed together in one micro-batch
+feature_service_config_reloads_total{outcome}        config reloads: loaded / refused / unchanged
+feature_service_config_info{config_id,created_at}    1, labelled with the config being served
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import time
 from collections.abc import Sequence
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info, start_http_server
 
 from absenteeism import raw_schema
 
 log = logging.getLogger(__name__)
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+RELOAD_OUTCOMES = ("loaded", "refused", "unchanged")
 _BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000)
 
 
@@ -44,7 +47,15 @@ class Metrics:
                                            "concurrent calls computed together in one micro-batch",
                                            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64),
                                            registry=self.registry)
+        self.config_reloads = Counter("feature_service_config_reloads", "config reloads by outcome", ["outcome"],
+                                      registry=self.registry)
+        for outcome in RELOAD_OUTCOMES:  # every outcome shows from the start, at 0
+            self.config_reloads.labels(outcome=outcome)
+        self.config_info = Info("feature_service_config", "the config being served", registry=self.registry)
         self._http = None
+
+    def serving_config(self, config_id: str, created_at: str) -> None:
+        self.config_info.info({"config_id": config_id, "created_at": created_at})
 
     def record_violations(self, violations: Sequence[raw_schema.Violation]) -> None:
         for violation in violations:

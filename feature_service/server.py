@@ -1,7 +1,8 @@
 """PredictionServer: boot from a verified config, then start()/stop(grace).
 
 Boot order: read the config, build the predictor that will serve, verify the config through it
-(golden rows included), and only then open the port and report SERVING on health.
+(golden rows included), and only then open the port and report SERVING on health. Then the
+reloader (reload.py) swaps in new configs, built and verified by the very same `load_verified`.
 """
 
 from __future__ import annotations
@@ -13,43 +14,39 @@ import grpc
 
 from absenteeism import config_io
 from absenteeism.v1 import prediction_service_pb2_grpc, serving_config_pb2
-from feature_service import errors, predictors
+from feature_service import errors, predictors, reload, tls
 from feature_service.micro_batching import MicroBatchingPredictor
 from feature_service.health import Health
 from feature_service.metrics import Metrics, MetricsInterceptor
 from feature_service.servicer import PredictionServicer
+from feature_service.serving import Serving, ServingState
 from feature_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def load_verified(settings: Settings) -> tuple[serving_config_pb2.ServingConfig, predictors.Predictor]:
+def load_verified(settings: Settings, data: bytes | None = None
+                  ) -> tuple[serving_config_pb2.ServingConfig, predictors.Predictor]:
     """Raises config_io.ConfigError unless the config is intact and reproduces its golden rows
-    through the very predictor that will serve."""
-    config = config_io.read_config(settings.config)
+    through the very predictor that will serve. `data`: the bytes of --config when already read."""
+    config = (config_io.read_config(settings.config) if data is None  # their messages name the file
+              else config_io.parse_config(data, settings.config))
     try:
-        predictor = predictors.create(settings.predictor, config)
+        return config, verified_predictor(config, settings.predictor)
+    except config_io.ConfigError as error:
+        raise config_io.ConfigError(f"config file {settings.config}: {error}") from None
+
+
+def verified_predictor(config: serving_config_pb2.ServingConfig, name: str) -> predictors.Predictor:
+    """The `name` predictor built from `config`, once the config has passed every check through it."""
+    try:
+        predictor = predictors.create(name, config)
     except Exception as error:  # a config too broken to even build a predictor from
         config_io.verify_config(config)  # gives the precise reason when there is one
-        raise config_io.ConfigError(f"cannot build the {settings.predictor} predictor from the config ({error}): "
+        raise config_io.ConfigError(f"cannot build the {name} predictor from the config ({error}): "
                                     "rerun the ETL job") from None
     config_io.verify_config(config, predictor)
-    return config, predictor
-
-
-def _read(path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise config_io.ConfigError(f"cannot read TLS file {path}: {error.strerror}") from None
-
-
-def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
-    if settings.insecure:
-        return None
-    client_ca = _read(settings.tls_client_ca) if settings.tls_client_ca else None
-    return grpc.ssl_server_credentials([(_read(settings.tls_key), _read(settings.tls_cert))],
-                                       root_certificates=client_ca, require_client_auth=client_ca is not None)
+    return predictor
 
 
 class PredictionServer:
@@ -58,18 +55,22 @@ class PredictionServer:
         self.metrics = Metrics()
         self.health = Health()
         self.port: int | None = None
-        self.config: serving_config_pb2.ServingConfig | None = None
+        self.state: ServingState | None = None
         self._server: grpc.Server | None = None
+        self._reloader: reload.Reloader | None = None
+
+    @property
+    def config(self) -> serving_config_pb2.ServingConfig | None:
+        """The config being served."""
+        return self.state.current.config if self.state is not None else None
 
     def start(self) -> int:
         """Verifies the config, binds, starts; returns the bound port. Raises config_io.ConfigError."""
         settings = self.settings
-        self.config, predictor = load_verified(settings)
-        if settings.micro_batch_rows:
-            predictor = MicroBatchingPredictor(predictor, settings.micro_batch_rows,
-                                               on_batch=lambda calls, rows: self.metrics.micro_batch_calls.observe(calls))
-        credentials = server_credentials(settings)
-        servicer = PredictionServicer(self.config, predictor, max_batch=settings.max_batch, metrics=self.metrics)
+        booted = reload.read_settled(settings.config)
+        self.state = ServingState(self._verified_serving(booted.data))
+        credentials = tls.server_credentials(settings)
+        servicer = PredictionServicer(self.state, max_batch=settings.max_batch, metrics=self.metrics)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
             interceptors=[MetricsInterceptor(self.metrics), errors.DecodeGuardInterceptor()],
@@ -87,21 +88,47 @@ class PredictionServer:
         if port == 0:
             raise OSError(f"cannot listen on {address}")
         try:
-            self.metrics.serve_http(settings.host, settings.metrics_port)
+            self.metrics.serve_http(settings.metrics_host, settings.metrics_port)
         except OSError as error:
-            raise OSError(f"cannot serve metrics on {settings.host}:{settings.metrics_port}: {error}") from None
+            raise OSError(f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {error}") from None
         server.start()
         self._server, self.port = server, port
         self.health.serving()
-        log.info("serving", extra={"event": "serving", "host": settings.host, "port": port,
-                                   "metrics_port": settings.metrics_port, "security": settings.security,
-                                   "predictor": settings.predictor, "config_id": self.config.content_sha256,
-                                   "workers": settings.workers})
+        serving = self.state.current
+        self.metrics.serving_config(serving.config_id, reload.created_at(serving))
+        log.info("serving", extra={"event": "serving", **self._log_fields(serving)})
+        self._reloader = reload.Reloader(settings.config, booted, self.state, self._verified_serving,
+                                         interval=settings.reload_interval, metrics=self.metrics,
+                                         log_fields=self._log_fields)
+        self._reloader.start()
         return port
+
+    def _verified_serving(self, data: bytes) -> Serving:
+        """What the boot and every reload serve: the config in `data`, verified through its predictor."""
+        config, predictor = load_verified(self.settings, data)
+        if self.settings.micro_batch_rows:  # one micro-batcher per config: no batch spans two configs
+            predictor = MicroBatchingPredictor(predictor, self.settings.micro_batch_rows,
+                                               on_batch=lambda calls, rows: self.metrics.micro_batch_calls.observe(calls))
+        return Serving.of(config, predictor)
+
+    def _log_fields(self, serving: Serving) -> dict:
+        """The fields of the "serving" line (repeated by each "config_loaded" line)."""
+        settings = self.settings
+        return {"host": settings.host, "port": self.port, "metrics_host": settings.metrics_host,
+                "metrics_port": settings.metrics_port, "security": settings.security, "predictor": settings.predictor,
+                "config_id": serving.config_id, "config_created_at": reload.created_at(serving),
+                "workers": settings.workers}
+
+    def request_reload(self) -> None:
+        """Reload the config now (SIGHUP); a no-op before start()."""
+        if self._reloader is not None:
+            self._reloader.request()
 
     def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING, refuse new calls, let in-flight calls finish within `grace` seconds."""
         grace = self.settings.grace if grace is None else grace
+        if self._reloader is not None:
+            self._reloader.stop()
         self.health.shutting_down()
         if self._server is not None:
             log.info("stopping", extra={"event": "stopping", "grace_seconds": grace})

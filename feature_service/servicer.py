@@ -1,4 +1,9 @@
-"""PredictionService: convert, delegate to the predictor, let errors.py map failures to status codes."""
+"""PredictionService: convert, delegate to the predictor, let errors.py map failures to status codes.
+
+Each call reads the serving state once (serving.py) and uses that config and predictor throughout,
+so a reload never mixes two configs in one response; a stream reads it once per micro-batch and so
+goes on across a reload.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,12 @@ import grpc
 import numpy as np
 
 from absenteeism import raw_schema
-from absenteeism.online.predictor import Predictor, predict_valid
+from absenteeism.online.predictor import predict_valid
 from absenteeism.v1 import prediction_service_pb2 as pb
-from absenteeism.v1 import prediction_service_pb2_grpc, serving_config_pb2
+from absenteeism.v1 import prediction_service_pb2_grpc
 from feature_service import errors, streaming
 from feature_service.metrics import Metrics
+from feature_service.serving import Serving, ServingState
 
 # Most stream requests predicted together (those already received; see streaming.py).
 STREAM_BATCH = 256
@@ -25,30 +31,29 @@ def _check_deadline(context: grpc.ServicerContext) -> None:
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, config: serving_config_pb2.ServingConfig, predictor: Predictor, *,
-                 max_batch: int = 10_000, metrics: Metrics | None = None):
-        self._config = config
-        self._predictor = predictor
+    def __init__(self, state: ServingState, *, max_batch: int = 10_000, metrics: Metrics | None = None):
+        self._state = state
         self._max_batch = max_batch
         self._metrics = metrics or Metrics()
-        self._config_id = config.content_sha256
-        self._feature_names = list(config.feature_names)
 
     def on_violations(self, violations: Sequence[raw_schema.Violation]) -> None:
         self._metrics.record_violations(violations)
 
-    def _response(self, features: np.ndarray, prediction: float, include_features: bool) -> pb.PredictResponse:
-        response = pb.PredictResponse(prediction=float(prediction), config_id=self._config_id)
+    @staticmethod
+    def _response(serving: Serving, features: np.ndarray, prediction: float,
+                  include_features: bool) -> pb.PredictResponse:
+        response = pb.PredictResponse(prediction=float(prediction), config_id=serving.config_id)
         if include_features:
             response.features.extend(pb.FeatureValue(name=name, value=float(value))
-                                     for name, value in zip(self._feature_names, features))
+                                     for name, value in zip(serving.feature_names, features))
         return response
 
     @errors.unary_boundary(errors.single_record_field)
     def Predict(self, request: pb.PredictRequest, context: grpc.ServicerContext) -> pb.PredictResponse:
         _check_deadline(context)
-        result = self._predictor.predict([request.record])
-        return self._response(result.features[0], result.predictions[0], request.include_features)
+        serving = self._state.current
+        result = serving.predictor.predict([request.record])
+        return self._response(serving, result.features[0], result.predictions[0], request.include_features)
 
     @errors.unary_boundary(errors.batch_record_field)
     def PredictBatch(self, request: pb.PredictBatchRequest, context: grpc.ServicerContext) -> pb.PredictBatchResponse:
@@ -57,13 +62,14 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         if size > self._max_batch:
             raise errors.BatchTooLarge(size, self._max_batch)
         _check_deadline(context)
-        response = pb.PredictBatchResponse(config_id=self._config_id)
+        serving = self._state.current
+        response = pb.PredictBatchResponse(config_id=serving.config_id)
         if size == 0:
             return response
-        result = self._predictor.predict(request.records)  # the repeated field is a sequence: no copy
+        result = serving.predictor.predict(request.records)  # the repeated field is a sequence: no copy
         response.predictions.extend(result.predictions.tolist())
         if request.include_features:
-            response.feature_names.extend(self._feature_names)
+            response.feature_names.extend(serving.feature_names)
             response.feature_values.extend(result.features.ravel(order="C").tolist())
         return response
 
@@ -83,7 +89,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def _stream_responses(self, batch: Sequence[pb.PredictStreamRequest]) -> Iterator[pb.PredictStreamResponse]:
         """One response per request, in order; invalid records get their RecordError."""
-        outcome = predict_valid(self._predictor, [request.record for request in batch])
+        serving = self._state.current
+        outcome = predict_valid(serving.predictor, [request.record for request in batch])
         for violations in outcome.invalid.values():
             self.on_violations(violations)
         position = {row: k for k, row in enumerate(outcome.valid)}
@@ -95,9 +102,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             else:
                 k = position[i]
                 yield pb.PredictStreamResponse(prediction=self._response(
-                    outcome.result.features[k], outcome.result.predictions[k], request.include_features))
+                    serving, outcome.result.features[k], outcome.result.predictions[k], request.include_features))
 
     @errors.unary_boundary(errors.single_record_field)
     def GetServingConfig(self, request: pb.GetServingConfigRequest,
                          context: grpc.ServicerContext) -> pb.GetServingConfigResponse:
-        return pb.GetServingConfigResponse(config=self._config)
+        return pb.GetServingConfigResponse(config=self._state.current.config)

@@ -26,6 +26,7 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 50051  # 0: pick a free port (logged in the "serving" line)
     metrics_port: int = 9464  # 0: no metrics endpoint
+    metrics_host: str | None = None  # None: the gRPC --host (metrics have no authentication)
     insecure: bool = False
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -36,13 +37,18 @@ class Settings:
     max_message_bytes: int = 16 * 1024 * 1024
     predictor: str = "fast"
     micro_batch_rows: int = 0  # 0: off (measured slower on 2 cores, see README); N: batch up to N records
+    reload_interval: float = 5.0  # seconds between checks of --config for a new file; 0: no watching (SIGHUP only)
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
+        if not self.metrics_host:
+            object.__setattr__(self, "metrics_host", self.host)
         if not 0 <= self.port <= 65535 or not 0 <= self.metrics_port <= 65535:
             raise SettingsError("ports must be in 0..65535")
         if self.micro_batch_rows < 0:
             raise SettingsError("--micro-batch-rows must be >= 0")
+        if not 0 <= self.reload_interval <= 86_400:  # also refuses nan
+            raise SettingsError("--reload-interval must be in 0..86400 seconds (0 turns watching off)")
         if self.grace < 0 or self.workers < 1 or self.max_batch < 1 or self.max_message_bytes < 1024:
             raise SettingsError("--grace must be >= 0, --workers and --max-batch >= 1, --max-message-bytes >= 1024")
         if self.predictor not in predictors.names():
@@ -78,6 +84,7 @@ OPTIONS: tuple[tuple[str, type | None, object, str], ...] = (
     ("--host", str, Settings.host, "listen address"),
     ("--port", int, Settings.port, "gRPC port; 0 picks a free port"),
     ("--metrics-port", int, Settings.metrics_port, "Prometheus /metrics HTTP port; 0 turns metrics off"),
+    ("--metrics-host", str, None, "listen address of /metrics (plain HTTP, no authentication); default: --host"),
     ("--insecure", _bool, False, "serve plaintext (otherwise TLS is required)"),
     ("--tls-cert", Path, None, "server certificate chain (PEM)"),
     ("--tls-key", Path, None, "server private key (PEM)"),
@@ -89,6 +96,8 @@ OPTIONS: tuple[tuple[str, type | None, object, str], ...] = (
     ("--predictor", str, Settings.predictor, "online path: " + ", ".join(predictors.names())),
     ("--micro-batch-rows", int, Settings.micro_batch_rows,
      "most records of concurrent small calls computed together; 0 turns micro-batching off"),
+    ("--reload-interval", float, Settings.reload_interval,
+     "seconds between checks of --config for a new file (SIGHUP reloads at once); 0 turns watching off"),
     ("--log-level", str, Settings.log_level, "DEBUG logs every call; INFO, WARNING, ERROR"),
 )
 

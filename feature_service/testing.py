@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
@@ -19,6 +20,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))
         return sock.getsockname()[1]
+
+
+def catches(pid: int, signum: int) -> bool:
+    """Whether process `pid` has a handler for `signum` now (Linux: SigCgt in /proc/PID/status)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return bool(caught & (1 << (signum - 1)))
+
+
+def wait_until_catches(pid: int, signum: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not catches(pid, signum):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"process {pid} does not catch signal {signum}")
+        time.sleep(0.005)
 
 
 class ServerProcess:

@@ -25,6 +25,17 @@ def test_serving_benchmark_smoke(trained_config):
     assert "fast/ref" in out
 
 
+def test_reload_benchmark_smoke():
+    out = run("bench/reload.py")
+    for label in ("p50 (ms)", "p99 (ms)", "calls/s"):
+        line = next(line for line in out.splitlines() if line.startswith(label))
+        assert len(line.split()) == len(label.split()) + 3  # no swaps, swaps, ratio
+    swapped = next(line for line in out.splitlines() if line.startswith("configs swapped in")).split()
+    assert int(swapped[-2]) == 0 and int(swapped[-1]) >= 1
+    failed = next(line for line in out.splitlines() if line.startswith("failed calls")).split()
+    assert failed[-2:] == ["0", "0"]
+
+
 def test_etl_benchmark_smoke():
     out = run("bench/etl.py")
     assert "bare Hamilton feature DAG" in out and "etl_job run (everything)" in out and "ratio job/bare" in out

@@ -4,8 +4,13 @@ without transport security unless asked for plaintext (exit 2), and boots from t
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import socket
 import struct
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +18,7 @@ import pytest
 from absenteeism import config_io
 from absenteeism.v1 import serving_config_pb2
 from feature_service.__main__ import EXIT_CONFIG
-from feature_service.testing import ServerProcess
+from feature_service.testing import ServerProcess, wait_until_catches
 
 
 def resealed(config, edit) -> bytes:
@@ -80,7 +85,7 @@ def test_bad_config_is_refused_with_its_message(name, refused):
     assert len(refusals) == 1 and words in refusals[0]["message"], "\n".join(server.logs)
     assert refusals[0]["config"] == str(path)
     assert "rerun the ETL job" in refusals[0]["message"] or "etl_job" in refusals[0]["message"]
-    assert any(line.startswith("feature_service: ") and words in line for line in server.logs)
+    assert any(line.startswith("feature_service: ") and words in line and str(path) in line for line in server.logs)
     assert not any('"serving"' in line for line in server.logs)
 
 
@@ -124,3 +129,84 @@ def test_boots_from_environment_variables(trained_config):
         assert serving["security"] == "plaintext"
     assert server.returncode == 0
     assert any('"grace_seconds": 1.0' in line for line in server.logs)
+
+
+def refusal_lines(server: ServerProcess) -> list[str]:
+    """The one-line stderr messages (not the JSON log)."""
+    return [line for line in server.logs if line.startswith("feature_service: ")]
+
+
+def as_non_root(server: ServerProcess) -> ServerProcess:
+    """Runs the server as `nobody` when the tests run as root (root reads any file)."""
+    if os.geteuid() == 0:
+        server.command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *server.command]
+    return server
+
+
+def test_unreadable_config_exits_78_naming_the_file(trained_config):
+    folder = Path(tempfile.mkdtemp(prefix="unreadable-config-"))  # not under pytest's 0700 root folder
+    try:
+        folder.chmod(0o755)
+        path = folder / "serving_config.pb"
+        path.write_bytes(trained_config.path.read_bytes())
+        path.chmod(0o000)
+        server = as_non_root(ServerProcess(path))
+        assert server.run_to_exit() == EXIT_CONFIG, "\n".join(server.logs)
+        assert [line for line in refusal_lines(server) if str(path) in line and "permission denied" in line]
+        assert any('"config_refused"' in line for line in server.logs)
+        assert not any("bind_failed" in line or "Traceback" in line for line in server.logs)
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_a_directory_as_config_exits_78_saying_so(trained_config):
+    server = ServerProcess(trained_config.path.parent)
+    assert server.run_to_exit() == EXIT_CONFIG, "\n".join(server.logs)
+    (line,) = refusal_lines(server)
+    assert f"{trained_config.path.parent} is a directory" in line and "does not exist" not in line
+
+
+def test_golden_record_that_breaks_the_raw_schema_exits_78(trained_config, tmp_path):
+    path = tmp_path / "bad_golden_record.pb"
+    path.write_bytes(resealed(trained_config.config, lambda c: setattr(c.golden_rows[0].record, "age", 5)))
+    server = ServerProcess(path)
+    assert server.run_to_exit() == EXIT_CONFIG, "\n".join(server.logs)
+    (line,) = refusal_lines(server)
+    assert f"config file {path}: the golden rows cannot be computed" in line and "age" in line
+    assert not any("Traceback" in line for line in server.logs)
+
+
+def tls_case(certificates, tmp_path, case):
+    """(flags, file named in the message, words) for a broken TLS file."""
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+    cert, key = certificates["server.crt"], certificates["server.key"]
+    return {
+        "garbage_cert": (["--tls-cert", garbage, "--tls-key", key], garbage, "holds no PEM certificate"),
+        "garbage_key": (["--tls-cert", cert, "--tls-key", garbage], garbage, "not an unencrypted PEM private key"),
+        "mismatched_key": (["--tls-cert", cert, "--tls-key", certificates["client.key"]], certificates["client.key"],
+                           "does not match the certificate"),
+        "garbage_client_ca": (["--tls-cert", cert, "--tls-key", key, "--tls-client-ca", garbage], garbage,
+                              "holds no PEM certificate"),
+    }[case]
+
+
+@pytest.mark.parametrize("case", ["garbage_cert", "garbage_key", "mismatched_key", "garbage_client_ca"])
+def test_unusable_tls_file_exits_78_naming_it(trained_config, certificates, tmp_path, case):
+    flags, named, words = tls_case(certificates, tmp_path, case)
+    server = ServerProcess(trained_config.path, *map(str, flags), insecure=False)
+    assert server.run_to_exit() == EXIT_CONFIG, "\n".join(server.logs)
+    (line,) = refusal_lines(server)
+    assert str(named) in line and words in line
+    assert not any("Failed to bind" in line for line in server.logs)
+
+
+def test_sigterm_while_the_server_loads_is_a_clean_stop(trained_config):
+    server = ServerProcess(trained_config.path).launch()
+    # Its handler comes first; the imports then take seconds (a stop before them would be a death
+    # without a word). Sent now, the signal lands in the imports: no boot, a clean stop.
+    wait_until_catches(server.pid, signal.SIGTERM)
+    server.signal(signal.SIGTERM)
+    assert server.wait(60) == 0, "\n".join(server.logs)
+    events = [json.loads(line)["event"] for line in server.logs if line.startswith("{")]
+    assert events == ["signal", "stopped"] and '"SIGTERM"' in server.logs[0]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 import urllib.request
 
 import grpc
@@ -13,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from absenteeism.online import converters
 from absenteeism.v1 import prediction_service_pb2 as pb
 from clients import InvalidInputError, PredictionClient, PredictionError
+from feature_service.testing import ServerProcess, free_port
 
 PREDICT = "/absenteeism.v1.PredictionService/Predict"
 PREDICT_BATCH = "/absenteeism.v1.PredictionService/PredictBatch"
@@ -201,6 +204,31 @@ def test_metrics_on_the_metrics_port(plaintext_server, client, trained_config):
                      r'PredictionService/Predict"\}', text)
     assert re.search(r"feature_service_batch_size_count [1-9]", text)
     assert "feature_service_stream_messages_total" in text
+
+
+def connects(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_metrics_listen_on_the_grpc_host_by_default(plaintext_server):
+    # gRPC is on 127.0.0.1: /metrics is not on every address (127.0.0.2 is loopback too, and would
+    # connect to a listener on 0.0.0.0)
+    assert connects("127.0.0.1", plaintext_server.metrics_port)
+    assert not connects("127.0.0.2", plaintext_server.metrics_port)
+    serving = next(json.loads(line) for line in plaintext_server.logs if '"serving"' in line)
+    assert serving["metrics_host"] == "127.0.0.1"
+
+
+def test_metrics_host_is_its_own_setting(trained_config):
+    with ServerProcess(trained_config.path, "--metrics-host", "127.0.0.2", metrics_port=free_port()) as server:
+        assert connects("127.0.0.2", server.metrics_port) and not connects("127.0.0.1", server.metrics_port)
+        text = urllib.request.urlopen(f"http://127.0.0.2:{server.metrics_port}/metrics", timeout=10).read().decode()
+        assert "feature_service_requests_total" in text
+        assert connects("127.0.0.1", server.port)  # gRPC stays on --host
 
 
 def test_concurrent_calls_get_their_own_answers(plaintext_server, records, trained_config):

@@ -11,8 +11,8 @@ from feature_service import predictors, settings
 
 def test_defaults():
     s = settings.parse(["--config", "c.pb", "--insecure"], environ={})
-    assert (s.host, s.port, s.metrics_port, s.grace, s.max_batch, s.predictor, s.micro_batch_rows) == (
-        "0.0.0.0", 50051, 9464, 10.0, 10_000, "fast", 0)
+    assert (s.host, s.port, s.metrics_port, s.grace, s.max_batch, s.predictor, s.micro_batch_rows,
+            s.reload_interval) == ("0.0.0.0", 50051, 9464, 10.0, 10_000, "fast", 0, 5.0)
     assert s.config == Path("c.pb") and s.security == "plaintext"
 
 
@@ -21,13 +21,22 @@ def test_every_flag_reads_its_environment_variable():
            "FEATURE_SERVICE_INSECURE": "true", "FEATURE_SERVICE_GRACE": "2.5", "FEATURE_SERVICE_WORKERS": "3",
            "FEATURE_SERVICE_MAX_BATCH": "7", "FEATURE_SERVICE_MAX_MESSAGE_BYTES": "4096",
            "FEATURE_SERVICE_HOST": "127.0.0.1", "FEATURE_SERVICE_PREDICTOR": "reference",
-           "FEATURE_SERVICE_LOG_LEVEL": "DEBUG", "FEATURE_SERVICE_MICRO_BATCH_ROWS": "32"}
+           "FEATURE_SERVICE_LOG_LEVEL": "DEBUG", "FEATURE_SERVICE_MICRO_BATCH_ROWS": "32",
+           "FEATURE_SERVICE_METRICS_HOST": "127.0.0.3", "FEATURE_SERVICE_RELOAD_INTERVAL": "0.5"}
     s = settings.parse([], environ=env)
     assert (s.config, s.port, s.metrics_port, s.insecure, s.grace, s.workers, s.max_batch, s.max_message_bytes,
-            s.host, s.log_level, s.predictor, s.micro_batch_rows) == (
-        Path("/x.pb"), 0, 0, True, 2.5, 3, 7, 4096, "127.0.0.1", "DEBUG", "reference", 32)
+            s.host, s.log_level, s.predictor, s.micro_batch_rows, s.metrics_host, s.reload_interval) == (
+        Path("/x.pb"), 0, 0, True, 2.5, 3, 7, 4096, "127.0.0.1", "DEBUG", "reference", 32, "127.0.0.3", 0.5)
     assert {settings.env_name(flag) for flag, *_ in settings.OPTIONS} == set(env) | {
         "FEATURE_SERVICE_TLS_CERT", "FEATURE_SERVICE_TLS_KEY", "FEATURE_SERVICE_TLS_CLIENT_CA"}
+
+
+def test_metrics_listen_on_the_grpc_host_unless_told_otherwise():
+    env = {"FEATURE_SERVICE_CONFIG": "c.pb", "FEATURE_SERVICE_INSECURE": "1"}
+    assert settings.parse([], environ=env).metrics_host == "0.0.0.0"
+    assert settings.parse(["--host", "127.0.0.1"], environ=env).metrics_host == "127.0.0.1"
+    assert settings.parse(["--host", "::1"], environ={**env, "FEATURE_SERVICE_METRICS_HOST": ""}).metrics_host == "::1"
+    assert settings.parse(["--host", "127.0.0.1", "--metrics-host", "0.0.0.0"], environ=env).metrics_host == "0.0.0.0"
 
 
 def test_flags_win_over_environment():
@@ -47,6 +56,8 @@ def test_tls_settings():
     (["--config", "c", "--insecure", "--tls-cert", "a", "--tls-key", "b"], "exclude each other"),
     (["--insecure"], "--config is required"),
     (["--config", "c", "--insecure", "--max-batch", "0"], "--max-batch"),
+    (["--config", "c", "--insecure", "--reload-interval", "-1"], "--reload-interval"),
+    (["--config", "c", "--insecure", "--reload-interval", "nan"], "--reload-interval"),
 ])
 def test_refusals(argv, words):
     with pytest.raises(settings.SettingsError, match=words):
