@@ -136,6 +136,3 @@ class PredictionServer:
             self._server = None
         self.metrics.stop_http()
         log.info("stopped", extra={"event": "stopped"})
-
-    def wait_for_termination(self, timeout: float | None = None) -> bool:
-        return self._server.wait_for_termination(timeout) if self._server is not None else True
