@@ -12,6 +12,7 @@ from operator import attrgetter, methodcaller
 import numpy as np
 import pandas as pd
 from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from absenteeism.raw_schema import RAW_COLUMNS, REQUIRED, Violation
 from absenteeism.v1 import raw_record_pb2
@@ -48,10 +49,12 @@ def records_to_matrix(records: Sequence[RawRecord]) -> tuple[np.ndarray, list[Vi
     matrix = np.fromiter(chain.from_iterable(map(_ALL_FIELDS, records)), dtype=np.float64,
                          count=count * len(_FIELD_NAMES)).reshape(count, len(_FIELD_NAMES))
     # Presence without asking every field: a set field is always on the wire (proto3 optional), an
-    # unset one never, so a record whose encoded size is what its values take with every field set
-    # has every field. Only the others are asked field by field, and only about their zeros.
+    # unset one never, so a record with no unknown fields whose encoded size is what its values take
+    # with every field set has every field. (Unknown fields add bytes that can make up for a missing
+    # field's.) Only the others are asked field by field, and only about their zeros.
     sizes = np.fromiter(map(methodcaller("ByteSize"), records), dtype=np.int64, count=count)
-    suspects = np.flatnonzero(sizes != _size_with_every_field_set(matrix))
+    unknown = np.fromiter(map(len, map(UnknownFieldSet, records)), dtype=np.int64, count=count)
+    suspects = np.flatnonzero((sizes != _size_with_every_field_set(matrix)) | (unknown != 0))
     missing = []
     for i in suspects.tolist():
         record = records[i]
