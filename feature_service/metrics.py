@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
-from absenteeism import raw_schema
+from absenteeism.violation_table import ViolationTable
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +45,9 @@ class Metrics:
                                            registry=self.registry)
         self._http = None
 
-    def record_violations(self, violations: Sequence[raw_schema.Violation]) -> None:
-        for violation in violations:
-            self.validation_failures.labels(field=violation.column).inc()
+    def record_violations(self, table: ViolationTable) -> None:
+        for column, count in table.counts_by_column().items():
+            self.validation_failures.labels(field=column).inc(count)
 
     def serve_http(self, host: str, port: int) -> None:
         if port:

@@ -11,6 +11,7 @@ from absenteeism import raw_schema
 from absenteeism.online.predictor import Predictor, predict_valid
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc, serving_config_pb2
+from absenteeism.violation_table import ViolationTable
 from feature_service import errors, streaming
 from feature_service.metrics import Metrics
 
@@ -34,8 +35,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._config_id = config.content_sha256
         self._feature_names = list(config.feature_names)
 
-    def on_violations(self, violations: Sequence[raw_schema.Violation]) -> None:
-        self._metrics.record_violations(violations)
+    def on_violations(self, table: ViolationTable) -> None:
+        self._metrics.record_violations(table)
 
     def _response(self, features: np.ndarray, prediction: float, include_features: bool) -> pb.PredictResponse:
         response = pb.PredictResponse(prediction=float(prediction), config_id=self._config_id)
@@ -84,8 +85,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def _stream_responses(self, batch: Sequence[pb.PredictStreamRequest]) -> Iterator[pb.PredictStreamResponse]:
         """One response per request, in order; invalid records get their RecordError."""
         outcome = predict_valid(self._predictor, [request.record for request in batch])
-        for violations in outcome.invalid.values():
-            self.on_violations(violations)
+        if outcome.invalid:  # at most STREAM_BATCH records' worth
+            self.on_violations(ViolationTable.of(v for found in outcome.invalid.values() for v in found))
         position = {row: k for k, row in enumerate(outcome.valid)}
         self._metrics.stream_messages.labels(outcome="predicted").inc(len(outcome.valid))
         self._metrics.stream_messages.labels(outcome="rejected").inc(len(outcome.invalid))
