@@ -8,7 +8,9 @@
 | request bytes that do not decode       | INVALID_ARGUMENT    | message names the expected type       |
 | BatchTooLarge (over --max-batch)       | RESOURCE_EXHAUSTED  | message names the cap                 |
 | message over --max-message-bytes       | RESOURCE_EXHAUSTED  | (refused by gRPC itself)              |
+| a stream over --max-streams            | RESOURCE_EXHAUSTED  | message names the limit               |
 | deadline passed before the work        | DEADLINE_EXCEEDED   |                                       |
+| streaming.StreamIdle                   | DEADLINE_EXCEEDED   | message names --stream-idle-timeout   |
 | anything else                          | INTERNAL            | "internal error"; trace in server log |
 
 Servicer methods raise; they never call context.abort themselves.
@@ -30,6 +32,7 @@ from absenteeism import raw_schema
 from absenteeism.online.predictor import InvalidRecords
 from absenteeism.v1 import prediction_service_pb2
 from absenteeism.violation_table import ViolationTable
+from feature_service import streaming
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,12 @@ def bad_request_status(table: ViolationTable, field_path: FieldPath) -> grpc.Sta
     return _grpc_status(code_pb2.INVALID_ARGUMENT, message, [detail])
 
 
+def too_many_streams_status(limit: int) -> grpc.Status:
+    return _grpc_status(code_pb2.RESOURCE_EXHAUSTED,
+                        f"the server allows {limit} open streams at once (--max-streams) and all are in use: "
+                        "retry later, or use Predict/PredictBatch")
+
+
 def record_error(violations: Sequence[raw_schema.Violation]) -> prediction_service_pb2.RecordError:
     """A stream's per-record error: fields as RawRecord field names, as the contract says."""
     return prediction_service_pb2.RecordError(
@@ -121,6 +130,8 @@ def to_status(error: BaseException, method: str, field_path: FieldPath) -> grpc.
         return _grpc_status(code_pb2.RESOURCE_EXHAUSTED, str(error))
     if isinstance(error, DeadlineExceeded):
         return _grpc_status(code_pb2.DEADLINE_EXCEEDED, "deadline exceeded before the prediction was made")
+    if isinstance(error, streaming.StreamIdle):
+        return _grpc_status(code_pb2.DEADLINE_EXCEEDED, str(error))
     log.error("unexpected error", extra={"event": "internal_error", "method": method},
               exc_info=(type(error), error, error.__traceback__))
     return _grpc_status(code_pb2.INTERNAL, INTERNAL_MESSAGE)

@@ -19,6 +19,7 @@ from feature_service.health import Health
 from feature_service.metrics import Metrics, MetricsInterceptor
 from feature_service.servicer import PredictionServicer
 from feature_service.settings import Settings
+from feature_service.stream_limit import StreamLimitInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,12 @@ class PredictionServer:
             predictor = MicroBatchingPredictor(predictor, settings.micro_batch_rows,
                                                on_batch=lambda calls, rows: self.metrics.micro_batch_calls.observe(calls))
         credentials = server_credentials(settings)
-        servicer = PredictionServicer(self.config, predictor, max_batch=settings.max_batch, metrics=self.metrics)
+        servicer = PredictionServicer(self.config, predictor, max_batch=settings.max_batch, metrics=self.metrics,
+                                      stream_idle_seconds=settings.stream_idle_timeout)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
-            interceptors=[MetricsInterceptor(self.metrics), errors.DecodeGuardInterceptor()],
+            interceptors=[MetricsInterceptor(self.metrics), StreamLimitInterceptor(settings.stream_limit),
+                          errors.DecodeGuardInterceptor()],
             options=[("grpc.max_receive_message_length", settings.max_message_bytes),
                      ("grpc.max_send_message_length", settings.max_message_bytes),
                      ("grpc.so_reuseport", 0)])
@@ -96,7 +99,7 @@ class PredictionServer:
         log.info("serving", extra={"event": "serving", "host": settings.host, "port": port,
                                    "metrics_port": settings.metrics_port, "security": settings.security,
                                    "predictor": settings.predictor, "config_id": self.config.content_sha256,
-                                   "workers": settings.workers})
+                                   "workers": settings.workers, "max_streams": settings.stream_limit})
         return port
 
     def stop(self, grace: float | None = None) -> None:

@@ -27,10 +27,11 @@ def _check_deadline(context: grpc.ServicerContext) -> None:
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, config: serving_config_pb2.ServingConfig, predictor: Predictor, *,
-                 max_batch: int = 10_000, metrics: Metrics | None = None):
+                 max_batch: int = 10_000, metrics: Metrics | None = None, stream_idle_seconds: float = 0.0):
         self._config = config
         self._predictor = predictor
         self._max_batch = max_batch
+        self._stream_idle_seconds = stream_idle_seconds  # 0: a stream may stay idle for ever
         self._metrics = metrics or Metrics()
         self._config_id = config.content_sha256
         self._feature_names = list(config.feature_names)
@@ -73,7 +74,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                       context: grpc.ServicerContext) -> Iterator[pb.PredictStreamResponse]:
         try:
             for batch in streaming.micro_batches(request_iterator, min(self._max_batch, STREAM_BATCH),
-                                                 context.is_active):
+                                                 context.is_active, idle_seconds=self._stream_idle_seconds):
                 if not context.is_active():
                     return
                 yield from self._stream_responses(batch)
