@@ -17,7 +17,8 @@ import numpy as np
 import pandera.pandas as pa
 from hamilton.data_quality import base as dq_base
 
-from absenteeism.raw_schema import Violation, rule_text
+from absenteeism.raw_schema import rule_text
+from absenteeism.violation_table import ViolationTable
 
 
 class UnsupportedCheck(ValueError):
@@ -161,12 +162,8 @@ class FastValidator:
 
 
 def find_column_violations(compiled: Sequence[tuple[str, CompiledSchema]], arrays: dict[str, np.ndarray]
-                           ) -> list[Violation]:
+                           ) -> ViolationTable:
     """The violations of typed raw columns, as raw_schema.find_violations reports them (rows are
     positions)."""
-    violations = []
-    for name, schema in compiled:
-        values = arrays[name]
-        for rule, positions in schema.failures(values):
-            violations.extend(Violation(row=int(p), column=name, rule=rule, value=values[p].item()) for p in positions)
-    return violations
+    return ViolationTable.concat(ViolationTable.broken(name, rule, positions, arrays[name][positions])
+                                 for name, schema in compiled for rule, positions in schema.failures(arrays[name]))

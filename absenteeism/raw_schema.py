@@ -28,7 +28,8 @@ def _ints(low: int, high: int) -> list[int]:
 
 
 RAW_COLUMNS: tuple[RawColumn, ...] = (
-    RawColumn("id", "ID", "int64", pa.Check.in_range(1, 1_000_000)),
+    # The contract (raw_record.proto) promises 1..10000; the real data set has ids 1..36.
+    RawColumn("id", "ID", "int64", pa.Check.in_range(1, 10_000)),
     # 0 is "no reason recorded" in the data set; 1..21 are ICD chapters, 22..28 other codes.
     RawColumn("reason_for_absence", "Reason for absence", "int64", pa.Check.isin(_ints(0, 28))),
     RawColumn("month_of_absence", "Month of absence", "int64", pa.Check.isin(_ints(1, 12))),
@@ -127,7 +128,12 @@ def _violations_from_failure_cases(cases: pd.DataFrame) -> list[Violation]:
         value = case.failure_case
         if _DTYPES.get(column) == "int64" and isinstance(value, float) and value.is_integer():
             value = int(value)  # pandera gathers failure cases in one float column
-        # A check number means a value check; otherwise pandera's own rule (dtype, nullable).
-        rule = _RULES.get(column, str(case.check)) if case.check_number is not None else str(case.check)
+        rule = rule_of_failure_case(column, str(case.check), case.check_number)
         violations.append(Violation(row=case.index, column=column, rule=rule, value=value))
     return violations
+
+
+def rule_of_failure_case(column: str, check: str, check_number: Any) -> str:
+    """The rule a pandera failure case broke: a check number means a value check (named as in
+    rule_text); otherwise pandera's own rule (dtype, not_nullable)."""
+    return _RULES.get(column, check) if check_number is not None else check

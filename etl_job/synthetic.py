@@ -34,7 +34,8 @@ from absenteeism.dataset.format import CSV_LINE_END, CSV_SEPARATOR
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS
 
 ROWS_PER_EMPLOYEE = 20  # the real data has ~20 absences per employee
-MAX_EMPLOYEE_ID = 1_000_000  # the raw schema's id range
+# Employees are numbered 1..n, at most the raw schema's largest id.
+MAX_EMPLOYEE_ID = int(next(c for c in RAW_COLUMNS if c.name == "id").check.statistics["max_value"])
 
 # Real frequencies (counts in the UCI file) of reasons 1..28 (20 never occurs), months, weekdays.
 _REASON_COUNTS = {1: 16, 2: 1, 3: 1, 4: 2, 5: 3, 6: 8, 7: 15, 8: 6, 9: 4, 10: 25, 11: 26, 12: 8, 13: 55,
@@ -89,7 +90,7 @@ def generate_chunks(rows: int, seed: int, bad_fraction: float = 0.0, chunk_rows:
     if not 0.0 <= bad_fraction <= 1.0:
         raise ValueError(f"bad_fraction must be within [0, 1], got {bad_fraction}")
     rng = np.random.default_rng(seed)
-    n_employees = int(min(MAX_EMPLOYEE_ID, max(36, rows // ROWS_PER_EMPLOYEE)))
+    n_employees = employee_count(rows)
     staff = _employees(rng, n_employees)
     # Some employees are absent much more often than others (real counts range 1..113).
     frequency = rng.lognormal(0.0, 1.0, n_employees)
@@ -101,6 +102,11 @@ def generate_chunks(rows: int, seed: int, bad_fraction: float = 0.0, chunk_rows:
         bad = int(round(stop * bad_fraction)) - int(round(start * bad_fraction))
         records, periods = _records(chunk_rng, staff, frequency, stop - start, periods, bad)
         yield records
+
+
+def employee_count(rows: int) -> int:
+    """About ROWS_PER_EMPLOYEE rows per employee, at least the real data's 36, ids within the raw schema."""
+    return int(min(MAX_EMPLOYEE_ID, max(36, rows // ROWS_PER_EMPLOYEE)))
 
 
 def _records(rng: np.random.Generator, staff: dict[str, np.ndarray], frequency: np.ndarray, rows: int,

@@ -2,12 +2,15 @@
 
 | what                                   | status              | details                              |
 |----------------------------------------|---------------------|--------------------------------------|
-| InvalidRecords                  | INVALID_ARGUMENT    | google.rpc.BadRequest, one field      |
-|                                        |                     | violation per (record, field)         |
+| InvalidRecords                         | INVALID_ARGUMENT    | google.rpc.BadRequest, one field      |
+|                                        |                     | violation per (record, field); capped |
+|                                        |                     | (see bad_request_status)              |
 | request bytes that do not decode       | INVALID_ARGUMENT    | message names the expected type       |
 | BatchTooLarge (over --max-batch)       | RESOURCE_EXHAUSTED  | message names the cap                 |
 | message over --max-message-bytes       | RESOURCE_EXHAUSTED  | (refused by gRPC itself)              |
+| a stream over --max-streams            | RESOURCE_EXHAUSTED  | message names the limit               |
 | deadline passed before the work        | DEADLINE_EXCEEDED   |                                       |
+| streaming.StreamIdle                   | DEADLINE_EXCEEDED   | message names --stream-idle-timeout   |
 | anything else                          | INTERNAL            | "internal error"; trace in server log |
 
 Servicer methods raise; they never call context.abort themselves.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import grpc
 from google.protobuf import any_pb2
@@ -27,6 +31,8 @@ from grpc_status import rpc_status
 from absenteeism import raw_schema
 from absenteeism.online.predictor import InvalidRecords
 from absenteeism.v1 import prediction_service_pb2
+from absenteeism.violation_table import ViolationTable
+from feature_service import streaming
 
 log = logging.getLogger(__name__)
 
@@ -47,32 +53,63 @@ class UndecodableRequest(Exception):
         super().__init__(f"request is not a valid {type_name} message")
 
 
-FieldPath = Callable[[raw_schema.Violation], str]
+@dataclass(frozen=True)
+class FieldPath:
+    """Where a violation is in the request: "record.age" (Predict) or "records[3].age" (PredictBatch)."""
+
+    request_field: str  # the request's field that holds the records
+    indexed: bool
+
+    def __call__(self, violation: raw_schema.Violation) -> str:
+        index = f"[{violation.row}]" if self.indexed else ""
+        return f"{self.request_field}{index}.{violation.column}"
 
 
-def single_record_field(violation: raw_schema.Violation) -> str:
-    return f"record.{violation.column}"
+single_record_field = FieldPath("record", indexed=False)
+batch_record_field = FieldPath("records", indexed=True)
 
-
-def batch_record_field(violation: raw_schema.Violation) -> str:
-    return f"records[{violation.row}].{violation.column}"
+# The BadRequest detail travels in a trailer, and gRPC clients refuse trailers over 8 KiB of
+# decoded bytes (some at random between 8 and 16 KiB): the detail lists the first violations, within
+# both caps, and one more entry saying how many it leaves out. With the message, the trailers stay
+# under 6 KiB. A single record (20 fields) always fits whole.
+MAX_LISTED_VIOLATIONS = 100
+MAX_LISTED_BYTES = 4096  # the encoded field violations listed
+MESSAGE_VIOLATIONS = 5  # violations quoted in the status message
 
 
 def _grpc_status(code: int, message: str, details: Sequence[any_pb2.Any] = ()) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(code=code, message=message, details=list(details)))
 
 
-def bad_request_status(violations: Sequence[raw_schema.Violation], field_path: FieldPath) -> grpc.Status:
-    bad_request = error_details_pb2.BadRequest(field_violations=[
-        error_details_pb2.BadRequest.FieldViolation(field=field_path(v), description=v.describe())
-        for v in violations])
+def bad_request_status(table: ViolationTable, field_path: FieldPath) -> grpc.Status:
+    """INVALID_ARGUMENT with a BadRequest of at most MAX_LISTED_VIOLATIONS entries and
+    MAX_LISTED_BYTES bytes (plus the line that counts the rest), whatever the number of violations."""
+    bad_request, size = error_details_pb2.BadRequest(), 0
+    for violation in table.first(MAX_LISTED_VIOLATIONS):
+        entry = error_details_pb2.BadRequest.FieldViolation(field=field_path(violation),
+                                                            description=violation.describe())
+        size += entry.ByteSize() + 3  # + its tag and length
+        if size > MAX_LISTED_BYTES:
+            break
+        bad_request.field_violations.append(entry)
+    listed, total = len(bad_request.field_violations), len(table)
+    summary = f"{total} invalid field(s) in {table.record_count()} record(s)"
+    if listed < total:
+        summary += f"; the details list the first {listed}, {total - listed} left out"
+        bad_request.field_violations.add(field=field_path.request_field,
+                                         description=f"{total - listed} more invalid field(s) not listed ({summary})")
     detail = any_pb2.Any()
     detail.Pack(bad_request)
-    records = sorted({v.row for v in violations}, key=str)
-    message = (f"{len(violations)} invalid field(s) in {len(records)} record(s): "
-               + "; ".join(f"{field_path(v)}: {v.describe()}" for v in violations[:5])
-               + ("; ..." if len(violations) > 5 else ""))
+    quoted = table.first(MESSAGE_VIOLATIONS)
+    message = (f"{summary}: " + "; ".join(f"{field_path(v)}: {v.describe()}" for v in quoted)
+               + ("; ..." if total > len(quoted) else ""))
     return _grpc_status(code_pb2.INVALID_ARGUMENT, message, [detail])
+
+
+def too_many_streams_status(limit: int) -> grpc.Status:
+    return _grpc_status(code_pb2.RESOURCE_EXHAUSTED,
+                        f"the server allows {limit} open streams at once (--max-streams) and all are in use: "
+                        "retry later, or use Predict/PredictBatch")
 
 
 def record_error(violations: Sequence[raw_schema.Violation]) -> prediction_service_pb2.RecordError:
@@ -86,13 +123,15 @@ def record_error(violations: Sequence[raw_schema.Violation]) -> prediction_servi
 def to_status(error: BaseException, method: str, field_path: FieldPath) -> grpc.Status:
     """The status for an exception raised while serving `method`; logs what the caller will not see."""
     if isinstance(error, InvalidRecords):
-        return bad_request_status(error.violations, field_path)
+        return bad_request_status(error.table, field_path)
     if isinstance(error, UndecodableRequest):
         return _grpc_status(code_pb2.INVALID_ARGUMENT, str(error))
     if isinstance(error, BatchTooLarge):
         return _grpc_status(code_pb2.RESOURCE_EXHAUSTED, str(error))
     if isinstance(error, DeadlineExceeded):
         return _grpc_status(code_pb2.DEADLINE_EXCEEDED, "deadline exceeded before the prediction was made")
+    if isinstance(error, streaming.StreamIdle):
+        return _grpc_status(code_pb2.DEADLINE_EXCEEDED, str(error))
     log.error("unexpected error", extra={"event": "internal_error", "method": method},
               exc_info=(type(error), error, error.__traceback__))
     return _grpc_status(code_pb2.INTERNAL, INTERNAL_MESSAGE)
@@ -107,7 +146,7 @@ def abort(context: grpc.ServicerContext, status: grpc.Status) -> None:
 def unary_boundary(field_path: FieldPath):
     """Decorates a unary servicer method: any exception becomes one status (see the table above).
 
-    The servicer's `on_violations(violations)` is told about invalid records (metrics)."""
+    The servicer's `on_violations(table)` is told about invalid records (metrics)."""
 
     def decorate(method):
         @functools.wraps(method)
@@ -116,7 +155,7 @@ def unary_boundary(field_path: FieldPath):
                 return method(self, request, context)
             except Exception as error:  # noqa: BLE001 - this is the boundary
                 if isinstance(error, InvalidRecords):
-                    self.on_violations(error.violations)
+                    self.on_violations(error.table)
                 status = to_status(error, method.__name__, field_path)
             abort(context, status)
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info, start_http_server
 
-from absenteeism import raw_schema
+from absenteeism.violation_table import ViolationTable
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +56,9 @@ class Metrics:
     def serving_config(self, config_id: str, created_at: str) -> None:
         self.config_info.info({"config_id": config_id, "created_at": created_at})
 
-    def record_violations(self, violations: Sequence[raw_schema.Violation]) -> None:
-        for violation in violations:
-            self.validation_failures.labels(field=violation.column).inc()
+    def record_violations(self, table: ViolationTable) -> None:
+        for column, count in table.counts_by_column().items():
+            self.validation_failures.labels(field=column).inc(count)
 
     def serve_http(self, host: str, port: int) -> None:
         if port:

@@ -21,6 +21,7 @@ from feature_service.metrics import Metrics, MetricsInterceptor
 from feature_service.servicer import PredictionServicer
 from feature_service.serving import Serving, ServingState
 from feature_service.settings import Settings
+from feature_service.stream_limit import StreamLimitInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,12 @@ class PredictionServer:
         booted = reload.read_settled(settings.config)
         self.state = ServingState(self._verified_serving(booted.data))
         credentials = tls.server_credentials(settings)
-        servicer = PredictionServicer(self.state, max_batch=settings.max_batch, metrics=self.metrics)
+        servicer = PredictionServicer(self.state, max_batch=settings.max_batch, metrics=self.metrics,
+                                      stream_idle_seconds=settings.stream_idle_timeout)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
-            interceptors=[MetricsInterceptor(self.metrics), errors.DecodeGuardInterceptor()],
+            interceptors=[MetricsInterceptor(self.metrics), StreamLimitInterceptor(settings.stream_limit),
+                          errors.DecodeGuardInterceptor()],
             options=[("grpc.max_receive_message_length", settings.max_message_bytes),
                      ("grpc.max_send_message_length", settings.max_message_bytes),
                      ("grpc.so_reuseport", 0)])
@@ -117,7 +120,7 @@ class PredictionServer:
         return {"host": settings.host, "port": self.port, "metrics_host": settings.metrics_host,
                 "metrics_port": settings.metrics_port, "security": settings.security, "predictor": settings.predictor,
                 "config_id": serving.config_id, "config_created_at": reload.created_at(serving),
-                "workers": settings.workers}
+                "workers": settings.workers, "max_streams": settings.stream_limit}
 
     def request_reload(self) -> None:
         """Reload the config now (SIGHUP); a no-op before start()."""

@@ -16,6 +16,7 @@ from absenteeism import raw_schema
 from absenteeism.online.predictor import predict_valid
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc
+from absenteeism.violation_table import ViolationTable
 from feature_service import errors, streaming
 from feature_service.metrics import Metrics
 from feature_service.serving import Serving, ServingState
@@ -31,13 +32,15 @@ def _check_deadline(context: grpc.ServicerContext) -> None:
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, state: ServingState, *, max_batch: int = 10_000, metrics: Metrics | None = None):
+    def __init__(self, state: ServingState, *, max_batch: int = 10_000, metrics: Metrics | None = None,
+                 stream_idle_seconds: float = 0.0):
         self._state = state
         self._max_batch = max_batch
+        self._stream_idle_seconds = stream_idle_seconds  # 0: a stream may stay idle for ever
         self._metrics = metrics or Metrics()
 
-    def on_violations(self, violations: Sequence[raw_schema.Violation]) -> None:
-        self._metrics.record_violations(violations)
+    def on_violations(self, table: ViolationTable) -> None:
+        self._metrics.record_violations(table)
 
     @staticmethod
     def _response(serving: Serving, features: np.ndarray, prediction: float,
@@ -78,7 +81,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                       context: grpc.ServicerContext) -> Iterator[pb.PredictStreamResponse]:
         try:
             for batch in streaming.micro_batches(request_iterator, min(self._max_batch, STREAM_BATCH),
-                                                 context.is_active):
+                                                 context.is_active, idle_seconds=self._stream_idle_seconds):
                 if not context.is_active():
                     return
                 yield from self._stream_responses(batch)
@@ -91,8 +94,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         """One response per request, in order; invalid records get their RecordError."""
         serving = self._state.current
         outcome = predict_valid(serving.predictor, [request.record for request in batch])
-        for violations in outcome.invalid.values():
-            self.on_violations(violations)
+        if outcome.invalid:  # at most STREAM_BATCH records' worth
+            self.on_violations(ViolationTable.of(v for found in outcome.invalid.values() for v in found))
         position = {row: k for k, row in enumerate(outcome.valid)}
         self._metrics.stream_messages.labels(outcome="predicted").inc(len(outcome.valid))
         self._metrics.stream_messages.labels(outcome="rejected").inc(len(outcome.invalid))

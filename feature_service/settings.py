@@ -38,6 +38,8 @@ class Settings:
     predictor: str = "fast"
     micro_batch_rows: int = 0  # 0: off (measured slower on 2 cores, see README); N: batch up to N records
     reload_interval: float = 5.0  # seconds between checks of --config for a new file; 0: no watching (SIGHUP only)
+    max_streams: int | None = None  # streaming calls open at once; None: half of the workers
+    stream_idle_timeout: float = 60.0  # seconds a stream may send nothing; 0: no limit
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -51,6 +53,11 @@ class Settings:
             raise SettingsError("--reload-interval must be in 0..86400 seconds (0 turns watching off)")
         if self.grace < 0 or self.workers < 1 or self.max_batch < 1 or self.max_message_bytes < 1024:
             raise SettingsError("--grace must be >= 0, --workers and --max-batch >= 1, --max-message-bytes >= 1024")
+        if self.max_streams is not None and not 0 <= self.max_streams < self.workers:
+            raise SettingsError(f"--max-streams must be in 0..{self.workers - 1} (below --workers): each open stream "
+                                "holds a worker, and unary calls and health checks need one too")
+        if self.stream_idle_timeout < 0:
+            raise SettingsError("--stream-idle-timeout must be >= 0 (0: no limit)")
         if self.predictor not in predictors.names():
             raise SettingsError(f"unknown predictor {self.predictor!r}: choose one of {predictors.names()}")
         tls = self.tls_cert is not None or self.tls_key is not None or self.tls_client_ca is not None
@@ -59,6 +66,11 @@ class Settings:
         if not self.insecure and (self.tls_cert is None or self.tls_key is None):
             raise SettingsError("TLS is required: pass --tls-cert and --tls-key (and --tls-client-ca for mutual TLS), "
                                 "or --insecure for plaintext")
+
+    @property
+    def stream_limit(self) -> int:
+        """Streaming calls let in at once: always below the worker count."""
+        return self.workers // 2 if self.max_streams is None else self.max_streams
 
     @property
     def security(self) -> str:
@@ -91,6 +103,11 @@ OPTIONS: tuple[tuple[str, type | None, object, str], ...] = (
     ("--tls-client-ca", Path, None, "CA (PEM) that signs client certificates: turns on mutual TLS"),
     ("--grace", float, Settings.grace, "seconds in-flight calls get to finish at shutdown"),
     ("--workers", int, Settings.workers, "worker threads (each open stream holds one)"),
+    ("--max-streams", int, Settings.max_streams,
+     "most streaming calls open at once, below --workers; extra ones get RESOURCE_EXHAUSTED; "
+     "unset: half of --workers"),
+    ("--stream-idle-timeout", float, Settings.stream_idle_timeout,
+     "seconds a PredictStream may send nothing before the server ends it; 0: no limit"),
     ("--max-batch", int, Settings.max_batch, "most records in one PredictBatch call"),
     ("--max-message-bytes", int, Settings.max_message_bytes, "largest request/response message"),
     ("--predictor", str, Settings.predictor, "online path: " + ", ".join(predictors.names())),

@@ -149,6 +149,13 @@ def test_a_million_rows_in_a_few_seconds(tmp_path):
     assert (tmp_path / "million.csv").read_bytes().count(b"\r\n") == 1_000_001
 
 
+def test_employee_ids_stay_within_the_raw_schema_however_many_rows():
+    records = synthetic.generate(250_000, seed=3)  # 12,500 employees at 20 rows each: more than ids allow
+    ids = records.columns["id"]
+    assert ids.min() >= 1 and ids.max() == synthetic.MAX_EMPLOYEE_ID == 10_000
+    assert synthetic.employee_count(10**9) == 10_000
+
+
 def test_invalid_arguments_are_refused():
     with pytest.raises(ValueError, match="rows"):
         synthetic.generate(-1, seed=0)

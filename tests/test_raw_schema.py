@@ -12,7 +12,8 @@ from tests.test_features import VALID_ROW
 
 # (column, a value just outside its rule, the boundary values that must pass)
 BAD_AND_BOUNDARY = [
-    ("id", 0, (1, 1_000_000)),
+    ("id", 0, (1, 10_000)),
+    ("id", 10_001, (1, 10_000)),
     ("reason_for_absence", 29, (0, 28)),
     ("month_of_absence", 0, (1, 12)),
     ("month_of_absence", 13, (1, 12)),

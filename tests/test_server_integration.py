@@ -91,7 +91,9 @@ def test_serving_config(client, trained_config):
     ({"month_of_absence": 13}, "record.month_of_absence", "isin("),
     ({"weight": float("nan")}, "record.weight", "not_nullable"),
     ({"height": float("inf")}, "record.height", "in_range(120.0, 230.0)"),
-    ({"id": -2**31}, "record.id", "in_range(1, 1000000)"),
+    ({"id": -2**31}, "record.id", "in_range(1, 10000)"),
+    ({"id": 10_001}, "record.id", "in_range(1, 10000)"),
+    ({"id": 1_000_000}, "record.id", "in_range(1, 10000)"),
 ])
 def test_bad_record_is_invalid_argument_naming_field_and_rule(client, channel, trained_config, changes, field, words):
     with pytest.raises(InvalidInputError) as caught:

@@ -22,11 +22,13 @@ def test_every_flag_reads_its_environment_variable():
            "FEATURE_SERVICE_MAX_BATCH": "7", "FEATURE_SERVICE_MAX_MESSAGE_BYTES": "4096",
            "FEATURE_SERVICE_HOST": "127.0.0.1", "FEATURE_SERVICE_PREDICTOR": "reference",
            "FEATURE_SERVICE_LOG_LEVEL": "DEBUG", "FEATURE_SERVICE_MICRO_BATCH_ROWS": "32",
-           "FEATURE_SERVICE_METRICS_HOST": "127.0.0.3", "FEATURE_SERVICE_RELOAD_INTERVAL": "0.5"}
+           "FEATURE_SERVICE_METRICS_HOST": "127.0.0.3", "FEATURE_SERVICE_RELOAD_INTERVAL": "0.5",
+           "FEATURE_SERVICE_MAX_STREAMS": "2", "FEATURE_SERVICE_STREAM_IDLE_TIMEOUT": "5"}
     s = settings.parse([], environ=env)
     assert (s.config, s.port, s.metrics_port, s.insecure, s.grace, s.workers, s.max_batch, s.max_message_bytes,
-            s.host, s.log_level, s.predictor, s.micro_batch_rows, s.metrics_host, s.reload_interval) == (
-        Path("/x.pb"), 0, 0, True, 2.5, 3, 7, 4096, "127.0.0.1", "DEBUG", "reference", 32, "127.0.0.3", 0.5)
+            s.host, s.log_level, s.predictor, s.micro_batch_rows, s.metrics_host, s.reload_interval, s.max_streams,
+            s.stream_idle_timeout) == (
+        Path("/x.pb"), 0, 0, True, 2.5, 3, 7, 4096, "127.0.0.1", "DEBUG", "reference", 32, "127.0.0.3", 0.5, 2, 5.0)
     assert {settings.env_name(flag) for flag, *_ in settings.OPTIONS} == set(env) | {
         "FEATURE_SERVICE_TLS_CERT", "FEATURE_SERVICE_TLS_KEY", "FEATURE_SERVICE_TLS_CLIENT_CA"}
 

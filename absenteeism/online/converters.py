@@ -12,14 +12,17 @@ from operator import attrgetter, methodcaller
 import numpy as np
 import pandas as pd
 from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.unknown_fields import UnknownFieldSet
 
-from absenteeism.raw_schema import RAW_COLUMNS, REQUIRED, Violation
+from absenteeism.raw_schema import RAW_COLUMNS
 from absenteeism.v1 import raw_record_pb2
+from absenteeism.violation_table import ViolationTable
 
 RawRecord = raw_record_pb2.RawRecord
 
 _NUMPY_DTYPES = {c.name: np.dtype(c.dtype) for c in RAW_COLUMNS}
 _FIELD_NAMES = tuple(c.name for c in RAW_COLUMNS)
+_FIELD_NUMBERS = tuple(RawRecord.DESCRIPTOR.fields_by_name[name].number for name in _FIELD_NAMES)
 _ALL_FIELDS = attrgetter(*_FIELD_NAMES)
 _INT_FIELDS = frozenset(c.name for c in RAW_COLUMNS if c.dtype == "int64")
 
@@ -38,7 +41,7 @@ def _wire_layout() -> tuple[np.ndarray, int]:
 _INT_COLUMNS, _FIXED_BYTES = _wire_layout()
 
 
-def records_to_matrix(records: Sequence[RawRecord]) -> tuple[np.ndarray, list[Violation]]:
+def records_to_matrix(records: Sequence[RawRecord]) -> tuple[np.ndarray, ViolationTable]:
     """All fields of `records` as a float64 (records x RAW_COLUMNS) matrix, and a "required"
     violation per unset field (row = position). int32 values are exact in float64.
 
@@ -48,17 +51,17 @@ def records_to_matrix(records: Sequence[RawRecord]) -> tuple[np.ndarray, list[Vi
     matrix = np.fromiter(chain.from_iterable(map(_ALL_FIELDS, records)), dtype=np.float64,
                          count=count * len(_FIELD_NAMES)).reshape(count, len(_FIELD_NAMES))
     # Presence without asking every field: a set field is always on the wire (proto3 optional), an
-    # unset one never, so a record whose encoded size is what its values take with every field set
-    # has every field. Only the others are asked field by field, and only about their zeros.
+    # unset one never, so a record with no unknown fields whose encoded size is what its values take
+    # with every field set has every field. (Unknown fields add bytes that can make up for a missing
+    # field's.) Only the others are asked which fields they have.
     sizes = np.fromiter(map(methodcaller("ByteSize"), records), dtype=np.int64, count=count)
-    suspects = np.flatnonzero(sizes != _size_with_every_field_set(matrix))
-    missing = []
-    for i in suspects.tolist():
-        record = records[i]
-        missing.extend(Violation(row=i, column=name, rule=REQUIRED, value=None)
-                       for j, name in enumerate(_FIELD_NAMES) if matrix[i, j] == 0 and not record.HasField(name))
-    missing.sort(key=lambda v: (_FIELD_NAMES.index(v.column), v.row))
-    return matrix, missing
+    unknown = np.fromiter(map(len, map(UnknownFieldSet, records)), dtype=np.int64, count=count)
+    suspects = np.flatnonzero((sizes != _size_with_every_field_set(matrix)) | (unknown != 0))
+    unset = np.zeros((suspects.size, len(_FIELD_NAMES)), dtype=bool)
+    for k, i in enumerate(suspects.tolist()):
+        present = {field.number for field, _ in records[i].ListFields()}
+        unset[k] = [number not in present for number in _FIELD_NUMBERS]
+    return matrix, ViolationTable.missing(unset, positions=suspects)
 
 
 def _size_with_every_field_set(matrix: np.ndarray) -> np.ndarray:
@@ -75,13 +78,13 @@ def matrix_to_arrays(matrix: np.ndarray) -> dict[str, np.ndarray]:
     return {name: matrix[:, j].astype(_NUMPY_DTYPES[name]) for j, name in enumerate(_FIELD_NAMES)}
 
 
-def records_to_arrays(records: Sequence[RawRecord]) -> tuple[dict[str, np.ndarray], list[Violation]]:
+def records_to_arrays(records: Sequence[RawRecord]) -> tuple[dict[str, np.ndarray], ViolationTable]:
     """Typed column arrays of `records` and the missing-field violations (see records_to_matrix)."""
     matrix, missing = records_to_matrix(records)
     return matrix_to_arrays(matrix), missing
 
 
-def records_to_frame(records: Sequence[RawRecord]) -> tuple[pd.DataFrame, list[Violation]]:
+def records_to_frame(records: Sequence[RawRecord]) -> tuple[pd.DataFrame, ViolationTable]:
     """records_to_arrays as a DataFrame (index 0..n-1)."""
     columns, missing = records_to_arrays(records)
     return pd.DataFrame(columns), missing

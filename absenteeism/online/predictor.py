@@ -8,7 +8,7 @@ servicer's stream and the micro-batcher both use it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,14 +17,24 @@ import numpy as np
 from absenteeism import aggregates as aggregates_module
 from absenteeism import dataflow, raw_schema
 from absenteeism.v1 import raw_record_pb2, serving_config_pb2
+from absenteeism.violation_table import ViolationTable
 
 
 class InvalidRecords(ValueError):
-    """Records break the raw schema; `violations` name each (record index, field, rule)."""
+    """Records break the raw schema; `table` names each (record index, field, rule)."""
 
-    def __init__(self, violations: Sequence[raw_schema.Violation]):
-        self.violations = list(violations)
-        super().__init__("; ".join(f"record {v.row}: {v.describe()}" for v in self.violations))
+    def __init__(self, violations: ViolationTable | Iterable[raw_schema.Violation]):
+        self.table = violations if isinstance(violations, ViolationTable) else ViolationTable.of(violations)
+        shown = self.table.first(5)
+        more = len(self.table) - len(shown)
+        super().__init__("; ".join(f"record {v.row}: {v.describe()}" for v in shown)
+                         + (f"; and {more} more" if more else ""))
+
+    @property
+    def violations(self) -> list[raw_schema.Violation]:
+        """Every violation as an object: for small batches (a stream's, a micro-batch's); large
+        ones are read through `table`, whose cost stays bounded."""
+        return list(self.table)
 
 
 @dataclass(frozen=True)
@@ -43,13 +53,11 @@ class Predictor(Protocol):
         """Raises InvalidRecords if any record breaks the raw schema."""
 
 
-def raise_if_invalid(missing: Sequence[raw_schema.Violation], broken: Sequence[raw_schema.Violation]) -> None:
+def raise_if_invalid(missing: ViolationTable, broken: ViolationTable) -> None:
     """Raises InvalidRecords for missing fields and broken rules (the 0 an unset field reads as is
     not judged again), sorted by record and field."""
-    unset = {(v.row, v.column) for v in missing}
-    violations = [*missing, *(v for v in broken if (v.row, v.column) not in unset)]
-    if violations:
-        raise InvalidRecords(sorted(violations, key=lambda v: (v.row, v.column)))
+    if len(missing) or len(broken):
+        raise InvalidRecords(ViolationTable.merged(missing, broken))
 
 
 class ConfigPredictor:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from absenteeism import dataflow, raw_schema
+from absenteeism import dataflow, violation_table
 from absenteeism.model import predict_linear
 from absenteeism.online import converters
 from absenteeism.online.predictor import ConfigPredictor, Predictions, raise_if_invalid
@@ -16,6 +16,6 @@ from absenteeism.v1 import raw_record_pb2
 class ReferencePredictor(ConfigPredictor):
     def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
         frame, missing = converters.records_to_frame(records)
-        raise_if_invalid(missing, raw_schema.find_violations(frame))
+        raise_if_invalid(missing, violation_table.find(frame))
         matrix = dataflow.feature_matrix(dataflow.compute_features(frame, self.aggregates))
         return Predictions(matrix, predict_linear(self.intercept, self.coefficients, matrix))

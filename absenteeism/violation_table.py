@@ -1,0 +1,141 @@
+"""The broken rules of a batch of raw records, kept as arrays: one entry per (record, field, rule).
+
+A batch of 10,000 empty records breaks 200,000 rules. As Violation objects and messages that costs
+seconds of CPU and hundreds of MB; as arrays, milliseconds and a few MB. Violation objects are made
+only for the entries read: the first few for an error's details, all of them for small batches.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from absenteeism.raw_schema import RAW_COLUMNS, RAW_SCHEMA, REQUIRED, Violation, rule_of_failure_case
+
+_NAMES = tuple(c.name for c in RAW_COLUMNS)
+_INDEX = {name: j for j, name in enumerate(_NAMES)}
+_IS_INT = tuple(c.dtype == "int64" for c in RAW_COLUMNS)
+_RANK = np.argsort(np.argsort(_NAMES))  # a column's place in name order: entries sort by (record, name)
+
+# Rules are stored as small codes into this list (a few dozen texts at most: the raw schema's rules,
+# "required", pandera's own), so that an entry takes 15 bytes.
+_RULE_TEXTS: list[str] = []
+_RULE_CODES: dict[str, int] = {}
+
+
+_RULE_LOCK = threading.Lock()
+
+
+def _rule_code(rule: str) -> int:
+    code = _RULE_CODES.get(rule)
+    if code is None:
+        with _RULE_LOCK:  # requests are served by several threads
+            code = _RULE_CODES.get(rule)
+            if code is None:
+                code = len(_RULE_TEXTS)
+                _RULE_TEXTS.append(rule)
+                _RULE_CODES[rule] = code
+    return code
+
+
+_REQUIRED = _rule_code(REQUIRED)
+
+
+class ViolationTable:
+    """Entries in (record, field name) order once `merged`; rows are record positions."""
+
+    __slots__ = ("rows", "columns", "rules", "values")
+
+    def __init__(self, rows: Sequence[int] | np.ndarray, columns: Sequence[int] | np.ndarray,
+                 rules: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray):
+        self.rows = np.asarray(rows, dtype=np.int32)  # record positions (a batch is far below 2**31)
+        self.columns = np.asarray(columns, dtype=np.int8)  # positions in RAW_COLUMNS
+        self.rules = np.asarray(rules, dtype=np.int16)  # codes of _RULE_TEXTS
+        self.values = np.asarray(values, dtype=np.float64)  # the value read; NaN for a missing field
+
+    # -- building
+    @classmethod
+    def missing(cls, unset: np.ndarray, positions: np.ndarray | None = None) -> ViolationTable:
+        """A "required" entry per True cell of a (records x RAW_COLUMNS) mask; `positions`: the
+        record each mask row stands for (default: the row's own index)."""
+        rows, columns = np.nonzero(unset)
+        if positions is not None:
+            rows = np.asarray(positions)[rows]
+        return cls(rows, columns, np.full(rows.size, _REQUIRED), np.full(rows.size, np.nan))
+
+    @classmethod
+    def broken(cls, column: str, rule: str, rows: np.ndarray, values: np.ndarray) -> ViolationTable:
+        """Entries for the `rows` where `column` breaks `rule`, with the values found there."""
+        return cls(rows, np.full(len(rows), _INDEX[column]), np.full(len(rows), _rule_code(rule)), values)
+
+    @classmethod
+    def concat(cls, tables: Iterable[ViolationTable]) -> ViolationTable:
+        tables = list(tables)
+        if not tables:
+            return cls([], [], [], [])
+        return cls(*(np.concatenate([getattr(t, name) for t in tables]) for name in cls.__slots__))
+
+    @classmethod
+    def of(cls, violations: Iterable[Violation]) -> ViolationTable:
+        found = list(violations)
+        return cls([v.row for v in found], [_INDEX[v.column] for v in found], [_rule_code(v.rule) for v in found],
+                   [np.nan if v.value is None else v.value for v in found])
+
+    @staticmethod
+    def merged(missing: ViolationTable, broken: ViolationTable) -> ViolationTable:
+        """Missing fields and broken rules, the 0 an unset field reads as not judged again, sorted."""
+        width = len(_NAMES)
+        def cells(table: ViolationTable) -> np.ndarray:
+            return table.rows.astype(np.int64) * width + table.columns
+
+        unset = np.isin(cells(broken), cells(missing))
+        kept = ViolationTable(*(getattr(broken, name)[~unset] for name in ViolationTable.__slots__))
+        table = ViolationTable.concat([missing, kept])
+        order = np.lexsort((_RANK[table.columns], table.rows))  # stable: a cell's rules keep their order
+        return ViolationTable(*(getattr(table, name)[order] for name in ViolationTable.__slots__))
+
+    # -- reading
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+    def record_count(self) -> int:
+        return int(np.unique(self.rows).size)
+
+    def counts_by_column(self) -> dict[str, int]:
+        counts = np.bincount(self.columns, minlength=len(_NAMES))
+        return {_NAMES[j]: int(n) for j, n in enumerate(counts) if n}
+
+    def first(self, count: int) -> list[Violation]:
+        return [self._violation(k) for k in range(min(count, len(self)))]
+
+    def __iter__(self) -> Iterator[Violation]:
+        return (self._violation(k) for k in range(len(self)))
+
+    def _violation(self, k: int) -> Violation:
+        j, rule = int(self.columns[k]), _RULE_TEXTS[self.rules[k]]
+        value = None if rule == REQUIRED else self.values[k].item()
+        if value is not None and _IS_INT[j] and value == value and float(value).is_integer():
+            value = int(value)  # int32 values are exact in float64
+        return Violation(row=int(self.rows[k]), column=_NAMES[j], rule=rule, value=value)
+
+
+def find(frame: pd.DataFrame) -> ViolationTable:
+    """raw_schema.find_violations for the typed raw columns of a request (index = positions), as a
+    table: pandera's failure cases are converted group by group, not row by row."""
+    try:
+        RAW_SCHEMA.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        cases = errors.failure_cases
+    else:
+        return ViolationTable([], [], [], [])
+    tables = []
+    for (column, check, check_number), group in cases.groupby(["column", "check", "check_number"], dropna=False,
+                                                              sort=False):
+        rule = rule_of_failure_case(str(column), str(check), None if pd.isna(check_number) else check_number)
+        values = pd.to_numeric(group["failure_case"], errors="coerce").to_numpy(dtype=np.float64)
+        tables.append(ViolationTable.broken(str(column), rule, group["index"].to_numpy(dtype=np.int64), values))
+    return ViolationTable.concat(tables)
