@@ -2,7 +2,7 @@
 
 Exit codes: 0 after a graceful stop; 2 bad flags (incl. neither --insecure nor TLS files);
 78 (EX_CONFIG) the config (or a TLS file) cannot be used, with one message saying why;
-1 the port cannot be bound.
+1 the port cannot be bound. The same with --processes N > 1 (feature_service/supervisor.py).
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from absenteeism import config_io
-from feature_service import logs, settings as settings_module
+from feature_service import logs, settings as settings_module, supervisor
 from feature_service.server import PredictionServer
 from feature_service.shutdown import ShutdownSignal
 
@@ -33,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def serve(settings: settings_module.Settings) -> int:
+def serve(settings: settings_module.Settings, on_serving: Callable[[int], None] | None = None) -> int:
+    """One server process, until SIGTERM/SIGINT. `on_serving(port)` is told once it serves (the
+    supervisor's children report to their parent through it)."""
     server = PredictionServer(settings)
     shutdown = ShutdownSignal()
     shutdown.install()  # before the boot: a SIGTERM during verification still stops cleanly
@@ -47,6 +50,8 @@ def serve(settings: settings_module.Settings) -> int:
         log.error(f"cannot start: {error}", extra={"event": "bind_failed"})
         print(f"feature_service: {error}", file=sys.stderr)
         return EXIT_BIND
+    if on_serving is not None:
+        on_serving(server.port)
     received = shutdown.wait()
     log.info("signal received", extra={"event": "signal", "signal": received})
     server.stop()
@@ -61,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     except settings_module.SettingsError as error:
         parser.error(str(error))  # exits 2
     logs.configure(settings.log_level)
+    if settings.process_count > 1:
+        return supervisor.run(settings)
     return serve(settings)
 
 

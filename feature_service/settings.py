@@ -37,12 +37,16 @@ class Settings:
     predictor: str = "fast"
     micro_batch_rows: int = 0  # 0: off (measured slower on 2 cores, see README); N: batch up to N records
     log_level: str = "INFO"
+    processes: int = 1  # 0: one per available core; >1: a supervisor runs that many (supervisor.py)
+    reuse_port: bool = False  # not a flag: set by the supervisor for its children (SO_REUSEPORT)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535 or not 0 <= self.metrics_port <= 65535:
             raise SettingsError("ports must be in 0..65535")
         if self.micro_batch_rows < 0:
             raise SettingsError("--micro-batch-rows must be >= 0")
+        if self.processes < 0:
+            raise SettingsError("--processes must be >= 0 (0: one per available core)")
         if self.grace < 0 or self.workers < 1 or self.max_batch < 1 or self.max_message_bytes < 1024:
             raise SettingsError("--grace must be >= 0, --workers and --max-batch >= 1, --max-message-bytes >= 1024")
         if self.predictor not in predictors.names():
@@ -53,6 +57,11 @@ class Settings:
         if not self.insecure and (self.tls_cert is None or self.tls_key is None):
             raise SettingsError("TLS is required: pass --tls-cert and --tls-key (and --tls-client-ca for mutual TLS), "
                                 "or --insecure for plaintext")
+
+    @property
+    def process_count(self) -> int:
+        """--processes with 0 resolved: the cores this process may run on (its CPU affinity)."""
+        return self.processes or len(os.sched_getaffinity(0))
 
     @property
     def security(self) -> str:
@@ -90,6 +99,8 @@ OPTIONS: tuple[tuple[str, type | None, object, str], ...] = (
     ("--micro-batch-rows", int, Settings.micro_batch_rows,
      "most records of concurrent small calls computed together; 0 turns micro-batching off"),
     ("--log-level", str, Settings.log_level, "DEBUG logs every call; INFO, WARNING, ERROR"),
+    ("--processes", int, Settings.processes,
+     "server processes sharing the port (SO_REUSEPORT) under one supervisor; 0: one per available core"),
 )
 
 
