@@ -36,3 +36,25 @@ def test_job_server_and_cli_load_only_the_pandas_plugin():
         loaded = _probe(module)
         assert loaded == {"plugins": ["hamilton.plugins.pandas_extensions"], "sklearn": False}, module
 
+
+
+_BLAS_PROBE = """
+import json, runpy, sys
+sys.argv = ["etl_job", "--help"]
+try:
+    runpy.run_module("etl_job", run_name="__main__")
+except SystemExit:
+    pass
+from threadpoolctl import threadpool_info
+print(json.dumps([pool["num_threads"] for pool in threadpool_info() if pool["internal_api"] == "openblas"]))
+"""
+
+
+def test_the_job_runs_blas_on_one_thread():
+    # OpenBLAS's own default is one thread per core; its busy-waiting second thread made the
+    # job's transform+fit several times slower on shared cores.
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    run = subprocess.run([sys.executable, "-c", _BLAS_PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout.splitlines()[-1]) == [1]
