@@ -98,7 +98,6 @@ class _Child:
     index: int
     process: multiprocessing.process.BaseProcess
     conn: Connection  # the parent's end of the pipe
-    started: float
     serving_since: float | None = None
 
 
@@ -110,7 +109,8 @@ class _SupervisorMetrics:
 
     def collect(self):
         serving = GaugeMetricFamily("feature_service_processes", "server processes serving now")
-        serving.add_metric([], sum(c.serving_since is not None for c in self._supervisor.children.values()))
+        children = list(self._supervisor.children.values())  # a copy: the main thread changes the dict
+        serving.add_metric([], sum(child.serving_since is not None for child in children))
         yield serving
         restarts = CounterMetricFamily("feature_service_process_restarts",
                                        "server processes replaced after an unexpected exit, by slot", labels=["worker"])
@@ -228,7 +228,7 @@ class Supervisor:
                                  name=f"feature_service-{index}", daemon=False)
         process.start()
         child_end.close()  # the child holds the only copy: its exit closes the pipe
-        self.children[index] = _Child(index, process, parent_end, time.monotonic())
+        self.children[index] = _Child(index, process, parent_end)
         log.info("process started", extra={"event": "process_started", "worker": index, "pid": process.pid})
 
     def _read_reports(self) -> None:
