@@ -1,2 +1,10 @@
 """The shared core: one feature module, one raw schema, and what both the batch job and the server
 need to run them the same way (config I/O, converters, online paths, parity)."""
+
+from hamilton import registry as _hamilton_registry
+
+# Hamilton imports a plugin for every installed library it knows (scikit-learn's pulls in matplotlib)
+# the first time a decorator module is imported: most of every process's start-up. Its own switch,
+# flipped here because this runs before any module of ours imports Hamilton's decorators or driver;
+# dataflow.py loads the one plugin the feature module needs.
+_hamilton_registry.disable_autoload()

@@ -39,6 +39,23 @@ def sample_records(input_path: Path = SAMPLE) -> list[raw_record_pb2.RawRecord]:
     return converters.frame_to_records(reader.read_valid(input_path))
 
 
+def process_tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process `pid` and its living descendants (Linux /proc)."""
+    total, pending, tick = 0.0, [pid], os.sysconf("SC_CLK_TCK")
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    pending += [int(child) for child in children.read().split()]
+        except (OSError, IndexError):
+            pass  # gone meanwhile
+    return total
+
+
 def percentiles(seconds: list[float]) -> dict[str, float]:
     """p50/p90/p99 in milliseconds."""
     values = np.asarray(seconds) * 1000

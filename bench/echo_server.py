@@ -3,11 +3,14 @@
 Its figures are the floor the machine allows a Python gRPC server; bench/serving.py prints them
 beside the real server's.
 
-    python bench/echo_server.py     # prints {"event": "serving", "port": N} on stderr
+    python bench/echo_server.py          # grpc.server (threads), as feature_service uses
+    python bench/echo_server.py --aio    # grpc.aio.server (one asyncio loop): the same work
+    # both print {"event": "serving", "port": N} on stderr
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import sys
@@ -21,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from absenteeism.v1 import prediction_service_pb2 as pb  # noqa: E402
 from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc  # noqa: E402
 
+OPTIONS = [("grpc.max_receive_message_length", 64 << 20)]
+
 
 class EchoServicer(pb_grpc.PredictionServiceServicer):
     def Predict(self, request, context):
@@ -30,16 +35,42 @@ class EchoServicer(pb_grpc.PredictionServiceServicer):
         return pb.PredictBatchResponse(predictions=[0.0] * len(request.records))
 
 
-def main() -> None:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
-                         options=[("grpc.max_receive_message_length", 64 << 20)])
+class AsyncEchoServicer(pb_grpc.PredictionServiceServicer):
+    async def Predict(self, request, context):
+        return pb.PredictResponse(prediction=0.0)
+
+    async def PredictBatch(self, request, context):
+        return pb.PredictBatchResponse(predictions=[0.0] * len(request.records))
+
+
+def _serving(port: int) -> None:
+    print(json.dumps({"event": "serving", "port": port}), file=sys.stderr, flush=True)
+
+
+def threads() -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=OPTIONS)
     pb_grpc.add_PredictionServiceServicer_to_server(EchoServicer(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    print(json.dumps({"event": "serving", "port": port}), file=sys.stderr, flush=True)
+    _serving(port)
     signal.signal(signal.SIGTERM, lambda *_: server.stop(0))
     server.wait_for_termination()
 
 
+async def asynchronous() -> None:
+    server = grpc.aio.server(options=OPTIONS)
+    pb_grpc.add_PredictionServiceServicer_to_server(AsyncEchoServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    _serving(port)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await server.stop(0)
+
+
 if __name__ == "__main__":
-    main()
+    if "--aio" in sys.argv[1:]:
+        asyncio.run(asynchronous())
+    else:
+        threads()

@@ -1,19 +1,25 @@
-"""Server benchmark: the fast path and the reference path (a Hamilton driver per request), side
-by side in one run, each in its own server process on 127.0.0.1, with the same client.
+"""Server benchmark: the floor, our server with 1 and with N processes, and the reference path, side
+by side in one run, each server on 127.0.0.1, loaded by client processes apart from it.
 
-    python bench/serving.py            # full run (about 2 minutes)
-    python bench/serving.py --smoke    # a few calls of each kind: CI runs this so the script cannot rot
+    python bench/serving.py                        # full run (about 4 minutes)
+    python bench/serving.py --processes 1,2        # our server with 1 and 2 processes (the default)
+    python bench/serving.py --smoke                # a few calls of each kind (8 callers only): CI runs this so the script cannot rot
 
-Also measures bench/echo_server.py, a gRPC server of the same contract that does no work: the
-floor this machine allows. Prints sequential Predict latency (p50/p90/p99), Predict throughput at 1, 8 and 32 concurrent
-clients (asyncio tasks on one channel, in one client process), and PredictBatch rows/s at batch
-sizes 1, 100 and 10,000, then the fast/reference ratios. Client and server share the machine's cores.
+Servers (--predictors): `echo` is bench/echo_server.py, the same contract doing no work with gRPC's
+thread server (what feature_service uses): the floor of a Python gRPC server process here;
+`echo-aio` the same on grpc.aio; `fast` is our server (`fast xN`: with --processes N);
+`fast-batched` adds --micro-batch-rows 64; `reference` is --predictor reference (a Hamilton driver per call).
+
+Prints sequential Predict latency (one caller, in this process), Predict throughput and latency at
+1, 8 and 32 concurrent callers (bench/load.py: each caller its own channel and connection, spread
+over client processes apart from the server's), the server's CPU per call, how busy the busiest
+client process was, and PredictBatch rows/s at 1, 100 and 10,000 records; then each column against
+the echo floor, and fast/reference.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from pathlib import Path
@@ -24,8 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from absenteeism.v1 import prediction_service_pb2 as pb  # noqa: E402
 from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc  # noqa: E402
-from bench.common import build_config, machine_line, percentiles, sample_records  # noqa: E402
+from bench import load  # noqa: E402
+from bench.common import build_config, machine_line, percentiles, process_tree_cpu_seconds, sample_records  # noqa: E402
 from feature_service.testing import ServerProcess  # noqa: E402
+
+CLIENTS = (1, 8, 32)
+GOAL_CLIENTS = 8
 
 
 def sequential_latency(target: str, records, calls: int) -> dict[str, float]:
@@ -42,32 +52,6 @@ def sequential_latency(target: str, records, calls: int) -> dict[str, float]:
     return percentiles(seconds)
 
 
-async def _concurrent(target: str, records, clients: int, duration: float) -> dict[str, float]:
-    requests = [pb.PredictRequest(record=r) for r in records]
-    seconds: list[float] = []
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = pb_grpc.PredictionServiceStub(channel)
-        await stub.Predict(requests[0])
-        stop_at = time.perf_counter() + duration
-
-        async def client(offset: int) -> None:
-            i = offset
-            while time.perf_counter() < stop_at:
-                start = time.perf_counter()
-                await stub.Predict(requests[i % len(requests)])
-                seconds.append(time.perf_counter() - start)
-                i += clients
-
-        started = time.perf_counter()
-        await asyncio.gather(*(client(c) for c in range(clients)))
-        elapsed = time.perf_counter() - started
-    return {"calls_per_s": len(seconds) / elapsed, **percentiles(seconds)}
-
-
-def throughput(target: str, records, clients: int, duration: float) -> dict[str, float]:
-    return asyncio.run(_concurrent(target, records, clients, duration))
-
-
 def batch_rows_per_second(target: str, records, size: int, repeats: int) -> float:
     batch = [records[i % len(records)] for i in range(size)]
     request = pb.PredictBatchRequest(records=batch)
@@ -81,69 +65,91 @@ def batch_rows_per_second(target: str, records, size: int, repeats: int) -> floa
         return size * repeats / (time.perf_counter() - start)
 
 
-def echo_server() -> ServerProcess:
-    """bench/echo_server.py, started like the real server (it prints the same "serving" line)."""
-    server = ServerProcess(None)
-    server.command = [sys.executable, str(Path(__file__).resolve().parent / "echo_server.py")]
-    return server
+def server(name: str, config: Path) -> ServerProcess:
+    if name.startswith("echo"):
+        process = ServerProcess(None)  # started like the real server: it prints the same "serving" line
+        process.command = [sys.executable, str(Path(__file__).resolve().parent / "echo_server.py")]
+        if name == "echo-aio":
+            process.command.append("--aio")
+        return process
+    if name == "fast-batched":
+        return ServerProcess(config, "--predictor", "fast", "--micro-batch-rows", "64")
+    if name.startswith("fast x"):
+        return ServerProcess(config, "--predictor", "fast", "--processes", name.removeprefix("fast x"))
+    return ServerProcess(config, "--predictor", name)
 
 
-def measure(predictor: str, config: Path, records, smoke: bool) -> dict[str, object]:
+def measure(name: str, config: Path, records, args) -> dict[str, object]:
+    requests = [pb.PredictRequest(record=record).SerializeToString() for record in records]
     results: dict[str, object] = {}
-    if predictor == "echo":
-        server = echo_server()
-    elif predictor == "fast-batched":
-        server = ServerProcess(config, "--predictor", "fast", "--micro-batch-rows", "64")
-    else:
-        server = ServerProcess(config, "--predictor", predictor)
-    with server:
-        results["sequential"] = sequential_latency(server.target, records, 30 if smoke else 3000)
-        for clients in (1, 8, 32):
-            results[f"clients_{clients}"] = throughput(server.target, records, clients, 0.3 if smoke else 8.0)
+    with server(name, config) as running:
+        results["sequential"] = sequential_latency(running.target, records, 30 if args.smoke else 3000)
+        for clients in (GOAL_CLIENTS,) if args.smoke else CLIENTS:
+            results[f"clients_{clients}"] = load.run(
+                running.target, clients, args.client_processes, 0.3 if args.smoke else args.seconds, requests,
+                server_cpu=lambda: process_tree_cpu_seconds(running.pid), start_delay=2.0 if args.smoke else 3.0)
         for size, repeats in ((1, 2000), (100, 300), (10_000, 10)):
-            results[f"batch_{size}"] = batch_rows_per_second(
-                server.target, records, size, 2 if smoke else repeats)
+            results[f"batch_{size}"] = batch_rows_per_second(running.target, records, size, 2 if args.smoke else repeats)
     return results
 
 
 def report(figures: dict[str, dict[str, object]]) -> None:
     names = list(figures)
     compared = [n for n in ("fast", "reference") if n in names]
-    print(f"{'measure':<36}" + "".join(f"{n:>16}" for n in names)
-          + (f"{'fast/ref':>10}" if len(compared) == 2 else ""))
+    print(f"{'measure':<44}" + "".join(f"{n:>14}" for n in names) + (f"{'fast/ref':>10}" if len(compared) == 2 else ""))
 
-    def row(label: str, values: list[float], better_high: bool) -> None:
-        line = f"{label:<36}" + "".join(f"{v:>16.3f}" for v in values)
-        if len(compared) == 2:
+    def row(label: str, values: list[float], better_high: bool | None, digits: int = 3) -> None:
+        line = f"{label:<44}" + "".join(f"{v:>14.{digits}f}" for v in values)
+        if len(compared) == 2 and better_high is not None:
             fast, reference = (values[names.index(n)] for n in compared)
             if min(fast, reference) > 0:
                 line += f"{(fast / reference if better_high else reference / fast):>9.1f}x"
         print(line)
 
     for q in ("p50", "p90", "p99"):
-        row(f"Predict sequential {q} (ms)", [figures[n]["sequential"][q] for n in names], better_high=False)
-    for clients in (1, 8, 32):
-        key = f"clients_{clients}"
-        row(f"Predict {clients} clients (calls/s)", [figures[n][key]["calls_per_s"] for n in names], True)
-        row(f"Predict {clients} clients p99 (ms)", [figures[n][key]["p99"] for n in names], False)
+        row(f"Predict sequential {q} (ms)", [figures[n]["sequential"][q] for n in names], False)
+    measured = [c for c in CLIENTS if f"clients_{c}" in figures[names[0]]]
+    for clients in measured:
+        loads: list[load.Load] = [figures[n][f"clients_{clients}"] for n in names]
+        row(f"Predict {clients} clients (calls/s)", [x.calls_per_s for x in loads], True, 1)
+        row(f"Predict {clients} clients p50 (ms)", [x.p50_ms for x in loads], False)
+        row(f"Predict {clients} clients p99 (ms)", [x.p99_ms for x in loads], False)
+        row(f"Predict {clients} clients server CPU/call (us)",
+            [x.server_cpu_seconds / max(x.calls, 1) * 1e6 for x in loads], None, 1)
+        row(f"Predict {clients} clients busiest client process", [max(x.client_busy) for x in loads], None, 2)
     for size in (1, 100, 10_000):
-        row(f"PredictBatch {size} (rows/s)", [figures[n][f"batch_{size}"] for n in names], True)
+        row(f"PredictBatch {size} (rows/s)", [figures[n][f"batch_{size}"] for n in names], True, 1)
+    if "echo" in names:
+        for clients in measured:
+            floor = figures["echo"][f"clients_{clients}"].calls_per_s
+            row(f"Predict {clients} clients / echo (1 process)",
+                [figures[n][f"clients_{clients}"].calls_per_s / floor for n in names], None, 2)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny counts: checks the script runs")
-    parser.add_argument("--predictors", default="fast,fast-batched,reference,echo",
-                        help="servers to measure: fast (the default server), fast-batched (--micro-batch-rows 64), "
-                             "reference (--predictor reference), echo (bench/echo_server.py, no work at all)")
+    parser.add_argument("--predictors", default="echo,echo-aio,fast,reference",
+                        help="servers to measure (see above); `fast` is measured at every --processes count")
+    parser.add_argument("--processes", default="1,2",
+                        help="process counts of our server (`fast`): 1 is the plain server, N > 1 runs --processes N")
+    parser.add_argument("--client-processes", type=int, default=4,
+                        help="client processes sharing the concurrent callers (each caller its own connection)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="seconds of load per measurement")
     parser.add_argument("--config", type=Path, help="a serving_config.pb to use (default: the ETL job is run on "
                                                     "the bundled sample first)")
     args = parser.parse_args()
     print(machine_line())
+    print(f"load: {args.client_processes} client processes (fewer for fewer callers), each caller its own connection")
     config = args.config or build_config() / "serving_config.pb"
     records = sample_records()
-    figures = {name: measure(name, config, records, args.smoke)
-               for name in args.predictors.split(",")}
+    names: list[str] = []
+    for name in args.predictors.split(","):
+        if name == "fast":
+            names += ["fast" if n == "1" else f"fast x{n}" for n in args.processes.split(",")]
+        else:
+            names.append(name)
+    figures = {name: measure(name, config, records, args) for name in names}
     report(figures)
 
 

@@ -3,7 +3,8 @@
 Exit codes: 0 after a graceful stop; 2 bad flags (incl. neither --insecure nor TLS files);
 78 (EX_CONFIG) the config (or a TLS file) cannot be used, with one message naming the file and saying
 why; 1 the port cannot be bound. A SIGTERM/SIGINT at any time, even while the modules load, is a
-graceful stop; SIGHUP reloads the config (reload.py).
+graceful stop; SIGHUP reloads the config (reload.py). The same with --processes N > 1
+(feature_service/supervisor.py).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 
 from absenteeism import config_io  # noqa: E402
-from feature_service import logs, settings as settings_module  # noqa: E402
+from feature_service import logs, settings as settings_module, supervisor  # noqa: E402
 from feature_service.server import PredictionServer  # noqa: E402
 
 EXIT_USAGE = 2
@@ -45,7 +47,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def serve(settings: settings_module.Settings, shutdown: ShutdownSignal | None = None,
-          reload_signal: ReloadSignal | None = None) -> int:
+          reload_signal: ReloadSignal | None = None, on_serving: Callable[[int], None] | None = None) -> int:
+    """One server process, until SIGTERM/SIGINT. `on_serving(port)` is told once it serves (the
+    supervisor's children report to their parent through it)."""
     server = PredictionServer(settings)
     shutdown = shutdown or ShutdownSignal()
     reload_signal = reload_signal or ReloadSignal()
@@ -63,6 +67,8 @@ def serve(settings: settings_module.Settings, shutdown: ShutdownSignal | None = 
         print(f"feature_service: {error}", file=sys.stderr)
         return EXIT_BIND
     reload_signal.attach(server.request_reload)
+    if on_serving is not None:
+        on_serving(server.port)
     received = shutdown.wait()
     log.info("signal received", extra={"event": "signal", "signal": received})
     server.stop()
@@ -77,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     except settings_module.SettingsError as error:
         parser.error(str(error))  # exits 2
     logs.configure(settings.log_level)
+    if settings.process_count > 1:
+        return supervisor.run(settings)
     return serve(settings, SHUTDOWN, RELOAD)
 
 

@@ -30,3 +30,20 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+class _Fields(logging.Filter):
+    def __init__(self, fields: dict[str, object]):
+        super().__init__()
+        self._fields = fields
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in self._fields.items():
+            setattr(record, name, value)
+        return True
+
+
+def add_fields(**fields: object) -> None:
+    """Every line from now on carries `fields` (a supervisor's child: its worker slot and pid)."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_Fields(fields))

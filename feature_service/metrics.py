@@ -88,12 +88,21 @@ class MetricsInterceptor(grpc.ServerInterceptor):
     def __init__(self, metrics: Metrics):
         self._metrics = metrics
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        # Label children looked up once: .labels() builds a key and takes a lock on every call.
+        self._requests: dict[tuple[str, str], Counter] = {}
+        self._latency: dict[str, Histogram] = {}
 
     def _done(self, method: str, context, started: float, raised: bool) -> None:
         elapsed = time.perf_counter() - started
         code = _final_code(context, raised)
-        self._metrics.requests.labels(method, code).inc()
-        self._metrics.latency.labels(method).observe(elapsed)
+        requests = self._requests.get((method, code))
+        if requests is None:
+            requests = self._requests[method, code] = self._metrics.requests.labels(method, code)
+        requests.inc()
+        latency = self._latency.get(method)
+        if latency is None:
+            latency = self._latency[method] = self._metrics.latency.labels(method)
+        latency.observe(elapsed)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("call", extra={"event": "call", "method": method, "code": code,
                                      "duration_ms": round(elapsed * 1000, 3), "peer": context.peer()})

@@ -79,7 +79,9 @@ class PredictionServer:
                           errors.DecodeGuardInterceptor()],
             options=[("grpc.max_receive_message_length", settings.max_message_bytes),
                      ("grpc.max_send_message_length", settings.max_message_bytes),
-                     ("grpc.so_reuseport", 0)])
+                     # 0: a port already taken is an error; 1 only for a supervisor's children,
+                     # which share the port the supervisor checked is free (supervisor.py)
+                     ("grpc.so_reuseport", 1 if settings.reuse_port else 0)])
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
         self.health.add_to(server)
         address = f"{settings.host}:{settings.port}"

@@ -41,6 +41,8 @@ class Settings:
     max_streams: int | None = None  # streaming calls open at once; None: half of the workers
     stream_idle_timeout: float = 60.0  # seconds a stream may send nothing; 0: no limit
     log_level: str = "INFO"
+    processes: int = 1  # 0: one per available core; >1: a supervisor runs that many (supervisor.py)
+    reuse_port: bool = False  # not a flag: set by the supervisor for its children (SO_REUSEPORT)
 
     def __post_init__(self) -> None:
         if not self.metrics_host:
@@ -51,6 +53,8 @@ class Settings:
             raise SettingsError("--micro-batch-rows must be >= 0")
         if not 0 <= self.reload_interval <= 86_400:  # also refuses nan
             raise SettingsError("--reload-interval must be in 0..86400 seconds (0 turns watching off)")
+        if self.processes < 0:
+            raise SettingsError("--processes must be >= 0 (0: one per available core)")
         if self.grace < 0 or self.workers < 1 or self.max_batch < 1 or self.max_message_bytes < 1024:
             raise SettingsError("--grace must be >= 0, --workers and --max-batch >= 1, --max-message-bytes >= 1024")
         if self.max_streams is not None and not 0 <= self.max_streams < self.workers:
@@ -71,6 +75,11 @@ class Settings:
     def stream_limit(self) -> int:
         """Streaming calls let in at once: always below the worker count."""
         return self.workers // 2 if self.max_streams is None else self.max_streams
+
+    @property
+    def process_count(self) -> int:
+        """--processes with 0 resolved: the cores this process may run on (its CPU affinity)."""
+        return self.processes or len(os.sched_getaffinity(0))
 
     @property
     def security(self) -> str:
@@ -116,6 +125,8 @@ OPTIONS: tuple[tuple[str, type | None, object, str], ...] = (
     ("--reload-interval", float, Settings.reload_interval,
      "seconds between checks of --config for a new file (SIGHUP reloads at once); 0 turns watching off"),
     ("--log-level", str, Settings.log_level, "DEBUG logs every call; INFO, WARNING, ERROR"),
+    ("--processes", int, Settings.processes,
+     "server processes sharing the port (SO_REUSEPORT) under one supervisor; 0: one per available core"),
 )
 
 

@@ -40,7 +40,9 @@ def wait_until_catches(pid: int, signum: int, timeout: float = 10.0) -> None:
 class ServerProcess:
     """`python -m feature_service serve` on 127.0.0.1, port 0; use as a context manager.
 
-    `port` is read from the server's JSON "serving" log line; `logs` holds every stderr line."""
+    `port` is read from the server's JSON "serving" log line (with --processes N > 1, the supervisor's,
+    once every child serves: the children's own lines carry a "worker" field); `logs` holds every
+    stderr line and `entries` the JSON ones."""
 
     def __init__(self, config: Path | str | None, *args: str, insecure: bool = True, metrics_port: int = 0,
                  env: dict[str, str] | None = None, cwd: Path | str | None = None):
@@ -55,7 +57,9 @@ class ServerProcess:
         self.env = {**os.environ, **(env or {})}
         self.cwd = cwd  # `python -m` looks in the working folder first
         self.logs: list[str] = []
+        self.entries: list[dict] = []
         self.port: int | None = None
+        self.serving_entry: dict | None = None
         self.returncode: int | None = None
         self._serving = threading.Event()
         self._process: subprocess.Popen | None = None
@@ -75,10 +79,18 @@ class ServerProcess:
                 entry = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(entry, dict) and entry.get("event") == "serving":
+            if not isinstance(entry, dict):
+                continue
+            self.entries.append(entry)
+            if entry.get("event") == "serving" and "worker" not in entry:
                 self.port = int(entry["port"])
+                self.serving_entry = entry
                 self._serving.set()
         self._serving.set()  # stderr closed: the process is gone
+
+    def events(self, name: str) -> list[dict]:
+        """The JSON log entries of event `name` so far."""
+        return [entry for entry in list(self.entries) if entry.get("event") == name]
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         self.launch()

@@ -21,8 +21,10 @@ def test_serving_benchmark_smoke(trained_config):
     out = run("bench/serving.py", "--config", str(trained_config.path))
     for label in ("Predict sequential p50 (ms)", "Predict 8 clients (calls/s)", "PredictBatch 10000 (rows/s)"):
         line = next(line for line in out.splitlines() if line.startswith(label))
-        assert len(line.split()) >= len(label.split()) + 3  # fast, reference, echo (+ ratio)
-    assert "fast/ref" in out
+        assert len(line.split()) >= len(label.split()) + 5  # echo, echo-aio, fast, fast x2, reference (+ ratio)
+    header = next(line for line in out.splitlines() if line.startswith("measure"))
+    assert "fast x2" in header and "echo-aio" in header
+    assert "fast/ref" in out and "Predict 8 clients / echo (1 process)" in out
 
 
 def test_reload_benchmark_smoke():
@@ -39,3 +41,11 @@ def test_reload_benchmark_smoke():
 def test_etl_benchmark_smoke():
     out = run("bench/etl.py")
     assert "bare Hamilton feature DAG" in out and "etl_job run (everything)" in out and "ratio job/bare" in out
+
+
+def test_startup_benchmark_smoke(trained_config):
+    out = run("bench/startup.py", "--config", str(trained_config.path))
+    for label in ("python -m etl_job --help", "server start to serving (1 process)",
+                  "server start to serving (2 processes)"):
+        line = next(line for line in out.splitlines() if line.startswith(label))
+        assert len(line.split()) == len(label.split()) + 2  # min, median

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,12 @@ def test_defaults():
     assert (s.host, s.port, s.metrics_port, s.grace, s.max_batch, s.predictor, s.micro_batch_rows,
             s.reload_interval) == ("0.0.0.0", 50051, 9464, 10.0, 10_000, "fast", 0, 5.0)
     assert s.config == Path("c.pb") and s.security == "plaintext"
+    assert s.processes == 1 and s.process_count == 1 and not s.reuse_port
+
+
+def test_processes_0_is_one_per_available_core():
+    s = settings.parse(["--config", "c.pb", "--insecure", "--processes", "0"], environ={})
+    assert s.process_count == len(os.sched_getaffinity(0))
 
 
 def test_every_flag_reads_its_environment_variable():
@@ -23,12 +30,12 @@ def test_every_flag_reads_its_environment_variable():
            "FEATURE_SERVICE_HOST": "127.0.0.1", "FEATURE_SERVICE_PREDICTOR": "reference",
            "FEATURE_SERVICE_LOG_LEVEL": "DEBUG", "FEATURE_SERVICE_MICRO_BATCH_ROWS": "32",
            "FEATURE_SERVICE_METRICS_HOST": "127.0.0.3", "FEATURE_SERVICE_RELOAD_INTERVAL": "0.5",
-           "FEATURE_SERVICE_MAX_STREAMS": "2", "FEATURE_SERVICE_STREAM_IDLE_TIMEOUT": "5"}
+           "FEATURE_SERVICE_MAX_STREAMS": "2", "FEATURE_SERVICE_STREAM_IDLE_TIMEOUT": "5", "FEATURE_SERVICE_PROCESSES": "3"}
     s = settings.parse([], environ=env)
     assert (s.config, s.port, s.metrics_port, s.insecure, s.grace, s.workers, s.max_batch, s.max_message_bytes,
             s.host, s.log_level, s.predictor, s.micro_batch_rows, s.metrics_host, s.reload_interval, s.max_streams,
-            s.stream_idle_timeout) == (
-        Path("/x.pb"), 0, 0, True, 2.5, 3, 7, 4096, "127.0.0.1", "DEBUG", "reference", 32, "127.0.0.3", 0.5, 2, 5.0)
+            s.stream_idle_timeout, s.processes) == (
+        Path("/x.pb"), 0, 0, True, 2.5, 3, 7, 4096, "127.0.0.1", "DEBUG", "reference", 32, "127.0.0.3", 0.5, 2, 5.0, 3)
     assert {settings.env_name(flag) for flag, *_ in settings.OPTIONS} == set(env) | {
         "FEATURE_SERVICE_TLS_CERT", "FEATURE_SERVICE_TLS_KEY", "FEATURE_SERVICE_TLS_CLIENT_CA"}
 
@@ -60,6 +67,7 @@ def test_tls_settings():
     (["--config", "c", "--insecure", "--max-batch", "0"], "--max-batch"),
     (["--config", "c", "--insecure", "--reload-interval", "-1"], "--reload-interval"),
     (["--config", "c", "--insecure", "--reload-interval", "nan"], "--reload-interval"),
+    (["--config", "c", "--insecure", "--processes", "-1"], "--processes"),
 ])
 def test_refusals(argv, words):
     with pytest.raises(settings.SettingsError, match=words):

@@ -148,7 +148,8 @@ def parse_columns(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[Violation]]:
             if column.dtype == "int64":
                 bad |= numbers != np.floor(numbers)
         positions = np.flatnonzero(bad)  # few; boolean-indexing every column costs more
-        for label, value in zip(raw.index[positions], raw.iloc[positions]):
+        # (none in most chunks: an empty .iloc lookup alone costs ~0.7 ms a column)
+        for label, value in zip(raw.index[positions], raw.iloc[positions]) if len(positions) else ():
             text = value.strip() if isinstance(value, str) else value
             if pd.isna(value) or text == "":  # an empty cell: None, or NaN in a pandas 3 string column
                 violations.append(Violation(row=label, column=column.name, rule=REQUIRED, value=None))
