@@ -8,6 +8,8 @@
 | BatchTooLarge (over --max-batch)       | RESOURCE_EXHAUSTED  | message names the cap                 |
 | message over --max-message-bytes       | RESOURCE_EXHAUSTED  | (refused by gRPC itself)              |
 | deadline passed before the work        | DEADLINE_EXCEEDED   |                                       |
+| FailedPrecondition (e.g. no drift      | FAILED_PRECONDITION | message says why and what to do       |
+| monitoring for this config)            |                     |                                       |
 | anything else                          | INTERNAL            | "internal error"; trace in server log |
 
 Servicer methods raise; they never call context.abort themselves.
@@ -40,6 +42,10 @@ class BatchTooLarge(Exception):
 
 class DeadlineExceeded(Exception):
     pass
+
+
+class FailedPrecondition(Exception):
+    """The server cannot answer this call in its present state; the message says why."""
 
 
 class UndecodableRequest(Exception):
@@ -93,6 +99,8 @@ def to_status(error: BaseException, method: str, field_path: FieldPath) -> grpc.
         return _grpc_status(code_pb2.RESOURCE_EXHAUSTED, str(error))
     if isinstance(error, DeadlineExceeded):
         return _grpc_status(code_pb2.DEADLINE_EXCEEDED, "deadline exceeded before the prediction was made")
+    if isinstance(error, FailedPrecondition):
+        return _grpc_status(code_pb2.FAILED_PRECONDITION, str(error))
     log.error("unexpected error", extra={"event": "internal_error", "method": method},
               exc_info=(type(error), error, error.__traceback__))
     return _grpc_status(code_pb2.INTERNAL, INTERNAL_MESSAGE)

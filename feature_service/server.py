@@ -11,9 +11,10 @@ from concurrent import futures
 
 import grpc
 
-from absenteeism import config_io
+from absenteeism import config_io, profile
 from absenteeism.v1 import prediction_service_pb2_grpc, serving_config_pb2
 from feature_service import errors, predictors
+from feature_service.monitoring import Monitoring
 from feature_service.micro_batching import MicroBatchingPredictor
 from feature_service.health import Health
 from feature_service.metrics import Metrics, MetricsInterceptor
@@ -59,6 +60,8 @@ class PredictionServer:
         self.health = Health()
         self.port: int | None = None
         self.config: serving_config_pb2.ServingConfig | None = None
+        self.monitoring: Monitoring | None = None
+        self.drift = None  # the drift monitor of the config being served
         self._server: grpc.Server | None = None
 
     def start(self) -> int:
@@ -68,8 +71,15 @@ class PredictionServer:
         if settings.micro_batch_rows:
             predictor = MicroBatchingPredictor(predictor, settings.micro_batch_rows,
                                                on_batch=lambda calls, rows: self.metrics.micro_batch_calls.observe(calls))
+        self.monitoring = Monitoring(settings.monitoring, self.config.feature_names, self.metrics.registry,
+                                     lambda: self.drift)
+        try:
+            predictor, self.drift = self.monitoring.attach(self.config, predictor)
+        except profile.ProfileError as error:
+            raise config_io.ConfigError(f"config {error}: rerun the ETL job") from None
         credentials = server_credentials(settings)
-        servicer = PredictionServicer(self.config, predictor, max_batch=settings.max_batch, metrics=self.metrics)
+        servicer = PredictionServicer(self.config, predictor, max_batch=settings.max_batch, metrics=self.metrics,
+                                      drift=self.drift)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
             interceptors=[MetricsInterceptor(self.metrics), errors.DecodeGuardInterceptor()],
@@ -90,6 +100,7 @@ class PredictionServer:
             self.metrics.serve_http(settings.host, settings.metrics_port)
         except OSError as error:
             raise OSError(f"cannot serve metrics on {settings.host}:{settings.metrics_port}: {error}") from None
+        self.monitoring.start()
         server.start()
         self._server, self.port = server, port
         self.health.serving()
@@ -107,6 +118,8 @@ class PredictionServer:
             log.info("stopping", extra={"event": "stopping", "grace_seconds": grace})
             self._server.stop(grace).wait()
             self._server = None
+        if self.monitoring is not None:
+            self.monitoring.close()  # after the last call: the prediction log's open file is published
         self.metrics.stop_http()
         log.info("stopped", extra={"event": "stopped"})
 

@@ -11,6 +11,7 @@ from absenteeism import raw_schema
 from absenteeism.online.predictor import Predictor, predict_valid
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc, serving_config_pb2
+from feature_service import drift as drift_module
 from feature_service import errors, streaming
 from feature_service.metrics import Metrics
 
@@ -26,8 +27,9 @@ def _check_deadline(context: grpc.ServicerContext) -> None:
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, config: serving_config_pb2.ServingConfig, predictor: Predictor, *,
-                 max_batch: int = 10_000, metrics: Metrics | None = None):
+                 max_batch: int = 10_000, metrics: Metrics | None = None, drift: drift_module.Monitor | None = None):
         self._config = config
+        self._drift = drift or drift_module.Unmonitored("drift monitoring is off")
         self._predictor = predictor
         self._max_batch = max_batch
         self._metrics = metrics or Metrics()
@@ -101,3 +103,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def GetServingConfig(self, request: pb.GetServingConfigRequest,
                          context: grpc.ServicerContext) -> pb.GetServingConfigResponse:
         return pb.GetServingConfigResponse(config=self._config)
+
+    @errors.unary_boundary(errors.single_record_field)
+    def GetDriftReport(self, request: pb.GetDriftReportRequest,
+                       context: grpc.ServicerContext) -> pb.GetDriftReportResponse:
+        return self._drift.report().response()
