@@ -28,12 +28,12 @@ class ProfileError(ValueError):
 
 
 def numeric_edges(values: np.ndarray, bins: int = QUANTILE_BINS) -> np.ndarray:
-    """Ascending edges at the quantiles 0, 1/bins, ..., 1 of `values` (duplicates dropped);
-    [v, v] when every value is v."""
+    """Ascending edges at the quantiles 0, 1/bins, ..., 1 of `values` (each a value of `values`,
+    not an interpolation: ages stay whole years; duplicates dropped); [v, v] when every value is v."""
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:
         raise ValueError("no values to place bin edges on")
-    edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)))
+    edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1), method="lower"))
     return np.repeat(edges, 2) if edges.size == 1 else edges
 
 

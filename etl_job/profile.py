@@ -33,8 +33,8 @@ class RowSample:
     """The `size` accepted rows with the smallest hash of (SAMPLE_SEED, source row), kept while the
     rows stream by (at most twice `size` rows held at any time)."""
 
-    def __init__(self, size: int = SAMPLE_ROWS):
-        self.size = size
+    def __init__(self, size: int | None = None):
+        self.size = SAMPLE_ROWS if size is None else size
         self._parts: list[pd.DataFrame] = []
         self._held = 0
 
