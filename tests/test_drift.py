@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import numpy as np
@@ -114,6 +115,20 @@ def test_age_60_on_mondays_drifts_the_age_and_day_entries_and_nothing_else(train
     marks = [line.split()[-1] for line in lines[1:1 + len(report.features)]]
     assert marks == ["DRIFT"] * len(report.drifted) + ["ok"] * (len(report.features) - len(report.drifted))
     assert f"{len(report.drifted)} of {len(report.features)} entries DRIFTED" in lines[-1]
+
+
+@pytest.mark.parametrize("flags", [("--predictor", "reference"), ("--micro-batch-rows", "16")])
+def test_every_online_path_feeds_the_window(trained_config, training_rows, flags):
+    records = converters.frame_to_records(training_rows)
+    with ServerProcess(trained_config.path, *flags) as server, PredictionClient(server.target, insecure=True) as client:
+        if flags[0] == "--predictor":  # the reference path reads no raw matrix of its own: the monitor converts
+            assert all(result.ok for result in client.predict_stream(records))
+        else:  # concurrent single calls, computed together
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(client.predict, records))
+        report = client.drift_report()
+    assert report.window_records == len(records)
+    assert report.features and all(f.value == 0.0 for f in report.features)  # every record counted once
 
 
 def test_the_window_slides(trained_config, training_rows):
