@@ -2,6 +2,8 @@
 
 from clients.client import (
     BatchPrediction,
+    DriftReport,
+    FeatureDrift,
     FieldViolation,
     InvalidInputError,
     Prediction,
@@ -13,6 +15,8 @@ from clients.client import (
 
 __all__ = [
     "BatchPrediction",
+    "DriftReport",
+    "FeatureDrift",
     "FieldViolation",
     "InvalidInputError",
     "Prediction",

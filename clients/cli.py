@@ -20,15 +20,15 @@ from absenteeism.online import converters
 from absenteeism.dataset import format as dataset_format
 from absenteeism.dataset import reader
 from absenteeism.raw_schema import REQUIRED
-from clients import server_parity
+from clients import drift, server_parity
 from clients.client import PredictionClient, PredictionError, TlsOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
 REJECT_COLUMNS = ["source_row", "field", "rule", "description", "reported_by"]
 
 
-def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", required=True, help="server address, HOST:PORT")
+def add_connection_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument("--target", required=required, help="server address, HOST:PORT")
     security = parser.add_argument_group("transport security (TLS unless --insecure)")
     security.add_argument("--insecure", action="store_true", help="plaintext connection")
     security.add_argument("--ca-cert", type=Path, help="CA that signed the server certificate (PEM); "
@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     predict_parser.set_defaults(run=predict)
     server_parity.add_parser(commands, add_connection_arguments, client_from_args)
+    drift.add_parser(commands, add_connection_arguments, client_from_args)
     return parser
 
 

@@ -82,6 +82,29 @@ class BatchPrediction:
 
 
 @dataclass(frozen=True)
+class FeatureDrift:
+    """One monitored value (raw input, feature or the prediction) compared with training by one metric."""
+
+    name: str
+    source: str  # "raw_input", "feature" or "prediction"
+    metric: str  # "psi", "jensen_shannon" or "l_infinity"
+    value: float
+    threshold: float
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    features: list[FeatureDrift]  # as the server lists them: raw inputs, features, prediction
+    window_records: int
+    config_id: str
+
+    @property
+    def drifted(self) -> list[FeatureDrift]:
+        return [f for f in self.features if f.drifted]
+
+
+@dataclass(frozen=True)
 class StreamResult:
     """One response of PredictStream: a prediction, or the reasons the record was refused."""
 
@@ -181,6 +204,12 @@ class PredictionClient:
 
     def serving_config(self, *, timeout: float | None = ...) -> serving_config_pb2.ServingConfig:
         return self._unary(self._stub.GetServingConfig, pb.GetServingConfigRequest(), timeout).config
+
+    def drift_report(self, *, timeout: float | None = ...) -> DriftReport:
+        """The server's drift report (GetDriftReport); FAILED_PRECONDITION when it monitors no drift."""
+        response = self._unary(self._stub.GetDriftReport, pb.GetDriftReportRequest(), timeout)
+        return DriftReport([FeatureDrift(f.name, f.source, f.metric, f.value, f.threshold, f.drifted)
+                            for f in response.features], response.window_records, response.config_id)
 
     def predict_stream(self, records: Iterable[RecordLike], *, include_features: bool = False,
                        timeout: float | None = ...) -> Iterator[StreamResult]:

@@ -1,7 +1,14 @@
-"""python -m clients parity: replays every accepted row of a raw input through a running server and
-compares each row's features (names, order, float64 bits) and prediction with the ETL job's
-training set. Single Predict calls, PredictBatch calls and a PredictStream: each mode is compared
-on its own. Exit code 0 only when every row of every mode is identical.
+"""python -m clients parity, two ways:
+
+- against a server (--target, --training-set, --input): replays every accepted row of a raw input
+  through a running server and compares each row's features (names, order, float64 bits) and
+  prediction with the ETL job's training set. Single Predict calls, PredictBatch calls and a
+  PredictStream: each mode is compared on its own.
+- on live traffic (--prediction-log DIR --config CONFIG): recomputes every record the server logged
+  with that config through the batch path and compares it with what the server logged
+  (log_replay.py). Needs no server.
+
+Exit code 0 only when every row is identical, 4 on any difference, 2 bad usage or input.
 """
 
 from __future__ import annotations
@@ -102,9 +109,12 @@ def add_parser(subcommands, add_connection_arguments, client_from_args) -> None:
     """Adds `parity` to the CLI; the connection flags and client come from clients.cli."""
     parser = subcommands.add_parser("parity", help="compare a running server with the ETL job's training set",
                                     description=__doc__)
-    add_connection_arguments(parser)
-    parser.add_argument("--training-set", type=Path, required=True, help="DIR/training_set.parquet of the ETL run")
-    parser.add_argument("--input", type=Path, required=True, help="the raw input file or folder of that ETL run")
+    add_connection_arguments(parser, required=False)
+    parser.add_argument("--training-set", type=Path, help="DIR/training_set.parquet of the ETL run")
+    parser.add_argument("--input", type=Path, help="the raw input file or folder of that ETL run")
+    replay = parser.add_argument_group("parity on live traffic (instead of --target, --training-set, --input)")
+    replay.add_argument("--prediction-log", type=Path, help="the folder of a server's --prediction-log")
+    replay.add_argument("--config", type=Path, help="the serving_config.pb whose logged records are replayed")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
     parser.add_argument("--batch-size", type=int, default=1000, help="records per PredictBatch call")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent single Predict calls")
@@ -112,6 +122,13 @@ def add_parser(subcommands, add_connection_arguments, client_from_args) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false")
 
     def run_with_client(args: argparse.Namespace) -> int:
+        if args.prediction_log is not None or args.config is not None:
+            return run_replay(args)
+        missing = [flag for flag, value in (("--target", args.target), ("--training-set", args.training_set),
+                                            ("--input", args.input)) if value is None]
+        if missing:
+            raise ValueError(f"parity needs {', '.join(missing)} (against a server), or --prediction-log and "
+                             "--config (on logged traffic)")
         with client_from_args(args) as client:
             return run(args, client)
 
@@ -133,3 +150,24 @@ def run(args: argparse.Namespace, client: PredictionClient) -> int:
         args.report.write_text(json.dumps({m: r.as_dict() for m, r in reports.items()}, indent=2) + "\n")
     return EXIT_IDENTICAL if identical else EXIT_MISMATCH
 
+
+def run_replay(args: argparse.Namespace) -> int:
+    from absenteeism.config_io import ConfigError  # the batch path's imports only for this mode
+    from clients import log_replay
+
+    used = [flag for flag, value in (("--target", args.target), ("--training-set", args.training_set),
+                                     ("--input", args.input)) if value is not None]
+    if used or args.prediction_log is None or args.config is None:
+        raise ValueError("parity on logged traffic takes --prediction-log DIR and --config CONFIG"
+                         + (f", not {', '.join(used)}" if used else ""))
+    try:
+        result = log_replay.replay(args.prediction_log, args.config)
+    except ConfigError as error:
+        raise ValueError(f"config {args.config}: {error}") from None
+    print(result.summary())
+    print("PARITY: identical" if result.identical else "PARITY: MISMATCH")
+    if args.report:
+        args.report.write_text(json.dumps({"config_id": result.config_id,
+                                           "files": {name: r.as_dict() for name, r in result.files.items()},
+                                           "other_configs": dict(result.other_configs)}, indent=2) + "\n")
+    return EXIT_IDENTICAL if result.identical else EXIT_MISMATCH

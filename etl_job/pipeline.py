@@ -3,11 +3,13 @@
 1. extract + validate (one read of the input): each chunk is parsed and checked; its rejects go
    to rejects.csv as they come, its accepted typed rows to a temp Arrow spill, and the columns
    the aggregates read (age) are kept;
-2. analyze: the aggregate nodes of the feature module over all accepted rows;
+2. analyze: the aggregate nodes of the feature module over all accepted rows; the training
+   profile's bin edges from a fixed-size sample of them (profile.py);
 3. transform + fit: the spill chunk by chunk through the feature module with the aggregates
-   injected; ridge sufficient statistics; compact features kept for the write;
+   injected; ridge sufficient statistics; compact features kept for the write; raw inputs profiled;
 4. parity: sampled rows through the online path, one record at a time, before anything else is written;
-5. load: the training set with predictions (held-out metrics computed on the way), the config, the report;
+5. load: the training set with predictions (held-out metrics computed on the way, features and
+   predictions profiled), the config, the report;
    all written into the run's own folder, then published at once (output_folder.py).
 
 Each step is timed (report.json) and logged; with progress on, a bar walks through the steps and
@@ -33,6 +35,7 @@ from tqdm import tqdm
 from absenteeism import config_io, dataflow
 from absenteeism.dataset import reader as input_reader
 from etl_job import online_parity, output_folder, outputs, report, serving_config, training
+from etl_job import profile as profile_step
 from etl_job import validate as validate_step
 from etl_job.errors import BadData
 from etl_job.ridge import HeldOutErrors
@@ -122,7 +125,8 @@ def _run(settings: RunSettings, work: Path, out: Path) -> RunResult:
         with Spill() as spill:
             with steps.step("extract_validate"):
                 reader = input_reader.Reader(settings.input_path, settings.chunk_rows)
-                tally, analyze_inputs = _extract_validate(reader, spill, work, steps)
+                sample = profile_step.RowSample()
+                tally, analyze_inputs = _extract_validate(reader, spill, work, steps, sample)
                 extracted = reader.extracted()
                 log.info("rows read %d, accepted %d, rejected %d (%d violations)", tally.rows_read,
                          tally.rows_accepted, tally.rejected_rows, tally.violations)
@@ -131,10 +135,14 @@ def _run(settings: RunSettings, work: Path, out: Path) -> RunResult:
             with steps.step("analyze"):
                 aggregates = _bad_data(training.analyze, analyze_inputs)
                 del analyze_inputs
+                profiler = _bad_data(profile_step.ProfileBuilder, sample.rows(), aggregates)
+                del sample
             with steps.step("transform_fit"):
                 parity_positions = online_parity.sample_positions(spill.rows, settings.parity_rows)
-                fitted = _bad_data(training.train, steps.rows(spill.chunks(), "transform", spill.rows),
-                                   aggregates=aggregates, settings=settings.fit, parity_positions=parity_positions)
+                chunks = steps.rows(profiler.count_raw(spill.chunks()), "transform", spill.rows)
+                fitted = _bad_data(training.train, chunks, aggregates=aggregates, settings=settings.fit,
+                                   parity_positions=parity_positions)
+                profiler.place_prediction(fitted.predict)
         provenance = serving_config.Provenance(
             input_sha256=extracted.input_sha256, input_files=[f.path.name for f in extracted.files],
             rows_read=tally.rows_read, rows_rejected=tally.rejected_rows, created_at=created_at)
@@ -150,9 +158,10 @@ def _run(settings: RunSettings, work: Path, out: Path) -> RunResult:
             with outputs.training_set_writer(work) as append:
                 for rows in steps.rows(fitted.training_rows(), "write", fitted.rows):
                     errors.add(rows.labels[rows.held_out].astype(np.float64), rows.predictions[rows.held_out])
+                    profiler.count_outputs(rows.features, rows.predictions)
                     append(outputs.training_set_table(rows.source_rows, rows.features, rows.labels, rows.predictions))
             paths["training_set"] = out / outputs.TRAINING_SET_FILE
-            config = serving_config.with_evaluation(unevaluated, fitted, errors.metrics())
+            config = serving_config.with_evaluation(unevaluated, fitted, errors.metrics(), profiler.message())
             outputs.write_config(config, work)
             paths["config"] = out / config_io.CONFIG_FILE
             paths["config_json"] = out / config_io.CONFIG_JSON_FILE
@@ -168,10 +177,10 @@ def _run(settings: RunSettings, work: Path, out: Path) -> RunResult:
     return RunResult(run_report, paths)
 
 
-def _extract_validate(reader: input_reader.Reader, spill: Spill, work: Path, steps: _Steps
-                      ) -> tuple[validate_step.Tally, pd.DataFrame]:
+def _extract_validate(reader: input_reader.Reader, spill: Spill, work: Path, steps: _Steps,
+                      sample: profile_step.RowSample) -> tuple[validate_step.Tally, pd.DataFrame]:
     """Pass 1: every chunk parsed and validated; rejects written, accepted rows spilled, the
-    aggregates' inputs collected (a column or two of small integers)."""
+    aggregates' inputs collected (a column or two of small integers), the profile's sample kept."""
     tally = validate_step.Tally()
     kept: dict[str, list[np.ndarray]] = {name: [] for name in dataflow.analyze_columns()}
     with outputs.rejects_writer(work) as append_rejects:
@@ -180,6 +189,7 @@ def _extract_validate(reader: input_reader.Reader, spill: Spill, work: Path, ste
             tally.add(validation, chunk.file.name)
             append_rejects(validate_step.rejects_frame(validation.violations, chunk.file.name))
             spill.append(validation.accepted)
+            sample.add(validation.accepted)
             for name, parts in kept.items():
                 # A copy: a view would keep the chunk's whole block of columns alive.
                 parts.append(validation.accepted[name].to_numpy(copy=True))

@@ -1,5 +1,6 @@
 """Assembles the sealed ServingConfig: the aggregates, the model, the feature list, provenance and
-golden rows; the held-out evaluation is added once the training set has been written."""
+golden rows; the held-out evaluation and the training profile are added once the training set has
+been written."""
 
 from __future__ import annotations
 
@@ -51,11 +52,12 @@ def build(fitted: Fitted, provenance: Provenance) -> serving_config_pb2.ServingC
     return config_io.seal(config)
 
 
-def with_evaluation(config: serving_config_pb2.ServingConfig, fitted: Fitted,
-                    metrics: dict[str, float]) -> serving_config_pb2.ServingConfig:
-    """`config` with the held-out metrics, sealed again."""
+def with_evaluation(config: serving_config_pb2.ServingConfig, fitted: Fitted, metrics: dict[str, float],
+                    profile: serving_config_pb2.TrainingProfile) -> serving_config_pb2.ServingConfig:
+    """`config` with the held-out metrics and the training profile, sealed again."""
     evaluated = serving_config_pb2.ServingConfig()
     evaluated.CopyFrom(config)
+    evaluated.profile.CopyFrom(profile)
     settings = fitted.settings
     evaluated.evaluation.CopyFrom(serving_config_pb2.EvaluationMetrics(
         train_rows=fitted.train_rows, test_rows=fitted.test_rows, test_fraction=settings.test_fraction,

@@ -11,6 +11,8 @@
 | a stream over --max-streams            | RESOURCE_EXHAUSTED  | message names the limit               |
 | deadline passed before the work        | DEADLINE_EXCEEDED   |                                       |
 | streaming.StreamIdle                   | DEADLINE_EXCEEDED   | message names --stream-idle-timeout   |
+| FailedPrecondition (e.g. no drift      | FAILED_PRECONDITION | message says why and what to do       |
+| monitoring for this config)            |                     |                                       |
 | anything else                          | INTERNAL            | "internal error"; trace in server log |
 
 Servicer methods raise; they never call context.abort themselves.
@@ -46,6 +48,10 @@ class BatchTooLarge(Exception):
 
 class DeadlineExceeded(Exception):
     pass
+
+
+class FailedPrecondition(Exception):
+    """The server cannot answer this call in its present state; the message says why."""
 
 
 class UndecodableRequest(Exception):
@@ -132,6 +138,8 @@ def to_status(error: BaseException, method: str, field_path: FieldPath) -> grpc.
         return _grpc_status(code_pb2.DEADLINE_EXCEEDED, "deadline exceeded before the prediction was made")
     if isinstance(error, streaming.StreamIdle):
         return _grpc_status(code_pb2.DEADLINE_EXCEEDED, str(error))
+    if isinstance(error, FailedPrecondition):
+        return _grpc_status(code_pb2.FAILED_PRECONDITION, str(error))
     log.error("unexpected error", extra={"event": "internal_error", "method": method},
               exc_info=(type(error), error, error.__traceback__))
     return _grpc_status(code_pb2.INTERNAL, INTERNAL_MESSAGE)

@@ -12,9 +12,10 @@ from concurrent import futures
 
 import grpc
 
-from absenteeism import config_io
+from absenteeism import config_io, features, profile
 from absenteeism.v1 import prediction_service_pb2_grpc, serving_config_pb2
 from feature_service import errors, predictors, reload, tls
+from feature_service.monitoring import Monitoring
 from feature_service.micro_batching import MicroBatchingPredictor
 from feature_service.health import Health
 from feature_service.metrics import Metrics, MetricsInterceptor
@@ -57,6 +58,7 @@ class PredictionServer:
         self.health = Health()
         self.port: int | None = None
         self.state: ServingState | None = None
+        self.monitoring: Monitoring | None = None
         self._server: grpc.Server | None = None
         self._reloader: reload.Reloader | None = None
 
@@ -68,6 +70,8 @@ class PredictionServer:
     def start(self) -> int:
         """Verifies the config, binds, starts; returns the bound port. Raises config_io.ConfigError."""
         settings = self.settings
+        self.monitoring = Monitoring(settings.monitoring, features.MODEL_FEATURES, self.metrics.registry,
+                                     lambda: self.state.current.drift if self.state is not None else None)
         booted = reload.read_settled(settings.config)
         self.state = ServingState(self._verified_serving(booted.data))
         credentials = tls.server_credentials(settings)
@@ -96,6 +100,7 @@ class PredictionServer:
             self.metrics.serve_http(settings.metrics_host, settings.metrics_port)
         except OSError as error:
             raise OSError(f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {error}") from None
+        self.monitoring.start()
         server.start()
         self._server, self.port = server, port
         self.health.serving()
@@ -114,7 +119,11 @@ class PredictionServer:
         if self.settings.micro_batch_rows:  # one micro-batcher per config: no batch spans two configs
             predictor = MicroBatchingPredictor(predictor, self.settings.micro_batch_rows,
                                                on_batch=lambda calls, rows: self.metrics.micro_batch_calls.observe(calls))
-        return Serving.of(config, predictor)
+        try:  # after the golden rows: they are never counted as traffic
+            predictor, drift = self.monitoring.attach(config, predictor)
+        except profile.ProfileError as error:
+            raise config_io.ConfigError(f"config file {self.settings.config}: {error}: rerun the ETL job") from None
+        return Serving.of(config, predictor, drift)
 
     def _log_fields(self, serving: Serving) -> dict:
         """The fields of the "serving" line (repeated by each "config_loaded" line)."""
@@ -139,5 +148,7 @@ class PredictionServer:
             log.info("stopping", extra={"event": "stopping", "grace_seconds": grace})
             self._server.stop(grace).wait()
             self._server = None
+        if self.monitoring is not None:
+            self.monitoring.close()  # after the last call: the prediction log's open file is published
         self.metrics.stop_http()
         log.info("stopped", extra={"event": "stopped"})

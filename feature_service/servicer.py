@@ -111,3 +111,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def GetServingConfig(self, request: pb.GetServingConfigRequest,
                          context: grpc.ServicerContext) -> pb.GetServingConfigResponse:
         return pb.GetServingConfigResponse(config=self._state.current.config)
+
+    @errors.unary_boundary(errors.single_record_field)
+    def GetDriftReport(self, request: pb.GetDriftReportRequest,
+                       context: grpc.ServicerContext) -> pb.GetDriftReportResponse:
+        return self._state.current.drift.report().response()

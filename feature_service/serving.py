@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from absenteeism.v1 import serving_config_pb2
 from absenteeism.online.predictor import Predictor
+from feature_service.drift import Monitor
 
 
 @dataclass(frozen=True)
@@ -20,10 +21,11 @@ class Serving:
     predictor: Predictor  # built from `config` (and verified through its golden rows)
     config_id: str
     feature_names: tuple[str, ...]
+    drift: Monitor  # this config's drift window: a new config starts an empty one
 
     @classmethod
-    def of(cls, config: serving_config_pb2.ServingConfig, predictor: Predictor) -> Serving:
-        return cls(config, predictor, config.content_sha256, tuple(config.feature_names))
+    def of(cls, config: serving_config_pb2.ServingConfig, predictor: Predictor, drift: Monitor) -> Serving:
+        return cls(config, predictor, config.content_sha256, tuple(config.feature_names), drift)
 
 
 class ServingState:

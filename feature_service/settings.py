@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from feature_service import predictors
+from feature_service import drift, predictors
+from feature_service.monitoring import MonitoringSettings, log_settings
 
 ENV_PREFIX = "FEATURE_SERVICE_"
 _TRUE = {"1", "true", "yes", "on"}
@@ -43,6 +44,15 @@ class Settings:
     log_level: str = "INFO"
     processes: int = 1  # 0: one per available core; >1: a supervisor runs that many (supervisor.py)
     reuse_port: bool = False  # not a flag: set by the supervisor for its children (SO_REUSEPORT)
+    # Monitoring (feature_service/monitoring.py): drift against the config's training profile, prediction log.
+    drift_window: int = drift.DEFAULT_WINDOW  # records; 0: off
+    drift_psi_threshold: float = drift.Thresholds.psi
+    drift_jensen_shannon_threshold: float = drift.Thresholds.jensen_shannon
+    drift_l_infinity_threshold: float = drift.Thresholds.l_infinity
+    prediction_log: Path | None = None  # a folder; None: no log
+    prediction_log_sample_rate: float = 0.01
+    prediction_log_rotate_bytes: int = 64 * 1024 * 1024
+    prediction_log_rotate_seconds: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.metrics_host:
@@ -70,6 +80,14 @@ class Settings:
         if not self.insecure and (self.tls_cert is None or self.tls_key is None):
             raise SettingsError("TLS is required: pass --tls-cert and --tls-key (and --tls-client-ca for mutual TLS), "
                                 "or --insecure for plaintext")
+        if self.drift_window < 0:
+            raise SettingsError("--drift-window must be >= 0 (0 turns drift monitoring off)")
+        if min(self.drift_psi_threshold, self.drift_jensen_shannon_threshold, self.drift_l_infinity_threshold) < 0:
+            raise SettingsError("--drift-*-threshold values must be >= 0")
+        if not 0 <= self.prediction_log_sample_rate <= 1:
+            raise SettingsError("--prediction-log-sample-rate must be in 0..1")
+        if self.prediction_log_rotate_bytes < 1 or self.prediction_log_rotate_seconds <= 0:
+            raise SettingsError("--prediction-log-rotate-bytes must be >= 1 and --prediction-log-rotate-seconds > 0")
 
     @property
     def stream_limit(self) -> int:
@@ -84,6 +102,14 @@ class Settings:
     @property
     def security(self) -> str:
         return "plaintext" if self.insecure else ("mtls" if self.tls_client_ca else "tls")
+
+    @property
+    def monitoring(self) -> MonitoringSettings:
+        thresholds = drift.Thresholds(self.drift_psi_threshold, self.drift_jensen_shannon_threshold,
+                                      self.drift_l_infinity_threshold)
+        return MonitoringSettings(self.drift_window, thresholds, log_settings(
+            self.prediction_log, self.prediction_log_sample_rate, self.prediction_log_rotate_bytes,
+            self.prediction_log_rotate_seconds))
 
 
 def _bool(text: str) -> bool:
@@ -127,6 +153,20 @@ OPTIONS: tuple[tuple[str, type | None, object, str], ...] = (
     ("--log-level", str, Settings.log_level, "DEBUG logs every call; INFO, WARNING, ERROR"),
     ("--processes", int, Settings.processes,
      "server processes sharing the port (SO_REUSEPORT) under one supervisor; 0: one per available core"),
+    ("--drift-window", int, Settings.drift_window,
+     "records the drift report compares with the training profile (the last N served); 0 turns drift monitoring off"),
+    ("--drift-psi-threshold", float, Settings.drift_psi_threshold, "numeric values: PSI above this is drift"),
+    ("--drift-jensen-shannon-threshold", float, Settings.drift_jensen_shannon_threshold,
+     "numeric values: Jensen-Shannon divergence (base 2) above this is drift"),
+    ("--drift-l-infinity-threshold", float, Settings.drift_l_infinity_threshold,
+     "categorical values: L-infinity distance above this is drift"),
+    ("--prediction-log", Path, None, "folder to log sampled predictions to (Parquet); unset: no log"),
+    ("--prediction-log-sample-rate", float, Settings.prediction_log_sample_rate,
+     "share of predictions logged, 0..1"),
+    ("--prediction-log-rotate-bytes", int, Settings.prediction_log_rotate_bytes,
+     "a log file is closed and published once it holds this many bytes"),
+    ("--prediction-log-rotate-seconds", float, Settings.prediction_log_rotate_seconds,
+     "... or once it is this many seconds old"),
 )
 
 

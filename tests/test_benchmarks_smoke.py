@@ -38,6 +38,14 @@ def test_reload_benchmark_smoke():
     assert failed[-2:] == ["0", "0"]
 
 
+def test_drift_benchmark_smoke(trained_config):
+    out = run("bench/drift.py", "--config", str(trained_config.path))
+    for label in ("Predict sequential p50 (ms)", "Predict 8 clients (calls/s)", "PredictBatch 10000 (rows/s)"):
+        line = next(line for line in out.splitlines() if line.startswith(label))
+        assert len(line.split()) == len(label.split()) + 5  # off, drift, drift+log, and the two ratios
+    assert "drift/off" in out and "drift+log/off" in out
+
+
 def test_etl_benchmark_smoke():
     out = run("bench/etl.py")
     assert "bare Hamilton feature DAG" in out and "etl_job run (everything)" in out and "ratio job/bare" in out

@@ -17,7 +17,7 @@ from absenteeism import aggregates, config_io, dataflow
 from absenteeism.dataset import blocks
 from absenteeism.dataset import format as dataset_format
 
-from etl_job import cli, outputs, ridge, synthetic, training
+from etl_job import cli, outputs, profile, ridge, synthetic, training
 from etl_job.split import held_out
 from tests.test_etl_outputs import _config_without_time
 
@@ -36,9 +36,10 @@ def source(tmp_path_factory) -> Path:
 
 
 def test_outputs_do_not_depend_on_the_chunk_size(tmp_path, source, monkeypatch):
-    # Small blocks and row groups, so that chunks cut through them in every way.
+    # Small blocks, row groups and profile sample, so that chunks cut through them in every way.
     monkeypatch.setattr(ridge, "BLOCK_ROWS", 256)
     monkeypatch.setattr(outputs, "ROW_GROUP_ROWS", 500)
+    monkeypatch.setattr(profile, "SAMPLE_ROWS", 400)
     runs = {}
     for chunk_rows in (100_000, 1000, 333, 97):
         out = tmp_path / f"chunks_{chunk_rows}"
@@ -53,7 +54,7 @@ def test_outputs_do_not_depend_on_the_chunk_size(tmp_path, source, monkeypatch):
         assert (out / "training_set.parquet").read_bytes() == (reference / "training_set.parquet").read_bytes()
         assert (out / "rejects.csv").read_bytes() == (reference / "rejects.csv").read_bytes()
         other = json.loads((out / "report.json").read_text())
-        for key in ("rows", "rejects", "statistics", "metrics", "model", "online_parity"):
+        for key in ("rows", "rejects", "statistics", "metrics", "model", "online_parity", "profile"):
             assert other[key] == report[key], (chunk_rows, key)
 
 

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from absenteeism.online import converters
+from absenteeism.raw_schema import RAW_COLUMN_NAMES
+from clients import PredictionClient
 from feature_service.testing import ServerProcess
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "grpc.md"
@@ -41,7 +44,7 @@ def one(commands: list[str], *words: str) -> str:
 @pytest.fixture(scope="module")
 def commands() -> list[str]:
     found = documented_commands()
-    assert len(found) == 7, found
+    assert len(found) == 8, found
     return found
 
 
@@ -55,7 +58,7 @@ def test_list(plaintext_server, commands):
 def test_describe(plaintext_server, commands):
     result = run(one(commands, "describe absenteeism.v1.PredictionService"), plaintext_server.target)
     assert result.returncode == 0, result.stderr
-    for method in ("Predict", "PredictBatch", "PredictStream", "GetServingConfig"):
+    for method in ("Predict", "PredictBatch", "PredictStream", "GetServingConfig", "GetDriftReport"):
         assert f"rpc {method} (" in result.stdout
     result = run(one(commands, "describe absenteeism.v1.RawRecord"), plaintext_server.target)
     assert result.returncode == 0 and "optional int32 age = 9;" in result.stdout
@@ -74,6 +77,19 @@ def test_predict_with_json_body_equals_training_prediction(plaintext_server, com
     assert response["prediction"] == trained_config.predictions.loc[1]  # the body is the sample's row 1
     assert [f["name"] for f in response["features"]] == list(trained_config.config.feature_names)
     assert [f["value"] for f in response["features"]] == trained_config.features.loc[1].tolist()
+
+
+def test_drift_report(plaintext_server, commands, trained_config):
+    records = converters.frame_to_records(trained_config.accepted.loc[:, list(RAW_COLUMN_NAMES)].iloc[:20])
+    with PredictionClient(plaintext_server.target, insecure=True) as client:
+        client.predict_batch(records)
+    result = run(one(commands, "GetDriftReport"), plaintext_server.target)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["config_id"] == trained_config.config.content_sha256 and int(report["window_records"]) >= 20
+    numeric = sum(e.WhichOneof("kind") == "numeric" for e in trained_config.config.profile.entries)
+    assert len(report["features"]) == len(trained_config.config.profile.entries) + numeric  # PSI and JSD each
+    assert {f["metric"] for f in report["features"]} == {"psi", "jensen_shannon", "l_infinity"}
 
 
 def test_invalid_predict_shows_bad_request(plaintext_server, commands):

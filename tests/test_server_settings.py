@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from feature_service import predictors, settings
+from feature_service.prediction_log import LogSettings
 
 
 def test_defaults():
@@ -16,6 +17,7 @@ def test_defaults():
             s.reload_interval) == ("0.0.0.0", 50051, 9464, 10.0, 10_000, "fast", 0, 5.0)
     assert s.config == Path("c.pb") and s.security == "plaintext"
     assert s.processes == 1 and s.process_count == 1 and not s.reuse_port
+    assert s.monitoring.drift_window == 10_000 and s.monitoring.prediction_log is None  # drift on, no log
 
 
 def test_processes_0_is_one_per_available_core():
@@ -30,12 +32,21 @@ def test_every_flag_reads_its_environment_variable():
            "FEATURE_SERVICE_HOST": "127.0.0.1", "FEATURE_SERVICE_PREDICTOR": "reference",
            "FEATURE_SERVICE_LOG_LEVEL": "DEBUG", "FEATURE_SERVICE_MICRO_BATCH_ROWS": "32",
            "FEATURE_SERVICE_METRICS_HOST": "127.0.0.3", "FEATURE_SERVICE_RELOAD_INTERVAL": "0.5",
-           "FEATURE_SERVICE_MAX_STREAMS": "2", "FEATURE_SERVICE_STREAM_IDLE_TIMEOUT": "5", "FEATURE_SERVICE_PROCESSES": "3"}
+           "FEATURE_SERVICE_MAX_STREAMS": "2", "FEATURE_SERVICE_STREAM_IDLE_TIMEOUT": "5", "FEATURE_SERVICE_PROCESSES": "3",
+           "FEATURE_SERVICE_DRIFT_WINDOW": "500", "FEATURE_SERVICE_DRIFT_PSI_THRESHOLD": "0.2",
+           "FEATURE_SERVICE_DRIFT_JENSEN_SHANNON_THRESHOLD": "0.03",
+           "FEATURE_SERVICE_DRIFT_L_INFINITY_THRESHOLD": "0.04", "FEATURE_SERVICE_PREDICTION_LOG": "/log",
+           "FEATURE_SERVICE_PREDICTION_LOG_SAMPLE_RATE": "0.5", "FEATURE_SERVICE_PREDICTION_LOG_ROTATE_BYTES": "1000",
+           "FEATURE_SERVICE_PREDICTION_LOG_ROTATE_SECONDS": "60"}
     s = settings.parse([], environ=env)
     assert (s.config, s.port, s.metrics_port, s.insecure, s.grace, s.workers, s.max_batch, s.max_message_bytes,
             s.host, s.log_level, s.predictor, s.micro_batch_rows, s.metrics_host, s.reload_interval, s.max_streams,
             s.stream_idle_timeout, s.processes) == (
         Path("/x.pb"), 0, 0, True, 2.5, 3, 7, 4096, "127.0.0.1", "DEBUG", "reference", 32, "127.0.0.3", 0.5, 2, 5.0, 3)
+    monitoring = s.monitoring
+    assert (monitoring.drift_window, monitoring.thresholds.psi, monitoring.thresholds.jensen_shannon,
+            monitoring.thresholds.l_infinity) == (500, 0.2, 0.03, 0.04)
+    assert monitoring.prediction_log == LogSettings(Path("/log"), 0.5, 1000, 60.0)
     assert {settings.env_name(flag) for flag, *_ in settings.OPTIONS} == set(env) | {
         "FEATURE_SERVICE_TLS_CERT", "FEATURE_SERVICE_TLS_KEY", "FEATURE_SERVICE_TLS_CLIENT_CA"}
 
@@ -68,6 +79,9 @@ def test_tls_settings():
     (["--config", "c", "--insecure", "--reload-interval", "-1"], "--reload-interval"),
     (["--config", "c", "--insecure", "--reload-interval", "nan"], "--reload-interval"),
     (["--config", "c", "--insecure", "--processes", "-1"], "--processes"),
+    (["--config", "c", "--insecure", "--drift-window", "-1"], "--drift-window"),
+    (["--config", "c", "--insecure", "--drift-psi-threshold", "-0.1"], "threshold"),
+    (["--config", "c", "--insecure", "--prediction-log-sample-rate", "1.5"], "sample-rate"),
 ])
 def test_refusals(argv, words):
     with pytest.raises(settings.SettingsError, match=words):

@@ -177,9 +177,9 @@ class FastPredictor(ConfigPredictor):
         self.bounded_high = np.array([validator.bounds().high for _, validator in validators])
 
     def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
-        matrix, missing = converters.records_to_matrix(records)
-        arrays = converters.matrix_to_arrays(matrix)
-        if missing or not self._all_within_bounds(matrix):
+        raw, missing = converters.records_to_matrix(records)
+        arrays = converters.matrix_to_arrays(raw)
+        if missing or not self._all_within_bounds(raw):
             raise_if_invalid(missing, find_column_violations(self.raw_checks, arrays))
         values: dict[str, Any] = {**arrays, **self.aggregates}
         for step in self.steps:
@@ -188,7 +188,7 @@ class FastPredictor(ConfigPredictor):
             for step in self.bounded_steps:  # Hamilton's check nodes raise at the first failing output
                 step.run(values)
         matrix = np.column_stack([values[name] for name in features.MODEL_FEATURES]).astype(np.float64)
-        return Predictions(matrix, predict_linear(self.intercept, self.coefficients, matrix))
+        return Predictions(matrix, predict_linear(self.intercept, self.coefficients, matrix), raw)
 
     def _outputs_within_bounds(self, values: dict[str, Any]) -> bool:
         if not self.bounded_inputs:

@@ -41,9 +41,13 @@ class InvalidRecords(ValueError):
 class Predictions:
     features: np.ndarray  # rows x model features, float64, in model order
     predictions: np.ndarray  # rows, float64
+    # The records' raw values (rows x RAW_COLUMNS, float64, as converters.records_to_matrix reads
+    # them) when the path has them at hand; None otherwise. Monitoring reads them (drift, log).
+    raw: np.ndarray | None = None
 
     def rows(self, start: int, stop: int) -> Predictions:
-        return Predictions(self.features[start:stop], self.predictions[start:stop])
+        raw = None if self.raw is None else self.raw[start:stop]
+        return Predictions(self.features[start:stop], self.predictions[start:stop], raw)
 
 
 class Predictor(Protocol):

@@ -297,3 +297,95 @@ class GetServingConfigResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetServingConfigResponse: _TypeAlias = GetServingConfigResponse  # noqa: Y015
+
+@_typing.final
+class GetDriftReportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDriftReportRequest: _TypeAlias = GetDriftReportRequest  # noqa: Y015
+
+@_typing.final
+class GetDriftReportResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FEATURES_FIELD_NUMBER: _builtins.int
+    WINDOW_RECORDS_FIELD_NUMBER: _builtins.int
+    CONFIG_ID_FIELD_NUMBER: _builtins.int
+    window_records: _builtins.int
+    """Records the values were computed over: those served since the config was loaded, at most
+    the window's size (--drift-window).
+    """
+    config_id: _builtins.str
+    """ServingConfig.config_id of the config whose profile the traffic is compared with."""
+    @_builtins.property
+    def features(self) -> _containers.RepeatedCompositeFieldContainer[Global___FeatureDrift]:
+        """One entry per monitored value and metric: raw inputs, then model features, then the
+        prediction. Empty while the window holds no record.
+        """
+
+    def __init__(
+        self,
+        *,
+        features: _abc.Iterable[Global___FeatureDrift] | None = ...,
+        window_records: _builtins.int = ...,
+        config_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_id", b"config_id", "features", b"features", "window_records", b"window_records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDriftReportResponse: _TypeAlias = GetDriftReportResponse  # noqa: Y015
+
+@_typing.final
+class FeatureDrift(_message.Message):
+    """One monitored value compared with training by one metric."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    METRIC_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    DRIFTED_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """A RawRecord field, a model feature, or "prediction"."""
+    metric: _builtins.str
+    """"psi" (population stability index) or "jensen_shannon" (Jensen-Shannon divergence, base 2)
+    for numeric values; "l_infinity" (largest difference of a category's share) for categorical.
+    """
+    value: _builtins.float
+    threshold: _builtins.float
+    """The server's threshold for this metric (flags --drift-*-threshold)."""
+    drifted: _builtins.bool
+    """value > threshold."""
+    source: _builtins.str
+    """"raw_input", "feature" or "prediction"."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        metric: _builtins.str = ...,
+        value: _builtins.float = ...,
+        threshold: _builtins.float = ...,
+        drifted: _builtins.bool = ...,
+        source: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["drifted", b"drifted", "metric", b"metric", "name", b"name", "source", b"source", "threshold", b"threshold", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FeatureDrift: _TypeAlias = FeatureDrift  # noqa: Y015

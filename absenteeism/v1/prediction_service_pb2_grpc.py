@@ -62,6 +62,11 @@ class PredictionServiceStub:
                 request_serializer=absenteeism_dot_v1_dot_prediction__service__pb2.GetServingConfigRequest.SerializeToString,
                 response_deserializer=absenteeism_dot_v1_dot_prediction__service__pb2.GetServingConfigResponse.FromString,
                 _registered_method=True)
+        self.GetDriftReport = channel.unary_unary(
+                '/absenteeism.v1.PredictionService/GetDriftReport',
+                request_serializer=absenteeism_dot_v1_dot_prediction__service__pb2.GetDriftReportRequest.SerializeToString,
+                response_deserializer=absenteeism_dot_v1_dot_prediction__service__pb2.GetDriftReportResponse.FromString,
+                _registered_method=True)
 
 
 class PredictionServiceServicer:
@@ -105,6 +110,16 @@ class PredictionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDriftReport(self, request, context):
+        """How the records served lately (the last --drift-window records predicted with the current
+        config) compare with the training profile the config carries: per raw input, per model
+        feature and for the prediction. FAILED_PRECONDITION when monitoring is off or the config
+        carries no profile.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PredictionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -127,6 +142,11 @@ def add_PredictionServiceServicer_to_server(servicer, server):
                     servicer.GetServingConfig,
                     request_deserializer=absenteeism_dot_v1_dot_prediction__service__pb2.GetServingConfigRequest.FromString,
                     response_serializer=absenteeism_dot_v1_dot_prediction__service__pb2.GetServingConfigResponse.SerializeToString,
+            ),
+            'GetDriftReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDriftReport,
+                    request_deserializer=absenteeism_dot_v1_dot_prediction__service__pb2.GetDriftReportRequest.FromString,
+                    response_serializer=absenteeism_dot_v1_dot_prediction__service__pb2.GetDriftReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -245,6 +265,33 @@ class PredictionService:
             '/absenteeism.v1.PredictionService/GetServingConfig',
             absenteeism_dot_v1_dot_prediction__service__pb2.GetServingConfigRequest.SerializeToString,
             absenteeism_dot_v1_dot_prediction__service__pb2.GetServingConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDriftReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/absenteeism.v1.PredictionService/GetDriftReport',
+            absenteeism_dot_v1_dot_prediction__service__pb2.GetDriftReportRequest.SerializeToString,
+            absenteeism_dot_v1_dot_prediction__service__pb2.GetDriftReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

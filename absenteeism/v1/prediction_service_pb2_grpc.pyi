@@ -53,6 +53,12 @@ class PredictionServiceStub:
     """
     GetServingConfig: _grpc.UnaryUnaryMultiCallable[_prediction_service_pb2.GetServingConfigRequest, _prediction_service_pb2.GetServingConfigResponse]
     """What the server is serving: statistics, features, model and provenance."""
+    GetDriftReport: _grpc.UnaryUnaryMultiCallable[_prediction_service_pb2.GetDriftReportRequest, _prediction_service_pb2.GetDriftReportResponse]
+    """How the records served lately (the last --drift-window records predicted with the current
+    config) compare with the training profile the config carries: per raw input, per model
+    feature and for the prediction. FAILED_PRECONDITION when monitoring is off or the config
+    carries no profile.
+    """
 
 @_typing.type_check_only
 class PredictionServiceAsyncStub(PredictionServiceStub):
@@ -79,6 +85,12 @@ class PredictionServiceAsyncStub(PredictionServiceStub):
     """
     GetServingConfig: _aio.UnaryUnaryMultiCallable[_prediction_service_pb2.GetServingConfigRequest, _prediction_service_pb2.GetServingConfigResponse]  # type: ignore[assignment]
     """What the server is serving: statistics, features, model and provenance."""
+    GetDriftReport: _aio.UnaryUnaryMultiCallable[_prediction_service_pb2.GetDriftReportRequest, _prediction_service_pb2.GetDriftReportResponse]  # type: ignore[assignment]
+    """How the records served lately (the last --drift-window records predicted with the current
+    config) compare with the training profile the config carries: per raw input, per model
+    feature and for the prediction. FAILED_PRECONDITION when monitoring is off or the config
+    carries no profile.
+    """
 
 class PredictionServiceServicer(metaclass=_abc_1.ABCMeta):
     """Predicts absenteeism hours from raw records. The server computes the
@@ -126,5 +138,17 @@ class PredictionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_prediction_service_pb2.GetServingConfigResponse, _abc.Awaitable[_prediction_service_pb2.GetServingConfigResponse]]:
         """What the server is serving: statistics, features, model and provenance."""
+
+    @_abc_1.abstractmethod
+    def GetDriftReport(
+        self,
+        request: _prediction_service_pb2.GetDriftReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_prediction_service_pb2.GetDriftReportResponse, _abc.Awaitable[_prediction_service_pb2.GetDriftReportResponse]]:
+        """How the records served lately (the last --drift-window records predicted with the current
+        config) compare with the training profile the config carries: per raw input, per model
+        feature and for the prediction. FAILED_PRECONDITION when monitoring is off or the config
+        carries no profile.
+        """
 
 def add_PredictionServiceServicer_to_server(servicer: PredictionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -38,6 +38,7 @@ class ServingConfig(_message.Message):
     PROVENANCE_FIELD_NUMBER: _builtins.int
     EVALUATION_FIELD_NUMBER: _builtins.int
     GOLDEN_ROWS_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
     format_version: _builtins.int
     """Version of this message's layout; the server refuses a version it does not know."""
     content_sha256: _builtins.str
@@ -58,6 +59,13 @@ class ServingConfig(_message.Message):
     def evaluation(self) -> Global___EvaluationMetrics: ...
     @_builtins.property
     def golden_rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___GoldenRow]: ...
+    @_builtins.property
+    def profile(self) -> Global___TrainingProfile:
+        """How every raw input, every model feature and the prediction were distributed over the
+        accepted training rows: what the server's drift report compares its traffic with. Configs of
+        releases before drift monitoring have none (they are served, without a drift report).
+        """
+
     def __init__(
         self,
         *,
@@ -69,10 +77,11 @@ class ServingConfig(_message.Message):
         provenance: Global___Provenance | None = ...,
         evaluation: Global___EvaluationMetrics | None = ...,
         golden_rows: _abc.Iterable[Global___GoldenRow] | None = ...,
+        profile: Global___TrainingProfile | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["evaluation", b"evaluation", "model", b"model", "provenance", b"provenance", "statistics", b"statistics"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["evaluation", b"evaluation", "model", b"model", "profile", b"profile", "provenance", b"provenance", "statistics", b"statistics"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_sha256", b"content_sha256", "evaluation", b"evaluation", "feature_names", b"feature_names", "format_version", b"format_version", "golden_rows", b"golden_rows", "model", b"model", "provenance", b"provenance", "statistics", b"statistics"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_sha256", b"content_sha256", "evaluation", b"evaluation", "feature_names", b"feature_names", "format_version", b"format_version", "golden_rows", b"golden_rows", "model", b"model", "profile", b"profile", "provenance", b"provenance", "statistics", b"statistics"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -430,3 +439,137 @@ class GoldenRow(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GoldenRow: _TypeAlias = GoldenRow  # noqa: Y015
+
+@_typing.final
+class TrainingProfile(_message.Message):
+    """The training distribution of every monitored value, in the bins the server counts its traffic
+    into (absenteeism/profile.py defines them, for the job and the server alike).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROW_COUNT_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    row_count: _builtins.int
+    """Rows profiled: every accepted training row."""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProfileEntry]:
+        """The raw inputs (RawRecord order), then the model features (model order), then the prediction."""
+
+    def __init__(
+        self,
+        *,
+        row_count: _builtins.int = ...,
+        entries: _abc.Iterable[Global___ProfileEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "row_count", b"row_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TrainingProfile: _TypeAlias = TrainingProfile  # noqa: Y015
+
+@_typing.final
+class ProfileEntry(_message.Message):
+    """One monitored value with its training counts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    NUMERIC_FIELD_NUMBER: _builtins.int
+    CATEGORICAL_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """A RawRecord field, a model feature, or "prediction"."""
+    source: _builtins.str
+    """"raw_input", "feature" or "prediction"."""
+    @_builtins.property
+    def numeric(self) -> Global___NumericBins:
+        """Numeric values: fixed bins (quantiles of the training rows) plus underflow and overflow."""
+
+    @_builtins.property
+    def categorical(self) -> Global___CategoryCounts:
+        """Categorical values and flags: one count per category value."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        source: _builtins.str = ...,
+        numeric: Global___NumericBins | None = ...,
+        categorical: Global___CategoryCounts | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["categorical", b"categorical", "kind", b"kind", "numeric", b"numeric"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["categorical", b"categorical", "kind", b"kind", "name", b"name", "numeric", b"numeric", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["numeric", "categorical"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___ProfileEntry: _TypeAlias = ProfileEntry  # noqa: Y015
+
+@_typing.final
+class NumericBins(_message.Message):
+    """Bins over ascending edges e[0] < e[1] < ... < e[k] (k >= 1; a value that was constant in
+    training has the two edges [v, v]). counts[0]: values below e[0]; counts[i] for 1 <= i < k:
+    values in [e[i-1], e[i]); counts[k]: values in [e[k-1], e[k]] (closed: the largest edge
+    belongs to the last bin); counts[k+1]: values above e[k]. len(counts) = len(edges) + 1.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EDGES_FIELD_NUMBER: _builtins.int
+    COUNTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def edges(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    @_builtins.property
+    def counts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        edges: _abc.Iterable[_builtins.float] | None = ...,
+        counts: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "edges", b"edges"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NumericBins: _TypeAlias = NumericBins  # noqa: Y015
+
+@_typing.final
+class CategoryCounts(_message.Message):
+    """The count of every category value, and of values outside the list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUES_FIELD_NUMBER: _builtins.int
+    COUNTS_FIELD_NUMBER: _builtins.int
+    OTHER_COUNT_FIELD_NUMBER: _builtins.int
+    other_count: _builtins.int
+    """Rows whose value is none of `values`."""
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """The category values, ascending (for a raw input: its raw schema's allowed values)."""
+
+    @_builtins.property
+    def counts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """counts[i]: rows whose value is values[i]."""
+
+    def __init__(
+        self,
+        *,
+        values: _abc.Iterable[_builtins.float] | None = ...,
+        counts: _abc.Iterable[_builtins.int] | None = ...,
+        other_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "other_count", b"other_count", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CategoryCounts: _TypeAlias = CategoryCounts  # noqa: Y015

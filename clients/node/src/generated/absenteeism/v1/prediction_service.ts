@@ -100,6 +100,42 @@ export interface GetServingConfigResponse {
   config: ServingConfig | undefined;
 }
 
+export interface GetDriftReportRequest {
+}
+
+export interface GetDriftReportResponse {
+  /**
+   * One entry per monitored value and metric: raw inputs, then model features, then the
+   * prediction. Empty while the window holds no record.
+   */
+  features: FeatureDrift[];
+  /**
+   * Records the values were computed over: those served since the config was loaded, at most
+   * the window's size (--drift-window).
+   */
+  windowRecords: number;
+  /** ServingConfig.config_id of the config whose profile the traffic is compared with. */
+  configId: string;
+}
+
+/** One monitored value compared with training by one metric. */
+export interface FeatureDrift {
+  /** A RawRecord field, a model feature, or "prediction". */
+  name: string;
+  /**
+   * "psi" (population stability index) or "jensen_shannon" (Jensen-Shannon divergence, base 2)
+   * for numeric values; "l_infinity" (largest difference of a category's share) for categorical.
+   */
+  metric: string;
+  value: number;
+  /** The server's threshold for this metric (flags --drift-*-threshold). */
+  threshold: number;
+  /** value > threshold. */
+  drifted: boolean;
+  /** "raw_input", "feature" or "prediction". */
+  source: string;
+}
+
 function createBasePredictRequest(): PredictRequest {
   return { record: undefined, includeFeatures: false };
 }
@@ -1122,6 +1158,318 @@ export const GetServingConfigResponse: MessageFns<GetServingConfigResponse> = {
   },
 };
 
+function createBaseGetDriftReportRequest(): GetDriftReportRequest {
+  return {};
+}
+
+export const GetDriftReportRequest: MessageFns<GetDriftReportRequest> = {
+  encode(_: GetDriftReportRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetDriftReportRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetDriftReportRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GetDriftReportRequest {
+    return {};
+  },
+
+  toJSON(_: GetDriftReportRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetDriftReportRequest>, I>>(base?: I): GetDriftReportRequest {
+    return GetDriftReportRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetDriftReportRequest>, I>>(_: I): GetDriftReportRequest {
+    const message = createBaseGetDriftReportRequest();
+    return message;
+  },
+};
+
+function createBaseGetDriftReportResponse(): GetDriftReportResponse {
+  return { features: [], windowRecords: 0, configId: "" };
+}
+
+export const GetDriftReportResponse: MessageFns<GetDriftReportResponse> = {
+  encode(message: GetDriftReportResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.features) {
+      FeatureDrift.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.windowRecords !== 0) {
+      writer.uint32(16).uint64(message.windowRecords);
+    }
+    if (message.configId !== "") {
+      writer.uint32(26).string(message.configId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetDriftReportResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetDriftReportResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.features.push(FeatureDrift.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.windowRecords = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.configId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetDriftReportResponse {
+    return {
+      features: globalThis.Array.isArray(object?.features)
+        ? object.features.map((e: any) => FeatureDrift.fromJSON(e))
+        : [],
+      windowRecords: isSet(object.windowRecords)
+        ? globalThis.Number(object.windowRecords)
+        : isSet(object.window_records)
+        ? globalThis.Number(object.window_records)
+        : 0,
+      configId: isSet(object.configId)
+        ? globalThis.String(object.configId)
+        : isSet(object.config_id)
+        ? globalThis.String(object.config_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetDriftReportResponse): unknown {
+    const obj: any = {};
+    if (message.features?.length) {
+      obj.features = message.features.map((e) => FeatureDrift.toJSON(e));
+    }
+    if (message.windowRecords !== 0) {
+      obj.windowRecords = Math.round(message.windowRecords);
+    }
+    if (message.configId !== "") {
+      obj.configId = message.configId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetDriftReportResponse>, I>>(base?: I): GetDriftReportResponse {
+    return GetDriftReportResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetDriftReportResponse>, I>>(object: I): GetDriftReportResponse {
+    const message = createBaseGetDriftReportResponse();
+    message.features = object.features?.map((e) => FeatureDrift.fromPartial(e)) || [];
+    message.windowRecords = object.windowRecords ?? 0;
+    message.configId = object.configId ?? "";
+    return message;
+  },
+};
+
+function createBaseFeatureDrift(): FeatureDrift {
+  return { name: "", metric: "", value: 0, threshold: 0, drifted: false, source: "" };
+}
+
+export const FeatureDrift: MessageFns<FeatureDrift> = {
+  encode(message: FeatureDrift, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.metric !== "") {
+      writer.uint32(18).string(message.metric);
+    }
+    if (message.value !== 0) {
+      writer.uint32(25).double(message.value);
+    }
+    if (message.threshold !== 0) {
+      writer.uint32(33).double(message.threshold);
+    }
+    if (message.drifted !== false) {
+      writer.uint32(40).bool(message.drifted);
+    }
+    if (message.source !== "") {
+      writer.uint32(50).string(message.source);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FeatureDrift {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFeatureDrift();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.metric = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.value = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.threshold = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.drifted = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.source = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FeatureDrift {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      metric: isSet(object.metric) ? globalThis.String(object.metric) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+      threshold: isSet(object.threshold) ? globalThis.Number(object.threshold) : 0,
+      drifted: isSet(object.drifted) ? globalThis.Boolean(object.drifted) : false,
+      source: isSet(object.source) ? globalThis.String(object.source) : "",
+    };
+  },
+
+  toJSON(message: FeatureDrift): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.metric !== "") {
+      obj.metric = message.metric;
+    }
+    if (message.value !== 0) {
+      obj.value = floatToJson(message.value);
+    }
+    if (message.threshold !== 0) {
+      obj.threshold = floatToJson(message.threshold);
+    }
+    if (message.drifted !== false) {
+      obj.drifted = message.drifted;
+    }
+    if (message.source !== "") {
+      obj.source = message.source;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FeatureDrift>, I>>(base?: I): FeatureDrift {
+    return FeatureDrift.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FeatureDrift>, I>>(object: I): FeatureDrift {
+    const message = createBaseFeatureDrift();
+    message.name = object.name ?? "";
+    message.metric = object.metric ?? "";
+    message.value = object.value ?? 0;
+    message.threshold = object.threshold ?? 0;
+    message.drifted = object.drifted ?? false;
+    message.source = object.source ?? "";
+    return message;
+  },
+};
+
 /**
  * Predicts absenteeism hours from raw records. The server computes the
  * features itself, with the same feature module and the same aggregate
@@ -1184,6 +1532,23 @@ export const PredictionServiceService = {
       Buffer.from(GetServingConfigResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetServingConfigResponse => GetServingConfigResponse.decode(value),
   },
+  /**
+   * How the records served lately (the last --drift-window records predicted with the current
+   * config) compare with the training profile the config carries: per raw input, per model
+   * feature and for the prediction. FAILED_PRECONDITION when monitoring is off or the config
+   * carries no profile.
+   */
+  getDriftReport: {
+    path: "/absenteeism.v1.PredictionService/GetDriftReport" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetDriftReportRequest): Buffer =>
+      Buffer.from(GetDriftReportRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetDriftReportRequest => GetDriftReportRequest.decode(value),
+    responseSerialize: (value: GetDriftReportResponse): Buffer =>
+      Buffer.from(GetDriftReportResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetDriftReportResponse => GetDriftReportResponse.decode(value),
+  },
 } as const;
 
 export interface PredictionServiceServer extends UntypedServiceImplementation {
@@ -1201,6 +1566,13 @@ export interface PredictionServiceServer extends UntypedServiceImplementation {
   predictStream: handleBidiStreamingCall<PredictStreamRequest, PredictStreamResponse>;
   /** What the server is serving: statistics, features, model and provenance. */
   getServingConfig: handleUnaryCall<GetServingConfigRequest, GetServingConfigResponse>;
+  /**
+   * How the records served lately (the last --drift-window records predicted with the current
+   * config) compare with the training profile the config carries: per raw input, per model
+   * feature and for the prediction. FAILED_PRECONDITION when monitoring is off or the config
+   * carries no profile.
+   */
+  getDriftReport: handleUnaryCall<GetDriftReportRequest, GetDriftReportResponse>;
 }
 
 export interface PredictionServiceClient extends Client {
@@ -1265,6 +1637,27 @@ export interface PredictionServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetServingConfigResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * How the records served lately (the last --drift-window records predicted with the current
+   * config) compare with the training profile the config carries: per raw input, per model
+   * feature and for the prediction. FAILED_PRECONDITION when monitoring is off or the config
+   * carries no profile.
+   */
+  getDriftReport(
+    request: GetDriftReportRequest,
+    callback: (error: ServiceError | null, response: GetDriftReportResponse) => void,
+  ): ClientUnaryCall;
+  getDriftReport(
+    request: GetDriftReportRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetDriftReportResponse) => void,
+  ): ClientUnaryCall;
+  getDriftReport(
+    request: GetDriftReportRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetDriftReportResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const PredictionServiceClient = makeGenericClientConstructor(
@@ -1291,6 +1684,17 @@ export type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;

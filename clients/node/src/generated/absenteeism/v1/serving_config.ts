@@ -34,6 +34,12 @@ export interface ServingConfig {
   provenance: Provenance | undefined;
   evaluation: EvaluationMetrics | undefined;
   goldenRows: GoldenRow[];
+  /**
+   * How every raw input, every model feature and the prediction were distributed over the
+   * accepted training rows: what the server's drift report compares its traffic with. Configs of
+   * releases before drift monitoring have none (they are served, without a drift report).
+   */
+  profile: TrainingProfile | undefined;
 }
 
 /**
@@ -156,6 +162,52 @@ export interface GoldenRow {
   prediction: number;
 }
 
+/**
+ * The training distribution of every monitored value, in the bins the server counts its traffic
+ * into (absenteeism/profile.py defines them, for the job and the server alike).
+ */
+export interface TrainingProfile {
+  /** Rows profiled: every accepted training row. */
+  rowCount: number;
+  /** The raw inputs (RawRecord order), then the model features (model order), then the prediction. */
+  entries: ProfileEntry[];
+}
+
+/** One monitored value with its training counts. */
+export interface ProfileEntry {
+  /** A RawRecord field, a model feature, or "prediction". */
+  name: string;
+  /** "raw_input", "feature" or "prediction". */
+  source: string;
+  /** Numeric values: fixed bins (quantiles of the training rows) plus underflow and overflow. */
+  numeric?:
+    | NumericBins
+    | undefined;
+  /** Categorical values and flags: one count per category value. */
+  categorical?: CategoryCounts | undefined;
+}
+
+/**
+ * Bins over ascending edges e[0] < e[1] < ... < e[k] (k >= 1; a value that was constant in
+ * training has the two edges [v, v]). counts[0]: values below e[0]; counts[i] for 1 <= i < k:
+ * values in [e[i-1], e[i]); counts[k]: values in [e[k-1], e[k]] (closed: the largest edge
+ * belongs to the last bin); counts[k+1]: values above e[k]. len(counts) = len(edges) + 1.
+ */
+export interface NumericBins {
+  edges: number[];
+  counts: number[];
+}
+
+/** The count of every category value, and of values outside the list. */
+export interface CategoryCounts {
+  /** The category values, ascending (for a raw input: its raw schema's allowed values). */
+  values: number[];
+  /** counts[i]: rows whose value is values[i]. */
+  counts: number[];
+  /** Rows whose value is none of `values`. */
+  otherCount: number;
+}
+
 function createBaseServingConfig(): ServingConfig {
   return {
     formatVersion: 0,
@@ -166,6 +218,7 @@ function createBaseServingConfig(): ServingConfig {
     provenance: undefined,
     evaluation: undefined,
     goldenRows: [],
+    profile: undefined,
   };
 }
 
@@ -194,6 +247,9 @@ export const ServingConfig: MessageFns<ServingConfig> = {
     }
     for (const v of message.goldenRows) {
       GoldenRow.encode(v!, writer.uint32(66).fork()).join();
+    }
+    if (message.profile !== undefined) {
+      TrainingProfile.encode(message.profile, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -275,6 +331,14 @@ export const ServingConfig: MessageFns<ServingConfig> = {
             message.goldenRows.push(GoldenRow.decode(reader, reader.uint32()));
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.profile = TrainingProfile.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -313,6 +377,7 @@ export const ServingConfig: MessageFns<ServingConfig> = {
         : globalThis.Array.isArray(object?.golden_rows)
         ? object.golden_rows.map((e: any) => GoldenRow.fromJSON(e))
         : [],
+      profile: isSet(object.profile) ? TrainingProfile.fromJSON(object.profile) : undefined,
     };
   },
 
@@ -342,6 +407,9 @@ export const ServingConfig: MessageFns<ServingConfig> = {
     if (message.goldenRows?.length) {
       obj.goldenRows = message.goldenRows.map((e) => GoldenRow.toJSON(e));
     }
+    if (message.profile !== undefined) {
+      obj.profile = TrainingProfile.toJSON(message.profile);
+    }
     return obj;
   },
 
@@ -366,6 +434,9 @@ export const ServingConfig: MessageFns<ServingConfig> = {
       ? EvaluationMetrics.fromPartial(object.evaluation)
       : undefined;
     message.goldenRows = object.goldenRows?.map((e) => GoldenRow.fromPartial(e)) || [];
+    message.profile = (object.profile !== undefined && object.profile !== null)
+      ? TrainingProfile.fromPartial(object.profile)
+      : undefined;
     return message;
   },
 };
@@ -1794,6 +1865,464 @@ export const GoldenRow: MessageFns<GoldenRow> = {
       : undefined;
     message.features = object.features?.map((e) => e) || [];
     message.prediction = object.prediction ?? 0;
+    return message;
+  },
+};
+
+function createBaseTrainingProfile(): TrainingProfile {
+  return { rowCount: 0, entries: [] };
+}
+
+export const TrainingProfile: MessageFns<TrainingProfile> = {
+  encode(message: TrainingProfile, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.rowCount !== 0) {
+      writer.uint32(8).uint64(message.rowCount);
+    }
+    for (const v of message.entries) {
+      ProfileEntry.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrainingProfile {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrainingProfile();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.rowCount = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.entries.push(ProfileEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TrainingProfile {
+    return {
+      rowCount: isSet(object.rowCount)
+        ? globalThis.Number(object.rowCount)
+        : isSet(object.row_count)
+        ? globalThis.Number(object.row_count)
+        : 0,
+      entries: globalThis.Array.isArray(object?.entries)
+        ? object.entries.map((e: any) => ProfileEntry.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: TrainingProfile): unknown {
+    const obj: any = {};
+    if (message.rowCount !== 0) {
+      obj.rowCount = Math.round(message.rowCount);
+    }
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => ProfileEntry.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TrainingProfile>, I>>(base?: I): TrainingProfile {
+    return TrainingProfile.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TrainingProfile>, I>>(object: I): TrainingProfile {
+    const message = createBaseTrainingProfile();
+    message.rowCount = object.rowCount ?? 0;
+    message.entries = object.entries?.map((e) => ProfileEntry.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseProfileEntry(): ProfileEntry {
+  return { name: "", source: "", numeric: undefined, categorical: undefined };
+}
+
+export const ProfileEntry: MessageFns<ProfileEntry> = {
+  encode(message: ProfileEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.source !== "") {
+      writer.uint32(18).string(message.source);
+    }
+    if (message.numeric !== undefined) {
+      NumericBins.encode(message.numeric, writer.uint32(26).fork()).join();
+    }
+    if (message.categorical !== undefined) {
+      CategoryCounts.encode(message.categorical, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProfileEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProfileEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.source = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.numeric = NumericBins.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.categorical = CategoryCounts.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProfileEntry {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      source: isSet(object.source) ? globalThis.String(object.source) : "",
+      numeric: isSet(object.numeric) ? NumericBins.fromJSON(object.numeric) : undefined,
+      categorical: isSet(object.categorical) ? CategoryCounts.fromJSON(object.categorical) : undefined,
+    };
+  },
+
+  toJSON(message: ProfileEntry): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.source !== "") {
+      obj.source = message.source;
+    }
+    if (message.numeric !== undefined) {
+      obj.numeric = NumericBins.toJSON(message.numeric);
+    }
+    if (message.categorical !== undefined) {
+      obj.categorical = CategoryCounts.toJSON(message.categorical);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProfileEntry>, I>>(base?: I): ProfileEntry {
+    return ProfileEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProfileEntry>, I>>(object: I): ProfileEntry {
+    const message = createBaseProfileEntry();
+    message.name = object.name ?? "";
+    message.source = object.source ?? "";
+    message.numeric = (object.numeric !== undefined && object.numeric !== null)
+      ? NumericBins.fromPartial(object.numeric)
+      : undefined;
+    message.categorical = (object.categorical !== undefined && object.categorical !== null)
+      ? CategoryCounts.fromPartial(object.categorical)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseNumericBins(): NumericBins {
+  return { edges: [], counts: [] };
+}
+
+export const NumericBins: MessageFns<NumericBins> = {
+  encode(message: NumericBins, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.edges.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.edges) {
+        writer.double(v);
+      }
+      writer.join();
+    }
+    if (message.counts.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.counts) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NumericBins {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNumericBins();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 9) {
+              message.edges.push(reader.double());
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.edges.push(reader.double());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.counts.push(longToNumber(reader.uint64()));
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.counts.push(longToNumber(reader.uint64()));
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NumericBins {
+    return {
+      edges: globalThis.Array.isArray(object?.edges) ? object.edges.map((e: any) => globalThis.Number(e)) : [],
+      counts: globalThis.Array.isArray(object?.counts) ? object.counts.map((e: any) => globalThis.Number(e)) : [],
+    };
+  },
+
+  toJSON(message: NumericBins): unknown {
+    const obj: any = {};
+    if (message.edges?.length) {
+      obj.edges = message.edges.map((e) => floatToJson(e));
+    }
+    if (message.counts?.length) {
+      obj.counts = message.counts.map((e) => Math.round(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<NumericBins>, I>>(base?: I): NumericBins {
+    return NumericBins.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NumericBins>, I>>(object: I): NumericBins {
+    const message = createBaseNumericBins();
+    message.edges = object.edges?.map((e) => e) || [];
+    message.counts = object.counts?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseCategoryCounts(): CategoryCounts {
+  return { values: [], counts: [], otherCount: 0 };
+}
+
+export const CategoryCounts: MessageFns<CategoryCounts> = {
+  encode(message: CategoryCounts, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.values.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.values) {
+        writer.double(v);
+      }
+      writer.join();
+    }
+    if (message.counts.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.counts) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    if (message.otherCount !== 0) {
+      writer.uint32(24).uint64(message.otherCount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CategoryCounts {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCategoryCounts();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 9) {
+              message.values.push(reader.double());
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.values.push(reader.double());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.counts.push(longToNumber(reader.uint64()));
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.counts.push(longToNumber(reader.uint64()));
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.otherCount = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CategoryCounts {
+    return {
+      values: globalThis.Array.isArray(object?.values) ? object.values.map((e: any) => globalThis.Number(e)) : [],
+      counts: globalThis.Array.isArray(object?.counts) ? object.counts.map((e: any) => globalThis.Number(e)) : [],
+      otherCount: isSet(object.otherCount)
+        ? globalThis.Number(object.otherCount)
+        : isSet(object.other_count)
+        ? globalThis.Number(object.other_count)
+        : 0,
+    };
+  },
+
+  toJSON(message: CategoryCounts): unknown {
+    const obj: any = {};
+    if (message.values?.length) {
+      obj.values = message.values.map((e) => floatToJson(e));
+    }
+    if (message.counts?.length) {
+      obj.counts = message.counts.map((e) => Math.round(e));
+    }
+    if (message.otherCount !== 0) {
+      obj.otherCount = Math.round(message.otherCount);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CategoryCounts>, I>>(base?: I): CategoryCounts {
+    return CategoryCounts.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CategoryCounts>, I>>(object: I): CategoryCounts {
+    const message = createBaseCategoryCounts();
+    message.values = object.values?.map((e) => e) || [];
+    message.counts = object.counts?.map((e) => e) || [];
+    message.otherCount = object.otherCount ?? 0;
     return message;
   },
 };

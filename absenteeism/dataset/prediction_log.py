@@ -1,0 +1,60 @@
+"""The prediction log's files: what the server writes (feature_service/prediction_log.py) and the
+parity replay reads (clients/log_replay.py).
+
+A folder of Parquet files, `predictions-<UTC start>-<pid>-<n>.parquet`, each complete: a file is
+written under a hidden temp name (`.predictions-...parquet.tmp`) and renamed when it is closed,
+so a reader that lists `predictions-*.parquet` never sees half a file. One row per logged
+prediction: `logged_at` (UTC, microseconds), `config_id`, the raw record's fields (typed as in the
+raw schema), the model features (float64, model order; the file's metadata lists them) and the
+prediction (float64).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from absenteeism.raw_schema import RAW_COLUMNS
+
+LOGGED_AT, CONFIG_ID, PREDICTION = "logged_at", "config_id", "prediction"
+PREFIX, SUFFIX, TEMP_SUFFIX = "predictions-", ".parquet", ".tmp"
+FEATURES_KEY = b"absenteeism.feature_names"  # schema metadata: the feature columns, in model order
+
+
+def schema(feature_names: Sequence[str]) -> pa.Schema:
+    fields = [pa.field(LOGGED_AT, pa.timestamp("us", tz="UTC")), pa.field(CONFIG_ID, pa.string()),
+              *(pa.field(c.name, pa.int64() if c.dtype == "int64" else pa.float64()) for c in RAW_COLUMNS),
+              *(pa.field(name, pa.float64()) for name in feature_names), pa.field(PREDICTION, pa.float64())]
+    return pa.schema(fields, metadata={FEATURES_KEY: json.dumps(list(feature_names)).encode()})
+
+
+def table(logged_at_us: np.ndarray, config_ids: Sequence[str], raw: np.ndarray, features: np.ndarray,
+          predictions: np.ndarray, feature_names: Sequence[str]) -> pa.Table:
+    """Rows of the log: raw is rows x RAW_COLUMNS float64 (as converters.records_to_matrix reads a
+    record: every int32 value is exact in it), features rows x feature_names."""
+    target = schema(feature_names)
+    columns = [pa.array(logged_at_us, type=target.field(LOGGED_AT).type), pa.array(config_ids, type=pa.string())]
+    columns += [pa.array(raw[:, j].astype(np.int64) if c.dtype == "int64" else np.ascontiguousarray(raw[:, j]))
+                for j, c in enumerate(RAW_COLUMNS)]
+    columns += [pa.array(np.ascontiguousarray(features[:, j])) for j in range(len(feature_names))]
+    columns.append(pa.array(predictions))
+    return pa.Table.from_arrays(columns, schema=target)
+
+
+def complete_files(folder: Path) -> list[Path]:
+    """The log's complete files, oldest first (by name: start time, process, number)."""
+    return sorted(p for p in Path(folder).glob(f"{PREFIX}*{SUFFIX}") if p.is_file())
+
+
+def read_file(path: Path) -> tuple[pa.Table, tuple[str, ...]]:
+    """A log file's rows and its feature columns (model order); ValueError if it is not a log file."""
+    rows = pq.read_table(path)
+    metadata = rows.schema.metadata or {}
+    if FEATURES_KEY not in metadata:
+        raise ValueError(f"{path} is not a prediction log file (its schema lacks the feature list)")
+    return rows, tuple(json.loads(metadata[FEATURES_KEY]))

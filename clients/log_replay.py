@@ -1,0 +1,88 @@
+"""Parity on live traffic: every record of a prediction log (the server's --prediction-log) that was
+served with a given config is recomputed through the batch path (the feature module run by a
+Hamilton driver with the config's aggregates, then the model) and compared bit for bit with the
+features and prediction the server logged.
+
+Used by `python -m clients parity --prediction-log DIR --config CONFIG`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from absenteeism import aggregates, config_io, dataflow, parity, raw_schema
+from absenteeism.dataset import prediction_log as log_format
+from absenteeism.model import predict_linear
+
+
+@dataclass
+class Replay:
+    config_id: str
+    files: dict[str, parity.ParityReport] = field(default_factory=dict)  # file name -> its comparison
+    other_configs: Counter = field(default_factory=Counter)  # records logged under other configs (not compared)
+
+    @property
+    def total(self) -> parity.ParityReport:
+        merged = parity.ParityReport(())
+        for report in self.files.values():
+            merged.merge(report)
+        return merged
+
+    @property
+    def identical(self) -> bool:
+        return bool(self.files) and all(report.identical for report in self.files.values())
+
+    def summary(self) -> str:
+        total = self.total
+        lines = [f"config {self.config_id}: {total.rows_compared} logged records replayed through the batch path "
+                 f"in {len(self.files)} file(s), {total.rows_identical} identical"
+                 + ("" if self.identical else " (expected: the batch path; got: as logged; rows of each file from 0)")]
+        lines += [f"skipped {count} records logged under config {other}" for other, count in self.other_configs.items()]
+        for name, report in self.files.items():
+            if not report.identical:
+                lines.append(f"{name}: " + report.summary().replace("\n", f"\n{' ' * (len(name) + 2)}"))
+        return "\n".join(lines)
+
+
+def replay(folder: Path, config_path: Path) -> Replay:
+    """Raises ValueError (bad usage/input) when the log holds no record of that config, and
+    config_io.ConfigError when the config cannot be verified with this code."""
+    config = config_io.read_config(config_path)
+    config_io.verify_config(config)  # the same feature module and raw schema as the code replaying it
+    values = aggregates.from_message(config.statistics, dataflow.aggregate_names())
+    files = log_format.complete_files(folder)
+    if not files:
+        raise ValueError(f"{folder} holds no prediction log file ({log_format.PREFIX}*{log_format.SUFFIX})")
+    result = Replay(config.content_sha256)
+    for path in files:
+        table, feature_names = log_format.read_file(path)
+        frame = table.to_pandas()
+        mine = frame[log_format.CONFIG_ID] == config.content_sha256
+        result.other_configs.update(frame.loc[~mine, log_format.CONFIG_ID].tolist())
+        if mine.any():
+            result.files[path.name] = _compare(frame.loc[mine], feature_names, config, values)
+    if not result.files:
+        raise ValueError(f"no record in {folder} was served with config {config.content_sha256} "
+                         f"(records of configs {sorted(result.other_configs)})")
+    return result
+
+
+def _compare(logged, feature_names, config, values) -> parity.ParityReport:
+    """Each row recomputed offline ("expected") vs as logged ("got"), named by its row in the file (from 0)."""
+    raw = logged.loc[:, list(raw_schema.RAW_COLUMN_NAMES)]
+    rows = logged.index.to_numpy()
+    violations = raw_schema.find_violations(raw)
+    if violations:  # the batch path refuses such a record: the log does not hold what was served
+        report = parity.ParityReport(tuple(config.feature_names), rows_compared=len(logged))
+        report.problems.extend(f"row {v.row}: {v.describe()} (refused by the raw schema)" for v in violations[:5])
+        report.rows_identical = len(logged) - len({v.row for v in violations})
+        return report
+    offline = dataflow.feature_matrix(dataflow.compute_features(raw, values))
+    predictions = predict_linear(config.model.intercept, config.model.coefficients, offline)
+    online = logged.loc[:, list(feature_names)].to_numpy(dtype=np.float64)
+    return parity.compare(rows, config.feature_names, offline, predictions, feature_names, online,
+                          logged[log_format.PREDICTION].to_numpy(dtype=np.float64))

@@ -1,0 +1,136 @@
+"""Builds the training profile (absenteeism/profile.py) in bounded memory, the same whatever the
+chunk size:
+
+1. extract + validate: a fixed-size sample of the accepted rows is kept, the rows with the smallest
+   hash of their source row (a bottom-k sample: the same rows however the input is chunked);
+2. after analyze: bin edges of the numeric raw inputs and features at the quantiles of the sample
+   (its features computed with the aggregates injected, as everywhere); categorical entries take
+   their categories from the raw schema and from the features' own checks (pandera `isin`);
+3. transform: every accepted raw row is counted into its bins, chunk by chunk;
+4. after the fit: the prediction's edges from the sample's predictions;
+5. load: every row's features and prediction are counted as the training set is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from functools import cache
+
+import numpy as np
+import pandas as pd
+
+from absenteeism import dataflow, features, parity, profile, raw_schema
+from absenteeism.aggregates import AggregateValue
+from absenteeism.online import fast
+from absenteeism.v1 import serving_config_pb2
+from etl_job.split import row_hash
+
+SAMPLE_ROWS = 100_000  # rows the edges are placed on (~16 MB of raw values)
+SAMPLE_SEED = 0x5A4D  # fixed: the same input always gives the same sample
+
+
+class RowSample:
+    """The `size` accepted rows with the smallest hash of (SAMPLE_SEED, source row), kept while the
+    rows stream by (at most twice `size` rows held at any time)."""
+
+    def __init__(self, size: int | None = None):
+        self.size = SAMPLE_ROWS if size is None else size
+        self._parts: list[pd.DataFrame] = []
+        self._held = 0
+
+    def add(self, accepted: pd.DataFrame) -> None:
+        """accepted: typed raw rows, index = source row."""
+        if len(accepted) == 0:
+            return
+        part = accepted.loc[:, list(raw_schema.RAW_COLUMN_NAMES)].copy()  # a copy: drops the chunk's block
+        part["_hash"] = row_hash(part.index.to_numpy(), SAMPLE_SEED)
+        self._parts.append(part)
+        self._held += len(part)
+        if self._held > 2 * self.size:
+            self._parts = [self._smallest()]
+            self._held = len(self._parts[0])
+
+    def _smallest(self) -> pd.DataFrame:
+        rows = pd.concat(self._parts)
+        order = np.lexsort((rows.index.to_numpy(), rows["_hash"].to_numpy()))  # by hash, then source row
+        return rows.iloc[order[: self.size]]
+
+    def rows(self) -> pd.DataFrame:
+        """The sampled rows (raw columns), in source-row order."""
+        if not self._parts:
+            return pd.DataFrame(columns=list(raw_schema.RAW_COLUMN_NAMES))
+        return self._smallest().drop(columns="_hash").sort_index()
+
+
+@cache
+def feature_categories() -> dict[str, tuple[float, ...]]:
+    """Model features whose check allows a fixed list of values (pandera `isin`): those values."""
+    given = set(raw_schema.RAW_COLUMN_NAMES) | set(dataflow.aggregate_names())
+    found: dict[str, tuple[float, ...]] = {}
+    for step in fast.plan(features.MODEL_FEATURES, given):
+        for check in step.checks:
+            compiled = getattr(check.validator, "compiled", None)  # pandera checks, when compiled
+            for source in (compiled.sources if compiled is not None else ()):
+                if source.name == "isin" and step.name in features.MODEL_FEATURES:
+                    found[step.name] = tuple(sorted(float(v) for v in source.statistics["allowed_values"]))
+    return found
+
+
+def raw_categories(column: raw_schema.RawColumn) -> tuple[float, ...] | None:
+    if column.check.name == "isin":
+        return tuple(sorted(float(v) for v in column.check.statistics["allowed_values"]))
+    return None
+
+
+class ProfileBuilder:
+    """Holds the entries while their counts are summed; `message()` once every row is counted."""
+
+    def __init__(self, sample: pd.DataFrame, aggregates: dict[str, AggregateValue]):
+        self.raw = [self._entry(c.name, profile.RAW_INPUT, raw_categories(c), sample[c.name])
+                    for c in raw_schema.RAW_COLUMNS]
+        self._sample_features = dataflow.feature_matrix(dataflow.compute_features(sample, aggregates))
+        categories = feature_categories()
+        self.features = [self._entry(name, profile.FEATURE, categories.get(name), self._sample_features[:, j])
+                         for j, name in enumerate(features.MODEL_FEATURES)]
+        self.prediction: profile.Entry | None = None
+        self.rows = 0
+
+    @staticmethod
+    def _entry(name: str, source: str, categories, sample_values) -> profile.Entry:
+        if categories is not None:
+            return profile.categorical_entry(name, source, categories)
+        return profile.numeric_entry(name, source, profile.numeric_edges(np.asarray(sample_values)))
+
+    def count_raw(self, chunks: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        """`chunks` (accepted typed raw rows), each counted as it passes."""
+        for chunk in chunks:
+            for entry in self.raw:
+                entry.counts[:] += entry.count(chunk[entry.name].to_numpy())
+            self.rows += len(chunk)
+            yield chunk
+
+    def place_prediction(self, predict: Callable[[np.ndarray], np.ndarray]) -> None:
+        """The prediction's edges, from the sample's predictions with the fitted model."""
+        self.prediction = profile.numeric_entry(parity.PREDICTION, profile.PREDICTION,
+                                                profile.numeric_edges(predict(self._sample_features)))
+
+    def count_outputs(self, matrix: np.ndarray, predictions: np.ndarray) -> None:
+        """Features (rows x MODEL_FEATURES) and predictions of some rows."""
+        for j, entry in enumerate(self.features):
+            entry.counts[:] += entry.count(matrix[:, j])
+        self.prediction.counts[:] += self.prediction.count(predictions)
+
+    def message(self) -> serving_config_pb2.TrainingProfile:
+        return profile.to_message([*self.raw, *self.features, self.prediction], self.rows)
+
+
+def as_json(message: serving_config_pb2.TrainingProfile) -> dict:
+    """For report.json: per entry its kind, bins and training counts."""
+    entries = {}
+    for entry in profile.from_message(message):
+        described = {"source": entry.source, "kind": "numeric" if entry.numeric else "categorical"}
+        described.update({"edges": entry.edges.tolist()} if entry.numeric
+                         else {"categories": entry.categories.tolist()})
+        described["counts"] = dict(zip(entry.bin_labels(), entry.counts.tolist()))
+        entries[entry.name] = described
+    return {"row_count": message.row_count, "entries": entries}

@@ -1,0 +1,89 @@
+"""What the server watches of its own traffic: drift against the config's training profile
+(drift.py) and a sample of predictions for replay (prediction_log.py).
+
+`Monitoring` is built once per server from its settings; `attach(config, predictor)` is called for
+each verified config (at boot, and for every config swapped in later): it returns the predictor
+that records what it serves, and that config's drift monitor with its own, empty window. The
+predictor is wrapped after the config's golden rows were checked, so they are never counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from absenteeism.online import converters
+from absenteeism.online.predictor import Predictions, Predictor
+from absenteeism.v1 import raw_record_pb2, serving_config_pb2
+from feature_service import drift
+from feature_service.prediction_log import LogSettings, PredictionLog
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    drift_window: int = drift.DEFAULT_WINDOW  # 0: no drift monitoring
+    thresholds: drift.Thresholds = drift.Thresholds()
+    prediction_log: LogSettings | None = None
+
+
+class MonitoredPredictor:
+    """A predictor (same interface) that shows what it served to the drift window and the log."""
+
+    def __init__(self, predictor: Predictor, monitor: drift.Monitor, prediction_log: PredictionLog | None,
+                 config_id: str):
+        self._predictor = predictor
+        self.feature_names = predictor.feature_names
+        self._observe = monitor.observe if isinstance(monitor, drift.DriftMonitor) else None
+        self._log = prediction_log
+        self._config_id = config_id
+
+    def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
+        result = self._predictor.predict(records)
+        raw = result.raw if result.raw is not None else converters.records_to_matrix(records)[0]
+        if self._observe is not None:
+            self._observe(raw, result.features, result.predictions)
+        if self._log is not None:
+            self._log.offer(self._config_id, raw, result.features, result.predictions)
+        return result
+
+
+class Monitoring:
+    def __init__(self, settings: MonitoringSettings, feature_names: Sequence[str], registry: CollectorRegistry,
+                 current: Callable[[], drift.Monitor | None]):
+        """`current()`: the monitor of the config being served (the drift gauges read it at each scrape)."""
+        self.settings = settings
+        self.log = (PredictionLog(settings.prediction_log, feature_names, registry)
+                    if settings.prediction_log is not None else None)
+        drift.register_metrics(registry, current)
+
+    def start(self) -> None:
+        if self.log is not None:
+            self.log.start()
+
+    def attach(self, config: serving_config_pb2.ServingConfig, predictor: Predictor
+               ) -> tuple[Predictor, drift.Monitor]:
+        """The predictor to serve `config` with, and its drift monitor. Raises profile.ProfileError
+        for a profile that does not fit this code (the config cannot be served)."""
+        if not self.settings.drift_window:
+            monitor: drift.Monitor = drift.Unmonitored("drift monitoring is off (--drift-window 0)")
+        elif not config.HasField("profile"):
+            monitor = drift.Unmonitored("the config carries no training profile (it was built by a release before "
+                                        "drift monitoring): rerun the ETL job to monitor drift")
+        else:
+            monitor = drift.DriftMonitor(config, self.settings.drift_window, self.settings.thresholds)
+        if isinstance(monitor, drift.Unmonitored) and self.log is None:
+            return predictor, monitor
+        return MonitoredPredictor(predictor, monitor, self.log, config.content_sha256), monitor
+
+    def close(self) -> None:
+        """After the last call: the log's queue written and its open file published."""
+        if self.log is not None:
+            self.log.close()
+
+
+def log_settings(folder: Path | None, sample_rate: float, rotate_bytes: int, rotate_seconds: float
+                 ) -> LogSettings | None:
+    return None if folder is None else LogSettings(Path(folder), sample_rate, rotate_bytes, rotate_seconds)

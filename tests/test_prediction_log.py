@@ -1,0 +1,177 @@
+"""The prediction log, through real server processes: sampled predictions land in whole Parquet
+files (never half a file: not on rotation, SIGTERM, SIGKILL or a full disk), and replay bit for bit
+through the batch path (`python -m clients parity --prediction-log DIR --config CONFIG`)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from absenteeism import raw_schema
+from absenteeism.dataset import prediction_log as log_format
+from absenteeism.online import converters
+from clients import PredictionClient
+from feature_service.testing import ServerProcess, free_port
+
+
+@pytest.fixture(scope="module")
+def records(trained_config):
+    return converters.frame_to_records(trained_config.accepted.loc[:, list(raw_schema.RAW_COLUMN_NAMES)])
+
+
+def send_every_way(target: str, records) -> int:
+    """Predict, PredictBatch and PredictStream, in that order; returns how many records were served."""
+    with PredictionClient(target, insecure=True) as client:
+        for record in records[:200]:
+            client.predict(record)
+        for start in range(200, len(records), 500):
+            client.predict_batch(records[start:start + 500])
+        assert all(result.ok for result in client.predict_stream(records[:300]))
+    return len(records) + 300
+
+
+def parity(folder: Path, config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "clients", "parity", "--prediction-log", str(folder),
+                           "--config", str(config)], capture_output=True, text=True, timeout=300)
+
+
+def logged_rows(folder: Path) -> pd.DataFrame:
+    return pd.concat([pq.read_table(path).to_pandas() for path in log_format.complete_files(folder)],
+                     ignore_index=True)
+
+
+def hidden_files(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def metric(port: int, name: str, **labels) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
+
+
+def test_logged_traffic_replays_bit_for_bit_and_a_skewed_value_is_named(trained_config, records, tmp_path):
+    folder = tmp_path / "log"
+    with ServerProcess(trained_config.path, "--prediction-log", str(folder),
+                       "--prediction-log-sample-rate", "1") as server:
+        sent = send_every_way(server.target, records)
+    assert server.returncode == 0  # SIGTERM: the open file was published on the way out
+    assert hidden_files(folder) == []
+    logged = logged_rows(folder)
+    assert len(logged) == sent and set(logged[log_format.CONFIG_ID]) == {trained_config.config.content_sha256}
+    expected_raw = converters.records_to_matrix([*records, *records[:300]])[0]
+    np.testing.assert_array_equal(logged.loc[:, list(raw_schema.RAW_COLUMN_NAMES)].to_numpy(np.float64),
+                                  expected_raw)  # every record, as sent, in the order served
+
+    result = parity(folder, trained_config.path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{sent} logged records replayed through the batch path" in result.stdout
+    assert f"{sent} identical" in result.stdout and "PARITY: identical" in result.stdout
+
+    # One feature value edited by one ulp in one file: caught, with the feature, file and row named.
+    skewed = tmp_path / "skewed"
+    shutil.copytree(folder, skewed)
+    victim = log_format.complete_files(skewed)[0]
+    table = pq.read_table(victim)
+    column = table.column("age_zero_mean_unit_variance").to_numpy().copy()
+    column[7] = np.nextafter(column[7], np.inf)
+    index = table.schema.get_field_index("age_zero_mean_unit_variance")
+    pq.write_table(table.set_column(index, table.schema.field(index), pa.array(column)), victim)
+    result = parity(skewed, trained_config.path)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert f"{sent - 1} identical" in result.stdout and "PARITY: MISMATCH" in result.stdout
+    assert victim.name in result.stdout and "age_zero_mean_unit_variance: 1 mismatches; worst: row 7:" in result.stdout
+
+
+def test_files_rotate_by_size_and_every_one_is_whole(trained_config, records, tmp_path):
+    folder, port = tmp_path / "log", free_port()
+    with ServerProcess(trained_config.path, "--prediction-log", str(folder), "--prediction-log-sample-rate", "0.5",
+                       "--prediction-log-rotate-bytes", "20000", metrics_port=port) as server:
+        for _ in range(3):  # three waves, each written as a row group of its own (the writer flushes every second)
+            sent = send_every_way(server.target, records)
+            time.sleep(2.5)
+        files_so_far = metric(port, "feature_service_prediction_log_files_total")
+    files = log_format.complete_files(folder)
+    assert len(files) >= 3 and files_so_far >= 3 and hidden_files(folder) == []
+    logged = logged_rows(folder)
+    assert 0 < len(logged) < 3 * sent  # a sample: about half
+    assert parity(folder, trained_config.path).returncode == 0
+
+
+def _limited_file_size(server: ServerProcess, limit: int) -> ServerProcess:
+    """The same server command, run with RLIMIT_FSIZE: writing past `limit` bytes fails (EFBIG), as on a full disk."""
+    wrapper = ("import resource, runpy, sys; "
+               f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+               "sys.argv = ['feature_service', *sys.argv[1:]]; "
+               "runpy.run_module('feature_service', run_name='__main__', alter_sys=True)")
+    server.command = [sys.executable, "-c", wrapper, *server.command[3:]]
+    return server
+
+
+def test_a_full_disk_drops_samples_counts_them_and_serving_goes_on(trained_config, records, tmp_path):
+    folder, port = tmp_path / "log", free_port()
+    server = _limited_file_size(ServerProcess(trained_config.path, "--prediction-log", str(folder),
+                                              "--prediction-log-sample-rate", "1", metrics_port=port), 30_000)
+    with server:
+        sent = send_every_way(server.target, records)  # every call answered
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            dropped = metric(port, "feature_service_prediction_log_dropped_total", reason="write_failed")
+            written = metric(port, "feature_service_prediction_log_records_total")
+            if dropped + written == sent:
+                break
+            time.sleep(0.5)
+        assert dropped > 0 and dropped + written == sent  # nothing lost without being counted
+        with PredictionClient(server.target, insecure=True) as client:
+            assert client.predict(records[0]).prediction == trained_config.predictions.iloc[0]  # still serving
+    assert server.returncode == 0
+    assert any('"event": "prediction_log_failed"' in line for line in server.logs)
+    assert hidden_files(folder) == []  # the file that could not be written was removed whole
+    for path in log_format.complete_files(folder):
+        pq.read_table(path)  # any file there is whole
+
+
+def test_a_killed_server_leaves_no_file_half_written(trained_config, records, tmp_path):
+    folder = tmp_path / "log"
+    with ServerProcess(trained_config.path, "--prediction-log", str(folder),
+                       "--prediction-log-sample-rate", "1") as server:
+        send_every_way(server.target, records)
+        time.sleep(2.5)  # a row group is in the open file
+        server.stop(signal.SIGKILL)
+    assert log_format.complete_files(folder) == [] and len(hidden_files(folder)) == 1  # only the temp name
+    with ServerProcess(trained_config.path, "--prediction-log", str(folder)) as restarted:
+        pass
+    assert hidden_files(folder) == []  # the next server removed it
+    assert any('"event": "prediction_log_stale"' in line for line in restarted.logs)
+
+
+def test_replay_refuses_a_log_without_records_of_that_config(trained_config, records, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = parity(empty, trained_config.path)
+    assert result.returncode == 2 and "holds no prediction log file" in result.stderr
+    folder = tmp_path / "log"
+    with ServerProcess(trained_config.path, "--prediction-log", str(folder),
+                       "--prediction-log-sample-rate", "1") as server:
+        with PredictionClient(server.target, insecure=True) as client:
+            client.predict_batch(records[:50])
+    table = pq.read_table(log_format.complete_files(folder)[0])
+    other = table.set_column(1, log_format.CONFIG_ID, pa.array(["f" * 64] * len(table)))
+    pq.write_table(other, log_format.complete_files(folder)[0])
+    result = parity(folder, trained_config.path)
+    assert result.returncode == 2 and f"no record in {folder} was served with config" in result.stderr
+    usage = subprocess.run([sys.executable, "-m", "clients", "parity", "--prediction-log", str(folder)],
+                           capture_output=True, text=True, timeout=120)
+    assert usage.returncode == 2 and "--prediction-log DIR and --config CONFIG" in usage.stderr
