@@ -15,6 +15,7 @@ from absenteeism.v1 import prediction_service_pb2 as pb
 from feature_service import errors, predictors
 from feature_service.metrics import Metrics
 from feature_service.servicer import PredictionServicer
+from feature_service import drift
 from feature_service.serving import Serving, ServingState
 
 SERVICE = pb.DESCRIPTOR.services_by_name["PredictionService"]
@@ -31,7 +32,8 @@ def metrics():
 
 
 def make_server(config, predictor=None, max_batch=100, metrics=None):
-    serving = Serving.of(config, predictor or predictors.create("reference", config))
+    serving = Serving.of(config, predictor or predictors.create("reference", config),
+                         drift.Unmonitored("drift monitoring is off in these tests"))
     servicer = PredictionServicer(ServingState(serving), max_batch=max_batch, metrics=metrics)
     return grpc_testing.server_from_dictionary({SERVICE: servicer}, grpc_testing.strict_real_time())
 
