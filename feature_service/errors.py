@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -126,9 +126,9 @@ def record_error(violations: Sequence[raw_schema.Violation]) -> prediction_servi
                           for v in violations])
 
 
-def to_status(error: BaseException, method: str, field_path: FieldPath) -> grpc.Status:
+def to_status(error: BaseException, method: str, field_path: FieldPath | None) -> grpc.Status:
     """The status for an exception raised while serving `method`; logs what the caller will not see."""
-    if isinstance(error, InvalidRecords):
+    if isinstance(error, InvalidRecords) and field_path is not None:
         return bad_request_status(error.table, field_path)
     if isinstance(error, UndecodableRequest):
         return _grpc_status(code_pb2.INVALID_ARGUMENT, str(error))
@@ -151,10 +151,9 @@ def abort(context: grpc.ServicerContext, status: grpc.Status) -> None:
     context.abort(status.code, status.details)
 
 
-def unary_boundary(field_path: FieldPath):
+def unary_boundary(field_path: FieldPath | None = None):
     """Decorates a unary servicer method: any exception becomes one status (see the table above).
-
-    The servicer's `on_violations(table)` is told about invalid records (metrics)."""
+    `field_path` names a record's fields in BadRequest details; None for a method that takes none."""
 
     def decorate(method):
         @functools.wraps(method)
@@ -162,8 +161,6 @@ def unary_boundary(field_path: FieldPath):
             try:
                 return method(self, request, context)
             except Exception as error:  # noqa: BLE001 - this is the boundary
-                if isinstance(error, InvalidRecords):
-                    self.on_violations(error.table)
                 status = to_status(error, method.__name__, field_path)
             abort(context, status)
 
@@ -185,83 +182,3 @@ def stream_boundary(method):
         abort(context, status)
 
     return wrapper
-
-
-# --- requests whose bytes do not decode -------------------------------------------------------
-# gRPC's own answer would be INTERNAL ("Exception deserializing request!"); a caller's garbage is
-# the caller's error, so a tolerant deserializer hands a marker on and the behaviour refuses it.
-
-
-class _Undecodable:
-    __slots__ = ("type_name",)
-
-    def __init__(self, type_name: str):
-        self.type_name = type_name
-
-
-def _tolerant(deserializer: Callable[[bytes], object] | None) -> Callable[[bytes], object] | None:
-    if deserializer is None:
-        return None
-    type_name = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)
-    type_name = type_name.full_name if type_name is not None else "request"
-
-    def deserialize(data: bytes):
-        try:
-            return deserializer(data)
-        except Exception:  # noqa: BLE001 - any decode failure
-            return _Undecodable(type_name)
-
-    return deserialize
-
-
-def _checked(requests: Iterable[object]) -> Iterator[object]:
-    for request in requests:
-        if isinstance(request, _Undecodable):
-            raise UndecodableRequest(request.type_name)
-        yield request
-
-
-class DecodeGuardInterceptor(grpc.ServerInterceptor):
-    """Undecodable request bytes -> INVALID_ARGUMENT, for every method of the server."""
-
-    def __init__(self):
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
-
-    def intercept_service(self, continuation, handler_call_details):
-        method = handler_call_details.method
-        wrapped = self._handlers.get(method)
-        if wrapped is None:
-            wrapped = self._wrap(continuation(handler_call_details))
-            if wrapped is not None:  # a server's handlers never change: wrap each known method once
-                self._handlers[method] = wrapped
-        return wrapped
-
-    def _wrap(self, handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
-        if handler is None:
-            return None
-        changes = {"request_deserializer": _tolerant(handler.request_deserializer)}
-        if handler.unary_unary is not None:
-            changes["unary_unary"] = self._unary(handler.unary_unary)
-        elif handler.unary_stream is not None:
-            changes["unary_stream"] = self._unary(handler.unary_stream)
-        elif handler.stream_unary is not None:
-            changes["stream_unary"] = self._stream(handler.stream_unary)
-        elif handler.stream_stream is not None:
-            changes["stream_stream"] = self._stream(handler.stream_stream)
-        return handler._replace(**changes)
-
-    @staticmethod
-    def _unary(behavior):
-        def guarded(request, context):
-            if isinstance(request, _Undecodable):
-                abort(context, to_status(UndecodableRequest(request.type_name), "", single_record_field))
-            return behavior(request, context)
-
-        return guarded
-
-    @staticmethod
-    def _stream(behavior):
-        def guarded(request_iterator, context):
-            return behavior(_checked(request_iterator), context)
-
-        return guarded

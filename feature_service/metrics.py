@@ -1,4 +1,4 @@
-"""Prometheus metrics and the interceptor that records every call; served over HTTP at /metrics.
+"""Prometheus metrics, served over HTTP at /metrics (interceptors/call_metrics.py records every call).
 
 feature_service_requests_total{method,code}          calls by method and final status code
 feature_service_request_duration_seconds{method}     latency (a stream: its whole life)
@@ -12,15 +12,9 @@ feature_service_config_info{config_id,created_at}    1, labelled with the config
 
 from __future__ import annotations
 
-import logging
-import time
-
-import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info, start_http_server
 
 from absenteeism.violation_table import ViolationTable
-
-log = logging.getLogger(__name__)
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 RELOAD_OUTCOMES = ("loaded", "refused", "unchanged")
@@ -69,83 +63,3 @@ class Metrics:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
-
-
-def _final_code(context: grpc.ServicerContext, raised: bool) -> str:
-    code = context.code()
-    if code is not None:
-        return code.name
-    if not context.is_active():
-        remaining = context.time_remaining()
-        return (grpc.StatusCode.DEADLINE_EXCEEDED if remaining is not None and remaining <= 0
-                else grpc.StatusCode.CANCELLED).name
-    return (grpc.StatusCode.INTERNAL if raised else grpc.StatusCode.OK).name
-
-
-class MetricsInterceptor(grpc.ServerInterceptor):
-    """Counts, times and logs (DEBUG) every call, whatever its method and outcome."""
-
-    def __init__(self, metrics: Metrics):
-        self._metrics = metrics
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
-        # Label children looked up once: .labels() builds a key and takes a lock on every call.
-        self._requests: dict[tuple[str, str], Counter] = {}
-        self._latency: dict[str, Histogram] = {}
-
-    def _done(self, method: str, context, started: float, raised: bool) -> None:
-        elapsed = time.perf_counter() - started
-        code = _final_code(context, raised)
-        requests = self._requests.get((method, code))
-        if requests is None:
-            requests = self._requests[method, code] = self._metrics.requests.labels(method, code)
-        requests.inc()
-        latency = self._latency.get(method)
-        if latency is None:
-            latency = self._latency[method] = self._metrics.latency.labels(method)
-        latency.observe(elapsed)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("call", extra={"event": "call", "method": method, "code": code,
-                                     "duration_ms": round(elapsed * 1000, 3), "peer": context.peer()})
-
-    def intercept_service(self, continuation, handler_call_details):
-        method = handler_call_details.method
-        wrapped = self._handlers.get(method)
-        if wrapped is None:
-            wrapped = self._wrap(method, continuation(handler_call_details))
-            if wrapped is not None:  # a server's handlers never change: wrap each known method once
-                self._handlers[method] = wrapped
-        return wrapped
-
-    def _wrap(self, method: str, handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
-        if handler is None:
-            return None
-        if handler.unary_unary is not None:
-            return handler._replace(unary_unary=self._wrap_unary(method, handler.unary_unary))
-        if handler.stream_unary is not None:
-            return handler._replace(stream_unary=self._wrap_unary(method, handler.stream_unary))
-        if handler.unary_stream is not None:
-            return handler._replace(unary_stream=self._wrap_stream(method, handler.unary_stream))
-        return handler._replace(stream_stream=self._wrap_stream(method, handler.stream_stream))
-
-    def _wrap_unary(self, method, behavior):
-        def timed(request, context):
-            started, raised = time.perf_counter(), True
-            try:
-                response = behavior(request, context)
-                raised = False
-                return response
-            finally:
-                self._done(method, context, started, raised)
-
-        return timed
-
-    def _wrap_stream(self, method, behavior):
-        def timed(request, context):
-            started, raised = time.perf_counter(), True
-            try:
-                yield from behavior(request, context)
-                raised = False
-            finally:
-                self._done(method, context, started, raised)
-
-        return timed

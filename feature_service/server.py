@@ -14,15 +14,17 @@ import grpc
 
 from absenteeism import config_io, features, profile
 from absenteeism.v1 import prediction_service_pb2_grpc, serving_config_pb2
-from feature_service import errors, predictors, reload, tls
+from feature_service import predictors, reload, tls
 from feature_service.monitoring import Monitoring
 from feature_service.micro_batching import MicroBatchingPredictor
 from feature_service.health import Health
-from feature_service.metrics import Metrics, MetricsInterceptor
+from feature_service.interceptors.call_metrics import MetricsInterceptor
+from feature_service.interceptors.decode_guard import DecodeGuardInterceptor
+from feature_service.interceptors.stream_limit import StreamLimitInterceptor
+from feature_service.metrics import Metrics
 from feature_service.servicer import PredictionServicer
 from feature_service.serving import Serving, ServingState
 from feature_service.settings import Settings
-from feature_service.stream_limit import StreamLimitInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ class PredictionServer:
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
             interceptors=[MetricsInterceptor(self.metrics), StreamLimitInterceptor(settings.stream_limit),
-                          errors.DecodeGuardInterceptor()],
+                          DecodeGuardInterceptor()],
             options=[("grpc.max_receive_message_length", settings.max_message_bytes),
                      ("grpc.max_send_message_length", settings.max_message_bytes),
                      # 0: a port already taken is an error; 1 only for a supervisor's children,

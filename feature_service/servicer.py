@@ -12,10 +12,9 @@ from collections.abc import Iterable, Iterator, Sequence
 import grpc
 import numpy as np
 
-from absenteeism import raw_schema
-from absenteeism.online.predictor import predict_valid
+from absenteeism.online.predictor import InvalidRecords, Predictions, Predictor, predict_valid
 from absenteeism.v1 import prediction_service_pb2 as pb
-from absenteeism.v1 import prediction_service_pb2_grpc
+from absenteeism.v1 import prediction_service_pb2_grpc, raw_record_pb2
 from absenteeism.violation_table import ViolationTable
 from feature_service import errors, streaming
 from feature_service.metrics import Metrics
@@ -39,8 +38,13 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._stream_idle_seconds = stream_idle_seconds  # 0: a stream may stay idle for ever
         self._metrics = metrics or Metrics()
 
-    def on_violations(self, table: ViolationTable) -> None:
-        self._metrics.record_violations(table)
+    def _predict(self, predictor: Predictor, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
+        """The predictor's answer; invalid records are counted on their way to the error boundary."""
+        try:
+            return predictor.predict(records)
+        except InvalidRecords as error:
+            self._metrics.record_violations(error.table)
+            raise
 
     @staticmethod
     def _response(serving: Serving, features: np.ndarray, prediction: float,
@@ -55,7 +59,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request: pb.PredictRequest, context: grpc.ServicerContext) -> pb.PredictResponse:
         _check_deadline(context)
         serving = self._state.current
-        result = serving.predictor.predict([request.record])
+        result = self._predict(serving.predictor, [request.record])
         return self._response(serving, result.features[0], result.predictions[0], request.include_features)
 
     @errors.unary_boundary(errors.batch_record_field)
@@ -69,7 +73,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         response = pb.PredictBatchResponse(config_id=serving.config_id)
         if size == 0:
             return response
-        result = serving.predictor.predict(request.records)  # the repeated field is a sequence: no copy
+        result = self._predict(serving.predictor, request.records)  # the repeated field is a sequence: no copy
         response.predictions.extend(result.predictions.tolist())
         if request.include_features:
             response.feature_names.extend(serving.feature_names)
@@ -95,7 +99,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         serving = self._state.current
         outcome = predict_valid(serving.predictor, [request.record for request in batch])
         if outcome.invalid:  # at most STREAM_BATCH records' worth
-            self.on_violations(ViolationTable.of(v for found in outcome.invalid.values() for v in found))
+            self._metrics.record_violations(ViolationTable.of(v for found in outcome.invalid.values() for v in found))
         position = {row: k for k, row in enumerate(outcome.valid)}
         self._metrics.stream_messages.labels(outcome="predicted").inc(len(outcome.valid))
         self._metrics.stream_messages.labels(outcome="rejected").inc(len(outcome.invalid))
@@ -107,12 +111,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 yield pb.PredictStreamResponse(prediction=self._response(
                     serving, outcome.result.features[k], outcome.result.predictions[k], request.include_features))
 
-    @errors.unary_boundary(errors.single_record_field)
+    @errors.unary_boundary()
     def GetServingConfig(self, request: pb.GetServingConfigRequest,
                          context: grpc.ServicerContext) -> pb.GetServingConfigResponse:
         return pb.GetServingConfigResponse(config=self._state.current.config)
 
-    @errors.unary_boundary(errors.single_record_field)
+    @errors.unary_boundary()
     def GetDriftReport(self, request: pb.GetDriftReportRequest,
                        context: grpc.ServicerContext) -> pb.GetDriftReportResponse:
         return self._state.current.drift.report().response()

@@ -6,7 +6,7 @@ sees no added latency; a client that streams a file gets batch throughput. Respo
 request, in order: the servicer answers each batch before it takes the next.
 
 An open stream holds a worker thread even when it sends nothing, so a stream that stays idle is
-ended (StreamIdle); how many may be open at once is stream_limit.py's job.
+ended (StreamIdle); how many may be open at once is interceptors/stream_limit.py's job.
 """
 
 from __future__ import annotations

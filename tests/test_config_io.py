@@ -11,7 +11,6 @@ import pytest
 
 from absenteeism import config_io, dataflow
 from absenteeism.dataset import atomic
-from absenteeism.online import predictor as online
 from absenteeism.online.reference import ReferencePredictor
 from absenteeism.model import predict_linear
 from absenteeism.raw_schema import RAW_DTYPES

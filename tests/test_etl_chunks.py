@@ -17,7 +17,7 @@ from absenteeism import aggregates, config_io, dataflow
 from absenteeism.dataset import blocks
 from absenteeism.dataset import format as dataset_format
 
-from etl_job import cli, outputs, profile, ridge, synthetic, training
+from etl_job import cli, outputs, profile, ridge, synthetic
 from etl_job.split import held_out
 from tests.test_etl_outputs import _config_without_time
 

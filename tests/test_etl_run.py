@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 
 from absenteeism import aggregates, config_io, dataflow, features
-from absenteeism.online import predictor as online
 from absenteeism.online.reference import ReferencePredictor
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS
 from etl_job import cli, golden, pipeline

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from absenteeism.online import converters
-from absenteeism.online import fast
 from absenteeism.online.fast import FastPredictor
 from absenteeism.online import predictor as online
 from feature_service.micro_batching import MicroBatchingPredictor

@@ -10,7 +10,6 @@ import signal
 import socket
 import struct
 import tempfile
-import time
 from pathlib import Path
 
 import pytest

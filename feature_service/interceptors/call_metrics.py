@@ -1,0 +1,93 @@
+"""Counts, times and logs every call into the server's Metrics, whatever its method and outcome."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import grpc
+from prometheus_client import Counter, Histogram
+
+from feature_service.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+def _final_code(context: grpc.ServicerContext, raised: bool) -> str:
+    code = context.code()
+    if code is not None:
+        return code.name
+    if not context.is_active():
+        remaining = context.time_remaining()
+        return (grpc.StatusCode.DEADLINE_EXCEEDED if remaining is not None and remaining <= 0
+                else grpc.StatusCode.CANCELLED).name
+    return (grpc.StatusCode.INTERNAL if raised else grpc.StatusCode.OK).name
+
+
+class MetricsInterceptor(grpc.ServerInterceptor):
+    """Counts, times and logs (DEBUG) every call, whatever its method and outcome."""
+
+    def __init__(self, metrics: Metrics):
+        self._metrics = metrics
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        # Label children looked up once: .labels() builds a key and takes a lock on every call.
+        self._requests: dict[tuple[str, str], Counter] = {}
+        self._latency: dict[str, Histogram] = {}
+
+    def _done(self, method: str, context, started: float, raised: bool) -> None:
+        elapsed = time.perf_counter() - started
+        code = _final_code(context, raised)
+        requests = self._requests.get((method, code))
+        if requests is None:
+            requests = self._requests[method, code] = self._metrics.requests.labels(method, code)
+        requests.inc()
+        latency = self._latency.get(method)
+        if latency is None:
+            latency = self._latency[method] = self._metrics.latency.labels(method)
+        latency.observe(elapsed)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("call", extra={"event": "call", "method": method, "code": code,
+                                     "duration_ms": round(elapsed * 1000, 3), "peer": context.peer()})
+
+    def intercept_service(self, continuation, handler_call_details):
+        method = handler_call_details.method
+        wrapped = self._handlers.get(method)
+        if wrapped is None:
+            wrapped = self._wrap(method, continuation(handler_call_details))
+            if wrapped is not None:  # a server's handlers never change: wrap each known method once
+                self._handlers[method] = wrapped
+        return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
+        if handler is None:
+            return None
+        if handler.unary_unary is not None:
+            return handler._replace(unary_unary=self._wrap_unary(method, handler.unary_unary))
+        if handler.stream_unary is not None:
+            return handler._replace(stream_unary=self._wrap_unary(method, handler.stream_unary))
+        if handler.unary_stream is not None:
+            return handler._replace(unary_stream=self._wrap_stream(method, handler.unary_stream))
+        return handler._replace(stream_stream=self._wrap_stream(method, handler.stream_stream))
+
+    def _wrap_unary(self, method, behavior):
+        def timed(request, context):
+            started, raised = time.perf_counter(), True
+            try:
+                response = behavior(request, context)
+                raised = False
+                return response
+            finally:
+                self._done(method, context, started, raised)
+
+        return timed
+
+    def _wrap_stream(self, method, behavior):
+        def timed(request, context):
+            started, raised = time.perf_counter(), True
+            try:
+                yield from behavior(request, context)
+                raised = False
+            finally:
+                self._done(method, context, started, raised)
+
+        return timed

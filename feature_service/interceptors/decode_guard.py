@@ -1,0 +1,88 @@
+"""Undecodable request bytes -> INVALID_ARGUMENT, for every method of the server.
+
+gRPC's own answer would be INTERNAL ("Exception deserializing request!"); a caller's garbage is the
+caller's error, so a tolerant deserializer hands a marker on and the behaviour refuses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+import grpc
+
+from feature_service import errors
+
+
+class _Undecodable:
+    __slots__ = ("type_name",)
+
+    def __init__(self, type_name: str):
+        self.type_name = type_name
+
+
+def _tolerant(deserializer: Callable[[bytes], object] | None) -> Callable[[bytes], object] | None:
+    if deserializer is None:
+        return None
+    type_name = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)
+    type_name = type_name.full_name if type_name is not None else "request"
+
+    def deserialize(data: bytes):
+        try:
+            return deserializer(data)
+        except Exception:  # noqa: BLE001 - any decode failure
+            return _Undecodable(type_name)
+
+    return deserialize
+
+
+def _checked(requests: Iterable[object]) -> Iterator[object]:
+    for request in requests:
+        if isinstance(request, _Undecodable):
+            raise errors.UndecodableRequest(request.type_name)
+        yield request
+
+
+class DecodeGuardInterceptor(grpc.ServerInterceptor):
+    """Undecodable request bytes -> INVALID_ARGUMENT, for every method of the server."""
+
+    def __init__(self):
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def intercept_service(self, continuation, handler_call_details):
+        method = handler_call_details.method
+        wrapped = self._handlers.get(method)
+        if wrapped is None:
+            wrapped = self._wrap(continuation(handler_call_details))
+            if wrapped is not None:  # a server's handlers never change: wrap each known method once
+                self._handlers[method] = wrapped
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
+        if handler is None:
+            return None
+        changes = {"request_deserializer": _tolerant(handler.request_deserializer)}
+        if handler.unary_unary is not None:
+            changes["unary_unary"] = self._unary(handler.unary_unary)
+        elif handler.unary_stream is not None:
+            changes["unary_stream"] = self._unary(handler.unary_stream)
+        elif handler.stream_unary is not None:
+            changes["stream_unary"] = self._stream(handler.stream_unary)
+        elif handler.stream_stream is not None:
+            changes["stream_stream"] = self._stream(handler.stream_stream)
+        return handler._replace(**changes)
+
+    @staticmethod
+    def _unary(behavior):
+        def guarded(request, context):
+            if isinstance(request, _Undecodable):
+                errors.abort(context, errors.to_status(errors.UndecodableRequest(request.type_name), "", errors.single_record_field))
+            return behavior(request, context)
+
+        return guarded
+
+    @staticmethod
+    def _stream(behavior):
+        def guarded(request_iterator, context):
+            return behavior(_checked(request_iterator), context)
+
+        return guarded
