@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from absenteeism.v1 import prediction_service_pb2 as pb  # noqa: E402
 from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc  # noqa: E402
 from bench.common import build_config, machine_line, percentiles, sample_records  # noqa: E402
-from bench.serving import batch_rows_per_second, throughput  # noqa: E402
+from bench import load  # noqa: E402
+from bench.serving import batch_rows_per_second  # noqa: E402
 from feature_service.settings import Settings  # noqa: E402
 from feature_service.testing import ServerProcess  # noqa: E402
 
@@ -65,8 +66,10 @@ def measure(running: dict[str, ServerProcess], records, smoke: bool) -> dict[str
     for channel in channels.values():
         channel.close()
     figures = {name: percentiles(values) for name, values in seconds.items()}
-    for name, server in running.items():
-        figures[name]["clients_8"] = throughput(server.target, records, 8, 0.3 if smoke else 8.0)["calls_per_s"]
+    serialized = [request.SerializeToString() for request in requests]
+    for name, server in running.items():  # 8 callers in 2 client processes apart from the servers
+        figures[name]["clients_8"] = load.run(server.target, 8, 2, 0.3 if smoke else 8.0, serialized,
+                                              start_delay=2.0 if smoke else 3.0).calls_per_s
     for name, server in running.items():
         figures[name]["batch_10000"] = batch_rows_per_second(server.target, records, 10_000, 2 if smoke else 10)
     return figures
