@@ -170,7 +170,7 @@ class SharedWindows:
         self._ids[slot] = 0  # readers skip the slot while it is emptied
         self._rows[slot] = np.nan
         self._ids[slot] = np.frombuffer(bytes.fromhex(config_id), np.uint8)
-        return self._rows[slot]
+        return self._rows[slot].view(np.ndarray)  # a plain view: indexing a memmap costs a Python call
 
     def rows_of(self, config_id: str) -> np.ndarray:
         """The rows written in every slot that holds records of `config_id`."""
