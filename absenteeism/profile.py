@@ -63,9 +63,7 @@ class Entry:
             positions[values == self.edges[-1]] = len(self.edges) - 1  # the last bin is closed
             return positions
         positions = np.searchsorted(self.categories, values, side="left")
-        inside = positions < len(self.categories)
-        known = np.zeros(values.shape, dtype=bool)
-        known[inside] = self.categories[positions[inside]] == values[inside]
+        known = self.categories[np.minimum(positions, len(self.categories) - 1)] == values
         return np.where(known, positions, len(self.categories))  # the last bin: any other value
 
     def count(self, values: np.ndarray) -> np.ndarray:

@@ -31,24 +31,29 @@ SAMPLE_SEED = 0x5A4D  # fixed: the same input always gives the same sample
 
 class RowSample:
     """The `size` accepted rows with the smallest hash of (SAMPLE_SEED, source row), kept while the
-    rows stream by (at most twice `size` rows held at any time)."""
+    rows stream by: at most twice `size` rows are held, and once `size` are, a chunk's rows whose
+    hash is above the largest kept one are not even copied."""
 
     def __init__(self, size: int | None = None):
         self.size = SAMPLE_ROWS if size is None else size
         self._parts: list[pd.DataFrame] = []
         self._held = 0
+        self._bound = np.iinfo(np.uint64).max  # a row hashed above it cannot be among the `size` smallest
 
     def add(self, accepted: pd.DataFrame) -> None:
         """accepted: typed raw rows, index = source row."""
-        if len(accepted) == 0:
+        hashes = row_hash(accepted.index.to_numpy(), SAMPLE_SEED)
+        keep = hashes <= self._bound
+        if not keep.any():
             return
-        part = accepted.loc[:, list(raw_schema.RAW_COLUMN_NAMES)].copy()  # a copy: drops the chunk's block
-        part["_hash"] = row_hash(part.index.to_numpy(), SAMPLE_SEED)
+        part = accepted.loc[keep, list(raw_schema.RAW_COLUMN_NAMES)]  # a copy: drops the chunk's block
+        part.insert(len(part.columns), "_hash", hashes[keep])
         self._parts.append(part)
         self._held += len(part)
         if self._held > 2 * self.size:
-            self._parts = [self._smallest()]
-            self._held = len(self._parts[0])
+            smallest = self._smallest()
+            self._parts, self._held = [smallest], len(smallest)
+            self._bound = smallest["_hash"].to_numpy().max()
 
     def _smallest(self) -> pd.DataFrame:
         rows = pd.concat(self._parts)

@@ -2,12 +2,18 @@
 
 Each served record's raw values, features and prediction go into a ring of the last
 `--drift-window` records (one row each). The hot path takes no lock: a record claims its slot with
-`next()` on an itertools.count (one step under the GIL) and copies its values into that row. A report (the GetDriftReport RPC, a /metrics scrape) copies the ring, counts each
-column into the profile's bins (absenteeism/profile.py) and compares the counts with training
+`next()` on an itertools.count (one step under the GIL) and copies its values into that row. A
+report (the GetDriftReport RPC, a /metrics scrape) copies the ring, counts each column into the
+profile's bins (absenteeism/profile.py) and compares the counts with training
 (absenteeism/divergence.py): PSI and Jensen-Shannon for numeric entries, L-infinity for
 categorical ones, each against its threshold.
 
 One DriftMonitor belongs to one config: a new config gets a new, empty window.
+
+With --processes N the window is shared (SharedWindows): one memory-mapped file of the
+supervisor's, a slot of ceil(window / N) rows per process, each written by its own process only;
+a report, in any process or at the supervisor's /metrics, reads every slot that holds records of
+its config, so it speaks for the whole server.
 """
 
 from __future__ import annotations
@@ -15,12 +21,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from absenteeism import divergence, profile, raw_schema
+from absenteeism import config_io, divergence, features, profile, raw_schema
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import serving_config_pb2
 from feature_service.errors import FailedPrecondition
@@ -67,13 +74,19 @@ class DriftReport:
                                       threshold=e.threshold, drifted=e.drifted) for e in self.entries])
 
 
-class Window:
-    """The last `size` records added: per record a row of its raw values, its features and its
-    prediction (float64); rows never written are NaN."""
+def row_width(feature_count: int = len(features.MODEL_FEATURES)) -> int:
+    """Values in a window row: the raw values (records_to_matrix order), the features, the prediction."""
+    return len(raw_schema.RAW_COLUMN_NAMES) + feature_count + 1
 
-    def __init__(self, size: int, raw_width: int, feature_width: int):
-        self.size = size
-        self._rows = np.full((size, raw_width + feature_width + 1), np.nan)
+
+class Window:
+    """A ring of the last len(rows) records added: per record a row of its raw values, its features
+    and its prediction (float64). `rows` is NaN where never written."""
+
+    def __init__(self, rows: np.ndarray, feature_width: int):
+        raw_width = len(raw_schema.RAW_COLUMN_NAMES)
+        self.size = len(rows)
+        self._rows = rows
         self._raw, self._features = slice(0, raw_width), slice(raw_width, raw_width + feature_width)
         self._claims = itertools.count()
 
@@ -99,29 +112,24 @@ class Window:
         return rows[~np.isnan(rows[:, -1])]
 
 
-class DriftMonitor:
-    """The window of one config and the comparison of its rows with that config's profile."""
+class Comparison:
+    """A config's training profile, and how window rows compare with it."""
 
-    def __init__(self, config: serving_config_pb2.ServingConfig, window: int, thresholds: Thresholds):
+    def __init__(self, config: serving_config_pb2.ServingConfig, thresholds: Thresholds):
         self.config_id = config.content_sha256
         self.thresholds = thresholds
         self.entries = profile.from_message(config.profile)
-        # A window row: the raw values (records_to_matrix order), the features, the prediction.
         raw = {name: j for j, name in enumerate(raw_schema.RAW_COLUMN_NAMES)}
         feature = {name: len(raw) + j for j, name in enumerate(config.feature_names)}
-        width = len(raw) + len(feature) + 1
+        prediction = row_width(len(feature)) - 1
         where = {profile.RAW_INPUT: raw, profile.FEATURE: feature}
-        self.columns = [width - 1 if e.source == profile.PREDICTION else where[e.source].get(e.name)
+        self.columns = [prediction if e.source == profile.PREDICTION else where[e.source].get(e.name)
                         for e in self.entries]
         unknown = [e.name for e, column in zip(self.entries, self.columns) if column is None]
         if unknown:
             raise profile.ProfileError(f"training profile entries {unknown} are neither raw inputs nor features")
-        self.window = Window(window, len(raw), len(feature))
-        # Records served: raw values (rows x RAW_COLUMNS), features (rows x features), predictions.
-        self.observe = self.window.add
 
-    def report(self) -> DriftReport:
-        rows = self.window.snapshot()
+    def report(self, rows: np.ndarray) -> DriftReport:
         entries = []
         if len(rows):
             for entry, column in zip(self.entries, self.columns):
@@ -131,6 +139,79 @@ class DriftMonitor:
                 entries.extend(EntryDrift(entry.name, entry.source, metric, compute(entry.counts, served),
                                           self.thresholds.of(metric)) for metric, compute in metrics)
         return DriftReport(self.config_id, len(rows), entries)
+
+
+class SharedWindows:
+    """The windows of the N processes of one supervisor in one memory-mapped file: per slot the
+    config id whose records it holds (32 bytes) and ceil(window / N) rows. Slot i is written by
+    process i alone; any process reads them all."""
+
+    FILE = "drift-windows"
+    ID_BYTES = 32  # a config id (sha256 hex) as bytes
+
+    def __init__(self, path: Path, slots: int, window: int, width: int = 0):
+        self.path, self.slots = Path(path), slots
+        self.rows_per_slot = -(-window // slots)
+        self.width = width or row_width()
+        self._ids = np.memmap(self.path, np.uint8, "r+", offset=0, shape=(slots, self.ID_BYTES))
+        self._rows = np.memmap(self.path, np.float64, "r+", offset=slots * self.ID_BYTES,
+                               shape=(slots, self.rows_per_slot, self.width))
+
+    @classmethod
+    def create(cls, folder: Path, slots: int, window: int) -> SharedWindows:
+        path = Path(folder) / cls.FILE
+        size = slots * cls.ID_BYTES + slots * -(-window // slots) * row_width() * 8
+        with open(path, "wb") as created:
+            created.truncate(size)  # zeros: no config id in any slot
+        return cls(path, slots, window)
+
+    def claim(self, slot: int, config_id: str) -> np.ndarray:
+        """Slot `slot`, emptied, for the records of `config_id`: its rows (a view into the file)."""
+        self._ids[slot] = 0  # readers skip the slot while it is emptied
+        self._rows[slot] = np.nan
+        self._ids[slot] = np.frombuffer(bytes.fromhex(config_id), np.uint8)
+        return self._rows[slot].view(np.ndarray)  # a plain view: indexing a memmap costs a Python call
+
+    def rows_of(self, config_id: str) -> np.ndarray:
+        """The rows written in every slot that holds records of `config_id`."""
+        wanted = (self._ids == np.frombuffer(bytes.fromhex(config_id), np.uint8)).all(axis=1)
+        rows = np.asarray(self._rows[np.flatnonzero(wanted)]).reshape(-1, self.width)  # a copy
+        return rows[~np.isnan(rows[:, -1])]
+
+    def config_ids(self) -> dict[str, int]:
+        """Slots per config id (slots holding none left out)."""
+        found: dict[str, int] = {}
+        for raw in np.asarray(self._ids):
+            if raw.any():
+                found[raw.tobytes().hex()] = found.get(raw.tobytes().hex(), 0) + 1
+        return found
+
+
+class DriftMonitor:
+    """The window of one config and the comparison of its rows with that config's profile; in a
+    slot of `shared` when the server is one of several processes."""
+
+    def __init__(self, config: serving_config_pb2.ServingConfig, window: int, thresholds: Thresholds,
+                 shared: tuple[SharedWindows, int] | None = None):
+        self.comparison = Comparison(config, thresholds)
+        self.config_id = config.content_sha256
+        width = row_width(len(config.feature_names))
+        if shared is None:
+            rows = np.full((window, width), np.nan)
+            self._rows = self._own_rows
+        else:
+            windows, slot = shared
+            rows = windows.claim(slot, self.config_id)
+            self._rows = lambda: windows.rows_of(self.config_id)
+        self.window = Window(rows, len(config.feature_names))
+        # Records served: raw values (rows x RAW_COLUMNS), features (rows x features), predictions.
+        self.observe = self.window.add
+
+    def _own_rows(self) -> np.ndarray:
+        return self.window.snapshot()
+
+    def report(self) -> DriftReport:
+        return self.comparison.report(self._rows())
 
 
 class Unmonitored:
@@ -147,17 +228,16 @@ Monitor = DriftMonitor | Unmonitored
 
 
 class DriftCollector(Collector):
-    """feature_service_drift{name,metric} and friends, computed at each scrape from the monitor that
-    `current()` returns, so they always say what GetDriftReport says."""
+    """feature_service_drift{name,metric} and friends, computed at each scrape from the report that
+    `current()` returns (None: nothing to say), so they always say what GetDriftReport says."""
 
-    def __init__(self, current: Callable[[], Monitor | None]):
+    def __init__(self, current: Callable[[], DriftReport | None]):
         self._current = current
 
     def collect(self):
-        monitor = self._current()
-        if not isinstance(monitor, DriftMonitor):
+        report = self._current()
+        if report is None:
             return
-        report = monitor.report()
         value = GaugeMetricFamily("feature_service_drift", "drift of a monitored value from training, by metric",
                                   labels=["name", "metric"])
         threshold = GaugeMetricFamily("feature_service_drift_threshold", "the threshold above which it is drift",
@@ -178,4 +258,53 @@ class DriftCollector(Collector):
 
 
 def register_metrics(registry: CollectorRegistry, current: Callable[[], Monitor | None]) -> None:
-    registry.register(DriftCollector(current))
+    """The gauges of a lone server: from the monitor of the config it serves."""
+    def report() -> DriftReport | None:
+        monitor = current()
+        return monitor.report() if isinstance(monitor, DriftMonitor) else None
+
+    registry.register(DriftCollector(report))
+
+
+class SupervisorDrift:
+    """The supervisor's side of --processes N: it makes the shared windows its children write, and
+    serves the drift gauges from them at its /metrics. Which config: the one most slots hold (all of
+    them, but for the moments of a reload); its profile is read from the --config file (cached by
+    id), the very file the children load."""
+
+    def __init__(self, folder: Path, slots: int, window: int, thresholds: Thresholds, config_path: Path,
+                 booted: serving_config_pb2.ServingConfig):
+        self.windows = SharedWindows.create(folder, slots, window)
+        self._thresholds = thresholds
+        self._config_path = config_path
+        self._comparisons: dict[str, Comparison | None] = {}
+        self._comparison_of(booted)
+
+    def _comparison_of(self, config: serving_config_pb2.ServingConfig) -> Comparison | None:
+        found = None
+        if config.HasField("profile"):
+            try:
+                found = Comparison(config, self._thresholds)
+            except profile.ProfileError:
+                pass  # the children refuse such a config: no slot will hold its id
+        self._comparisons[config.content_sha256] = found
+        return found
+
+    def report(self) -> DriftReport | None:
+        held = self.windows.config_ids()
+        if not held:
+            return None
+        config_id = max(held, key=held.get)
+        if config_id not in self._comparisons:
+            try:
+                config = config_io.read_config(self._config_path)
+            except config_io.ConfigError:
+                return None
+            if config.content_sha256 != config_id or config_io.content_digest(config) != config_id:
+                return None  # the file changed again since (or does not verify): try again at the next scrape
+            self._comparison_of(config)
+        comparison = self._comparisons[config_id]
+        return None if comparison is None else comparison.report(self.windows.rows_of(config_id))
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        registry.register(DriftCollector(self.report))

@@ -23,10 +23,20 @@ from feature_service.prediction_log import LogSettings, PredictionLog
 
 
 @dataclass(frozen=True)
+class SharedSlot:
+    """Set by the supervisor for its children (--processes N): the shared windows and this process's slot."""
+
+    path: Path
+    slot: int
+    slots: int
+
+
+@dataclass(frozen=True)
 class MonitoringSettings:
     drift_window: int = drift.DEFAULT_WINDOW  # 0: no drift monitoring
     thresholds: drift.Thresholds = drift.Thresholds()
     prediction_log: LogSettings | None = None
+    shared: SharedSlot | None = None  # None: a lone server, with windows of its own
 
 
 class MonitoredPredictor:
@@ -57,6 +67,9 @@ class Monitoring:
         self.settings = settings
         self.log = (PredictionLog(settings.prediction_log, feature_names, registry)
                     if settings.prediction_log is not None else None)
+        shared = settings.shared
+        self._shared = (None if shared is None or not settings.drift_window else
+                        (drift.SharedWindows(shared.path, shared.slots, settings.drift_window), shared.slot))
         drift.register_metrics(registry, current)
 
     def start(self) -> None:
@@ -73,7 +86,7 @@ class Monitoring:
             monitor = drift.Unmonitored("the config carries no training profile (it was built by a release before "
                                         "drift monitoring): rerun the ETL job to monitor drift")
         else:
-            monitor = drift.DriftMonitor(config, self.settings.drift_window, self.settings.thresholds)
+            monitor = drift.DriftMonitor(config, self.settings.drift_window, self.settings.thresholds, self._shared)
         if isinstance(monitor, drift.Unmonitored) and self.log is None:
             return predictor, monitor
         return MonitoredPredictor(predictor, monitor, self.log, config.content_sha256), monitor

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from feature_service import drift, predictors
-from feature_service.monitoring import MonitoringSettings, log_settings
+from feature_service.monitoring import MonitoringSettings, SharedSlot, log_settings
 
 ENV_PREFIX = "FEATURE_SERVICE_"
 _TRUE = {"1", "true", "yes", "on"}
@@ -53,6 +53,7 @@ class Settings:
     prediction_log_sample_rate: float = 0.01
     prediction_log_rotate_bytes: int = 64 * 1024 * 1024
     prediction_log_rotate_seconds: float = 300.0
+    drift_shared: SharedSlot | None = None  # not a flag: set by the supervisor for its children (shared windows)
 
     def __post_init__(self) -> None:
         if not self.metrics_host:
@@ -109,7 +110,7 @@ class Settings:
                                       self.drift_l_infinity_threshold)
         return MonitoringSettings(self.drift_window, thresholds, log_settings(
             self.prediction_log, self.prediction_log_sample_rate, self.prediction_log_rotate_bytes,
-            self.prediction_log_rotate_seconds))
+            self.prediction_log_rotate_seconds), self.drift_shared)
 
 
 def _bool(text: str) -> bool:

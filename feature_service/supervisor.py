@@ -13,7 +13,9 @@ no gRPC itself. It
    port, health and reflection included, and reports on its pipe once it serves;
 3. serves the one /metrics endpoint: the children write prometheus_client's multiprocess files into
    a temp folder the parent owns (PROMETHEUS_MULTIPROC_DIR), summed over the children at each
-   scrape and removed at exit; plus its own figures (processes serving, restarts per slot);
+   scrape and removed at exit; plus its own figures (processes serving, restarts per slot) and the
+   drift gauges, from the drift windows the children share (drift.py, SharedWindows: a file in a
+   temp folder of the parent's, removed at exit);
 4. forwards SIGTERM and SIGINT (as SIGTERM) and SIGHUP to every child; replaces a child that exits
    when nobody asked it to (logged, counted), after a backoff that grows while the slot keeps
    failing early;
@@ -38,6 +40,7 @@ import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -45,6 +48,8 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 
 from absenteeism import config_io
 from feature_service import logs
+from feature_service.drift import SupervisorDrift
+from feature_service.monitoring import SharedSlot
 from feature_service.server import load_verified
 from feature_service.tls import server_credentials
 from feature_service.settings import Settings
@@ -132,6 +137,7 @@ class Supervisor:
         self._signals: list[int] = []
         self._wake_read, self._wake_write = os.pipe()  # signals wake the wait() of the main loop
         self._metrics_dir: str | None = None
+        self._drift: SupervisorDrift | None = None
         self._http = None
         self._config_id = ""
 
@@ -163,6 +169,10 @@ class Supervisor:
             self.port = probe_port(settings.host, settings.port)
         except OSError as error:
             return self._cannot_start(f"cannot listen on {settings.host}:{settings.port}: {error}")
+        if settings.drift_window:
+            monitoring = settings.monitoring
+            self._drift = SupervisorDrift(Path(tempfile.mkdtemp(prefix="feature_service-drift-")), self.count,
+                                          settings.drift_window, monitoring.thresholds, settings.config, config)
         try:
             self._serve_metrics()
         except OSError as error:
@@ -223,7 +233,9 @@ class Supervisor:
     # --- children ------------------------------------------------------------------------------
 
     def _start(self, index: int) -> None:
-        settings = dataclasses.replace(self.settings, port=self.port, metrics_port=0, processes=1, reuse_port=True)
+        shared = None if self._drift is None else SharedSlot(self._drift.windows.path, index, self.count)
+        settings = dataclasses.replace(self.settings, port=self.port, metrics_port=0, processes=1, reuse_port=True,
+                                       drift_shared=shared)
         parent_end, child_end = _SPAWN.Pipe()
         process = _SPAWN.Process(target=_child_main, args=(settings, index, child_end),
                                  name=f"feature_service-{index}", daemon=False)
@@ -333,6 +345,8 @@ class Supervisor:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=self._metrics_dir)
         registry.register(_SupervisorMetrics(self))
+        if self._drift is not None:
+            self._drift.register_metrics(registry)
         self._http, _ = start_http_server(self.settings.metrics_port, addr=self.settings.host, registry=registry)
 
     def _close(self) -> None:
@@ -345,6 +359,8 @@ class Supervisor:
         if self._metrics_dir is not None:
             os.environ.pop(MULTIPROC_DIR_ENV, None)
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
+        if self._drift is not None:
+            shutil.rmtree(self._drift.windows.path.parent, ignore_errors=True)
         signal.set_wakeup_fd(-1)
         os.close(self._wake_read)
         os.close(self._wake_write)

@@ -205,3 +205,36 @@ def test_no_drift_report_without_monitoring_or_without_a_profile(trained_config,
                                  capture_output=True, text=True, timeout=60)
         assert refused.value.code == grpc.StatusCode.FAILED_PRECONDITION and reason in refused.value.message
         assert cli.returncode == 1 and reason in cli.stderr
+
+
+def test_several_processes_report_the_traffic_of_all_of_them(trained_config, training_rows):
+    from absenteeism.v1 import prediction_service_pb2 as pb
+    from absenteeism.v1 import prediction_service_pb2_grpc
+    from tests.test_server_processes import fresh_channel, two_processes, wait_for, workers_that_answered
+
+    config, rows, port = trained_config.config, training_rows.iloc[:600], free_port()
+    records = converters.frame_to_records(rows)
+    with two_processes(trained_config, metrics_port=port) as server:
+        answers, reports = [], []
+        for start in range(0, len(records), 20):  # 30 connections: the kernel spreads them over both processes
+            with fresh_channel(server.target) as channel:
+                stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+                answers.append(stub.PredictBatch(pb.PredictBatchRequest(records=records[start:start + 20],
+                                                                        include_features=True), timeout=20))
+        wait_for(lambda: workers_that_answered(server, "/absenteeism.v1.PredictionService/PredictBatch") == {0, 1},
+                 10, "both processes to serve some of the records")
+        for _ in range(6):  # whichever process answers
+            with fresh_channel(server.target) as channel:
+                reports.append(prediction_service_pb2_grpc.PredictionServiceStub(channel).GetDriftReport(
+                    pb.GetDriftReportRequest(), timeout=20))
+        families = _scrape(port)
+    features = np.vstack([np.reshape(a.feature_values, (-1, len(a.feature_names))) for a in answers])
+    predictions = np.concatenate([a.predictions for a in answers])
+    expected = expected_drift(config, rows, features, predictions)
+    for report in reports:
+        assert report.window_records == len(records) and report.config_id == config.content_sha256
+        assert {(f.name, f.metric): f.value for f in report.features} == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert reports[1:] == reports[:-1]  # one report, whichever process answers
+    gauges = {(s.labels["name"], s.labels["metric"]): s.value for s in families["feature_service_drift"].samples}
+    assert gauges == {(f.name, f.metric): f.value for f in reports[0].features}  # the supervisor's /metrics
+    assert families["feature_service_drift_window_records"].samples[0].value == len(records)

@@ -334,14 +334,15 @@ def test_sighup_while_the_server_loads_is_kept_for_after_the_boot(trained_config
         assert server.stop() == 0, "\n".join(server.logs)
 
 
-def test_a_swapped_in_config_starts_an_empty_drift_window(tmp_path, first, second, records):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_swapped_in_config_starts_an_empty_drift_window(tmp_path, first, second, records, processes):
     """The drift window belongs to the config: traffic served by the old one is not compared with
-    the new one's training profile."""
+    the new one's training profile (with --processes 2: in the windows every process shares)."""
     from clients import PredictionClient
 
     path = tmp_path / "serving_config.pb"
     atomic.write_bytes(path, first.data)
-    with ServerProcess(path, "--reload-interval", "0") as server:
+    with ServerProcess(path, "--reload-interval", "0", "--processes", str(processes)) as server:
         with PredictionClient(server.target, insecure=True, timeout=30) as client:
             client.predict_batch(records[:50])
             before = client.drift_report()
@@ -349,7 +350,7 @@ def test_a_swapped_in_config_starts_an_empty_drift_window(tmp_path, first, secon
             atomic.write_bytes(path, second.data)
             wait_until_catches(server.pid, signal.SIGHUP)
             server.signal(signal.SIGHUP)
-            wait_for(server, "config_loaded", 1)
+            wait_for(server, "config_loaded", processes)  # every process
             after = client.drift_report()
             assert (after.config_id, after.window_records) == (second.config_id, 0)
             client.predict_batch(records[:7])
