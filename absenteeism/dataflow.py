@@ -11,17 +11,11 @@ from functools import cache
 
 import numpy as np
 import pandas as pd
-from hamilton import base, driver, registry
+from hamilton import base, driver
 
 from absenteeism import aggregates as aggregate_values
 from absenteeism import features
 from absenteeism.raw_schema import RAW_COLUMN_NAMES
-
-# Plug-in auto-loading is off (absenteeism/__init__.py): the pandas plugin registers the Series type
-# that @check_output's pandera validators are looked up by. `etl_job dag` needs graphviz only, which
-# Hamilton imports itself when drawing.
-registry.load_extension("pandas")
-
 
 @cache
 def feature_driver() -> driver.Driver:
