@@ -1,6 +1,6 @@
 """Command line: `python -m etl_job run | dag | generate`.
 
-Exit codes: 0 done; 2 bad usage (argparse); 3 bad data (unreadable input, missing or duplicated
+Exit codes: 0 done; 2 bad usage (argparse), or a Dask scheduler that cannot be reached; 3 bad data (unreadable input, missing or duplicated
 columns, too many rejected rows, data that cannot train a model); 1 internal error; 143 stopped by
 SIGTERM, 130 by Ctrl-C (after cleaning up: the output folder keeps the previous run, the spill is
 removed). Failures print one line on stderr; logs and progress bars go to stderr as well, so stdout
@@ -25,7 +25,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from etl_job import pipeline, training
 from absenteeism.dataset.format import InputFormatError
-from etl_job.errors import BadData
+from etl_job.errors import BadData, ClusterError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BAD_DATA = 0, 1, 2, 3
 EXIT_STOPPED = 128 + signal.SIGTERM  # what a shell reports for a TERM-killed program
@@ -126,6 +126,20 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: %(default)s)")
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bars on stderr (default: when stderr is a terminal)")
+    dask = pipeline.DaskSettings()
+    engine = run.add_argument_group("engine", "where the job runs (docs/distributed.md)")
+    engine.add_argument("--engine", choices=("local", "dask"), default="local",
+                        help="local: this process (default); dask: the parts of the input as tasks on a Dask cluster")
+    engine.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="with --engine dask: the scheduler of a running cluster (default: start a "
+                             "LocalCluster on 127.0.0.1 and close it at the end)")
+    engine.add_argument("--workers", type=_positive_int, default=dask.workers,
+                        help="with --engine dask and no --scheduler: worker processes (default: %(default)s)")
+    engine.add_argument("--connect-timeout", type=_positive_float, default=dask.connect_timeout,
+                        help="seconds to reach --scheduler before giving up, exit 2 (default: %(default)s)")
+    engine.add_argument("--part-bytes", type=_positive_int, default=dask.part_bytes,
+                        help="with --engine dask: input bytes per task (CSV; Parquet parts take whole row "
+                             "groups); never changes the outputs (default: %(default)s)")
     run.set_defaults(handler=_run)
 
     dag = commands.add_parser("dag", help="draw the offline and online feature DAGs as PNG pictures")
@@ -147,7 +161,11 @@ def _run(args: argparse.Namespace) -> int:
     settings = pipeline.RunSettings(
         input_path=args.input, output_dir=args.output_dir, max_reject_fraction=args.max_reject_fraction,
         fit=training.FitSettings(alpha=args.alpha, test_fraction=args.test_fraction, seed=args.seed),
-        parity_rows=args.parity_rows, progress=progress, chunk_rows=args.chunk_rows)
+        parity_rows=args.parity_rows, progress=progress, chunk_rows=args.chunk_rows, engine=args.engine,
+        dask=pipeline.DaskSettings(scheduler=args.scheduler, workers=args.workers,
+                                   connect_timeout=args.connect_timeout, part_bytes=args.part_bytes))
+    if args.engine != "dask" and args.scheduler is not None:
+        raise _UsageError("--scheduler goes with --engine dask")
     # Log lines go through tqdm while bars are drawn, so they do not tear the bars apart.
     with logging_redirect_tqdm() if progress else contextlib.nullcontext():
         result = pipeline.run(settings)
@@ -192,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_STOPPED
     except _UsageError as error:
         parser.error(str(error))  # exits 2
+    except ClusterError as error:
+        print(f"etl_job: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except (BadData, InputFormatError) as error:
         print(f"etl_job: bad data: {error}", file=sys.stderr)
         return EXIT_BAD_DATA

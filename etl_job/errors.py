@@ -10,3 +10,8 @@ class BadData(Exception):
     rejects.csv, kept aside: the output folder keeps the previous run).
     Exit code 3.
     """
+
+
+class ClusterError(RuntimeError):
+    """The Dask cluster cannot run the job: its scheduler cannot be reached, it has no worker, or its
+    workers run another feature module. Exit code 2, as for bad usage: the command names the cluster."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import threading
 from collections.abc import Iterable, Iterator
@@ -69,7 +70,7 @@ class RunFolder:
         """Ends a failed run keeping only its file `name` (left for the user; the next run removes it)."""
         for entry in self.path.iterdir():
             if entry.name != name:
-                entry.unlink()
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
         self._lease.release(remove=False)
         return self.path / name
 

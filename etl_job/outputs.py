@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -46,6 +47,23 @@ def rejects_writer(output_dir: Path) -> Iterator[Callable[[pd.DataFrame], None]]
         yield append
 
 
+def write_rejects_part(path: Path, rejects: pd.DataFrame) -> None:
+    """Reject lines without a header (one part of rejects.csv, see concatenate_rejects), atomically."""
+    with atomic.atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as stream:
+        rejects.to_csv(stream, index=False, header=False)
+
+
+def concatenate_rejects(output_dir: Path, parts: list[Path]) -> None:
+    """rejects.csv: the header line, then the parts' lines in order (bytes copied, not parsed)."""
+    path = Path(output_dir) / REJECTS_FILE
+    with atomic.atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as stream:
+        csv.writer(stream, lineterminator="\n").writerow(REJECT_COLUMNS)
+        stream.flush()
+        for part in parts:
+            with open(part, "rb") as source:
+                shutil.copyfileobj(source, stream.buffer)
+
+
 def has_rejected_rows(output_dir: Path) -> bool:
     """True when the folder's rejects.csv exists and holds a line below its header."""
     path = Path(output_dir) / REJECTS_FILE
@@ -69,11 +87,23 @@ def training_set_table(source_rows: np.ndarray, matrix: np.ndarray, labels: np.n
 ROW_GROUP_ROWS = 1 << 18  # fixed, so the file's bytes do not depend on the job's chunk size
 
 
+def training_set_part(output_dir: Path, part: int) -> Path:
+    """training_set.parquet is a folder of part files (as Spark and Dask write a Parquet data set):
+    their names sort in source-row order, so `pandas.read_parquet` of the folder reads one table in
+    that order. The local engine writes one part, the Dask engine one per part of the input."""
+    return Path(output_dir) / TRAINING_SET_FILE / f"part-{part:05d}.parquet"
+
+
+def make_output_folders(output_dir: Path) -> None:
+    (Path(output_dir) / TRAINING_SET_FILE).mkdir(exist_ok=True)
+
+
 @contextlib.contextmanager
-def training_set_writer(output_dir: Path) -> Iterator[Callable[[pa.Table], None]]:
+def training_set_writer(output_dir: Path, part: int = 0) -> Iterator[Callable[[pa.Table], None]]:
     """Yields `append(table)`: chunks are written in row groups of ROW_GROUP_ROWS to a temp file,
-    renamed into place when the block ends (removed if it fails)."""
-    path = Path(output_dir) / TRAINING_SET_FILE
+    renamed into place as the `part`-th file of the training set when the block ends (removed if it
+    fails). The training set's folder must exist (make_output_folders)."""
+    path = training_set_part(output_dir, part)
     groups = table_blocks(ROW_GROUP_ROWS)
     with atomic.atomic_path(path) as tmp:
         writer: list[pq.ParquetWriter] = []

@@ -33,6 +33,7 @@ from hamilton.data_quality.base import DataValidationError
 from tqdm import tqdm
 
 from absenteeism import config_io, dataflow
+from absenteeism.dataset import partitions
 from absenteeism.dataset import reader as input_reader
 from etl_job import online_parity, output_folder, outputs, report, serving_config, training
 from etl_job import profile as profile_step
@@ -59,6 +60,16 @@ class RunSettings:
     progress: bool = False
     created_at: datetime | None = None  # None: now (UTC)
     chunk_rows: int = input_reader.DEFAULT_CHUNK_ROWS  # rows per chunk; outputs do not depend on it
+    engine: str = "local"  # "local" (this process) or "dask" (a cluster: dask_engine.py)
+    dask: DaskSettings = field(default_factory=lambda: DaskSettings())
+
+
+@dataclass(frozen=True)
+class DaskSettings:
+    scheduler: str | None = None  # tcp://HOST:PORT of a running cluster; None: a LocalCluster of our own
+    workers: int = 2  # worker processes of our own LocalCluster
+    connect_timeout: float = 10.0  # seconds to reach the scheduler
+    part_bytes: int = partitions.DEFAULT_PART_BYTES  # input bytes per part (a task); outputs do not depend on it
 
 
 @dataclass(frozen=True)
@@ -116,21 +127,38 @@ def run(settings: RunSettings) -> RunResult:
     return result
 
 
-def _run(settings: RunSettings, work: Path, out: Path) -> RunResult:
-    """The job's steps, writing into `work`; the paths recorded are where the files are published in `out`."""
-    created_at = settings.created_at or datetime.now(timezone.utc)
-    steps = _Steps(settings.progress)
-    started = time.perf_counter()
-    try:
+@dataclass
+class Trained:
+    """What an engine hands the shared steps: the input's counts and provenance, the fitted model
+    with the rows of the parity check, the profile (its output counts still to come)."""
+
+    tally: validate_step.Tally
+    extracted: input_reader.Extracted
+    fitted: training.Fitted
+    profiler: profile_step.ProfileBuilder
+
+
+class LocalEngine:
+    """The job in this process: one read of the input into a spill, then chunk by chunk."""
+
+    def __init__(self, settings: RunSettings):
+        self.settings = settings
+
+    def __enter__(self) -> LocalEngine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def fit(self, work: Path, steps: _Steps) -> Trained:
+        settings = self.settings
         with Spill() as spill:
             with steps.step("extract_validate"):
                 reader = input_reader.Reader(settings.input_path, settings.chunk_rows)
                 sample = profile_step.RowSample()
                 tally, analyze_inputs = _extract_validate(reader, spill, work, steps, sample)
                 extracted = reader.extracted()
-                log.info("rows read %d, accepted %d, rejected %d (%d violations)", tally.rows_read,
-                         tally.rows_accepted, tally.rejected_rows, tally.violations)
-                paths = {"rejects": out / outputs.REJECTS_FILE}
+                _log_tally(tally)
                 validate_step.check_threshold(tally, settings.max_reject_fraction)
             with steps.step("analyze"):
                 aggregates = _bad_data(training.analyze, analyze_inputs)
@@ -143,35 +171,70 @@ def _run(settings: RunSettings, work: Path, out: Path) -> RunResult:
                 fitted = _bad_data(training.train, chunks, aggregates=aggregates, settings=settings.fit,
                                    parity_positions=parity_positions)
                 profiler.place_prediction(fitted.predict)
-        provenance = serving_config.Provenance(
-            input_sha256=extracted.input_sha256, input_files=[f.path.name for f in extracted.files],
-            rows_read=tally.rows_read, rows_rejected=tally.rejected_rows, created_at=created_at)
-        with steps.step("parity"):
-            # Statistics, model and features are all the online path reads; metrics come with the write.
-            unevaluated = serving_config.build(fitted, provenance)
-            parity_report = online_parity.check(unevaluated, fitted.parity_raw, fitted.parity_features,
-                                                fitted.predict(fitted.parity_features), settings.parity_rows)
-            log.info("online parity: %s", parity_report.summary())
-            online_parity.require_identical(parity_report)
-        with steps.step("load"):
-            errors = HeldOutErrors(fitted.baseline)
-            with outputs.training_set_writer(work) as append:
-                for rows in steps.rows(fitted.training_rows(), "write", fitted.rows):
-                    errors.add(rows.labels[rows.held_out].astype(np.float64), rows.predictions[rows.held_out])
-                    profiler.count_outputs(rows.features, rows.predictions)
-                    append(outputs.training_set_table(rows.source_rows, rows.features, rows.labels, rows.predictions))
-            paths["training_set"] = out / outputs.TRAINING_SET_FILE
-            config = serving_config.with_evaluation(unevaluated, fitted, errors.metrics(), profiler.message())
-            outputs.write_config(config, work)
-            paths["config"] = out / config_io.CONFIG_FILE
-            paths["config_json"] = out / config_io.CONFIG_JSON_FILE
-            paths["report"] = out / outputs.REPORT_FILE
+        return Trained(tally, extracted, fitted, profiler)
+
+    def write_training_set(self, work: Path, trained: Trained, steps: _Steps) -> dict[str, float]:
+        """The training set with predictions; returns the held-out metrics (features and
+        predictions profiled on the way)."""
+        fitted = trained.fitted
+        errors = HeldOutErrors(fitted.baseline)
+        outputs.make_output_folders(work)
+        with outputs.training_set_writer(work) as append:
+            for rows in steps.rows(fitted.training_rows(), "write", fitted.rows):
+                errors.add(rows.labels[rows.held_out].astype(np.float64), rows.predictions[rows.held_out])
+                trained.profiler.count_outputs(rows.features, rows.predictions)
+                append(outputs.training_set_table(rows.source_rows, rows.features, rows.labels, rows.predictions))
+        return errors.metrics()
+
+
+def _log_tally(tally: validate_step.Tally) -> None:
+    log.info("rows read %d, accepted %d, rejected %d (%d violations)", tally.rows_read,
+             tally.rows_accepted, tally.rejected_rows, tally.violations)
+
+
+def _engine(settings: RunSettings):
+    if settings.engine == "dask":
+        from etl_job import dask_engine  # Dask loads only for a run that uses it
+
+        return dask_engine.DaskEngine(settings)
+    return LocalEngine(settings)
+
+
+def _run(settings: RunSettings, work: Path, out: Path) -> RunResult:
+    """The job's steps, writing into `work`; the paths recorded are where the files are published in `out`."""
+    created_at = settings.created_at or datetime.now(timezone.utc)
+    steps = _Steps(settings.progress)
+    started = time.perf_counter()
+    paths = {"rejects": out / outputs.REJECTS_FILE}
+    try:
+        with _engine(settings) as engine:
+            trained = engine.fit(work, steps)
+            tally, extracted, fitted, profiler = trained.tally, trained.extracted, trained.fitted, trained.profiler
+            provenance = serving_config.Provenance(
+                input_sha256=extracted.input_sha256, input_files=[f.path.name for f in extracted.files],
+                rows_read=tally.rows_read, rows_rejected=tally.rejected_rows, created_at=created_at)
+            with steps.step("parity"):
+                # Statistics, model and features are all the online path reads; metrics come with the write.
+                unevaluated = serving_config.build(fitted, provenance)
+                parity_report = online_parity.check(unevaluated, fitted.parity_raw, fitted.parity_features,
+                                                    fitted.predict(fitted.parity_features), settings.parity_rows)
+                log.info("online parity: %s", parity_report.summary())
+                online_parity.require_identical(parity_report)
+            with steps.step("load"):
+                metrics = engine.write_training_set(work, trained, steps)
+                paths["training_set"] = out / outputs.TRAINING_SET_FILE
+                config = serving_config.with_evaluation(unevaluated, fitted, metrics, profiler.message())
+                outputs.write_config(config, work)
+                paths["config"] = out / config_io.CONFIG_FILE
+                paths["config_json"] = out / config_io.CONFIG_JSON_FILE
+                paths["report"] = out / outputs.REPORT_FILE
     finally:
         steps.close()
     timings = {**steps.timings, "total": time.perf_counter() - started}
     run_report = report.build(input_path=Path(settings.input_path), extracted=extracted, tally=tally,
                               max_reject_fraction=settings.max_reject_fraction, config=config,
                               timings=timings, created_at=created_at, outputs=paths)
+    run_report["engine"] = settings.engine
     run_report["online_parity"] = parity_report.as_dict()
     outputs.write_report(run_report, work)  # last: a report naming this config marks a complete set
     return RunResult(run_report, paths)

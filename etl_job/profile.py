@@ -13,6 +13,7 @@ chunk size:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 
@@ -59,6 +60,18 @@ class RowSample:
         rows = pd.concat(self._parts)
         order = np.lexsort((rows.index.to_numpy(), rows["_hash"].to_numpy()))  # by hash, then source row
         return rows.iloc[order[: self.size]]
+
+    def candidates(self) -> pd.DataFrame:
+        """The rows of this stream that can be in the sample of a larger one (with their hash)."""
+        return self._smallest() if self._parts else pd.DataFrame()
+
+    @classmethod
+    def merged(cls, candidates: Iterable[pd.DataFrame], size: int | None = None) -> RowSample:
+        """The sample of a stream, from the `candidates` of its parts: the same rows as one
+        RowSample over the whole stream holds."""
+        sample = cls(size)
+        sample._parts = [part for part in candidates if len(part)]
+        return sample
 
     def rows(self) -> pd.DataFrame:
         """The sampled rows (raw columns), in source-row order."""
@@ -109,10 +122,19 @@ class ProfileBuilder:
     def count_raw(self, chunks: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         """`chunks` (accepted typed raw rows), each counted as it passes."""
         for chunk in chunks:
-            for entry in self.raw:
-                entry.counts[:] += entry.count(chunk[entry.name].to_numpy())
+            count_raw_into(self.raw, chunk)
             self.rows += len(chunk)
             yield chunk
+
+    def add_counts(self, raw: list[np.ndarray] | None = None, features: list[np.ndarray] | None = None,
+                   prediction: np.ndarray | None = None, rows: int = 0) -> None:
+        """Counts made elsewhere (the entries' copies on a cluster's workers), added in."""
+        for entries, counts in ((self.raw, raw), (self.features, features)):
+            for entry, part in zip(entries, counts or ()):
+                entry.counts[:] += part
+        if prediction is not None:
+            self.prediction.counts[:] += prediction
+        self.rows += rows
 
     def place_prediction(self, predict: Callable[[np.ndarray], np.ndarray]) -> None:
         """The prediction's edges, from the sample's predictions with the fitted model."""
@@ -121,12 +143,28 @@ class ProfileBuilder:
 
     def count_outputs(self, matrix: np.ndarray, predictions: np.ndarray) -> None:
         """Features (rows x MODEL_FEATURES) and predictions of some rows."""
-        for j, entry in enumerate(self.features):
-            entry.counts[:] += entry.count(matrix[:, j])
-        self.prediction.counts[:] += self.prediction.count(predictions)
+        count_outputs_into(self.features, self.prediction, matrix, predictions)
+
 
     def message(self) -> serving_config_pb2.TrainingProfile:
         return profile.to_message([*self.raw, *self.features, self.prediction], self.rows)
+
+
+def empty_copies(entries: list[profile.Entry]) -> list[profile.Entry]:
+    """The entries with counts of zero: what a worker counts a part of the rows into."""
+    return [dataclasses.replace(entry, counts=np.zeros_like(entry.counts)) for entry in entries]
+
+
+def count_raw_into(entries: list[profile.Entry], chunk: pd.DataFrame) -> None:
+    for entry in entries:
+        entry.counts[:] += entry.count(chunk[entry.name].to_numpy())
+
+
+def count_outputs_into(feature_entries: list[profile.Entry], prediction: profile.Entry, matrix: np.ndarray,
+                       predictions: np.ndarray) -> None:
+    for j, entry in enumerate(feature_entries):
+        entry.counts[:] += entry.count(matrix[:, j])
+    prediction.counts[:] += prediction.count(predictions)
 
 
 def as_json(message: serving_config_pb2.TrainingProfile) -> dict:

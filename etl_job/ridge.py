@@ -23,18 +23,30 @@ class NormalEquations:
         self._sum = BlockSum(BLOCK_ROWS, _gram)
 
     def add(self, matrix: np.ndarray, labels: np.ndarray) -> None:
-        z = np.empty((matrix.shape[0], self.n_features + 2), dtype=np.float64)
-        z[:, 0] = 1.0
-        z[:, 1:-1] = matrix
-        z[:, -1] = labels
-        self._sum.feed(z)
+        self._sum.feed(design_rows(matrix, labels))
 
     def solve(self, alpha: float) -> tuple[float, np.ndarray]:
-        """(intercept, coefficients) minimising |y - b - Xw|^2 + alpha |w|^2."""
-        gram = self._sum.finish()
-        if gram is None:
-            raise ValueError("no training rows")
-        p = self.n_features
+        return solve(self._sum.finish(), self.n_features, alpha)
+
+
+def design_rows(matrix: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """[1 | X | y] for some training rows: what Z'Z sums."""
+    z = np.empty((matrix.shape[0], matrix.shape[1] + 2), dtype=np.float64)
+    z[:, 0] = 1.0
+    z[:, 1:-1] = matrix
+    z[:, -1] = labels
+    return z
+
+
+gram = _gram  # the fold of the normal equations' block sums
+
+
+def solve(gram: np.ndarray | None, p: int, alpha: float) -> tuple[float, np.ndarray]:
+    """(intercept, coefficients) minimising |y - b - Xw|^2 + alpha |w|^2, from Z'Z summed over
+    the training rows."""
+    if gram is None:
+        raise ValueError("no training rows")
+    if True:
         n, sx, sy = gram[0, 0], gram[0, 1:p + 1], gram[0, p + 1]
         sxx, sxy = gram[1:p + 1, 1:p + 1], gram[1:p + 1, p + 1]
         mean_x, mean_y = sx / n, sy / n
@@ -60,10 +72,21 @@ class HeldOutErrors:
 
     def add(self, truth: np.ndarray, predicted: np.ndarray) -> None:
         self.rows += len(truth)
-        self._sum.feed(np.column_stack([truth, predicted, np.full(len(truth), self.baseline)]).astype(np.float64))
+        self._sum.feed(error_rows(truth, predicted, self.baseline))
 
     def metrics(self) -> dict[str, float]:
-        total = self._sum.finish()
-        n = self.rows
+        return error_metrics(self._sum.finish(), self.rows)
+
+
+errors = _errors  # the fold of the held-out errors' block sums
+
+
+def error_rows(truth: np.ndarray, predicted: np.ndarray, baseline: float) -> np.ndarray:
+    """truth, prediction, baseline per held-out row: what the error sums fold."""
+    return np.column_stack([truth, predicted, np.full(len(truth), baseline)]).astype(np.float64)
+
+
+def error_metrics(total: np.ndarray, n: int) -> dict[str, float]:
+    if True:
         return {"mae": float(total[0] / n), "rmse": float(np.sqrt(total[1] / n)),
                 "baseline_mae": float(total[2] / n), "baseline_rmse": float(np.sqrt(total[3] / n))}

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from absenteeism.dataset import atomic
 from etl_job import leases
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,7 @@ class Spill:
         """accepted: typed rows, index = source row."""
         if len(accepted) == 0:
             return
-        # The index travels as a column and comes back as the index (pandas metadata): no reset_index copy.
-        table = pa.Table.from_pandas(accepted.rename_axis(SOURCE_ROW), preserve_index=True)
+        table = arrow_table(accepted)
         if self._writer is None:
             self._writer = ipc.new_file(self.path, table.schema)
         self._writer.write_table(table)
@@ -55,10 +55,7 @@ class Spill:
         """The appended chunks, in order, index = source row."""
         if self.rows == 0:
             return
-        with pa.OSFile(str(self.path)) as source:  # plain reads: a memory map would count in RSS
-            reader = ipc.open_file(source)
-            for i in range(reader.num_record_batches):
-                yield pa.Table.from_batches([reader.get_batch(i)]).to_pandas()
+        yield from read_frames(self.path)
 
     def close(self) -> None:
         try:
@@ -71,3 +68,36 @@ class Spill:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def arrow_table(frame: pd.DataFrame) -> pa.Table:
+    # The index travels as a column and comes back as the index (pandas metadata): no reset_index copy.
+    return pa.Table.from_pandas(frame.rename_axis(SOURCE_ROW), preserve_index=True)
+
+
+def read_frames(path: Path) -> Iterator[pd.DataFrame]:
+    """The frames of an Arrow IPC file written by `Spill` or `write_frames`, in order."""
+    with pa.OSFile(str(path)) as source:  # plain reads: a memory map would count in RSS
+        reader = ipc.open_file(source)
+        for i in range(reader.num_record_batches):
+            yield pa.Table.from_batches([reader.get_batch(i)]).to_pandas()
+
+
+def write_frames(path: Path, frames: Iterator[pd.DataFrame]) -> int:
+    """Frames (index kept) into one Arrow IPC file, atomically; the rows written (no file for none)."""
+    rows, writer = 0, None
+    with atomic.atomic_path(Path(path)) as tmp:
+        try:
+            for frame in frames:
+                if len(frame) == 0:
+                    continue
+                table = arrow_table(frame)
+                writer = writer or ipc.new_file(tmp, table.schema)
+                writer.write_table(table)
+                rows += len(table)
+        finally:
+            if writer is not None:
+                writer.close()
+    if rows == 0:
+        Path(path).unlink()
+    return rows

@@ -40,7 +40,7 @@ def analyze(analyze_inputs: pd.DataFrame) -> dict[str, AggregateValue]:
     return dataflow.compute_aggregates(analyze_inputs)
 
 
-def _narrow(values: np.ndarray) -> np.ndarray:
+def narrow(values: np.ndarray) -> np.ndarray:
     """`values` in the narrowest integer dtype that holds them exactly (floats: int8 or not at all),
     else a copy as they are: flags kept as int8 keep the features of many rows small."""
     for dtype in ((np.int8,) if values.dtype.kind == "f" else (np.int8, np.int16, np.int32)):
@@ -127,7 +127,7 @@ def train(accepted_chunks: Iterable[pd.DataFrame], *, aggregates: dict[str, Aggr
         if len(here):
             parity_raw.append(chunk.iloc[here][list(RAW_COLUMN_NAMES)])
             parity_features.append(matrix[here])
-        kept.append(_Kept(_narrow(source_rows), [_narrow(matrix[:, j]) for j in range(p)], _narrow(labels), test))
+        kept.append(_Kept(narrow(source_rows), [narrow(matrix[:, j]) for j in range(p)], narrow(labels), test))
         offset += len(chunk)
     if test_rows < 1 or train_rows < 2:
         raise TrainingError(f"{offset} accepted rows are too few for a {settings.test_fraction:.0%} held-out split")

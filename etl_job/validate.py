@@ -86,6 +86,14 @@ class Tally:
         if validation.rejected_rows:
             self.rejected_by_file[file_name] += validation.rejected_rows
 
+    def merge(self, other: Tally) -> None:
+        """Adds the counts of another part of the input."""
+        self.rows_read += other.rows_read
+        self.rows_accepted += other.rows_accepted
+        self.violations += other.violations
+        self.by_column_rule.update(other.by_column_rule)
+        self.rejected_by_file.update(other.rejected_by_file)
+
     @property
     def rejected_rows(self) -> int:
         return self.rows_read - self.rows_accepted

@@ -55,3 +55,11 @@ def plaintext_server(trained_config):
 
     with ServerProcess(trained_config.path, metrics_port=free_port()) as server:
         yield server
+
+
+def content(path: Path) -> bytes | dict[str, bytes]:
+    """A file's bytes, or a folder's files' bytes by name (training_set.parquet is a folder of parts)."""
+    path = Path(path)
+    if path.is_dir():
+        return {part.name: part.read_bytes() for part in sorted(path.iterdir())}
+    return path.read_bytes()

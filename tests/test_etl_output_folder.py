@@ -24,6 +24,7 @@ import pytest
 from absenteeism import config_io
 from absenteeism.dataset import format as dataset_format
 from etl_job import cli, outputs, pipeline, synthetic, validate
+from tests.conftest import content
 
 OUTPUT_FILES = ("serving_config.pb", "serving_config.json", "training_set.parquet", "report.json", "rejects.csv")
 
@@ -33,7 +34,7 @@ def _run(source: Path, out: Path, *extra: str) -> int:
 
 
 def _published(out: Path) -> dict[str, bytes]:
-    return {name: (out / name).read_bytes() for name in OUTPUT_FILES if (out / name).exists()}
+    return {name: content(out / name) for name in OUTPUT_FILES if (out / name).exists()}
 
 
 def _assert_one_run(out: Path) -> None:
@@ -44,7 +45,7 @@ def _assert_one_run(out: Path) -> None:
     assert report["config"]["content_sha256"] == config.content_sha256
     assert json.loads((out / "serving_config.json").read_text())["content_sha256"] == config.content_sha256
     assert report["input"]["sha256"] == config.provenance.input_sha256
-    assert pq.read_metadata(out / "training_set.parquet").num_rows == report["rows"]["accepted"]
+    assert pq.ParquetDataset(out / "training_set.parquet").read().num_rows == report["rows"]["accepted"]
     assert len(pd.read_csv(out / "rejects.csv")) == report["rejects"]["violations"]
 
 
@@ -264,8 +265,9 @@ def test_a_folder_written_before_this_layout_is_taken_over(previous_run, other_i
     the run folders left them: the next run replaces the files by its links and removes the temp file."""
     out = tmp_path / "out"
     out.mkdir()
-    for name in OUTPUT_FILES:
-        shutil.copyfile(previous_run / name, out / name)
+    for name in OUTPUT_FILES:  # the training set was one file then, not a folder of parts
+        source = outputs.training_set_part(previous_run, 0) if name == outputs.TRAINING_SET_FILE else previous_run / name
+        shutil.copyfile(source, out / name)
     (out / ".rejects.csv.k2j4h5.tmp").write_text("source_row,source_file\n1,half")
     assert _run(other_input, out) == 0
     assert all(os.readlink(out / name) == f"..data/{name}" for name in OUTPUT_FILES)

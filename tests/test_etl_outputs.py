@@ -15,6 +15,8 @@ from absenteeism import config_io
 from absenteeism.dataset import atomic
 from etl_job import cli, outputs, pipeline, synthetic
 
+from tests.conftest import content
+
 OUTPUT_FILES = ("serving_config.pb", "serving_config.json", "training_set.parquet", "report.json", "rejects.csv")
 
 
@@ -106,14 +108,14 @@ def test_corrupt_parquet_is_bad_data(tmp_path, capsys):
     assert "broken.parquet: cannot be read as the data set's format" in capsys.readouterr().err
 
 
-VICTIMS = {"training_set": "training_set.parquet", "config": "serving_config.pb", "report": "report.json"}
+VICTIMS = {"training_set": "part-00000.parquet", "config": "serving_config.pb", "report": "report.json"}
 
 
 @pytest.mark.parametrize("victim", sorted(VICTIMS))
 def test_a_crash_mid_write_keeps_the_previous_outputs_and_leaves_no_temp_file(tmp_path, monkeypatch, victim):
     out = tmp_path / "out"
     assert _run(pipeline.SAMPLE_INPUT, out) == 0
-    before = {name: (out / name).read_bytes() for name in OUTPUT_FILES}
+    before = {name: content(out / name) for name in OUTPUT_FILES}
     real_atomic_path = atomic.atomic_path
 
     @contextlib.contextmanager
@@ -129,7 +131,7 @@ def test_a_crash_mid_write_keeps_the_previous_outputs_and_leaves_no_temp_file(tm
     synthetic.write(synthetic.generate(500, seed=3), other)
     assert _run(other, out) == 1  # failing to write outputs is an internal error
 
-    after = {name: (out / name).read_bytes() for name in OUTPUT_FILES}
+    after = {name: content(out / name) for name in OUTPUT_FILES}
     assert after == before  # every file of the previous run, not only the one that failed
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(OUTPUT_FILES)
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]  # no temp file left
@@ -148,7 +150,7 @@ def test_outputs_are_written_through_atomic_paths(tmp_path, monkeypatch):
 
     monkeypatch.setattr(atomic, "atomic_path", spy)
     assert _run(pipeline.SAMPLE_INPUT, tmp_path) == 0
-    assert seen == ["rejects.csv", "training_set.parquet", "serving_config.pb", "serving_config.json", "report.json"]
+    assert seen == ["rejects.csv", "part-00000.parquet", "serving_config.pb", "serving_config.json", "report.json"]
     assert outputs.REPORT_FILE == seen[-1]
 
 
@@ -156,7 +158,7 @@ def test_training_set_dictionary_encodes_every_column_but_source_row(tmp_path):
     # source_row never repeats: a dictionary for it was built page by page and thrown away (half
     # the write's time at 1M rows); the features, label and prediction repeat and keep theirs.
     assert _run(pipeline.SAMPLE_INPUT, tmp_path) == 0
-    metadata = pq.ParquetFile(tmp_path / "training_set.parquet").metadata
+    metadata = pq.ParquetFile(outputs.training_set_part(tmp_path, 0)).metadata
     columns = [metadata.row_group(0).column(i) for i in range(metadata.num_columns)]
     with_dictionary = {column.path_in_schema for column in columns if column.has_dictionary_page}
     assert with_dictionary == {column.path_in_schema for column in columns} - {"source_row"}

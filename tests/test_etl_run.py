@@ -48,8 +48,10 @@ def _raw_rows(path: Path) -> list[dict[str, str]]:
 def test_all_outputs_are_written(job):
     _, out = job
     for name in ("serving_config.pb", "serving_config.json", "training_set.parquet", "report.json", "rejects.csv"):
-        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+        file = out / name / "part-00000.parquet" if name == "training_set.parquet" else out / name
+        assert file.is_file() and file.stat().st_size > 0, name
         assert os.readlink(out / name) == f"..data/{name}"  # published through the one link of the run
+    assert [p.name for p in (out / "training_set.parquet").iterdir()] == ["part-00000.parquet"]  # one part, locally
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
 
 

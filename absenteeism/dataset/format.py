@@ -91,6 +91,52 @@ def iter_chunks(path: Path, require_label: bool = False, chunk_rows: int = 1 << 
     path = Path(path)
     csv_file = path.suffix.lower() == ".csv"
     batches = _csv_batches(path) if csv_file else _parquet_batches(path, chunk_rows)
+    yield from _frames(batches, path, require_label, chunk_rows, csv_file)
+
+
+def iter_part_chunks(path: Path, start: int, stop: int, require_label: bool = False,
+                     chunk_rows: int = 1 << 18) -> Iterator[pd.DataFrame]:
+    """The cells of one part of a file in chunks, as `iter_chunks` gives the whole file's: for a
+    CSV file the lines in bytes [start, stop) (`start` at a line start after the header, see
+    `csv_line_starts`), for Parquet the row groups [start, stop). The parts of a file put together
+    give the file's rows, in order."""
+    path = Path(path)
+    csv_file = path.suffix.lower() == ".csv"
+    batches = _csv_range_batches(path, start, stop) if csv_file else _parquet_batches(path, chunk_rows, range(start, stop))
+    yield from _frames(batches, path, require_label, chunk_rows, csv_file)
+
+
+def header_names(path: Path, require_label: bool = False) -> list[str]:
+    """The snake_case column names of a file's header; InputFormatError as `iter_chunks` raises it."""
+    path = Path(path)
+    batches = _csv_batches(path) if path.suffix.lower() == ".csv" else _parquet_batches(path, 1)
+    return _column_names(next(batches), path, require_label)
+
+
+def csv_line_starts(path: Path, part_bytes: int) -> list[int]:
+    """Byte offsets that cut a CSV file's data lines into parts of about `part_bytes`: the first is
+    where the line after the header starts, the last is the file's size; each other one is where a
+    line starts (lines hold no line breaks in this format, as the reader requires)."""
+    size = Path(path).stat().st_size
+    with open(path, "rb") as stream:
+        stream.readline()
+        starts = [stream.tell()]
+        while starts[-1] + part_bytes < size:
+            stream.seek(starts[-1] + part_bytes)
+            stream.readline()  # to the end of the line the cut fell in
+            if stream.tell() >= size:
+                break
+            starts.append(stream.tell())
+    return [*starts, size]  # [s, s] for a header alone: one part with no rows
+
+
+def parquet_row_groups(path: Path) -> list[int]:
+    """The row count of each row group of a Parquet file."""
+    metadata = pq.ParquetFile(path).metadata
+    return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+
+
+def _frames(batches: Iterator, path: Path, require_label: bool, chunk_rows: int, csv_file: bool) -> Iterator[pd.DataFrame]:
     names = _column_names(next(batches), path, require_label)
     kept = [c.name for c in _ALL_COLUMNS if c.name in names]
     blocks = table_blocks(chunk_rows)
@@ -116,16 +162,37 @@ def _csv_batches(path: Path) -> Iterator:
     yield header
     reader = pa_csv.open_csv(
         path, read_options=pa_csv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
-        parse_options=pa_csv.ParseOptions(delimiter=CSV_SEPARATOR),
-        convert_options=pa_csv.ConvertOptions(column_types={h: pa.large_string() for h in header},
-                                              strings_can_be_null=True, null_values=[""]))
+        parse_options=pa_csv.ParseOptions(delimiter=CSV_SEPARATOR), convert_options=_csv_convert_options(header))
     yield from reader
 
 
-def _parquet_batches(path: Path, batch_rows: int) -> Iterator:
+def _csv_range_batches(path: Path, start: int, stop: int) -> Iterator:
+    """As `_csv_batches`, for the data lines in bytes [start, stop) only (read into memory: a part
+    is a bounded slice of the file)."""
+    with open(path, newline="", encoding="utf-8-sig") as stream:
+        header = next(csv.reader(stream, delimiter=CSV_SEPARATOR), None)
+    if not header:
+        raise InputFormatError(f"{path.name} is empty: it has no header line")
+    yield header
+    with open(path, "rb") as stream:
+        stream.seek(start)
+        data = stream.read(stop - start)
+    if not data.strip():
+        return
+    yield from pa_csv.open_csv(
+        pa.BufferReader(data), read_options=pa_csv.ReadOptions(block_size=_CSV_BLOCK_BYTES, column_names=header),
+        parse_options=pa_csv.ParseOptions(delimiter=CSV_SEPARATOR), convert_options=_csv_convert_options(header))
+
+
+def _csv_convert_options(header: list[str]) -> pa_csv.ConvertOptions:
+    return pa_csv.ConvertOptions(column_types={h: pa.large_string() for h in header},
+                                 strings_can_be_null=True, null_values=[""])
+
+
+def _parquet_batches(path: Path, batch_rows: int, row_groups: range | None = None) -> Iterator:
     parquet = pq.ParquetFile(path)
     yield parquet.schema_arrow.names
-    yield from parquet.iter_batches(batch_size=batch_rows)
+    yield from parquet.iter_batches(batch_size=batch_rows, row_groups=row_groups)
 
 
 def parse_columns(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[Violation]]:

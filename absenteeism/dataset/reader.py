@@ -8,6 +8,7 @@ every run cuts the same input the same way.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -90,12 +91,27 @@ class Reader:
 
     def _hash(self) -> None:
         try:
-            for file in self.paths:
-                with open(file, "rb") as stream:
-                    while chunk := stream.read(_HASH_CHUNK):
-                        self._digest.update(chunk)
+            feed_sha256(self._digest, self.paths)
         except OSError as error:
             self._hash_error = error
+
+
+def feed_sha256(digest, paths: list[Path]) -> None:
+    """The files' bytes, in the order given, into `digest` (the input_sha256 of provenance)."""
+    for file in paths:
+        with open(file, "rb") as stream:
+            while chunk := stream.read(_HASH_CHUNK):
+                digest.update(chunk)
+
+
+def input_sha256(paths: list[Path]) -> str:
+    """sha256 over the files' bytes in the order given; InputFormatError when one cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        feed_sha256(digest, paths)
+    except OSError as error:
+        raise dataset_format.InputFormatError(f"{error.filename}: cannot be read: {error.strerror}") from None
+    return digest.hexdigest()
 
 
 def extract(path: Path, require_label: bool = True) -> Extracted:
@@ -135,12 +151,24 @@ def read_valid(path: Path) -> pd.DataFrame:
 
 
 def _read(file: Path, chunk_rows: int, require_label: bool) -> Iterator[pd.DataFrame]:
+    yield from read_guarded(file, dataset_format.iter_chunks(file, require_label=require_label, chunk_rows=chunk_rows))
+
+
+def read_guarded(file: Path, frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """`frames` (read from `file`), with any parser error as an InputFormatError naming the file."""
+    with input_errors(file):
+        yield from frames
+
+
+@contextlib.contextmanager
+def input_errors(file: Path) -> Iterator[None]:
+    """Parser errors (ragged lines, binary junk, a corrupt Parquet footer: ValueErrors or Arrow's)
+    raised in the block, as an InputFormatError naming the file."""
     try:
-        yield from dataset_format.iter_chunks(file, require_label=require_label, chunk_rows=chunk_rows)
+        yield
     except dataset_format.InputFormatError:
         raise
     except (OSError, UnicodeDecodeError, ValueError, pa.ArrowException) as error:
-        # Parser errors (ragged lines, binary junk, a corrupt Parquet footer) are ValueErrors or Arrow's.
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         first_line = first_line.encode("ascii", "backslashreplace").decode()  # binary junk stays printable
         raise dataset_format.InputFormatError(f"{file.name}: cannot be read as the data set's format: {first_line}") from None

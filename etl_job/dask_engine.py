@@ -1,0 +1,224 @@
+"""The job on a Dask cluster: the local engine's steps, each part of the input a task on a worker
+(part_tasks.py), so rows never pass through this process in bulk; what comes back is small (counts,
+aggregates, the profile's fixed-size sample, Z'Z of the fit, the parity rows).
+
+1. extract + validate: each part read, parsed and validated by a worker, accepted rows spilled;
+2. place: with the rows before each part known, rejects numbered and written, the profile's
+   sample candidates and the split counted; rejects.csv put together; the threshold checked;
+3. analyze: the aggregates' input columns put together on one worker, the module's aggregate nodes
+   run there (the same arrays as the local engine: the same bits);
+4. transform + fit: each part through the feature module with the aggregates injected; Z'Z in the
+   fit's fixed blocks, merged pairwise between neighbouring parts, so the model has the local
+   engine's bits;
+5. load: each part's training set file written by a worker, held-out errors merged as Z'Z is.
+
+Without --scheduler the engine starts a LocalCluster on 127.0.0.1 and closes it at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from absenteeism import config_io, features
+from absenteeism.dataset import partitions
+from absenteeism.dataset import reader as input_reader
+from absenteeism.model import predict_linear
+from absenteeism.v1 import serving_config_pb2
+from etl_job import online_parity, part_tasks, ridge, training
+from etl_job import profile as profile_step
+from etl_job import validate as validate_step
+from etl_job.errors import ClusterError
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def connect(scheduler: str | None, workers: int, timeout: float) -> Iterator:
+    """A distributed.Client: to `scheduler`, or to a LocalCluster of `workers` processes on 127.0.0.1."""
+    from distributed import Client, LocalCluster
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines would drown the job's
+    if scheduler is None:
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address=None, silence_logs=logging.WARNING) as cluster, Client(cluster) as client:
+            yield client
+        return
+    try:
+        client = Client(scheduler, timeout=timeout)
+    except (OSError, TimeoutError) as error:
+        raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} within {timeout:g} s: {error}") from None
+    with client:
+        yield client
+
+
+def _check_workers(client) -> None:
+    """Every worker must run the feature module this process runs: a config is sealed with its fingerprint."""
+    ours = config_io.code_fingerprint().SerializeToString()
+    theirs = client.run(lambda: config_io.code_fingerprint().SerializeToString())
+    if not theirs:
+        raise ClusterError("the Dask cluster has no worker")
+    other = sorted(address for address, fingerprint in theirs.items() if fingerprint != ours)
+    if other:
+        raise ClusterError(f"Dask workers {other} run a different feature module than this job: "
+                           "install the same version of the project on every worker")
+
+
+class DaskEngine:
+    def __init__(self, settings):
+        self.settings = settings
+        self._client = None
+        self._connection = None
+
+    def __enter__(self) -> DaskEngine:
+        dask = self.settings.dask
+        self._connection = connect(dask.scheduler, dask.workers, dask.connect_timeout)
+        self._client = self._connection.__enter__()
+        log.info("dask cluster: %s, %d workers", self._client.scheduler.address,
+                 len(self._client.scheduler_info()["workers"]))
+        _check_workers(self._client)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._connection.__exit__(*exc)
+
+    # -- the steps --------------------------------------------------------------------------
+
+    def fit(self, work: Path, steps):
+        from etl_job.pipeline import Trained, _bad_data, _log_tally
+
+        settings, client = self.settings, self._client
+        work = Path(work).resolve()
+        part_tasks.spill_folder(work).mkdir()
+        with steps.step("extract_validate"):
+            parts = partitions.plan(settings.input_path, settings.dask.part_bytes)
+            files = list(dict.fromkeys(part.path for part in parts))
+            digest = client.submit(input_reader.input_sha256, files, pure=False)
+            extracts = client.map(part_tasks.extract, parts, work=work, chunk_rows=settings.chunk_rows, pure=False)
+            tallies = self._gather(steps, client.map(part_tasks.tally_of, extracts), "read+validate")
+            rows_before = np.concatenate([[0], np.cumsum([t.rows_read for t in tallies])]).astype(int)
+            placed = [client.submit(part_tasks.place, extract, int(offset), work, settings.fit, pure=False)
+                      for extract, offset in zip(extracts, rows_before)]
+            counts = self._gather(steps, client.map(part_tasks.counts_of, placed), "number")
+            rejects = [path for path, _, _ in counts if path is not None]
+            client.submit(part_tasks.concatenate_rejects, work, rejects, pure=False).result()
+            tally = validate_step.Tally()
+            for part_tally in tallies:
+                tally.merge(part_tally)
+            extracted = input_reader.Extracted(_source_files(parts, tallies), digest.result())
+            _log_tally(tally)
+            validate_step.check_threshold(tally, settings.max_reject_fraction)
+        with steps.step("analyze"):
+            inputs = client.map(part_tasks.analyze_inputs_of, extracts)
+            aggregates = _bad_data(client.submit(part_tasks.analyze, inputs, pure=False).result)
+            candidates = _pairwise(client, part_tasks.merge_candidates, client.map(part_tasks.candidates_of, placed))
+            sample = client.submit(part_tasks.sample_rows, candidates).result()
+            profiler = _bad_data(profile_step.ProfileBuilder, sample, aggregates)
+        with steps.step("transform_fit"):
+            accepted = [t.rows_accepted for t in tallies]
+            offsets = _offsets(rows_before, accepted, counts)
+            positions = online_parity.sample_positions(tally.rows_accepted, settings.parity_rows)
+            transformed = [
+                client.submit(part_tasks.transform, extract, offset, aggregates, profiler.raw, settings.fit,
+                              _within(positions, offset.accepted, rows), work, pure=False)
+                for extract, offset, rows in zip(extracts, offsets, accepted)]
+            shares = self._gather(steps, client.map(part_tasks.fit_share_of, transformed), "transform")
+            gram = client.submit(part_tasks.gram_total, _pairwise(client, part_tasks.merge_gram_pieces,
+                                                                   client.map(part_tasks.pieces_of, transformed)))
+            fitted = _bad_data(self._fitted, aggregates, gram.result(), shares, counts, tally.rows_accepted)
+            profiler.add_counts(raw=[sum(column) for column in zip(*(share[1] for share in shares))],
+                                rows=tally.rows_accepted)
+            profiler.place_prediction(fitted.predict)
+        self._transformed, self._offsets, self._work = transformed, offsets, work
+        return Trained(tally, extracted, fitted, profiler)
+
+    def write_training_set(self, work: Path, trained, steps) -> dict[str, float]:
+        from etl_job import outputs
+
+        client, fitted, profiler = self._client, trained.fitted, trained.profiler
+        outputs.make_output_folders(self._work)
+        model = fitted.model
+        written = [client.submit(part_tasks.write, transformed, i, offset.test, model.intercept,
+                                 list(model.coefficients), fitted.baseline, profiler.features, profiler.prediction,
+                                 self._work, pure=False)
+                   for i, (transformed, offset) in enumerate(zip(self._transformed, self._offsets))]
+        for feature_counts, prediction_counts in self._gather(steps, client.map(part_tasks.written_counts, written),
+                                                               "write"):
+            profiler.add_counts(features=feature_counts, prediction=prediction_counts)
+        total = client.submit(part_tasks.error_total, _pairwise(client, part_tasks.merge_error_pieces,
+                                                                 client.map(part_tasks.written_errors, written)))
+        metrics = ridge.error_metrics(total.result(), fitted.test_rows)
+        self._transformed = []  # released: the workers drop what they held for the run
+        _remove_spill(self._work)
+        return metrics
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _fitted(self, aggregates, gram, shares, counts, accepted_rows: int) -> training.Fitted:
+        settings = self.settings.fit
+        train_rows = sum(train for _, train, _ in counts)
+        test_rows = sum(test for _, _, test in counts)
+        if test_rows < 1 or train_rows < 2:
+            raise training.TrainingError(
+                f"{accepted_rows} accepted rows are too few for a {settings.test_fraction:.0%} held-out split")
+        intercept, coefficients = ridge.solve(gram, len(features.MODEL_FEATURES), settings.alpha)
+        model = serving_config_pb2.LinearModel(kind="ridge", intercept=intercept,
+                                               coefficients=[float(c) for c in coefficients], alpha=settings.alpha)
+        parity_raw = [share[2] for share in shares if len(share[2])]
+        parity_features = [share[3] for share in shares if len(share[3])]
+        return training.Fitted(
+            aggregates=aggregates, model=model, settings=settings, train_rows=train_rows, test_rows=test_rows,
+            baseline=sum(share[0] for share in shares) / train_rows,
+            parity_raw=pd.concat(parity_raw) if parity_raw else shares[0][2],
+            parity_features=np.vstack(parity_features) if parity_features else np.empty((0, len(features.MODEL_FEATURES))),
+            rows=accepted_rows)
+
+    @staticmethod
+    def _gather(steps, futures: list, desc: str) -> list:
+        """The futures' results in their order, with a bar over the parts as they finish."""
+        from distributed import as_completed
+
+        done = {}
+        position = {future.key: i for i, future in enumerate(futures)}
+        for future in steps.rows(as_completed(futures), f"{desc} (parts)", total=len(futures), size=lambda _: 1):
+            done[position[future.key]] = future.result()
+        return [done[i] for i in range(len(futures))]
+
+
+def _source_files(parts: list[partitions.Part], tallies: list[validate_step.Tally]) -> tuple:
+    files, first_row = {}, 1
+    for part, tally in zip(parts, tallies):
+        files.setdefault(part.path, [first_row, 0])[1] += tally.rows_read
+        first_row += tally.rows_read
+    return tuple(input_reader.SourceFile(path, first, rows) for path, (first, rows) in files.items())
+
+
+def _offsets(rows_before, accepted: list[int], counts) -> list[part_tasks.Offsets]:
+    offsets, accepted_before, train_before, test_before = [], 0, 0, 0
+    for rows, part_accepted, (_, train, test) in zip(rows_before, accepted, counts):
+        offsets.append(part_tasks.Offsets(int(rows), accepted_before, train_before, test_before))
+        accepted_before, train_before, test_before = accepted_before + part_accepted, train_before + train, test_before + test
+    return offsets
+
+
+def _within(positions: np.ndarray, start: int, rows: int) -> np.ndarray:
+    return positions[(positions >= start) & (positions < start + rows)] - start
+
+
+def _pairwise(client, merge, futures: list):
+    """One future: `merge` folded over `futures` as a tree of neighbours (order kept)."""
+    while len(futures) > 1:
+        merged = [client.submit(merge, futures[i], futures[i + 1]) for i in range(0, len(futures) - 1, 2)]
+        futures = merged + ([futures[-1]] if len(futures) % 2 else [])
+    return futures[0]
+
+
+def _remove_spill(work: Path) -> None:
+    import shutil
+
+    shutil.rmtree(part_tasks.spill_folder(work), ignore_errors=True)

@@ -1,0 +1,279 @@
+"""The work the Dask engine does on one part of the input (absenteeism.dataset.partitions), on a
+worker: plain functions of plain data, so a task retried on another worker gives the same result.
+
+A part's rows are numbered as the local engine numbers them once the rows before the part are
+known: each function that needs source rows takes that offset. Everything a task writes goes into
+the run's folder, which the client and every worker reach at the same path (a shared filesystem):
+the spills under `.spill/` (removed before the run is published, or with the run's folder), the
+parts of rejects.csv, the parts of the training set. Files are written atomically, so a task that
+is run twice (a worker lost) replaces its file with the same content.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from absenteeism import dataflow, features
+from absenteeism.aggregates import AggregateValue
+from absenteeism.dataset import partitions
+from absenteeism.dataset.blocks import Pieces, PieceSum
+from absenteeism.model import predict_linear
+from absenteeism.profile import Entry
+from absenteeism.raw_schema import LABEL, RAW_COLUMN_NAMES, Violation
+from etl_job import outputs, ridge, training, validate
+from etl_job import profile as profile_step
+from etl_job.spill import read_frames, write_frames
+from etl_job.split import held_out
+
+SPILL = ".spill"
+
+
+def spill_folder(work: Path) -> Path:
+    return Path(work) / SPILL
+
+
+def _in_run(work: Path) -> Path:
+    """The run's spill folder; a task of a run that already ended (its folder removed) stops here
+    instead of writing into a folder nobody removes."""
+    folder = spill_folder(work)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is gone: the run this task belongs to has ended")
+    return folder
+
+
+@dataclass
+class Extract:
+    """A part read and validated; held by the worker that made it."""
+
+    part: partitions.Part
+    tally: validate.Tally
+    violations: list[Violation]  # rows numbered from 1 within the part
+    analyze: dict[str, np.ndarray]  # the aggregates' input columns of the accepted rows
+    spill: Path | None  # accepted typed rows, index numbered within the part; None when none
+
+
+def extract(part: partitions.Part, work: Path, chunk_rows: int) -> Extract:
+    folder = _in_run(work)
+    tally, violations = validate.Tally(), []
+    kept: dict[str, list[np.ndarray]] = {name: [] for name in dataflow.analyze_columns()}
+
+    def accepted():
+        for cells in partitions.chunks(part, chunk_rows):
+            validation = validate.validate(cells)
+            tally.add(validation, part.path.name)
+            violations.extend(validation.violations)
+            for name, parts in kept.items():
+                parts.append(validation.accepted[name].to_numpy(copy=True))
+            yield validation.accepted
+
+    spill = folder / f"accepted-{part.index:05d}.arrow"
+    rows = write_frames(spill, accepted())
+    analyze = {name: np.concatenate(parts) if parts else np.empty(0, np.int64) for name, parts in kept.items()}
+    return Extract(part, tally, violations, analyze, spill if rows else None)
+
+
+def tally_of(extract: Extract) -> validate.Tally:
+    return extract.tally
+
+
+def analyze_inputs_of(extract: Extract) -> dict[str, np.ndarray]:
+    return extract.analyze
+
+
+def analyze(inputs: list[dict[str, np.ndarray]]) -> dict[str, AggregateValue]:
+    """The aggregates over every part's columns, put together in part order: the local engine's
+    columns, bit for bit, so the aggregate nodes see the same arrays."""
+    names = dataflow.analyze_columns()
+    columns = {name: np.concatenate([part[name] for part in inputs]) if inputs else np.empty(0, np.int64)
+               for name in names}
+    return training.analyze(pd.DataFrame(columns))
+
+
+def _accepted(extract: Extract, row_offset: int):
+    """The part's accepted rows, index = source row."""
+    if extract.spill is None:
+        return
+    for frame in read_frames(extract.spill):
+        frame.index = frame.index + row_offset
+        yield frame
+
+
+@dataclass
+class Placed:
+    """A part once its rows are numbered: where its rejects went, its rows of the profile's sample
+    (candidates), and how many of its accepted rows train and how many are held out."""
+
+    rejects: Path | None
+    candidates: pd.DataFrame
+    train_rows: int
+    test_rows: int
+
+
+def place(extract: Extract, row_offset: int, work: Path, fit: training.FitSettings,
+          sample_size: int | None = None) -> Placed:
+    folder = _in_run(work)
+    rejects = None
+    if extract.violations:
+        numbered = tuple(Violation(v.row + row_offset, v.column, v.rule, v.value) for v in extract.violations)
+        rejects = folder / f"rejects-{extract.part.index:05d}.csv"
+        outputs.write_rejects_part(rejects, validate.rejects_frame(numbered, extract.part.path.name))
+    sample = profile_step.RowSample(sample_size)
+    train_rows = test_rows = 0
+    for frame in _accepted(extract, row_offset):
+        sample.add(frame)
+        test = held_out(frame.index.to_numpy(), fit.seed, fit.test_fraction)
+        test_rows += int(test.sum())
+        train_rows += int((~test).sum())
+    return Placed(rejects, sample.candidates(), train_rows, test_rows)
+
+
+def counts_of(placed: Placed) -> tuple[Path | None, int, int]:
+    return placed.rejects, placed.train_rows, placed.test_rows
+
+
+def candidates_of(placed: Placed) -> pd.DataFrame:
+    return placed.candidates
+
+
+def merge_candidates(first: pd.DataFrame, second: pd.DataFrame, sample_size: int | None = None) -> pd.DataFrame:
+    return profile_step.RowSample.merged([first, second], sample_size).candidates()
+
+
+def sample_rows(candidates: pd.DataFrame, sample_size: int | None = None) -> pd.DataFrame:
+    return profile_step.RowSample.merged([candidates], sample_size).rows()
+
+
+def concatenate_rejects(work: Path, parts: list[Path]) -> None:
+    outputs.concatenate_rejects(work, parts)
+
+
+@dataclass
+class Transformed:
+    """A part's features (in a spill), its share of the fit and of the raw profile, its parity rows."""
+
+    features: Path | None
+    normal: Pieces  # of Z'Z over the training rows, in their global order
+    train_label_sum: int
+    raw_counts: list[np.ndarray]
+    parity_raw: pd.DataFrame
+    parity_features: np.ndarray
+
+
+@dataclass(frozen=True)
+class Offsets:
+    """Rows before a part: read (source rows), accepted, training, held out."""
+
+    rows: int
+    accepted: int
+    train: int
+    test: int
+
+
+def transform(extract: Extract, offsets: Offsets, aggregates: dict[str, AggregateValue],
+              raw_entries: list[Entry], fit: training.FitSettings, parity_positions: np.ndarray,
+              work: Path) -> Transformed:
+    """Transform with the aggregates injected (as the local engine and the server do); Z'Z of the
+    training rows in the fit's fixed blocks; compact features spilled for the write."""
+    folder = _in_run(work)
+    p = len(features.MODEL_FEATURES)
+    normal = PieceSum(ridge.BLOCK_ROWS, ridge.gram, offsets.train)
+    raw = profile_step.empty_copies(raw_entries)
+    state = {"label_sum": 0, "seen": 0}
+    parity_raw, parity_features = [], []
+    wanted = np.asarray(parity_positions, dtype=np.int64)
+
+    def compact():
+        for chunk in _accepted(extract, offsets.rows):
+            profile_step.count_raw_into(raw, chunk)
+            matrix = dataflow.feature_matrix(dataflow.compute_features(chunk, aggregates))
+            labels = chunk[LABEL.name].to_numpy()
+            test = held_out(chunk.index.to_numpy(), fit.seed, fit.test_fraction)
+            normal.feed(ridge.design_rows(matrix[~test], labels[~test]))
+            state["label_sum"] += int(labels[~test].sum())
+            seen = state["seen"]
+            here = wanted[(wanted >= seen) & (wanted < seen + len(chunk))] - seen
+            if len(here):
+                parity_raw.append(chunk.iloc[here][list(RAW_COLUMN_NAMES)])
+                parity_features.append(matrix[here])
+            state["seen"] += len(chunk)
+            yield _compact_frame(chunk.index, matrix, labels, test)
+
+    path = folder / f"features-{extract.part.index:05d}.arrow"
+    rows = write_frames(path, compact())
+    return Transformed(path if rows else None, normal.finish(), state["label_sum"], [e.counts for e in raw],
+                       pd.concat(parity_raw) if parity_raw else pd.DataFrame(columns=list(RAW_COLUMN_NAMES)),
+                       np.vstack(parity_features) if parity_features else np.empty((0, p)))
+
+
+_TEST = "_held_out"
+
+
+def _compact_frame(index: pd.Index, matrix: np.ndarray, labels: np.ndarray, test: np.ndarray) -> pd.DataFrame:
+    """Features in their narrowest exact dtype (as the local engine keeps them), label, split."""
+    columns = {name: training.narrow(matrix[:, j]) for j, name in enumerate(features.MODEL_FEATURES)}
+    columns[LABEL.name] = training.narrow(labels)
+    columns[_TEST] = test
+    return pd.DataFrame(columns, index=index)
+
+
+def fit_share_of(transformed: Transformed) -> tuple[int, list[np.ndarray], pd.DataFrame, np.ndarray]:
+    return (transformed.train_label_sum, transformed.raw_counts, transformed.parity_raw,
+            transformed.parity_features)
+
+
+def pieces_of(transformed: Transformed) -> Pieces:
+    return transformed.normal
+
+
+def merge_gram_pieces(first: Pieces, second: Pieces) -> Pieces:
+    return first.merge(second, ridge.gram)
+
+
+def merge_error_pieces(first: Pieces, second: Pieces) -> Pieces:
+    return first.merge(second, ridge.errors)
+
+
+def gram_total(pieces: Pieces) -> np.ndarray | None:
+    return pieces.total(ridge.gram)
+
+
+def error_total(pieces: Pieces) -> np.ndarray | None:
+    return pieces.total(ridge.errors)
+
+
+@dataclass
+class Written:
+    errors: Pieces  # of the held-out errors, in the held-out rows' global order
+    feature_counts: list[np.ndarray] = field(default_factory=list)
+    prediction_counts: np.ndarray | None = None
+
+
+def write(transformed: Transformed, index: int, test_offset: int, intercept: float, coefficients: list[float],
+          baseline: float, feature_entries: list[Entry], prediction_entry: Entry, work: Path) -> Written:
+    """The part's training set file (predictions included), its held-out errors, its profile counts."""
+    _in_run(work)
+    errors = PieceSum(ridge.BLOCK_ROWS, ridge.errors, test_offset)
+    counted = profile_step.empty_copies([*feature_entries, prediction_entry])
+    with outputs.training_set_writer(work, index) as append:
+        for frame in read_frames(transformed.features) if transformed.features is not None else ():
+            matrix = np.column_stack([frame[name].to_numpy() for name in features.MODEL_FEATURES]).astype(np.float64)
+            matrix = np.asfortranarray(matrix)
+            labels = frame[LABEL.name].to_numpy().astype(np.int64)
+            test = frame[_TEST].to_numpy()
+            predictions = predict_linear(intercept, coefficients, matrix)
+            errors.feed(ridge.error_rows(labels[test].astype(np.float64), predictions[test], baseline))
+            profile_step.count_outputs_into(counted[:-1], counted[-1], matrix, predictions)
+            append(outputs.training_set_table(frame.index.to_numpy(), matrix, labels, predictions))
+    return Written(errors.finish(), [e.counts for e in counted[:-1]], counted[-1].counts)
+
+
+def written_counts(written: Written) -> tuple[list[np.ndarray], np.ndarray]:
+    return written.feature_counts, written.prediction_counts
+
+
+def written_errors(written: Written) -> Pieces:
+    return written.errors
