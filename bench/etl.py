@@ -1,10 +1,13 @@
 """ETL benchmark: the full job (extract, validate + quarantine, analyze, transform, fit, write the
 config, the training set and the report) against a bare Hamilton run of the feature DAG over the
-same file, side by side, each a fresh process. Wall time and peak resident memory (the process's
-ru_maxrss, read with os.wait4).
+same file, side by side, each a fresh process; and the same job with the Dask engine on a cluster
+of its own (a `dask scheduler` process and `--dask-workers` `dask worker` processes on 127.0.0.1,
+one thread each). Wall time and peak resident memory of every process (ru_maxrss read with
+os.wait4 for the job; the kernel's VmHWM for the scheduler and the workers, read before they stop).
 
     python bench/etl.py                      # 1,000,000 and 10,000,000 rows (several minutes)
     python bench/etl.py --rows 1000000
+    python bench/etl.py --engines local      # without the Dask engine
     python bench/etl.py --smoke              # 20,000 rows: CI runs this so the script cannot rot
 
 The input files are made by the project's own generator (python -m etl_job generate), seed 1.
@@ -39,25 +42,82 @@ def timed(command: list[str]) -> tuple[float, float]:
     return elapsed, usage.ru_maxrss / 1024
 
 
+def peak_mib(pid: int) -> float:
+    """The peak resident memory of a living process so far (Linux: VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+class Cluster:
+    """A `dask scheduler` and `workers` `dask worker` processes on 127.0.0.1, for one job."""
+
+    def __init__(self, workers: int):
+        from feature_service.testing import free_port
+
+        dask = str(Path(sys.executable).with_name("dask"))
+        self.address = f"tcp://127.0.0.1:{free_port()}"
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT}
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}  # as the job sets it for itself (etl_job/__main__)
+        self.scheduler = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port",
+                                           self.address.rsplit(":", 1)[1], "--no-dashboard"], env=env, **quiet)
+        self.workers = [subprocess.Popen([dask, "worker", self.address, "--nthreads", "1", "--no-nanny",
+                                          "--no-dashboard", "--host", "127.0.0.1"], env=env, **quiet)
+                        for _ in range(workers)]
+        from distributed import Client
+
+        with Client(self.address, timeout=60) as client:
+            client.wait_for_workers(workers, timeout=120)
+
+    def peaks(self) -> list[tuple[str, float]]:
+        return [("  scheduler", peak_mib(self.scheduler.pid))] + [
+            (f"  worker {i + 1}", peak_mib(worker.pid)) for i, worker in enumerate(self.workers)]
+
+    def stop(self) -> None:
+        for process in [*self.workers, self.scheduler]:
+            process.terminate()
+        for process in [*self.workers, self.scheduler]:
+            process.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, action="append", help="row count (repeatable)")
+    parser.add_argument("--engines", default="local,dask", help="comma-separated: local, dask (default: both)")
+    parser.add_argument("--dask-workers", type=int, default=2, help="worker processes of the Dask cluster (default: 2)")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
     sizes = [20_000] if args.smoke else (args.rows or [1_000_000, 10_000_000])
+    engines = args.engines.split(",")
     print(machine_line())
-    print(f"{'rows':>12} {'job':<28} {'wall s':>9} {'peak MiB':>10}")
+    print(f"{'rows':>12} {'job':<36} {'wall s':>9} {'peak MiB':>10}")
     with tempfile.TemporaryDirectory(prefix="bench-etl-") as tmp:
         for rows in sizes:
             data = Path(tmp) / f"generated_{rows}.csv"
             subprocess.run([sys.executable, "-m", "etl_job", "generate", "--rows", str(rows), "--seed", "1",
                             "--output", str(data)], check=True, cwd=ROOT, capture_output=True)
+            job = [sys.executable, "-m", "etl_job", "run", "--input", str(data), "--no-progress"]
             bare = timed([sys.executable, "bench/bare_hamilton.py", str(data)])
-            full = timed([sys.executable, "-m", "etl_job", "run", "--input", str(data), "--output-dir",
-                          str(Path(tmp) / f"out_{rows}"), "--no-progress"])
-            for name, (wall, peak) in (("bare Hamilton feature DAG", bare), ("etl_job run (everything)", full)):
-                print(f"{rows:>12,} {name:<28} {wall:>9.2f} {peak:>10.0f}")
-            print(f"{'':>12} {'ratio job/bare':<28} {full[0] / bare[0]:>8.2f}x {full[1] / bare[1]:>9.2f}x")
+            print(f"{rows:>12,} {'bare Hamilton feature DAG':<36} {bare[0]:>9.2f} {bare[1]:>10.0f}")
+            if "local" in engines:
+                full = timed([*job, "--output-dir", str(Path(tmp) / f"local_{rows}")])
+                print(f"{rows:>12,} {'etl_job run (everything)':<36} {full[0]:>9.2f} {full[1]:>10.0f}")
+                print(f"{'':>12} {'ratio job/bare':<36} {full[0] / bare[0]:>8.2f}x {full[1] / bare[1]:>9.2f}x")
+            if "dask" in engines:
+                cluster = Cluster(args.dask_workers)
+                try:
+                    client = timed([*job, "--output-dir", str(Path(tmp) / f"dask_{rows}"), "--engine", "dask",
+                                    "--scheduler", cluster.address])
+                    peaks = cluster.peaks()
+                finally:
+                    cluster.stop()
+                print(f"{rows:>12,} {f'--engine dask, {args.dask_workers} workers: client':<36} "
+                      f"{client[0]:>9.2f} {client[1]:>10.0f}")
+                for name, peak in peaks:
+                    print(f"{'':>12} {name:<36} {'':>9} {peak:>10.0f}")
+                if "local" in engines:
+                    print(f"{'':>12} {'ratio dask/local (wall)':<36} {client[0] / full[0]:>8.2f}x")
             data.unlink()
 
 

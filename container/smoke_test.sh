@@ -9,6 +9,7 @@
 #      container/wheelhouse/ (the build context is a snapshot of the work tree under $WORK)
 #   4. build: `podman build --network none` with PIP_NO_INDEX=1, targets etl and server
 #   5. ETL container on the bundled sample, input and outputs on volumes, no network
+#      and the ETL image as a `dask scheduler` and a `dask worker`, the job --engine dask on them
 #   6. server container with that config, host network on 127.0.0.1: grpc health, the image's
 #      HEALTHCHECK, reflection, a Predict call checked against a golden row, /metrics
 #   7. SIGTERM (podman stop): exit 0 within the grace period
@@ -239,6 +240,40 @@ pm rm "$etl_ctr" >/dev/null
 [[ "$etl_stop_rc" == 143 ]] || die "stopped ETL exited $etl_stop_rc, expected 143 (128 + SIGTERM; 137 = it had to be killed)"
 ((etl_stop_ms < 5000)) || die "the ETL took ${etl_stop_ms} ms to stop"
 [[ ! -e "$WORK/etl-stopped/serving_config.pb" ]] || die "a stopped ETL run left a serving config"
+
+step "ETL image as a Dask cluster: a 'dask scheduler' and a 'dask worker' container, the job --engine dask"
+# No network but one loopback, shared (--network container:): the worker and the job mount the
+# input and the output at the same paths, as every worker of a real cluster must (docs/distributed.md).
+SCHED_CTR="absenteeism-dask-scheduler-smoke-$RUN_ID"
+WORKER_CTR="absenteeism-dask-worker-smoke-$RUN_ID"
+dask_out="$WORK/etl-dask"
+mkdir -p "$dask_out" && chown "$APP_UID:$APP_UID" "$dask_out"
+pm run --detach --name "$SCHED_CTR" --network none --read-only --tmpfs /tmp --entrypoint dask \
+  "$ETL_TAG" scheduler --host 127.0.0.1 --port 8786 --no-dashboard >/dev/null
+pm run --detach --name "$WORKER_CTR" --network "container:$SCHED_CTR" --read-only --tmpfs /tmp \
+  -v "$input:/data/input:ro" -v "$dask_out:/data/output" --entrypoint dask \
+  "$ETL_TAG" worker tcp://127.0.0.1:8786 --nthreads 1 --no-dashboard --host 127.0.0.1 >/dev/null
+t=$(date +%s)
+set +e
+pm run --rm --network "container:$SCHED_CTR" --read-only --tmpfs /tmp \
+  -v "$input:/data/input:ro" -v "$dask_out:/data/output" \
+  "$ETL_TAG" run --input "/data/input/$(basename "$sample_file")" --output-dir /data/output \
+  --engine dask --scheduler tcp://127.0.0.1:8786 --connect-timeout 60 --part-bytes 50000 > "$WORK/etl-dask.log" 2>&1
+dask_rc=$?
+set -e
+sed 's/^/      /' "$WORK/etl-dask.log" | tail -3
+[[ $dask_rc -eq 0 ]] || die "the ETL container on the Dask containers exited $dask_rc"
+info "exit 0 in $(($(date +%s) - t)) s; $(ls "$dask_out/training_set.parquet/" | wc -l) training set parts, written by the worker"
+"$VENV_PY" - "$out" "$dask_out" <<'EOF' || die "the Dask containers' outputs differ from the local engine's"
+import sys
+import pandas as pd
+local, dask = sys.argv[1:]
+assert pd.read_parquet(f"{dask}/training_set.parquet").equals(pd.read_parquet(f"{local}/training_set.parquet"))
+assert open(f"{dask}/rejects.csv", "rb").read() == open(f"{local}/rejects.csv", "rb").read()
+EOF
+info "training set and rejects equal to the local engine's run above"
+pm stop --time 10 "$WORKER_CTR" "$SCHED_CTR" >/dev/null
+pm rm "$WORKER_CTR" "$SCHED_CTR" >/dev/null
 
 # ----------------------------------------------------------------------------------------------
 step "server container: the image's default refuses plaintext without being told (TLS or --insecure)"

@@ -115,11 +115,15 @@ def training_set_writer(output_dir: Path, part: int = 0) -> Iterator[Callable[[p
                     # page only to drop it (half the write's time at 1M rows); the other columns keep it.
                     dictionary = [name for name in table.column_names if name != "source_row"]
                     writer.append(pq.ParquetWriter(tmp, table.schema, use_dictionary=dictionary))
-                writer[0].write_table(table.combine_chunks(), row_group_size=len(table))  # pages as one run
+                writer[0].write_table(table.combine_chunks(), row_group_size=max(1, len(table)))  # pages as one run
 
         try:
             yield lambda table: write(groups.feed(table))
             write(groups.flush())
+            if not writer:  # no row: still a Parquet file, with the columns of every other part
+                empty = training_set_table(np.empty(0), np.empty((0, len(features.MODEL_FEATURES))), np.empty(0),
+                                           np.empty(0))
+                write([empty])
         finally:
             if writer:
                 writer[0].close()

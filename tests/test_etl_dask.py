@@ -124,6 +124,28 @@ def test_local_cluster_gives_the_local_engines_outputs(folder_input, local_run, 
     assert len(list((out / "training_set.parquet").iterdir())) > 3  # written by the workers, one part each
 
 
+def test_one_row_parts_and_parts_of_rejected_rows_only(tmp_path):
+    source = tmp_path / "small.csv"
+    synthetic.write(synthetic.generate(120, seed=4, bad_fraction=0.04), source)
+    local, dask = tmp_path / "local", tmp_path / "dask"
+    assert _job(source, local).returncode == 0
+    result = _job(source, dask, "--engine", "dask", "--workers", "2", "--part-bytes", "1")
+    assert result.returncode == 0, result.stderr
+    assert_same_outputs(local, dask)
+    assert len(list((dask / "training_set.parquet").iterdir())) == 120  # a part a row, rejected ones too
+
+
+def test_a_ragged_line_read_by_a_worker_is_bad_data(tmp_path):
+    source = tmp_path / "ragged.csv"
+    synthetic.write(synthetic.generate(200, seed=5), source)
+    with open(source, "a", newline="") as stream:
+        stream.write("1;2;3\r\n")
+    result = _job(source, tmp_path / "out", "--engine", "dask", "--workers", "1", "--part-bytes", "4000")
+    assert result.returncode == 3, result.stderr
+    assert "ragged.csv: cannot be read as the data set's format" in result.stderr
+    assert not (tmp_path / "out" / "serving_config.pb").exists()
+
+
 class Deployment:
     """A `dask scheduler` and `dask worker` processes on 127.0.0.1, stopped by their process ids."""
 
