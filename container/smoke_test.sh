@@ -273,7 +273,8 @@ assert open(f"{dask}/rejects.csv", "rb").read() == open(f"{local}/rejects.csv", 
 EOF
 info "training set and rejects equal to the local engine's run above"
 pm stop --time 10 "$WORKER_CTR" "$SCHED_CTR" >/dev/null
-pm rm "$WORKER_CTR" "$SCHED_CTR" >/dev/null
+pm rm "$WORKER_CTR" >/dev/null  # first: it uses the scheduler's network
+pm rm "$SCHED_CTR" >/dev/null
 
 # ----------------------------------------------------------------------------------------------
 step "server container: the image's default refuses plaintext without being told (TLS or --insecure)"

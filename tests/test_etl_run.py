@@ -133,6 +133,30 @@ def test_training_set_layout_label_and_predictions(job):
     assert golden_features.view(np.uint64).tolist() == batch.view(np.uint64).tolist()
 
 
+def test_golden_rows_copy_no_input_row_and_take_every_category_value(job):
+    """GetServingConfig hands the golden rows to any caller: they are built from the raw schema,
+    never from the input (which holds health data); together they take every allowed value of
+    every category column and both ends of every range."""
+    source, out = job
+    config = config_io.read_config(out / "serving_config.pb")
+    golden_records = {tuple(getattr(g.record, c.name) for c in RAW_COLUMNS) for g in config.golden_rows}
+    inputs = set()
+    for row in _raw_rows(source):
+        try:
+            inputs.add(tuple(float(row[c.csv_header]) for c in RAW_COLUMNS))
+        except ValueError:  # a cell the job refuses (empty, '?'): not a row that could be copied
+            continue
+    assert len(inputs) > 600  # distinct rows (the real data set repeats some)
+    assert not {tuple(float(v) for v in record) for record in golden_records} & inputs
+    for position, column in enumerate(RAW_COLUMNS):
+        taken = {record[position] for record in golden_records}
+        statistics_ = column.check.statistics
+        if column.check.name == "isin":
+            assert taken == set(statistics_["allowed_values"]), column.name
+        else:
+            assert {statistics_["min_value"], statistics_["max_value"]} <= taken, column.name
+
+
 def test_config_verifies_against_the_reference_online_path(job):
     source, out = job
     config = config_io.read_config(out / "serving_config.pb")
