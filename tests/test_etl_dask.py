@@ -45,7 +45,8 @@ def _config_without_time(out: Path) -> bytes:
     return config.SerializeToString(deterministic=True)
 
 
-def assert_same_outputs(local: Path, dask: Path) -> None:
+def assert_same_outputs(local: Path, dask: Path, engine: str = "dask") -> None:
+    """The outputs of run `dask` (of `engine`) are those of the local run `local`, but for time."""
     assert content(dask / "rejects.csv") == content(local / "rejects.csv")
     expected, got = pd.read_parquet(local / "training_set.parquet"), pd.read_parquet(dask / "training_set.parquet")
     assert list(got.columns) == list(expected.columns) and got["source_row"].is_monotonic_increasing
@@ -54,7 +55,7 @@ def assert_same_outputs(local: Path, dask: Path) -> None:
         assert got[name].to_numpy().tobytes() == expected[name].to_numpy().tobytes(), name
     assert _config_without_time(dask) == _config_without_time(local)
     local_report, dask_report = (json.loads((out / "report.json").read_text()) for out in (local, dask))
-    assert dask_report["engine"] == "dask" and local_report["engine"] == "local"
+    assert dask_report["engine"] == engine and local_report["engine"] == "local"
     assert {k: v for k, v in dask_report.items() if k not in VARYING_REPORT_KEYS} == \
         {k: v for k, v in local_report.items() if k not in VARYING_REPORT_KEYS}
     assert not (Path(os.path.realpath(dask / "report.json")).parent / ".spill").exists()  # spills gone

@@ -288,3 +288,19 @@ def test_the_config_carries_every_aggregate_by_name(trained_config):
     assert {name: carried.WhichOneof("kind") for name, carried in statistics.values.items()} == {
         "age_mean": "scalar", "age_std_dev": "scalar"}
     assert isinstance(statistics, serving_config_pb2.AggregateStatistics)
+
+
+def test_a_variant_module_gives_the_same_outputs_whatever_the_chunks_and_the_engine(tmp_path):
+    """Every modifier and both kinds of aggregate, read in chunks of 50 rows, and on a Dask
+    LocalCluster in parts of 4 kB: the outputs of one run over the whole file, bit for bit."""
+    from tests.test_etl_dask import assert_same_outputs
+
+    project = copy_project(tmp_path / "project", variant_source(list(BODIES), list_and_guards=True))
+    runs = {"whole": (), "chunks": ("--chunk-rows", "50"),
+            "dask": ("--engine", "dask", "--workers", "2", "--part-bytes", "4000", "--chunk-rows", "50")}
+    for name, flags in runs.items():
+        run_in(project, "-m", "etl_job", "run", "--input", str(REAL_DATA), "--output-dir", str(tmp_path / name),
+               "--no-progress", *flags)
+    assert "age_quartile_edges" in config_io.read_config(tmp_path / "dask" / "serving_config.pb").statistics.values
+    assert_same_outputs(tmp_path / "whole", tmp_path / "dask")
+    assert_same_outputs(tmp_path / "whole", tmp_path / "chunks", engine="local")
