@@ -175,3 +175,15 @@ def test_replay_refuses_a_log_without_records_of_that_config(trained_config, rec
     usage = subprocess.run([sys.executable, "-m", "clients", "parity", "--prediction-log", str(folder)],
                            capture_output=True, text=True, timeout=120)
     assert usage.returncode == 2 and "--prediction-log DIR and --config CONFIG" in usage.stderr
+
+
+def test_files_rotate_by_age_and_every_one_is_whole(trained_config, records, tmp_path):
+    folder = tmp_path / "log"
+    with ServerProcess(trained_config.path, "--prediction-log", str(folder), "--prediction-log-sample-rate", "1",
+                       "--prediction-log-rotate-seconds", "1") as server:
+        for _ in range(2):  # far below the size limit: only the file's age closes it
+            send_every_way(server.target, records[:20])
+            time.sleep(2.5)
+        files_while_serving = len(log_format.complete_files(folder))  # before the stop closes the last one
+    assert files_while_serving >= 2 and hidden_files(folder) == []
+    assert parity(folder, trained_config.path).returncode == 0
