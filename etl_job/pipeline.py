@@ -1,4 +1,8 @@
-"""The batch job, streamed in chunks so memory stays bounded by the chunk size:
+"""The batch job. Two engines do steps 1-3 and the write of step 5: the local one below, in this
+process, and the Dask one (dask_engine.py), on a cluster; both hand the same results to the steps
+they share (parity, config, report, publish), so their outputs are the same bit for bit.
+
+The local engine streams in chunks so memory stays bounded by the chunk size:
 
 1. extract + validate (one read of the input): each chunk is parsed and checked; its rejects go
    to rejects.csv as they come, its accepted typed rows to a temp Arrow spill, and the columns

@@ -11,7 +11,7 @@ from absenteeism.dataset.blocks import BlockSum
 BLOCK_ROWS = 1 << 16  # rows per folded block: fixed, so the sums do not depend on the chunk size
 
 
-def _gram(z: np.ndarray) -> np.ndarray:
+def gram(z: np.ndarray) -> np.ndarray:
     return z.T @ z
 
 
@@ -20,7 +20,7 @@ class NormalEquations:
 
     def __init__(self, n_features: int):
         self.n_features = n_features
-        self._sum = BlockSum(BLOCK_ROWS, _gram)
+        self._sum = BlockSum(BLOCK_ROWS, gram)
 
     def add(self, matrix: np.ndarray, labels: np.ndarray) -> None:
         self._sum.feed(design_rows(matrix, labels))
@@ -38,25 +38,21 @@ def design_rows(matrix: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return z
 
 
-gram = _gram  # the fold of the normal equations' block sums
-
-
-def solve(gram: np.ndarray | None, p: int, alpha: float) -> tuple[float, np.ndarray]:
+def solve(sums: np.ndarray | None, p: int, alpha: float) -> tuple[float, np.ndarray]:
     """(intercept, coefficients) minimising |y - b - Xw|^2 + alpha |w|^2, from Z'Z summed over
     the training rows."""
-    if gram is None:
+    if sums is None:
         raise ValueError("no training rows")
-    if True:
-        n, sx, sy = gram[0, 0], gram[0, 1:p + 1], gram[0, p + 1]
-        sxx, sxy = gram[1:p + 1, 1:p + 1], gram[1:p + 1, p + 1]
-        mean_x, mean_y = sx / n, sy / n
-        centred_xx = sxx - np.outer(sx, mean_x)
-        centred_xy = sxy - sx * mean_y
-        coefficients = np.linalg.solve(centred_xx + alpha * np.eye(p), centred_xy)
-        return float(mean_y - mean_x @ coefficients), coefficients
+    n, sx, sy = sums[0, 0], sums[0, 1:p + 1], sums[0, p + 1]
+    sxx, sxy = sums[1:p + 1, 1:p + 1], sums[1:p + 1, p + 1]
+    mean_x, mean_y = sx / n, sy / n
+    centred_xx = sxx - np.outer(sx, mean_x)
+    centred_xy = sxy - sx * mean_y
+    coefficients = np.linalg.solve(centred_xx + alpha * np.eye(p), centred_xy)
+    return float(mean_y - mean_x @ coefficients), coefficients
 
 
-def _errors(block: np.ndarray) -> np.ndarray:
+def errors(block: np.ndarray) -> np.ndarray:
     """block columns: truth, prediction, baseline -> sums of |e| and e^2 for model and baseline."""
     model, baseline = block[:, 0] - block[:, 1], block[:, 0] - block[:, 2]
     return np.array([np.abs(model).sum(), (model ** 2).sum(), np.abs(baseline).sum(), (baseline ** 2).sum()])
@@ -68,7 +64,7 @@ class HeldOutErrors:
     def __init__(self, baseline: float):
         self.baseline = baseline
         self.rows = 0
-        self._sum = BlockSum(BLOCK_ROWS, _errors)
+        self._sum = BlockSum(BLOCK_ROWS, errors)
 
     def add(self, truth: np.ndarray, predicted: np.ndarray) -> None:
         self.rows += len(truth)
@@ -78,15 +74,12 @@ class HeldOutErrors:
         return error_metrics(self._sum.finish(), self.rows)
 
 
-errors = _errors  # the fold of the held-out errors' block sums
-
-
 def error_rows(truth: np.ndarray, predicted: np.ndarray, baseline: float) -> np.ndarray:
     """truth, prediction, baseline per held-out row: what the error sums fold."""
     return np.column_stack([truth, predicted, np.full(len(truth), baseline)]).astype(np.float64)
 
 
 def error_metrics(total: np.ndarray, n: int) -> dict[str, float]:
-    if True:
-        return {"mae": float(total[0] / n), "rmse": float(np.sqrt(total[1] / n)),
-                "baseline_mae": float(total[2] / n), "baseline_rmse": float(np.sqrt(total[3] / n))}
+    """MAE and RMSE of the model and the baseline from the error sums over `n` held-out rows."""
+    return {"mae": float(total[0] / n), "rmse": float(np.sqrt(total[1] / n)),
+            "baseline_mae": float(total[2] / n), "baseline_rmse": float(np.sqrt(total[3] / n))}

@@ -49,6 +49,8 @@ def test_drift_benchmark_smoke(trained_config):
 def test_etl_benchmark_smoke():
     out = run("bench/etl.py")
     assert "bare Hamilton feature DAG" in out and "etl_job run (everything)" in out and "ratio job/bare" in out
+    for label in ("--engine dask, 2 workers: client", "scheduler", "worker 1", "worker 2", "ratio dask/local (wall)"):
+        assert label in out, label
 
 
 def test_startup_benchmark_smoke(trained_config):
