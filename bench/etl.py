@@ -75,10 +75,19 @@ class Cluster:
             (f"  worker {i + 1}", peak_mib(worker.pid)) for i, worker in enumerate(self.workers)]
 
     def stop(self) -> None:
-        for process in [*self.workers, self.scheduler]:
-            process.terminate()
-        for process in [*self.workers, self.scheduler]:
-            process.wait(timeout=30)
+        _stop(self.workers)  # before the scheduler: a worker that lost it retries before it exits
+        _stop([self.scheduler])
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def main() -> None:
