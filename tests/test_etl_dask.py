@@ -255,3 +255,20 @@ def test_workers_running_another_feature_module_are_refused(tmp_path):
         cluster.stop()
     assert result.returncode == 2, result.stderr
     assert "run a different feature module than this job" in result.stderr
+
+
+def test_too_many_rejects_on_dask_keep_the_previous_run_and_that_runs_rejects(local_run, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(local_run, out, symlinks=True)
+    before = {name: content(out / name) for name in ("serving_config.pb", "rejects.csv", "training_set.parquet")}
+    source = tmp_path / "bad.csv"
+    synthetic.write(synthetic.generate(400, seed=9, bad_fraction=0.2), source)
+    result = _job(source, out, "--engine", "dask", "--workers", "1", "--part-bytes", "5000")
+    assert result.returncode == 3, result.stderr
+    kept = Path(result.stderr.split(" is in ")[1].split(" (")[0])
+    local = _job(source, tmp_path / "local")
+    assert local.returncode == 3
+    local_kept = Path(local.stderr.split(" is in ")[1].split(" (")[0])
+    assert kept.read_bytes() == local_kept.read_bytes()  # the same rejects as the local engine's
+    assert [p.name for p in kept.parent.iterdir()] == ["rejects.csv"]  # no spill, no part left
+    assert {name: content(out / name) for name in before} == before
