@@ -28,7 +28,6 @@ import pandas as pd
 from absenteeism import config_io, features
 from absenteeism.dataset import partitions
 from absenteeism.dataset import reader as input_reader
-from absenteeism.model import predict_linear
 from absenteeism.v1 import serving_config_pb2
 from etl_job import online_parity, part_tasks, ridge, training
 from etl_job import profile as profile_step
