@@ -23,12 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from absenteeism import config_io, features
 from absenteeism.dataset import partitions
 from absenteeism.dataset import reader as input_reader
-from absenteeism.v1 import serving_config_pb2
 from etl_job import online_parity, part_tasks, ridge, training
 from etl_job import profile as profile_step
 from etl_job import validate as validate_step
@@ -124,7 +122,7 @@ class DaskEngine:
             positions = online_parity.sample_positions(tally.rows_accepted, settings.parity_rows)
             transformed = [
                 client.submit(part_tasks.transform, extract, offset, aggregates, profiler.raw, settings.fit,
-                              _within(positions, offset.accepted, rows), work, pure=False)
+                              online_parity.positions_within(positions, offset.accepted, rows), work, pure=False)
                 for extract, offset, rows in zip(extracts, offsets, accepted)]
             shares = self._gather(steps, client.map(part_tasks.fit_share_of, transformed), "transform")
             gram = client.submit(part_tasks.gram_total, _pairwise(client, part_tasks.merge_gram_pieces,
@@ -133,18 +131,19 @@ class DaskEngine:
             profiler.add_counts(raw=[sum(column) for column in zip(*(share[1] for share in shares))],
                                 rows=tally.rows_accepted)
             profiler.place_prediction(fitted.predict)
-        self._transformed, self._offsets, self._work = transformed, offsets, work
+        self._transformed, self._offsets = transformed, offsets
         return Trained(tally, extracted, fitted, profiler)
 
     def write_training_set(self, work: Path, trained, steps) -> dict[str, float]:
         from etl_job import outputs
 
         client, fitted, profiler = self._client, trained.fitted, trained.profiler
-        outputs.make_output_folders(self._work)
+        work = Path(work).resolve()  # as the workers reach it
+        outputs.make_output_folders(work)
         model = fitted.model
         written = [client.submit(part_tasks.write, transformed, i, offset.test, model.intercept,
                                  list(model.coefficients), fitted.baseline, profiler.features, profiler.prediction,
-                                 self._work, pure=False)
+                                 work, pure=False)
                    for i, (transformed, offset) in enumerate(zip(self._transformed, self._offsets))]
         for feature_counts, prediction_counts in self._gather(steps, client.map(part_tasks.written_counts, written),
                                                                "write"):
@@ -153,7 +152,7 @@ class DaskEngine:
                                                                  client.map(part_tasks.written_errors, written)))
         metrics = ridge.error_metrics(total.result(), fitted.test_rows)
         self._transformed = []  # released: the workers drop what they held for the run
-        _remove_spill(self._work)
+        _remove_spill(work)
         return metrics
 
     # -- helpers ----------------------------------------------------------------------------
@@ -162,20 +161,13 @@ class DaskEngine:
         settings = self.settings.fit
         train_rows = sum(train for _, train, _ in counts)
         test_rows = sum(test for _, _, test in counts)
-        if test_rows < 1 or train_rows < 2:
-            raise training.TrainingError(
-                f"{accepted_rows} accepted rows are too few for a {settings.test_fraction:.0%} held-out split")
-        intercept, coefficients = ridge.solve(gram, len(features.MODEL_FEATURES), settings.alpha)
-        model = serving_config_pb2.LinearModel(kind="ridge", intercept=intercept,
-                                               coefficients=[float(c) for c in coefficients], alpha=settings.alpha)
-        parity_raw = [share[2] for share in shares if len(share[2])]
-        parity_features = [share[3] for share in shares if len(share[3])]
+        model = training.fit_model(lambda alpha: ridge.solve(gram, len(features.MODEL_FEATURES), alpha), settings,
+                                   train_rows, test_rows, accepted_rows)
+        parity_raw, parity_features = training.parity_rows([share[2] for share in shares], [share[3] for share in shares])
         return training.Fitted(
             aggregates=aggregates, model=model, settings=settings, train_rows=train_rows, test_rows=test_rows,
-            baseline=sum(share[0] for share in shares) / train_rows,
-            parity_raw=pd.concat(parity_raw) if parity_raw else shares[0][2],
-            parity_features=np.vstack(parity_features) if parity_features else np.empty((0, len(features.MODEL_FEATURES))),
-            rows=accepted_rows)
+            baseline=sum(share[0] for share in shares) / train_rows, parity_raw=parity_raw,
+            parity_features=parity_features, rows=accepted_rows)
 
     @staticmethod
     def _gather(steps, futures: list, desc: str) -> list:
@@ -203,10 +195,6 @@ def _offsets(rows_before, accepted: list[int], counts) -> list[part_tasks.Offset
         offsets.append(part_tasks.Offsets(int(rows), accepted_before, train_before, test_before))
         accepted_before, train_before, test_before = accepted_before + part_accepted, train_before + train, test_before + test
     return offsets
-
-
-def _within(positions: np.ndarray, start: int, rows: int) -> np.ndarray:
-    return positions[(positions >= start) & (positions < start + rows)] - start
 
 
 def _pairwise(client, merge, futures: list):

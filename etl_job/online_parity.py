@@ -32,6 +32,12 @@ def sample_positions(total: int, rows: int) -> np.ndarray:
     return np.unique(np.linspace(0, total - 1, num=rows).round().astype(np.int64))
 
 
+def positions_within(positions: np.ndarray, start: int, rows: int) -> np.ndarray:
+    """The sampled positions that fall among rows [start, start + rows), counted from `start`."""
+    positions = np.asarray(positions, dtype=np.int64)
+    return positions[(positions >= start) & (positions < start + rows)] - start
+
+
 def check(config: serving_config_pb2.ServingConfig, accepted: pd.DataFrame, matrix: np.ndarray,
           predictions: np.ndarray, rows: int = DEFAULT_ROWS) -> parity.ParityReport:
     """accepted: typed raw rows (index = source row); matrix, predictions: what the batch transform

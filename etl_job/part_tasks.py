@@ -24,7 +24,7 @@ from absenteeism.dataset.blocks import Pieces, PieceSum
 from absenteeism.model import predict_linear
 from absenteeism.profile import Entry
 from absenteeism.raw_schema import LABEL, RAW_COLUMN_NAMES, Violation
-from etl_job import outputs, ridge, training, validate
+from etl_job import online_parity, outputs, ridge, training, validate
 from etl_job import profile as profile_step
 from etl_job.spill import read_frames, write_frames
 from etl_job.split import held_out
@@ -58,22 +58,19 @@ class Extract:
 
 def extract(part: partitions.Part, work: Path, chunk_rows: int) -> Extract:
     folder = _in_run(work)
-    tally, violations = validate.Tally(), []
-    kept: dict[str, list[np.ndarray]] = {name: [] for name in dataflow.analyze_columns()}
+    tally, violations, analyze_inputs = validate.Tally(), [], training.AnalyzeInputs()
 
     def accepted():
         for cells in partitions.chunks(part, chunk_rows):
             validation = validate.validate(cells)
             tally.add(validation, part.path.name)
             violations.extend(validation.violations)
-            for name, parts in kept.items():
-                parts.append(validation.accepted[name].to_numpy(copy=True))
+            analyze_inputs.add(validation.accepted)
             yield validation.accepted
 
     spill = folder / f"accepted-{part.index:05d}.arrow"
     rows = write_frames(spill, accepted())
-    analyze = {name: np.concatenate(parts) if parts else np.empty(0, np.int64) for name, parts in kept.items()}
-    return Extract(part, tally, violations, analyze, spill if rows else None)
+    return Extract(part, tally, violations, analyze_inputs.arrays(), spill if rows else None)
 
 
 def tally_of(extract: Extract) -> validate.Tally:
@@ -87,10 +84,10 @@ def analyze_inputs_of(extract: Extract) -> dict[str, np.ndarray]:
 def analyze(inputs: list[dict[str, np.ndarray]]) -> dict[str, AggregateValue]:
     """The aggregates over every part's columns, put together in part order: the local engine's
     columns, bit for bit, so the aggregate nodes see the same arrays."""
-    names = dataflow.analyze_columns()
-    columns = {name: np.concatenate([part[name] for part in inputs]) if inputs else np.empty(0, np.int64)
-               for name in names}
-    return training.analyze(pd.DataFrame(columns))
+    columns = training.AnalyzeInputs()
+    for part in inputs:
+        columns.add_arrays(part)
+    return training.analyze(columns.frame())
 
 
 def _accepted(extract: Extract, row_offset: int):
@@ -179,35 +176,30 @@ def transform(extract: Extract, offsets: Offsets, aggregates: dict[str, Aggregat
     """Transform with the aggregates injected (as the local engine and the server do); Z'Z of the
     training rows in the fit's fixed blocks; compact features spilled for the write."""
     folder = _in_run(work)
-    p = len(features.MODEL_FEATURES)
     normal = PieceSum(ridge.BLOCK_ROWS, ridge.gram, offsets.train)
     raw = profile_step.empty_copies(raw_entries)
-    state = {"label_sum": 0, "seen": 0}
+    label_sum, seen = 0, 0
     parity_raw, parity_features = [], []
-    wanted = np.asarray(parity_positions, dtype=np.int64)
 
     def compact():
+        nonlocal label_sum, seen
         for chunk in _accepted(extract, offsets.rows):
             profile_step.count_raw_into(raw, chunk)
             matrix = dataflow.feature_matrix(dataflow.compute_features(chunk, aggregates))
             labels = chunk[LABEL.name].to_numpy()
             test = held_out(chunk.index.to_numpy(), fit.seed, fit.test_fraction)
             normal.feed(ridge.design_rows(matrix[~test], labels[~test]))
-            state["label_sum"] += int(labels[~test].sum())
-            seen = state["seen"]
-            here = wanted[(wanted >= seen) & (wanted < seen + len(chunk))] - seen
-            if len(here):
-                parity_raw.append(chunk.iloc[here][list(RAW_COLUMN_NAMES)])
-                parity_features.append(matrix[here])
-            state["seen"] += len(chunk)
+            label_sum += int(labels[~test].sum())
+            here = online_parity.positions_within(parity_positions, seen, len(chunk))
+            parity_raw.append(chunk.iloc[here][list(RAW_COLUMN_NAMES)])
+            parity_features.append(matrix[here])
+            seen += len(chunk)
             yield _compact_frame(chunk.index, matrix, labels, test)
 
     path = folder / f"features-{extract.part.index:05d}.arrow"
     rows = write_frames(path, compact())
-    return Transformed(path if rows else None, normal.finish(), state["label_sum"], [e.counts for e in raw],
-                       pd.concat(parity_raw) if parity_raw else pd.DataFrame(columns=list(RAW_COLUMN_NAMES)),
-                       np.vstack(parity_features) if parity_features else np.empty((0, p)))
-
+    return Transformed(path if rows else None, normal.finish(), label_sum, [e.counts for e in raw],
+                       *training.parity_rows(parity_raw, parity_features))
 
 _TEST = "_held_out"
 

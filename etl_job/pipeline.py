@@ -36,7 +36,7 @@ import pandas as pd
 from hamilton.data_quality.base import DataValidationError
 from tqdm import tqdm
 
-from absenteeism import config_io, dataflow
+from absenteeism import config_io
 from absenteeism.dataset import partitions
 from absenteeism.dataset import reader as input_reader
 from etl_job import online_parity, output_folder, outputs, report, serving_config, training
@@ -249,7 +249,7 @@ def _extract_validate(reader: input_reader.Reader, spill: Spill, work: Path, ste
     """Pass 1: every chunk parsed and validated; rejects written, accepted rows spilled, the
     aggregates' inputs collected (a column or two of small integers), the profile's sample kept."""
     tally = validate_step.Tally()
-    kept: dict[str, list[np.ndarray]] = {name: [] for name in dataflow.analyze_columns()}
+    analyze_inputs = training.AnalyzeInputs()
     with outputs.rejects_writer(work) as append_rejects:
         for chunk in steps.rows(reader.chunks(), "read+validate", size=lambda chunk: len(chunk.cells)):
             validation = validate_step.validate(chunk.cells)
@@ -257,13 +257,9 @@ def _extract_validate(reader: input_reader.Reader, spill: Spill, work: Path, ste
             append_rejects(validate_step.rejects_frame(validation.violations, chunk.file.name))
             spill.append(validation.accepted)
             sample.add(validation.accepted)
-            for name, parts in kept.items():
-                # A copy: a view would keep the chunk's whole block of columns alive.
-                parts.append(validation.accepted[name].to_numpy(copy=True))
+            analyze_inputs.add(validation.accepted)
     spill.finish()
-    columns = {name: np.concatenate(parts) if parts else np.empty(0, np.int64) for name, parts in kept.items()}
-    return tally, pd.DataFrame(columns)
-
+    return tally, analyze_inputs.frame()
 
 def _bad_data(function, *args, **kwargs):
     """Data that cannot train a model is bad data (exit 3), not an internal error: too few rows, or

@@ -6,7 +6,7 @@ Deterministic for the same input, whatever the chunk size.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +17,7 @@ from absenteeism.aggregates import AggregateValue
 from absenteeism.model import predict_linear
 from absenteeism.raw_schema import LABEL, RAW_COLUMN_NAMES
 from absenteeism.v1 import serving_config_pb2
+from etl_job import online_parity
 from etl_job.ridge import NormalEquations
 from etl_job.split import held_out
 
@@ -30,6 +31,30 @@ class FitSettings:
     alpha: float = 1.0
     test_fraction: float = 0.2
     seed: int = 20120713  # fixed: the same input always gives the same split
+
+
+class AnalyzeInputs:
+    """The raw columns the aggregate nodes read (dataflow.analyze_columns), collected from the
+    accepted rows as they stream by, in order (a column or two of small integers)."""
+
+    def __init__(self) -> None:
+        self._parts: dict[str, list[np.ndarray]] = {name: [] for name in dataflow.analyze_columns()}
+
+    def add(self, accepted: pd.DataFrame) -> None:
+        for name, parts in self._parts.items():
+            # A copy: a view would keep the chunk's whole block of columns alive.
+            parts.append(accepted[name].to_numpy(copy=True))
+
+    def add_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Columns collected elsewhere (a part of the input on a Dask worker), added after these."""
+        for name, parts in self._parts.items():
+            parts.append(arrays[name])
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: np.concatenate(parts) if parts else np.empty(0, np.int64) for name, parts in self._parts.items()}
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.arrays())
 
 
 def analyze(analyze_inputs: pd.DataFrame) -> dict[str, AggregateValue]:
@@ -113,7 +138,6 @@ def train(accepted_chunks: Iterable[pd.DataFrame], *, aggregates: dict[str, Aggr
     kept: list[_Kept] = []
     parity_raw, parity_features = [], []
     train_label_sum, train_rows, test_rows, offset = 0, 0, 0, 0
-    wanted = np.asarray(parity_positions, dtype=np.int64)
     for chunk in accepted_chunks:
         matrix = dataflow.feature_matrix(dataflow.compute_features(chunk, aggregates))
         labels = chunk[LABEL.name].to_numpy()
@@ -123,19 +147,34 @@ def train(accepted_chunks: Iterable[pd.DataFrame], *, aggregates: dict[str, Aggr
         train_label_sum += int(labels[~test].sum())
         train_rows += int((~test).sum())
         test_rows += int(test.sum())
-        here = wanted[(wanted >= offset) & (wanted < offset + len(chunk))] - offset
+        here = online_parity.positions_within(parity_positions, offset, len(chunk))
         if len(here):
             parity_raw.append(chunk.iloc[here][list(RAW_COLUMN_NAMES)])
             parity_features.append(matrix[here])
         kept.append(_Kept(narrow(source_rows), [narrow(matrix[:, j]) for j in range(p)], narrow(labels), test))
         offset += len(chunk)
-    if test_rows < 1 or train_rows < 2:
-        raise TrainingError(f"{offset} accepted rows are too few for a {settings.test_fraction:.0%} held-out split")
-    intercept, coefficients = normal.solve(settings.alpha)
-    model = serving_config_pb2.LinearModel(kind="ridge", intercept=intercept,
-                                           coefficients=[float(c) for c in coefficients], alpha=settings.alpha)
+    model = fit_model(normal.solve, settings, train_rows, test_rows, offset)
+    raw, matrix = parity_rows(parity_raw, parity_features)
     return Fitted(aggregates=aggregates, model=model, settings=settings, train_rows=train_rows,
-                  test_rows=test_rows, baseline=train_label_sum / train_rows,
-                  parity_raw=pd.concat(parity_raw) if parity_raw else pd.DataFrame(columns=list(RAW_COLUMN_NAMES)),
-                  parity_features=np.vstack(parity_features) if parity_features else np.empty((0, p)),
-                  rows=offset, _kept=kept)
+                  test_rows=test_rows, baseline=train_label_sum / train_rows, parity_raw=raw,
+                  parity_features=matrix, rows=offset, _kept=kept)
+
+
+def fit_model(solve: Callable[[float], tuple[float, np.ndarray]], settings: FitSettings, train_rows: int,
+              test_rows: int, accepted_rows: int) -> serving_config_pb2.LinearModel:
+    """The ridge model from `solve(alpha)` (the normal equations summed over the training rows);
+    TrainingError when the split leaves too few rows."""
+    if test_rows < 1 or train_rows < 2:
+        raise TrainingError(f"{accepted_rows} accepted rows are too few for a {settings.test_fraction:.0%} "
+                            "held-out split")
+    intercept, coefficients = solve(settings.alpha)
+    return serving_config_pb2.LinearModel(kind="ridge", intercept=intercept,
+                                          coefficients=[float(c) for c in coefficients], alpha=settings.alpha)
+
+
+def parity_rows(raw_parts: list[pd.DataFrame], feature_parts: list[np.ndarray]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The parity check's raw rows and batch features, put together from the chunks that held some."""
+    raw = [part for part in raw_parts if len(part)]
+    features_ = [part for part in feature_parts if len(part)]
+    return (pd.concat(raw) if raw else pd.DataFrame(columns=list(RAW_COLUMN_NAMES)),
+            np.vstack(features_) if features_ else np.empty((0, len(features.MODEL_FEATURES))))

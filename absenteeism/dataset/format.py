@@ -153,12 +153,17 @@ def _frames(batches: Iterator, path: Path, require_label: bool, chunk_rows: int,
     yield from frames(blocks.flush())
 
 
-def _csv_batches(path: Path) -> Iterator:
-    """The header, then the record batches of a CSV file, every cell a string (None when empty)."""
+def _csv_header(path: Path) -> list[str]:
     with open(path, newline="", encoding="utf-8-sig") as stream:
         header = next(csv.reader(stream, delimiter=CSV_SEPARATOR), None)
     if not header:
         raise InputFormatError(f"{path.name} is empty: it has no header line")
+    return header
+
+
+def _csv_batches(path: Path) -> Iterator:
+    """The header, then the record batches of a CSV file, every cell a string (None when empty)."""
+    header = _csv_header(path)
     yield header
     reader = pa_csv.open_csv(
         path, read_options=pa_csv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
@@ -169,10 +174,7 @@ def _csv_batches(path: Path) -> Iterator:
 def _csv_range_batches(path: Path, start: int, stop: int) -> Iterator:
     """As `_csv_batches`, for the data lines in bytes [start, stop) only (read into memory: a part
     is a bounded slice of the file)."""
-    with open(path, newline="", encoding="utf-8-sig") as stream:
-        header = next(csv.reader(stream, delimiter=CSV_SEPARATOR), None)
-    if not header:
-        raise InputFormatError(f"{path.name} is empty: it has no header line")
+    header = _csv_header(path)
     yield header
     with open(path, "rb") as stream:
         stream.seek(start)

@@ -66,8 +66,8 @@ class Reader:
         self.chunk_rows = chunk_rows
         self.require_label = require_label  # the job trains on the label; a client only sends records
         self.files: list[SourceFile] = []
-        self._digest = hashlib.sha256()
-        self._hash_error: OSError | None = None
+        self._sha256: str | None = None
+        self._hash_error: dataset_format.InputFormatError | None = None
         self._hasher = threading.Thread(target=self._hash, name="input-sha256", daemon=True)
         self._hasher.start()
 
@@ -86,29 +86,25 @@ class Reader:
         """After `chunks` is exhausted: the provenance of what was read."""
         self._hasher.join()
         if self._hash_error is not None:
-            raise dataset_format.InputFormatError(f"{self._hash_error.filename}: cannot be read: {self._hash_error.strerror}")
-        return Extracted(tuple(self.files), self._digest.hexdigest())
+            raise self._hash_error
+        return Extracted(tuple(self.files), self._sha256)
 
     def _hash(self) -> None:
         try:
-            feed_sha256(self._digest, self.paths)
-        except OSError as error:
+            self._sha256 = input_sha256(self.paths)
+        except dataset_format.InputFormatError as error:
             self._hash_error = error
 
 
-def feed_sha256(digest, paths: list[Path]) -> None:
-    """The files' bytes, in the order given, into `digest` (the input_sha256 of provenance)."""
-    for file in paths:
-        with open(file, "rb") as stream:
-            while chunk := stream.read(_HASH_CHUNK):
-                digest.update(chunk)
-
-
 def input_sha256(paths: list[Path]) -> str:
-    """sha256 over the files' bytes in the order given; InputFormatError when one cannot be read."""
+    """sha256 over the files' bytes in the order given (provenance's input_sha256); InputFormatError
+    when one cannot be read."""
     digest = hashlib.sha256()
     try:
-        feed_sha256(digest, paths)
+        for file in paths:
+            with open(file, "rb") as stream:
+                while chunk := stream.read(_HASH_CHUNK):
+                    digest.update(chunk)
     except OSError as error:
         raise dataset_format.InputFormatError(f"{error.filename}: cannot be read: {error.strerror}") from None
     return digest.hexdigest()
