@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, machine_line  # noqa: E402
+from feature_service.testing import DaskDeployment  # noqa: E402
 
 
 def timed(command: list[str]) -> tuple[float, float]:
@@ -50,44 +51,9 @@ def peak_mib(pid: int) -> float:
     raise RuntimeError(f"no VmHWM for process {pid}")
 
 
-class Cluster:
-    """A `dask scheduler` and `workers` `dask worker` processes on 127.0.0.1, for one job."""
-
-    def __init__(self, workers: int):
-        from feature_service.testing import free_port
-
-        dask = str(Path(sys.executable).with_name("dask"))
-        self.address = f"tcp://127.0.0.1:{free_port()}"
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT}
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}  # as the job sets it for itself (etl_job/__main__)
-        self.scheduler = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port",
-                                           self.address.rsplit(":", 1)[1], "--no-dashboard"], env=env, **quiet)
-        self.workers = [subprocess.Popen([dask, "worker", self.address, "--nthreads", "1", "--no-nanny",
-                                          "--no-dashboard", "--host", "127.0.0.1"], env=env, **quiet)
-                        for _ in range(workers)]
-        from distributed import Client
-
-        with Client(self.address, timeout=60) as client:
-            client.wait_for_workers(workers, timeout=120)
-
-    def peaks(self) -> list[tuple[str, float]]:
-        return [("  scheduler", peak_mib(self.scheduler.pid))] + [
-            (f"  worker {i + 1}", peak_mib(worker.pid)) for i, worker in enumerate(self.workers)]
-
-    def stop(self) -> None:
-        _stop(self.workers)  # before the scheduler: a worker that lost it retries before it exits
-        _stop([self.scheduler])
-
-
-def _stop(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def dask_peaks(cluster) -> list[tuple[str, float]]:
+    return [("  scheduler", peak_mib(cluster.scheduler.pid))] + [
+        (f"  worker {i + 1}", peak_mib(worker.pid)) for i, worker in enumerate(cluster.workers)]
 
 
 def main() -> None:
@@ -114,11 +80,12 @@ def main() -> None:
                 print(f"{rows:>12,} {'etl_job run (everything)':<36} {full[0]:>9.2f} {full[1]:>10.0f}")
                 print(f"{'':>12} {'ratio job/bare':<36} {full[0] / bare[0]:>8.2f}x {full[1] / bare[1]:>9.2f}x")
             if "dask" in engines:
-                cluster = Cluster(args.dask_workers)
+                # One BLAS thread, as the job sets it for itself and its own LocalCluster (etl_job/__main__).
+                cluster = DaskDeployment(args.dask_workers, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"}, cwd=ROOT)
                 try:
                     client = timed([*job, "--output-dir", str(Path(tmp) / f"dask_{rows}"), "--engine", "dask",
                                     "--scheduler", cluster.address])
-                    peaks = cluster.peaks()
+                    peaks = dask_peaks(cluster)
                 finally:
                     cluster.stop()
                 print(f"{rows:>12,} {f'--engine dask, {args.dask_workers} workers: client':<36} "

@@ -1,5 +1,5 @@
 """Helpers for tests (ours and other parts'): run the real server as a subprocess on loopback, make
-throwaway TLS certificates with openssl."""
+throwaway TLS certificates with openssl, run a Dask cluster of real processes on loopback."""
 
 from __future__ import annotations
 
@@ -20,6 +20,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))
         return sock.getsockname()[1]
+
+
+def stop_processes(processes: list[subprocess.Popen], timeout: float = 20.0) -> None:
+    """SIGTERM to each living process, then a wait for all; a process still running after `timeout`
+    seconds is killed."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def catches(pid: int, signum: int) -> bool:
@@ -169,3 +183,36 @@ def make_certificates(folder: Path) -> dict[str, Path]:
                  "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", f"{name}.crt", cwd=folder)
     return {"ca": folder / "ca.crt", "other_ca": folder / "other_ca.crt",
             **{f"{n}.{s}": folder / f"{n}.{s}" for n in ("server", "client", "other") for s in ("crt", "key")}}
+
+
+class DaskDeployment:
+    """A `dask scheduler` and `workers` `dask worker` processes (one thread each, no nanny: a worker
+    killed stays dead) on 127.0.0.1, started with `env`, stopped by their process ids."""
+
+    def __init__(self, workers: int, env: dict | None = None, cwd: Path | None = None):
+        self.dask = str(Path(sys.executable).with_name("dask"))
+        self.port = free_port()
+        self.address = f"tcp://{LOOPBACK}:{self.port}"
+        self.env, self.cwd = env, cwd
+        self.scheduler = self._start([self.dask, "scheduler", "--host", LOOPBACK, "--port", str(self.port),
+                                      "--no-dashboard"])
+        self.workers = [self.add_worker() for _ in range(workers)]
+        self.wait_for_workers(workers)
+
+    def _start(self, command: list[str], env: dict | None = None) -> subprocess.Popen:
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=env or self.env, cwd=self.cwd)
+
+    def add_worker(self, env: dict | None = None) -> subprocess.Popen:
+        return self._start([self.dask, "worker", self.address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
+                            "--host", LOOPBACK], env)
+
+    def wait_for_workers(self, count: int, timeout: float = 60.0) -> None:
+        from distributed import Client
+
+        with Client(self.address, timeout=30) as client:
+            client.wait_for_workers(count, timeout=timeout)
+
+    def stop(self) -> None:
+        stop_processes(self.workers, timeout=15)  # first: a worker that lost its scheduler retries
+        stop_processes([self.scheduler], timeout=15)

@@ -23,12 +23,11 @@ from absenteeism import config_io
 from absenteeism.dataset import blocks, partitions
 from absenteeism.dataset import reader as input_reader
 from etl_job import synthetic
-from feature_service.testing import LOOPBACK, ServerProcess, free_port
+from feature_service.testing import LOOPBACK, DaskDeployment, ServerProcess, free_port
 from tests.conftest import content
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "Absenteeism_at_work.csv"
-DASK = str(Path(sys.executable).with_name("dask"))
 VARYING_REPORT_KEYS = {"created_at", "config", "outputs", "timings_seconds", "engine"}
 
 
@@ -146,48 +145,9 @@ def test_a_ragged_line_read_by_a_worker_is_bad_data(tmp_path):
     assert not (tmp_path / "out" / "serving_config.pb").exists()
 
 
-class Deployment:
-    """A `dask scheduler` and `dask worker` processes on 127.0.0.1, stopped by their process ids."""
-
-    def __init__(self, workers: int, env: dict | None = None):
-        self.port = free_port()
-        self.address = f"tcp://{LOOPBACK}:{self.port}"
-        self.env = env
-        self.scheduler = self._start([DASK, "scheduler", "--host", LOOPBACK, "--port", str(self.port), "--no-dashboard"])
-        self.workers = [self.add_worker() for _ in range(workers)]
-        self.wait_for_workers(workers)
-
-    def _start(self, command: list[str], env: dict | None = None) -> subprocess.Popen:
-        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env=env or self.env, cwd=ROOT)
-
-    def add_worker(self, env: dict | None = None) -> subprocess.Popen:
-        # No nanny: a worker killed stays dead, the scheduler has to do without it.
-        return self._start([DASK, "worker", self.address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                            "--host", LOOPBACK], env)
-
-    def wait_for_workers(self, count: int) -> None:
-        from distributed import Client
-
-        with Client(self.address, timeout=30) as client:
-            client.wait_for_workers(count, timeout=60)
-
-    def stop(self) -> None:
-        for group in (self.workers, [self.scheduler]):  # workers first: one that lost its scheduler retries
-            for process in group:
-                if process.poll() is None:
-                    process.terminate()
-            for process in group:
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-
-
 @pytest.fixture
 def deployment():
-    cluster = Deployment(workers=2)
+    cluster = DaskDeployment(workers=2, cwd=ROOT)
     yield cluster
     cluster.stop()
 
@@ -246,7 +206,7 @@ def test_workers_running_another_feature_module_are_refused(tmp_path):
         shutil.copytree(ROOT / package, copy / package, ignore=shutil.ignore_patterns("__pycache__"))
     features = copy / "absenteeism" / "features.py"
     features.write_text(features.read_text() + "\n# an edit after training\n")
-    cluster = Deployment(workers=1, env={**os.environ, "PYTHONPATH": str(copy)})
+    cluster = DaskDeployment(workers=1, env={**os.environ, "PYTHONPATH": str(copy)}, cwd=ROOT)
     try:
         result = _job(ROOT / "etl_job" / "sample_data" / "absenteeism_sample.csv", tmp_path / "out",
                       "--engine", "dask", "--scheduler", cluster.address)
