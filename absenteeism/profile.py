@@ -68,6 +68,12 @@ class Entry:
 
     def count(self, values: np.ndarray) -> np.ndarray:
         """How many of `values` fall in each bin."""
+        values = np.asarray(values)
+        tally = _whole_number_tally(values)
+        if tally is not None:  # each distinct value placed once, not each row: the same counts, cheaper
+            lowest, per_value = tally
+            placed = self.bin_of(np.arange(lowest, lowest + len(per_value), dtype=np.float64))
+            return np.bincount(placed, weights=per_value, minlength=self.bins).astype(np.int64)
         return np.bincount(self.bin_of(values), minlength=self.bins).astype(np.int64)
 
     def bin_labels(self) -> list[str]:
@@ -77,6 +83,28 @@ class Entry:
             middle = [f"[{e[i - 1]}, {e[i]})" for i in range(1, len(e) - 1)] + [f"[{e[-2]}, {e[-1]}]"]
             return [f"< {e[0]}", *middle, f"> {e[-1]}"]
         return [f"{v:g}" for v in self.categories] + ["other"]
+
+
+_TALLY_MIN_VALUES = 1024  # below it, placing every value is as cheap
+_TALLY_MAX_SPAN = 1 << 16  # whole numbers spread wider are placed one by one
+_EXACT = 2.0 ** 53  # whole numbers float64 holds exactly
+
+
+def _whole_number_tally(values: np.ndarray) -> tuple[int, np.ndarray] | None:
+    """(lowest, how many values equal lowest + i for each i) when `values` are whole numbers of a
+    narrow span (counters, flags, categories, ages: most monitored values), else None."""
+    if values.size < _TALLY_MIN_VALUES or values.dtype.kind not in "iuf":
+        return None
+    lowest, highest = values.min().item(), values.max().item()
+    if not (abs(lowest) < _EXACT and abs(highest) < _EXACT) or highest - lowest > _TALLY_MAX_SPAN:
+        return None  # also NaN, which compares false
+    if values.dtype.kind == "f":
+        whole = values.astype(np.int64)
+        if not np.array_equal(whole, values):
+            return None
+        values = whole
+    lowest = int(lowest)
+    return lowest, np.bincount(values.astype(np.int64, copy=False) - lowest).astype(np.float64)
 
 
 def numeric_entry(name: str, source: str, edges: np.ndarray) -> Entry:

@@ -27,6 +27,32 @@ def test_a_constant_value_gets_one_closed_bin():
     assert profile.numeric_entry("x", profile.FEATURE, edges).bin_of(np.array([4.0, 5.0, 6.0])).tolist() == [0, 1, 2]
 
 
+def _placed_one_by_one(entry: profile.Entry, values) -> list[int]:
+    return np.bincount(entry.bin_of(values), minlength=entry.bins).tolist()
+
+
+@pytest.mark.parametrize("values", [
+    np.arange(-300, 2_700) % 57,  # int64, a narrow span: counted per distinct value
+    (np.arange(5_000) % 2).astype(np.int8),  # flags as the job keeps them
+    np.array([-128, 127] * 600, dtype=np.int8),  # the span of int8 overflows int8
+    np.array([-0.0, 0.0, 1.0, 4.0, 7.0] * 400),  # whole floats, signed zeros
+    np.array([1.0, 2.0, 2.5] * 500),  # not whole: placed one by one
+    np.array([0.0, 1.0, np.nan] * 500),  # NaN: placed one by one (the bin above)
+    np.array([0, 10**7] * 600),  # too wide a span
+    np.array([2.0**60, 2.0**60 + 1024] * 600),  # beyond float64's whole numbers
+    np.arange(1_500, dtype=np.uint16),
+])
+@pytest.mark.parametrize("make_entry", [
+    lambda: profile.numeric_entry("x", profile.FEATURE, [0.0, 1.0, 4.0, 30.0]),
+    lambda: profile.numeric_entry("x", profile.FEATURE, [5.0, 5.0]),
+    lambda: profile.categorical_entry("x", profile.RAW_INPUT, [0, 1, 7, 50]),
+])
+def test_counting_whole_numbers_by_value_gives_the_counts_of_placing_each_one(values, make_entry):
+    entry = make_entry()
+    assert entry.count(values).tolist() == _placed_one_by_one(entry, values)
+    assert entry.count(values).sum() == len(values)
+
+
 def test_edges_are_the_deciles_without_repeats():
     values = np.arange(101, dtype=np.float64)
     np.testing.assert_array_equal(profile.numeric_edges(values), np.arange(0, 101, 10, dtype=np.float64))
