@@ -61,8 +61,8 @@ def extract(part: partitions.Part, work: Path, chunk_rows: int) -> Extract:
     tally, violations, analyze_inputs = validate.Tally(), [], training.AnalyzeInputs()
 
     def accepted():
-        for cells in partitions.chunks(part, chunk_rows):
-            validation = validate.validate(cells)
+        for rows in partitions.chunks(part, chunk_rows):
+            validation = validate.validate_chunk(rows)
             tally.add(validation, part.path.name)
             violations.extend(validation.violations)
             analyze_inputs.add(validation.accepted)

@@ -251,8 +251,8 @@ def _extract_validate(reader: input_reader.Reader, spill: Spill, work: Path, ste
     tally = validate_step.Tally()
     analyze_inputs = training.AnalyzeInputs()
     with outputs.rejects_writer(work) as append_rejects:
-        for chunk in steps.rows(reader.chunks(), "read+validate", size=lambda chunk: len(chunk.cells)):
-            validation = validate_step.validate(chunk.cells)
+        for chunk in steps.rows(reader.chunks(), "read+validate", size=lambda chunk: len(chunk.rows)):
+            validation = validate_step.validate_chunk(chunk.rows)
             tally.add(validation, chunk.file.name)
             append_rejects(validate_step.rejects_frame(validation.violations, chunk.file.name))
             spill.append(validation.accepted)

@@ -34,6 +34,15 @@ class Validation:
         return self.rows_read - len(self.accepted)
 
 
+def validate_chunk(chunk: dataset_format.RawChunk) -> Validation:
+    """A chunk of the input: read from its numbers when they parse and pass every rule (most
+    chunks), else from its text, which words each violation as the input wrote it."""
+    typed = dataset_format.parse_numbers(chunk)
+    if typed is not None and _all_pass(typed):
+        return Validation(typed, (), len(typed))
+    return validate(chunk.cells)
+
+
 def validate(cells: pd.DataFrame) -> Validation:
     """cells: strings as extract reads them, index = source row."""
     typed, parse_failures = dataset_format.parse_columns(cells)

@@ -88,7 +88,7 @@ def test_parts_read_the_rows_the_reader_reads(folder_input):
     whole = pd.concat([chunk.cells for chunk in input_reader.Reader(folder_input).chunks()])
     for part_bytes in (1, 3000, 10**9):
         parts = partitions.plan(folder_input, part_bytes)
-        pieces = pd.concat([cells for part in parts for cells in partitions.chunks(part, 97)])
+        pieces = pd.concat([rows.cells for part in parts for rows in partitions.chunks(part, 97)])
         pieces.index = pd.RangeIndex(1, len(pieces) + 1)
         pd.testing.assert_frame_equal(pieces, whole)
     assert len(partitions.plan(folder_input, 3000)) > 10  # files cut in several parts each

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -52,11 +53,35 @@ def input_files(path: Path) -> list[Path]:
 def read_file(path: Path, require_label: bool = False) -> pd.DataFrame:
     """One file's cells as stripped strings (missing where empty), snake_case columns, index
     0..n-1: the chunked read (`iter_chunks`) put together."""
-    chunks = list(iter_chunks(path, require_label))
+    chunks = [chunk.cells for chunk in iter_chunks(path, require_label)]
     if not chunks:  # a header and no rows
         return pd.DataFrame()
     frame = (pd.concat(chunks) if len(chunks) > 1 else chunks[0]).reset_index(drop=True)
     return frame.apply(_clean_cells)
+
+
+class RawChunk:
+    """Rows of one file, two ways. `numbers`: the columns the job reads, as float64, when every one
+    of their cells is a plain number (Arrow's CSV number parser, which trims blanks and then parses
+    as `_cast_numbers` does), else None. `cells`: the cells as the input wrote them, as strings,
+    made only when asked: a chunk with a bad cell needs them to word its violations."""
+
+    def __init__(self, rows: int, numbers: dict[str, np.ndarray] | None, text: Callable[[], pd.DataFrame]):
+        self.index: pd.Index = pd.RangeIndex(rows)
+        self.numbers = numbers
+        self._text = text
+        self._cells: pd.DataFrame | None = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def cells(self) -> pd.DataFrame:
+        """Strings (missing where empty; CSV cells unstripped), snake_case columns, index = `index`."""
+        if self._cells is None:
+            self._cells = self._text()
+        self._cells.index = self.index
+        return self._cells
 
 
 def _column_names(headers, path: Path, require_label: bool) -> list[str]:
@@ -84,33 +109,39 @@ def _clean_cells(column: pd.Series) -> pd.Series:
 _CSV_BLOCK_BYTES = 1 << 20  # Arrow reads ahead several blocks: small ones keep that memory small
 
 
-def iter_chunks(path: Path, require_label: bool = False, chunk_rows: int = 1 << 18) -> Iterator[pd.DataFrame]:
-    """One file's cells in chunks of `chunk_rows` rows (the last one shorter), streamed: memory stays
-    bounded by the chunk size. Columns as `read_file` names them; CSV cells are left unstripped
-    (`parse_columns` strips what it must). Chunks depend on the file's content alone."""
+def iter_chunks(path: Path, require_label: bool = False, chunk_rows: int = 1 << 18) -> Iterator[RawChunk]:
+    """One file's rows in chunks of `chunk_rows` rows (CSV: lines; the last chunk shorter), streamed:
+    memory stays bounded by the chunk size. Columns as `read_file` names them; CSV cells are left
+    unstripped (`parse_columns` strips what it must). Chunks depend on the file's content alone."""
     path = Path(path)
-    csv_file = path.suffix.lower() == ".csv"
-    batches = _csv_batches(path) if csv_file else _parquet_batches(path, chunk_rows)
-    yield from _frames(batches, path, require_label, chunk_rows, csv_file)
+    if path.suffix.lower() != ".csv":
+        yield from _text_chunks(_parquet_batches(path, chunk_rows), path, require_label, chunk_rows)
+        return
+    start = _csv_data_start(path)
+    if start is None:  # line ends the line cutter cannot see: Arrow's streaming reader, as text only
+        yield from _text_chunks(_csv_batches(path), path, require_label, chunk_rows)
+        return
+    yield from _csv_chunks(path, start, path.stat().st_size, require_label, chunk_rows)
 
 
 def iter_part_chunks(path: Path, start: int, stop: int, require_label: bool = False,
-                     chunk_rows: int = 1 << 18) -> Iterator[pd.DataFrame]:
-    """The cells of one part of a file in chunks, as `iter_chunks` gives the whole file's: for a
+                     chunk_rows: int = 1 << 18) -> Iterator[RawChunk]:
+    """The rows of one part of a file in chunks, as `iter_chunks` gives the whole file's: for a
     CSV file the lines in bytes [start, stop) (`start` at a line start after the header, see
     `csv_line_starts`), for Parquet the row groups [start, stop). The parts of a file put together
     give the file's rows, in order."""
     path = Path(path)
-    csv_file = path.suffix.lower() == ".csv"
-    batches = _csv_range_batches(path, start, stop) if csv_file else _parquet_batches(path, chunk_rows, range(start, stop))
-    yield from _frames(batches, path, require_label, chunk_rows, csv_file)
+    if path.suffix.lower() == ".csv":
+        yield from _csv_chunks(path, start, stop, require_label, chunk_rows)
+    else:
+        yield from _text_chunks(_parquet_batches(path, chunk_rows, range(start, stop)), path, require_label, chunk_rows)
 
 
 def header_names(path: Path, require_label: bool = False) -> list[str]:
     """The snake_case column names of a file's header; InputFormatError as `iter_chunks` raises it."""
     path = Path(path)
-    batches = _csv_batches(path) if path.suffix.lower() == ".csv" else _parquet_batches(path, 1)
-    return _column_names(next(batches), path, require_label)
+    header = _csv_header(path) if path.suffix.lower() == ".csv" else next(_parquet_batches(path, 1))
+    return _column_names(header, path, require_label)
 
 
 def csv_line_starts(path: Path, part_bytes: int) -> list[int]:
@@ -119,7 +150,7 @@ def csv_line_starts(path: Path, part_bytes: int) -> list[int]:
     line starts (lines hold no line breaks in this format, as the reader requires)."""
     size = Path(path).stat().st_size
     with open(path, "rb") as stream:
-        stream.readline()
+        stream.readline()  # the header
         starts = [stream.tell()]
         while starts[-1] + part_bytes < size:
             stream.seek(starts[-1] + part_bytes)
@@ -136,21 +167,108 @@ def parquet_row_groups(path: Path) -> list[int]:
     return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
 
 
-def _frames(batches: Iterator, path: Path, require_label: bool, chunk_rows: int, csv_file: bool) -> Iterator[pd.DataFrame]:
+def _text_chunks(batches: Iterator, path: Path, require_label: bool, chunk_rows: int) -> Iterator[RawChunk]:
+    """Chunks of cells as text only, from the header and the record batches of a file."""
     names = _column_names(next(batches), path, require_label)
     kept = [c.name for c in _ALL_COLUMNS if c.name in names]
     blocks = table_blocks(chunk_rows)
+    csv_file = path.suffix.lower() == ".csv"
 
-    def frames(tables):
+    def chunks(tables):
         for table in tables:
             frame = table.rename_columns(names).select(kept).to_pandas()
             if not csv_file:
                 frame = pd.DataFrame({name: _clean_cells(frame[name]) for name in kept}, index=frame.index)
-            yield frame
+            yield RawChunk(len(frame), None, lambda frame=frame: frame)
 
     for batch in batches:
-        yield from frames(blocks.feed(pa.Table.from_batches([batch])))
-    yield from frames(blocks.flush())
+        yield from chunks(blocks.feed(pa.Table.from_batches([batch])))
+    yield from chunks(blocks.flush())
+
+
+def _csv_chunks(path: Path, start: int, stop: int, require_label: bool, chunk_rows: int) -> Iterator[RawChunk]:
+    """The lines in bytes [start, stop) of a CSV file, `chunk_rows` lines a chunk, each parsed as
+    numbers first (one pass, no strings) and as text only when that fails or is asked for."""
+    header = _csv_header(path)
+    names = _column_names(header, path, require_label)
+    kept = [c.name for c in _ALL_COLUMNS if c.name in names]
+    number_types = {h: (pa.float64() if n in kept else pa.large_string()) for h, n in zip(header, names)}
+    with open(path, "rb") as stream:
+        stream.seek(start)
+        for piece in _line_pieces(stream, stop - start, chunk_rows):
+            chunk = _csv_chunk(piece, header, names, kept, number_types)
+            if len(chunk):  # a piece of blank lines holds no row
+                yield chunk
+
+
+def _csv_chunk(piece: bytes, header: list[str], names: list[str], kept: list[str],
+               number_types: dict[str, pa.DataType]) -> RawChunk:
+    def text() -> pd.DataFrame:
+        return _read_csv_piece(piece, header, _csv_convert_options(header)).rename_columns(names).select(kept).to_pandas()
+
+    try:
+        table = _read_csv_piece(piece, header, pa_csv.ConvertOptions(column_types=number_types, null_values=[""]))
+    except pa.ArrowInvalid:  # a cell that is no number (or a ragged line: the text read says so)
+        cells = text()
+        return RawChunk(len(cells), None, lambda: cells)
+    table = table.rename_columns(names).select(kept)
+    return RawChunk(table.num_rows, {name: table.column(name).to_numpy() for name in kept}, text)
+
+
+def _read_csv_piece(piece: bytes, header: list[str], convert: pa_csv.ConvertOptions) -> pa.Table:
+    return pa_csv.read_csv(pa.BufferReader(piece),
+                           read_options=pa_csv.ReadOptions(column_names=header, block_size=_CSV_BLOCK_BYTES),
+                           parse_options=pa_csv.ParseOptions(delimiter=CSV_SEPARATOR), convert_options=convert)
+
+
+def _csv_data_start(path: Path) -> int | None:
+    """The byte offset of the line after the header; None when the header line holds a lone CR
+    (a file with CR line ends: the line cutter looks for LF)."""
+    with open(path, "rb") as stream:
+        line = stream.readline()
+        if b"\r" in line.rstrip(b"\n").rstrip(b"\r"):
+            return None
+        return stream.tell()
+
+
+_READ_BYTES = 1 << 20
+
+
+def _line_pieces(stream: BinaryIO, size: int, lines: int) -> Iterator[bytes]:
+    """The next `size` bytes of `stream` in pieces of `lines` lines each (the last: what is left)."""
+    buffer, position, guess = b"", 0, 64  # guess: bytes a line, for where to look for the cut
+    while True:
+        cut = _after_lines(buffer, position, lines, guess)
+        if cut is not None:
+            yield buffer[position:cut]
+            guess = max(1, -(-(cut - position) // lines))
+            position = cut
+            continue
+        data = stream.read(min(size, max(_READ_BYTES, lines * guess)))
+        size -= len(data)
+        if not data:
+            if position < len(buffer):
+                yield buffer[position:]
+            return
+        buffer, position = buffer[position:] + data, 0
+
+
+def _after_lines(data: bytes, start: int, lines: int, guess: int) -> int | None:
+    """The offset just after the `lines`-th line end at or after `start`; None when `data` holds fewer.
+    Counting up to a guessed offset, then stepping line by line, costs far less than finding every line end."""
+    end = min(len(data), start + lines * guess)
+    found = data.count(b"\n", start, end)
+    position = end
+    if found >= lines:
+        for _ in range(found - lines + 1):
+            position = data.rfind(b"\n", start, position)
+        return position + 1
+    for _ in range(lines - found):
+        position = data.find(b"\n", position)
+        if position < 0:
+            return None
+        position += 1
+    return position
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -169,21 +287,6 @@ def _csv_batches(path: Path) -> Iterator:
         path, read_options=pa_csv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
         parse_options=pa_csv.ParseOptions(delimiter=CSV_SEPARATOR), convert_options=_csv_convert_options(header))
     yield from reader
-
-
-def _csv_range_batches(path: Path, start: int, stop: int) -> Iterator:
-    """As `_csv_batches`, for the data lines in bytes [start, stop) only (read into memory: a part
-    is a bounded slice of the file)."""
-    header = _csv_header(path)
-    yield header
-    with open(path, "rb") as stream:
-        stream.seek(start)
-        data = stream.read(stop - start)
-    if not data.strip():
-        return
-    yield from pa_csv.open_csv(
-        pa.BufferReader(data), read_options=pa_csv.ReadOptions(block_size=_CSV_BLOCK_BYTES, column_names=header),
-        parse_options=pa_csv.ParseOptions(delimiter=CSV_SEPARATOR), convert_options=_csv_convert_options(header))
 
 
 def _csv_convert_options(header: list[str]) -> pa_csv.ConvertOptions:
@@ -227,12 +330,33 @@ def parse_columns(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[Violation]]:
             violations.append(Violation(row=label, column=column.name, rule=rule, value=text))
         if len(positions):
             numbers[positions] = 0.0
-        if column.dtype == "int64":
-            # Integers beyond int64 would wrap around; at its edge they still break every rule of the
-            # schema (the violation shows the cell as written: validate takes it from the input).
-            np.clip(numbers, _INT64_LOW, _INT64_HIGH, out=numbers)
-        typed[column.name] = numbers.astype(column.dtype)
+        typed[column.name] = _as_dtype(numbers, column.dtype)
     return pd.DataFrame(typed, index=cells.index), violations
+
+
+def parse_numbers(chunk: RawChunk) -> pd.DataFrame | None:
+    """What `parse_columns(chunk.cells)` gives when it finds no violation, from the chunk's numbers
+    alone; None when it would find one (or the chunk has no numbers): only the text can word it."""
+    if chunk.numbers is None:
+        return None
+    typed = {}
+    for column in _ALL_COLUMNS:
+        if column.name not in chunk.numbers:
+            continue
+        numbers = chunk.numbers[column.name] + 0.0  # a copy; "-0" reads as 0.0, as in _to_numbers
+        if not np.isfinite(numbers).all() or (column.dtype == "int64" and (numbers != np.floor(numbers)).any()):
+            return None
+        typed[column.name] = _as_dtype(numbers, column.dtype)
+    return pd.DataFrame(typed, index=chunk.index)
+
+
+def _as_dtype(numbers: np.ndarray, dtype: str) -> np.ndarray:
+    """Finite float64 values in a raw column's dtype (`numbers` may be clipped in place)."""
+    if dtype == "int64":
+        # Integers beyond int64 would wrap around; at its edge they still break every rule of the
+        # schema (the violation shows the cell as written: validate takes it from the input).
+        np.clip(numbers, _INT64_LOW, _INT64_HIGH, out=numbers)
+    return numbers.astype(dtype)
 
 
 _INT64_LOW, _INT64_HIGH = float(-2**63), float(2**63 - 1024)  # the float64 values an int64 holds exactly

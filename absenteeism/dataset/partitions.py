@@ -58,11 +58,11 @@ def _ranges(file: Path, part_bytes: int) -> list[tuple[int, int]]:
     return ranges
 
 
-def chunks(part: Part, chunk_rows: int, require_label: bool = True) -> Iterator[pd.DataFrame]:
-    """The part's cells in chunks (as reader.Reader gives them), index = position in the part, 1-based."""
+def chunks(part: Part, chunk_rows: int, require_label: bool = True) -> Iterator[dataset_format.RawChunk]:
+    """The part's rows in chunks (as reader.Reader gives them), index = position in the part, 1-based."""
     next_row = 1
-    frames = dataset_format.iter_part_chunks(part.path, part.start, part.stop, require_label, chunk_rows)
-    for cells in reader.read_guarded(part.path, frames):
-        cells.index = pd.RangeIndex(next_row, next_row + len(cells))
-        next_row += len(cells)
-        yield cells
+    pieces = dataset_format.iter_part_chunks(part.path, part.start, part.stop, require_label, chunk_rows)
+    for rows in reader.read_guarded(part.path, pieces):
+        rows.index = pd.RangeIndex(next_row, next_row + len(rows))
+        next_row += len(rows)
+        yield rows

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -24,6 +25,7 @@ from absenteeism.dataset import format as dataset_format
 from absenteeism.raw_schema import RAW_COLUMN_NAMES, Violation
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _HASH_CHUNK = 1 << 20
 DEFAULT_CHUNK_ROWS = 1 << 15  # rows in flight per step: peak memory grows with it (docs/performance-etl.md)
@@ -38,8 +40,13 @@ class SourceFile:
 
 @dataclass(frozen=True)
 class Chunk:
-    cells: pd.DataFrame  # strings (missing where empty), snake_case columns, index = source row (1-based)
+    rows: dataset_format.RawChunk  # index = source row (1-based)
     file: Path
+
+    @property
+    def cells(self) -> pd.DataFrame:
+        """Strings (missing where empty), snake_case columns, index = source row."""
+        return self.rows.cells
 
 
 @dataclass(frozen=True)
@@ -75,10 +82,10 @@ class Reader:
         next_row = 1
         for file in self.paths:
             first_row = next_row
-            for cells in _read(file, self.chunk_rows, self.require_label):
-                cells.index = pd.RangeIndex(next_row, next_row + len(cells))
-                next_row += len(cells)
-                yield Chunk(cells, file)
+            for rows in _read(file, self.chunk_rows, self.require_label):
+                rows.index = pd.RangeIndex(next_row, next_row + len(rows))
+                next_row += len(rows)
+                yield Chunk(rows, file)
             self.files.append(SourceFile(file, first_row, next_row - first_row))
             log.info("read %s: %d rows", file, next_row - first_row)
 
@@ -131,7 +138,8 @@ class Typed:
 def read_typed(path: Path, require_label: bool = False) -> Typed:
     frames, unparsed = [], []
     for chunk in Reader(path, require_label=require_label).chunks():
-        typed, violations = dataset_format.parse_columns(chunk.cells)
+        typed = dataset_format.parse_numbers(chunk.rows)
+        typed, violations = (typed, []) if typed is not None else dataset_format.parse_columns(chunk.cells)
         frames.append(typed)
         unparsed.extend(violations)
     frame = pd.concat(frames) if frames else pd.DataFrame(columns=list(RAW_COLUMN_NAMES))
@@ -146,14 +154,14 @@ def read_valid(path: Path) -> pd.DataFrame:
     return typed.frame.drop(index=sorted(bad))
 
 
-def _read(file: Path, chunk_rows: int, require_label: bool) -> Iterator[pd.DataFrame]:
+def _read(file: Path, chunk_rows: int, require_label: bool) -> Iterator[dataset_format.RawChunk]:
     yield from read_guarded(file, dataset_format.iter_chunks(file, require_label=require_label, chunk_rows=chunk_rows))
 
 
-def read_guarded(file: Path, frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """`frames` (read from `file`), with any parser error as an InputFormatError naming the file."""
+def read_guarded(file: Path, chunks: Iterator[T]) -> Iterator[T]:
+    """`chunks` (read from `file`), with any parser error as an InputFormatError naming the file."""
     with input_errors(file):
-        yield from frames
+        yield from chunks
 
 
 @contextlib.contextmanager
