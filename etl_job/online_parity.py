@@ -6,9 +6,19 @@ feature bits and prediction as the batch transform did.
 Every row is compared when the input has at most `rows` accepted rows; above that, `rows` rows
 spread evenly over the input (always including the first and last). The parity command
 (`python -m clients parity`) checks every row through a running server.
+
+`Background` runs the check in a forked process, so that it takes another core while the job
+writes the training set; nothing is published before its result is in.
 """
 
 from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import signal
+from multiprocessing.connection import Connection
 
 import numpy as np
 import pandas as pd
@@ -58,3 +68,67 @@ def require_identical(report: parity.ParityReport) -> None:
     if not report.identical:
         raise ParityError("the online path computes different features than the batch job; no config written:\n"
                           + report.summary())
+
+
+class Background:
+    """`check(...)` in a forked child process (a copy of this one: nothing is pickled on the way in,
+    only the report on the way back). `result()` waits for it; `close()` stops a child still running."""
+
+    def __init__(self, *args, **kwargs):
+        context = multiprocessing.get_context("fork")
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(target=_check_into, args=(send, os.getpid(), args, kwargs),
+                                        name="online-parity", daemon=True)
+        self._process.start()
+        send.close()
+
+    def result(self) -> parity.ParityReport:
+        try:
+            outcome = self._receive.recv()
+        except EOFError:
+            self._process.join()
+            raise RuntimeError(f"the online parity check stopped with exit code {self._process.exitcode} "
+                               "before it had a result") from None
+        self._process.join()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def close(self) -> None:
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+        self._receive.close()
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _check_into(send: Connection, parent: int, args: tuple, kwargs: dict) -> None:
+    # Signals are the parent's to handle: it stops this child when it stops, and a parent killed
+    # outright takes the child with it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with(parent)
+    try:
+        outcome = check(*args, **kwargs)
+    except Exception as error:  # the parent raises it
+        outcome = error
+    try:
+        send.send(outcome)
+    except Exception:  # an exception that does not pickle: its words travel instead
+        send.send(RuntimeError(f"online parity check failed: {outcome!r}"))
+
+
+def _die_with(parent: int) -> None:
+    """Linux: the kernel kills this process when its parent dies (prctl PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before that took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 SAMPLE_INPUT = Path(__file__).parent / "sample_data" / "absenteeism_sample.csv"
 DEFAULT_OUTPUT_DIR = Path("build")
 DEFAULT_MAX_REJECT_FRACTION = 0.05
-STEPS = ("extract_validate", "analyze", "transform_fit", "parity", "load")
+STEPS = ("extract_validate", "analyze", "transform_fit", "load", "parity", "write_config")
 
 
 @dataclass(frozen=True)
@@ -217,15 +217,17 @@ def _run(settings: RunSettings, work: Path, out: Path) -> RunResult:
             provenance = serving_config.Provenance(
                 input_sha256=extracted.input_sha256, input_files=[f.path.name for f in extracted.files],
                 rows_read=tally.rows_read, rows_rejected=tally.rejected_rows, created_at=created_at)
-            with steps.step("parity"):
-                # Statistics, model and features are all the online path reads; metrics come with the write.
-                unevaluated = serving_config.build(fitted, provenance)
-                parity_report = online_parity.check(unevaluated, fitted.parity_raw, fitted.parity_features,
-                                                    fitted.predict(fitted.parity_features), settings.parity_rows)
-                log.info("online parity: %s", parity_report.summary())
-                online_parity.require_identical(parity_report)
-            with steps.step("load"):
-                metrics = engine.write_training_set(work, trained, steps)
+            # Statistics, model and features are all the online path reads; metrics come with the write.
+            unevaluated = serving_config.build(fitted, provenance)
+            with online_parity.Background(unevaluated, fitted.parity_raw, fitted.parity_features,
+                                          fitted.predict(fitted.parity_features), settings.parity_rows) as check:
+                with steps.step("load"):  # the training set is written (unpublished) while the check runs
+                    metrics = engine.write_training_set(work, trained, steps)
+                with steps.step("parity"):
+                    parity_report = check.result()
+            log.info("online parity: %s", parity_report.summary())
+            online_parity.require_identical(parity_report)
+            with steps.step("write_config"):
                 paths["training_set"] = out / outputs.TRAINING_SET_FILE
                 config = serving_config.with_evaluation(unevaluated, fitted, metrics, profiler.message())
                 outputs.write_config(config, work)

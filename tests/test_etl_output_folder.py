@@ -152,7 +152,7 @@ def test_a_rejects_file_with_no_rejected_row_is_a_valid_csv(tmp_path):
 _PAUSING_JOB = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from etl_job import cli, outputs, spill, validate
+    from etl_job import cli, online_parity, outputs, spill, validate
 
     phase, marker = sys.argv[1], Path(sys.argv[2])
 
@@ -170,7 +170,7 @@ _PAUSING_JOB = textwrap.dedent("""
         setattr(owner, name, wrapper)
 
     if phase == "extract":  # the 2nd chunk: rejects half written, rows spilled
-        pause_at_call(validate, "validate", 2)
+        pause_at_call(validate, "validate_chunk", 2)
     elif phase == "transform":  # the 2nd spilled chunk through the feature module
         real_chunks = spill.Spill.chunks
         def chunks(self):
@@ -179,6 +179,8 @@ _PAUSING_JOB = textwrap.dedent("""
                     pause()
                 yield chunk
         spill.Spill.chunks = chunks
+    elif phase == "parity":  # the parity check (a forked child) running while the training set is written
+        online_parity.check = lambda *args, **kwargs: pause()
     elif phase == "load":  # the training set half written
         pause_at_call(outputs, "training_set_table", 2)
     elif phase == "config":  # the training set complete, the config not yet written
@@ -193,7 +195,7 @@ _PAUSING_JOB = textwrap.dedent("""
     sys.exit(cli.main(sys.argv[3:]))
 """)
 
-PHASES = ("extract", "transform", "load", "config", "report")
+PHASES = ("extract", "transform", "parity", "load", "config", "report")
 
 
 def _start_paused(phase: str, source: Path, out: Path, temp: Path) -> subprocess.Popen:
@@ -215,6 +217,26 @@ def _spills(temp: Path) -> list[str]:
     return sorted(p.name for p in temp.iterdir())
 
 
+def _processes_of(marker: Path) -> list[int]:
+    """Living processes started with `marker` in their command line: the job and any child it forked."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if str(marker).encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:  # gone meanwhile
+                pass
+    return found
+
+
+def _assert_nothing_left_running(temp: Path) -> None:
+    deadline = time.monotonic() + 10
+    while _processes_of(temp.parent / "paused"):
+        assert time.monotonic() < deadline, "a process of the stopped job is still running"
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("phase", PHASES)
 def test_sigterm_at_any_phase_leaves_the_previous_run_no_temp_file_and_no_spill(out, other_input, tmp_path, phase):
     before, hidden_before = _published(out), _hidden(out)
@@ -232,6 +254,7 @@ def test_sigterm_at_any_phase_leaves_the_previous_run_no_temp_file_and_no_spill(
     assert _hidden(out) == hidden_before  # the stopped run's folder is gone
     assert not _temp_files(out)
     assert _spills(temp) == []
+    _assert_nothing_left_running(temp)
 
 
 @pytest.mark.parametrize("phase", PHASES)
@@ -244,6 +267,7 @@ def test_sigkill_at_any_phase_leaves_the_previous_run_and_the_next_run_cleans_up
     job.kill()
     job.communicate(timeout=60)
     assert job.returncode == -signal.SIGKILL
+    _assert_nothing_left_running(temp)  # the parity check dies with the job
     assert _published(out) == before
     _assert_one_run(out)
     # What a killed process cannot remove: its run folder (under .runs/) and its spill.

@@ -4,6 +4,7 @@ online paths; and the job checks the online path itself before it writes a confi
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -160,3 +161,22 @@ def test_a_feature_function_changed_after_training_makes_the_server_refuse_the_o
                              cwd=tmp_path)
     assert refused.returncode == 78, refused.stderr
     assert "config was built with a different feature module: rerun the ETL job" in refused.stderr
+
+
+def test_a_parity_check_process_that_dies_is_an_error_not_a_pass(monkeypatch):
+    monkeypatch.setattr(online_parity, "check", lambda *args, **kwargs: os._exit(9))
+    with online_parity.Background() as check, pytest.raises(RuntimeError, match="exit code 9"):
+        check.result()
+
+
+def test_a_parity_check_error_that_does_not_pickle_reaches_the_job_in_words(monkeypatch):
+    class Unpicklable(Exception):
+        def __reduce__(self):
+            raise TypeError("cannot pickle")
+
+    def fail(*args, **kwargs):
+        raise Unpicklable("the online path broke")
+
+    monkeypatch.setattr(online_parity, "check", fail)
+    with online_parity.Background() as check, pytest.raises(RuntimeError, match="the online path broke"):
+        check.result()
