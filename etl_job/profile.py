@@ -52,9 +52,12 @@ class RowSample:
         self._parts.append(part)
         self._held += len(part)
         if self._held > 2 * self.size:
-            smallest = self._smallest()
-            self._parts, self._held = [smallest], len(smallest)
-            self._bound = smallest["_hash"].to_numpy().max()
+            # The size-th smallest hash, from the hashes alone: no two source rows hash alike
+            # (splitmix64 is a bijection), so this keeps exactly the rows `_smallest` would.
+            hashes = np.concatenate([part["_hash"].to_numpy() for part in self._parts])
+            self._bound = np.partition(hashes, self.size - 1)[self.size - 1]
+            self._parts = [part[part["_hash"].to_numpy() <= self._bound] for part in self._parts]
+            self._held = self.size
 
     def _smallest(self) -> pd.DataFrame:
         rows = pd.concat(self._parts)
