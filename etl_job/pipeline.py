@@ -39,6 +39,7 @@ from tqdm import tqdm
 from absenteeism import config_io
 from absenteeism.dataset import partitions
 from absenteeism.dataset import reader as input_reader
+from absenteeism.dataset.read_ahead import read_ahead
 from etl_job import online_parity, output_folder, outputs, report, serving_config, training
 from etl_job import profile as profile_step
 from etl_job import validate as validate_step
@@ -253,7 +254,8 @@ def _extract_validate(reader: input_reader.Reader, spill: Spill, work: Path, ste
     tally = validate_step.Tally()
     analyze_inputs = training.AnalyzeInputs()
     with outputs.rejects_writer(work) as append_rejects:
-        for chunk in steps.rows(reader.chunks(), "read+validate", size=lambda chunk: len(chunk.rows)):
+        # Arrow parses the next chunks in a thread (it releases the GIL) while this one is checked.
+        for chunk in steps.rows(read_ahead(reader.chunks()), "read+validate", size=lambda chunk: len(chunk.rows)):
             validation = validate_step.validate_chunk(chunk.rows)
             tally.add(validation, chunk.file.name)
             append_rejects(validate_step.rejects_frame(validation.violations, chunk.file.name))
