@@ -343,10 +343,18 @@ def parse_numbers(chunk: RawChunk) -> pd.DataFrame | None:
     for column in _ALL_COLUMNS:
         if column.name not in chunk.numbers:
             continue
-        numbers = chunk.numbers[column.name] + 0.0  # a copy; "-0" reads as 0.0, as in _to_numbers
-        if not np.isfinite(numbers).all() or (column.dtype == "int64" and (numbers != np.floor(numbers)).any()):
-            return None
-        typed[column.name] = _as_dtype(numbers, column.dtype)
+        numbers = chunk.numbers[column.name]
+        if column.dtype == "int64":
+            if len(numbers) and not (_INT64_LOW <= numbers.min() and numbers.max() <= _INT64_HIGH):  # also NaN
+                return None
+            values = numbers.astype(np.int64)
+            if not np.array_equal(values, numbers):  # a fraction
+                return None
+        else:
+            values = numbers + 0.0  # a copy; "-0" reads as 0.0, as in _to_numbers
+            if not np.isfinite(values).all():
+                return None
+        typed[column.name] = values
     return pd.DataFrame(typed, index=chunk.index)
 
 
