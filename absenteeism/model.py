@@ -17,7 +17,16 @@ def predict_linear(intercept: float, coefficients: Sequence[float], features: np
     """
     if features.ndim != 2 or features.shape[1] != len(coefficients):
         raise ValueError(f"expected a (rows x {len(coefficients)}) feature matrix, got shape {features.shape}")
+    if features.shape[0] >= _COLUMN_BY_COLUMN_ROWS:
+        # The same additions in the same order, a column at a time: far cheaper on many rows.
+        total = np.full(features.shape[0], intercept, dtype=np.float64)
+        for j, coefficient in enumerate(np.asarray(coefficients, dtype=np.float64)):
+            total += features[:, j] * coefficient
+        return total
     terms = np.empty((features.shape[0], features.shape[1] + 1), dtype=np.float64)
     terms[:, 0] = intercept
     np.multiply(features, np.asarray(coefficients, dtype=np.float64), out=terms[:, 1:])
     return np.cumsum(terms, axis=1)[:, -1]
+
+
+_COLUMN_BY_COLUMN_ROWS = 64  # below it, one cumulative sum costs fewer numpy calls

@@ -258,7 +258,8 @@ def write(transformed: Transformed, index: int, test_offset: int, intercept: flo
             test = frame[_TEST].to_numpy()
             predictions = predict_linear(intercept, coefficients, matrix)
             errors.feed(ridge.error_rows(labels[test].astype(np.float64), predictions[test], baseline))
-            profile_step.count_outputs_into(counted[:-1], counted[-1], matrix, predictions)
+            columns = [frame[name].to_numpy() for name in features.MODEL_FEATURES]
+            profile_step.count_outputs_into(counted[:-1], counted[-1], columns, predictions)
             append(outputs.training_set_table(frame.index.to_numpy(), matrix, labels, predictions))
     return Written(errors.finish(), [e.counts for e in counted[:-1]], counted[-1].counts)
 

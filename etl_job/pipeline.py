@@ -187,7 +187,7 @@ class LocalEngine:
         with outputs.training_set_writer(work) as append:
             for rows in steps.rows(fitted.training_rows(), "write", fitted.rows):
                 errors.add(rows.labels[rows.held_out].astype(np.float64), rows.predictions[rows.held_out])
-                trained.profiler.count_outputs(rows.features, rows.predictions)
+                trained.profiler.count_outputs(rows.columns, rows.predictions)
                 append(outputs.training_set_table(rows.source_rows, rows.features, rows.labels, rows.predictions))
         return errors.metrics()
 

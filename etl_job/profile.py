@@ -144,9 +144,9 @@ class ProfileBuilder:
         self.prediction = profile.numeric_entry(parity.PREDICTION, profile.PREDICTION,
                                                 profile.numeric_edges(predict(self._sample_features)))
 
-    def count_outputs(self, matrix: np.ndarray, predictions: np.ndarray) -> None:
-        """Features (rows x MODEL_FEATURES) and predictions of some rows."""
-        count_outputs_into(self.features, self.prediction, matrix, predictions)
+    def count_outputs(self, columns: list[np.ndarray], predictions: np.ndarray) -> None:
+        """Features (one array per model feature, in model order) and predictions of some rows."""
+        count_outputs_into(self.features, self.prediction, columns, predictions)
 
 
     def message(self) -> serving_config_pb2.TrainingProfile:
@@ -163,10 +163,11 @@ def count_raw_into(entries: list[profile.Entry], chunk: pd.DataFrame) -> None:
         entry.counts[:] += entry.count(chunk[entry.name].to_numpy())
 
 
-def count_outputs_into(feature_entries: list[profile.Entry], prediction: profile.Entry, matrix: np.ndarray,
+def count_outputs_into(feature_entries: list[profile.Entry], prediction: profile.Entry, columns: list[np.ndarray],
                        predictions: np.ndarray) -> None:
-    for j, entry in enumerate(feature_entries):
-        entry.counts[:] += entry.count(matrix[:, j])
+    """columns: each feature's values in any exact dtype (the narrowed ones count fastest)."""
+    for entry, values in zip(feature_entries, columns, strict=True):
+        entry.counts[:] += entry.count(values)
     prediction.counts[:] += prediction.count(predictions)
 
 

@@ -93,6 +93,7 @@ class _Kept:
 class TrainingRows:
     source_rows: np.ndarray
     features: np.ndarray  # rows x MODEL_FEATURES, float64
+    columns: list[np.ndarray]  # the same, a column per feature in its narrowest exact dtype
     labels: np.ndarray
     predictions: np.ndarray
     held_out: np.ndarray  # True for the rows of the held-out set
@@ -123,7 +124,7 @@ class Fitted:
         """The training set with its predictions, chunk by chunk."""
         for kept in self._kept:
             matrix = kept.matrix()
-            yield TrainingRows(kept.source_rows.astype(np.int64), matrix, kept.labels.astype(np.int64),
+            yield TrainingRows(kept.source_rows.astype(np.int64), matrix, kept.columns, kept.labels.astype(np.int64),
                                self.predict(matrix), kept.test)
 
 

@@ -129,9 +129,11 @@ def test_atomic_writes_make_files_others_can_read(tmp_path):
 
 def test_prediction_bits_do_not_depend_on_batch_size():
     rng = np.random.default_rng(11)
-    matrix = rng.normal(size=(1000, 17))
+    plain = rng.normal(size=(1000, 17))
+    odd = plain * rng.choice([0.0, -0.0, 1.0, 1e-300, 1e300], size=(1000, 17))  # signed zeros, tiny, huge
     coefficients = rng.normal(size=17).tolist()
-    together = predict_linear(0.25, coefficients, matrix)
-    alone = np.concatenate([predict_linear(0.25, coefficients, matrix[i:i + 1]) for i in range(1000)])
-    assert np.array_equal(together.view(np.uint64), alone.view(np.uint64))
-    assert np.allclose(together, 0.25 + matrix @ np.array(coefficients))
+    for matrix in (plain, odd, np.asfortranarray(odd)):
+        together = predict_linear(0.25, coefficients, matrix)  # many rows: added a column at a time
+        alone = np.concatenate([predict_linear(0.25, coefficients, matrix[i:i + 1]) for i in range(1000)])
+        assert np.array_equal(together.view(np.uint64), alone.view(np.uint64))
+    assert np.allclose(predict_linear(0.25, coefficients, plain), 0.25 + plain @ np.array(coefficients))
