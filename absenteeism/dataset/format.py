@@ -176,14 +176,30 @@ def _text_chunks(batches: Iterator, path: Path, require_label: bool, chunk_rows:
 
     def chunks(tables):
         for table in tables:
-            frame = table.rename_columns(names).select(kept).to_pandas()
-            if not csv_file:
-                frame = pd.DataFrame({name: _clean_cells(frame[name]) for name in kept}, index=frame.index)
-            yield RawChunk(len(frame), None, lambda frame=frame: frame)
+            table = table.rename_columns(names).select(kept)
+            if csv_file:
+                frame = table.to_pandas()
+                yield RawChunk(len(frame), None, lambda frame=frame: frame)
+            else:
+                yield RawChunk(table.num_rows, _parquet_numbers(table), lambda table=table: _parquet_text(table))
 
     for batch in batches:
         yield from chunks(blocks.feed(pa.Table.from_batches([batch])))
     yield from chunks(blocks.flush())
+
+
+def _parquet_numbers(table: pa.Table) -> dict[str, np.ndarray] | None:
+    """The columns as float64 when each is a whole-number or float64 column without nulls: the
+    values the text path reads back from their decimal text (float32 is not: its text is the
+    float32's shortest decimal, which is not its float64 value)."""
+    exact = all((pa.types.is_integer(c.type) or pa.types.is_float64(c.type)) and c.null_count == 0
+                for c in table.columns)
+    return {name: table.column(name).to_numpy().astype(np.float64) for name in table.column_names} if exact else None
+
+
+def _parquet_text(table: pa.Table) -> pd.DataFrame:
+    frame = table.to_pandas()
+    return pd.DataFrame({name: _clean_cells(frame[name]) for name in frame.columns}, index=frame.index)
 
 
 def _csv_chunks(path: Path, start: int, stop: int, require_label: bool, chunk_rows: int) -> Iterator[RawChunk]:

@@ -1,12 +1,15 @@
-"""The CSV reader's numbers path: a chunk whose cells all read as numbers is validated from those
-numbers alone, and that must give exactly what the text path (parse_columns on the cells as
-strings, then the raw schema) gives: the same accepted rows, values, dtypes and index, and no
-violation. Any chunk with a cell that is not a clean number, or a rule broken, goes the text way."""
+"""The reader's numbers path (CSV, and Parquet with integer or float64 columns): a chunk whose cells
+all read as numbers is validated from those numbers alone, and that must give exactly what the text
+path (parse_columns on the cells as strings, then the raw schema) gives: the same accepted rows,
+values, dtypes and index, and no violation. Any chunk with a cell that is not a clean number, or a
+rule broken, goes the text way."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from absenteeism.dataset import format as dataset_format
@@ -135,3 +138,32 @@ def test_a_closed_range_checked_by_its_extremes_decides_as_the_compiled_check():
             elif trial % 7 == 0:
                 values[rng.integers(len(values))] = np.nan
             assert validate._passes(compiled, values) == compiled.passes(values), (name, values)
+
+
+def test_a_typed_parquet_file_is_read_as_numbers_and_validated_as_the_text_path_does(tmp_path):
+    path = tmp_path / "typed.parquet"
+    synthetic.write(synthetic.generate(300, seed=12), path)
+    chunks = _chunks(path, 128)
+    assert [len(chunk) for chunk in chunks] == [128, 128, 44]
+    assert all(chunk.numbers is not None for chunk in chunks)
+    for chunk in chunks:
+        _assert_same_as_text_path(chunk)
+
+
+@pytest.mark.parametrize("column, values", [
+    ("work_load_average_per_day", pa.array(np.linspace(200.1, 300.3, 300), pa.float32())),  # text: float32's decimal
+    ("body_mass_index", pa.array([-0.0, 25.5, None] * 100, pa.float64())),  # signed zero, nulls
+    ("age", pa.array([2**53 + 1, 40, 41] * 100, pa.int64())),  # not exact in float64
+    ("age", pa.array([30, 40, -3] * 100, pa.int8())),
+    ("son", pa.array([True, False, True] * 100)),
+    ("pet", pa.array(["1", " 2", "x"] * 100)),
+    ("height", pa.array([float("nan"), 170.0, float("inf")] * 100)),
+], ids=["float32", "nulls", "huge-int", "int8", "bool", "text", "nan-inf"])
+def test_every_kind_of_parquet_column_gives_what_the_text_path_gives(tmp_path, column, values):
+    table = synthetic.to_table(synthetic.generate(300, seed=13), headers=False)
+    table = table.set_column(table.schema.get_field_index(column), column, values)
+    path = tmp_path / "odd.parquet"
+    pq.write_table(table, path)
+    for chunk_rows in (64, 1000):
+        for chunk in _chunks(path, chunk_rows):
+            _assert_same_as_text_path(chunk)
