@@ -79,8 +79,8 @@ def arrow_table(frame: pd.DataFrame) -> pa.Table:
     """The frame's columns, whole numbers in the narrowest integer type that holds them (most raw
     values fit a byte: a file a fifth the size to write and read back), its index as `source_row`,
     and the dtypes to restore in the schema's metadata. Numeric and boolean columns only."""
-    columns = {name: _narrowed(frame[name].to_numpy()) for name in frame.columns}
-    columns[SOURCE_ROW] = _narrowed(frame.index.to_numpy())
+    columns = {name: narrowest_int(frame[name].to_numpy()) for name in frame.columns}
+    columns[SOURCE_ROW] = narrowest_int(frame.index.to_numpy())
     dtypes = {name: str(frame[name].dtype) for name in frame.columns}
     return pa.table(columns).replace_schema_metadata({_DTYPES: json.dumps(dtypes)})
 
@@ -96,7 +96,9 @@ def frame_of(table: pa.Table) -> pd.DataFrame:
 _DTYPES = "dtypes"
 
 
-def _narrowed(values: np.ndarray) -> np.ndarray:
+def narrowest_int(values: np.ndarray) -> np.ndarray:
+    """Whole numbers in the narrowest of int8, int16, int32 that holds them all; anything else (and
+    integers that need 64 bits) as it is, not copied."""
     if values.dtype.kind in "iu" and len(values):
         low, high = values.min(), values.max()
         for dtype in (np.int8, np.int16, np.int32):

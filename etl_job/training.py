@@ -19,6 +19,7 @@ from absenteeism.raw_schema import LABEL, RAW_COLUMN_NAMES
 from absenteeism.v1 import serving_config_pb2
 from etl_job import online_parity
 from etl_job.ridge import NormalEquations
+from etl_job.spill import narrowest_int
 from etl_job.split import held_out
 
 
@@ -68,10 +69,14 @@ def analyze(analyze_inputs: pd.DataFrame) -> dict[str, AggregateValue]:
 def narrow(values: np.ndarray) -> np.ndarray:
     """`values` in the narrowest integer dtype that holds them exactly (floats: int8 or not at all),
     else a copy as they are: flags kept as int8 keep the features of many rows small."""
-    for dtype in ((np.int8,) if values.dtype.kind == "f" else (np.int8, np.int16, np.int32)):
-        candidate = values.astype(dtype)
+    if values.dtype.kind == "f":
+        candidate = values.astype(np.int8)
         if np.array_equal(candidate.astype(values.dtype), values):
             return candidate
+    else:
+        narrowed = narrowest_int(values)
+        if narrowed is not values:
+            return narrowed
     return values.copy()  # a copy: a view would keep the chunk's whole matrix alive
 
 

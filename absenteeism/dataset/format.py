@@ -346,7 +346,11 @@ def parse_columns(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[Violation]]:
             violations.append(Violation(row=label, column=column.name, rule=rule, value=text))
         if len(positions):
             numbers[positions] = 0.0
-        typed[column.name] = _as_dtype(numbers, column.dtype)
+        if column.dtype == "int64":
+            # Integers beyond int64 would wrap around; at its edge they still break every rule of the
+            # schema (the violation shows the cell as written: validate takes it from the input).
+            np.clip(numbers, _INT64_LOW, _INT64_HIGH, out=numbers)
+        typed[column.name] = numbers.astype(column.dtype)
     return pd.DataFrame(typed, index=cells.index), violations
 
 
@@ -372,15 +376,6 @@ def parse_numbers(chunk: RawChunk) -> pd.DataFrame | None:
                 return None
         typed[column.name] = values
     return pd.DataFrame(typed, index=chunk.index)
-
-
-def _as_dtype(numbers: np.ndarray, dtype: str) -> np.ndarray:
-    """Finite float64 values in a raw column's dtype (`numbers` may be clipped in place)."""
-    if dtype == "int64":
-        # Integers beyond int64 would wrap around; at its edge they still break every rule of the
-        # schema (the violation shows the cell as written: validate takes it from the input).
-        np.clip(numbers, _INT64_LOW, _INT64_HIGH, out=numbers)
-    return numbers.astype(dtype)
 
 
 _INT64_LOW, _INT64_HIGH = float(-2**63), float(2**63 - 1024)  # the float64 values an int64 holds exactly
