@@ -15,7 +15,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from absenteeism import dataflow, features  # noqa: E402
-from absenteeism.dataset.format import CSV_SEPARATOR, HEADER_TO_NAME  # noqa: E402
+from absenteeism.dataset.csv_files import CSV_SEPARATOR  # noqa: E402
+from absenteeism.dataset.raw_chunk import HEADER_TO_NAME  # noqa: E402
 
 
 def main(path: str) -> None:

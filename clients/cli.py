@@ -17,7 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from absenteeism.online import converters
-from absenteeism.dataset import format as dataset_format
+from absenteeism.dataset import raw_chunk, raw_writers
 from absenteeism.dataset import reader
 from absenteeism.raw_schema import REQUIRED
 from clients import drift, server_parity
@@ -57,7 +57,7 @@ def _write(frame: pd.DataFrame, path: Path | None) -> None:
     if path is None:
         frame.to_csv(sys.stdout, index=False)
     elif path.suffix.lower() == ".parquet":
-        dataset_format.write_parquet(frame, path)
+        raw_writers.write_parquet(frame, path)
     else:
         frame.to_csv(path, index=False)
 
@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, OSError, dataset_format.InputFormatError) as error:
+    except (ValueError, OSError, raw_chunk.InputFormatError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except PredictionError as error:

@@ -24,7 +24,7 @@ from pathlib import Path
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from etl_job import pipeline, training
-from absenteeism.dataset.format import InputFormatError
+from absenteeism.dataset.raw_chunk import InputFormatError
 from etl_job.errors import BadData, ClusterError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BAD_DATA = 0, 1, 2, 3

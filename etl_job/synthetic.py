@@ -30,7 +30,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from absenteeism.dataset import atomic
-from absenteeism.dataset.format import CSV_LINE_END, CSV_SEPARATOR
+from absenteeism.dataset.csv_files import CSV_LINE_END, CSV_SEPARATOR
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS
 
 ROWS_PER_EMPLOYEE = 20  # the real data has ~20 absences per employee
@@ -305,7 +305,7 @@ def write(records: Records, path: Path) -> None:
 def write_chunks(chunks: Iterable[Records], path: Path, all_text: bool = False) -> None:
     """Writes chunks of records atomically as one file, one chunk in memory at a time.
 
-    The CSV is what `dataset_format.write_csv` writes (semicolons, CRLF, the original headers, the
+    The CSV is what `raw_writers.write_csv` writes (semicolons, CRLF, the original headers, the
     work-load header with its trailing space), produced by Arrow's writer because pandas' `to_csv`
     takes about five seconds per million rows. Parquet has typed columns, except a column with a
     quirk cell, which is text; one schema must hold for every chunk, so `all_text` makes every

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from absenteeism import raw_schema
-from absenteeism.dataset import format as dataset_format
+from absenteeism.dataset import cell_parsing, raw_chunk
 from absenteeism.compiled_checks import CompiledSchema
 from absenteeism.raw_schema import Violation
 from etl_job.errors import BadData
@@ -34,10 +34,10 @@ class Validation:
         return self.rows_read - len(self.accepted)
 
 
-def validate_chunk(chunk: dataset_format.RawChunk) -> Validation:
+def validate_chunk(chunk: raw_chunk.RawChunk) -> Validation:
     """A chunk of the input: read from its numbers when they parse and pass every rule (most
     chunks), else from its text, which words each violation as the input wrote it."""
-    typed = dataset_format.parse_numbers(chunk)
+    typed = cell_parsing.parse_numbers(chunk)
     if typed is not None and _all_pass(typed):
         return Validation(typed, (), len(typed))
     return validate(chunk.cells)
@@ -45,7 +45,7 @@ def validate_chunk(chunk: dataset_format.RawChunk) -> Validation:
 
 def validate(cells: pd.DataFrame) -> Validation:
     """cells: strings as extract reads them, index = source row."""
-    typed, parse_failures = dataset_format.parse_columns(cells)
+    typed, parse_failures = cell_parsing.parse_columns(cells)
     # A cell that did not parse is 0 in `typed`; its range check would only repeat the same fault.
     unparsed = {(v.row, v.column) for v in parse_failures}
     broken = [] if _all_pass(typed) else _as_written([

@@ -15,7 +15,7 @@ import pytest
 
 from absenteeism import aggregates, config_io, dataflow
 from absenteeism.dataset import blocks
-from absenteeism.dataset import format as dataset_format
+from absenteeism.dataset import cell_parsing, raw_writers
 
 from etl_job import cli, outputs, profile, ridge, synthetic
 from etl_job.split import held_out
@@ -65,7 +65,7 @@ def test_a_reject_in_the_middle_of_a_later_chunk_keeps_its_source_row(tmp_path):
     for position, (column, cell) in bad.items():
         frame.loc[position, column] = cell
     path = tmp_path / "records.csv"
-    dataset_format.write_csv(frame, path)
+    raw_writers.write_csv(frame, path)
     assert _run(path, tmp_path / "out", "--chunk-rows", "100") == 0
     rejects = pd.read_csv(tmp_path / "out" / "rejects.csv", keep_default_na=False, dtype=str)
     assert [(int(r.source_row), r.column, r.value) for r in rejects.itertuples()] == [
@@ -74,7 +74,7 @@ def test_a_reject_in_the_middle_of_a_later_chunk_keeps_its_source_row(tmp_path):
     assert set(training_set["source_row"]) == set(range(1, 1001)) - {651, 652, 1000}
     # The rows around them are intact: the features of row 653 are those of its raw cells.
     config = config_io.read_config(tmp_path / "out" / "serving_config.pb")
-    typed, _ = dataset_format.parse_columns(frame.loc[[652]])
+    typed, _ = cell_parsing.parse_columns(frame.loc[[652]])
     typed.index = [653]
     injected = aggregates.from_message(config.statistics, dataflow.aggregate_names())
     expected = dataflow.feature_matrix(dataflow.compute_features(typed, injected))[0]

@@ -1,4 +1,4 @@
-"""Extract and parse at scale: column-wise reading and number parsing (dataset_format) keep the
+"""Extract and parse at scale: column-wise reading and number parsing (absenteeism.dataset.cell_parsing) keep the
 per-cell semantics: strings stripped, empty cells missing and refused as "required", numbers
 exactly as pandas' to_numeric reads them."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from absenteeism.dataset import format as dataset_format
+from absenteeism.dataset import cell_parsing, raw_input, raw_writers
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS, REQUIRED
 from absenteeism.dataset import reader as extract
 from etl_job import synthetic
@@ -20,7 +20,7 @@ ODD_CELLS = ["1", "+5", "-0", ".5", "5.", "1e3", "1E-2", "inf", "nan", "3,5", "0
 @pytest.mark.parametrize("dtype", [object, "str"])
 def test_numbers_parse_as_to_numeric_reads_them(dtype):
     raw = pd.Series(ODD_CELLS, dtype=dtype)
-    fast = dataset_format._to_numbers(raw)
+    fast = cell_parsing.to_numbers(raw)
     reference = pd.to_numeric(pd.Series(ODD_CELLS, dtype=object), errors="coerce").astype("float64")
     finite = np.isfinite(reference)
     assert (np.isfinite(fast) == finite).all()  # non-finite values are refused either way
@@ -35,11 +35,11 @@ def test_cells_are_stripped_and_empty_cells_are_refused_as_required(tmp_path):
     frame.loc[2, "weight"] = ""
     frame.loc[3, "son"] = "two"
     path = tmp_path / "records.csv"
-    dataset_format.write_csv(frame, path)
-    cells = dataset_format.read_file(path, require_label=True)
+    raw_writers.write_csv(frame, path)
+    cells = raw_input.read_file(path, require_label=True)
     assert cells.loc[0, "age"] == "41"
     assert pd.isna(cells.loc[1, "pet"]) and pd.isna(cells.loc[2, "weight"])
-    typed, violations = dataset_format.parse_columns(cells)
+    typed, violations = cell_parsing.parse_columns(cells)
     assert typed.loc[0, "age"] == 41
     assert [(v.row, v.column, v.rule, v.value) for v in violations] == [
         (3, "son", "integer", "two"), (1, "pet", REQUIRED, None), (2, "weight", REQUIRED, None)]
@@ -49,8 +49,8 @@ def test_parquet_with_typed_columns_reads_like_its_csv(tmp_path):
     records = synthetic.generate(300, seed=8)
     synthetic.write(records, tmp_path / "records.parquet")  # typed int/float columns
     synthetic.write(records, tmp_path / "records.csv")
-    typed_pq, v_pq = dataset_format.parse_columns(dataset_format.read_file(tmp_path / "records.parquet", True))
-    typed_csv, v_csv = dataset_format.parse_columns(dataset_format.read_file(tmp_path / "records.csv", True))
+    typed_pq, v_pq = cell_parsing.parse_columns(raw_input.read_file(tmp_path / "records.parquet", True))
+    typed_csv, v_csv = cell_parsing.parse_columns(raw_input.read_file(tmp_path / "records.csv", True))
     assert v_pq == v_csv == []
     pd.testing.assert_frame_equal(typed_pq, typed_csv)
     assert list(typed_csv.columns) == [c.name for c in (*RAW_COLUMNS, LABEL)]
@@ -67,12 +67,12 @@ def test_source_rows_run_across_files_in_sorted_order(tmp_path):
 
 
 def test_long_column_with_a_few_bad_cells_parses_slice_by_slice_like_to_numeric():
-    rows = 3 * dataset_format._SLICE + 17
+    rows = 3 * cell_parsing.CAST_SLICE + 17
     cells = np.array([str(v) for v in np.arange(rows) % 97], dtype=object)
-    cells[[5, dataset_format._SLICE + 3, rows - 1]] = ["x", "1,5", "+2e1"]
+    cells[[5, cell_parsing.CAST_SLICE + 3, rows - 1]] = ["x", "1,5", "+2e1"]
     cells[7] = None
     raw = pd.Series(cells, dtype="str")
-    fast = dataset_format._to_numbers(raw)
+    fast = cell_parsing.to_numbers(raw)
     reference = pd.to_numeric(pd.Series(cells, dtype=object), errors="coerce").astype("float64")
     pd.testing.assert_series_equal(fast, reference, check_names=False)
-    assert np.isnan(fast[[5, 7, dataset_format._SLICE + 3]]).all() and fast[rows - 1] == 20.0
+    assert np.isnan(fast[[5, 7, cell_parsing.CAST_SLICE + 3]]).all() and fast[rows - 1] == 20.0

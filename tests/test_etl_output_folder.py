@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from absenteeism import config_io
-from absenteeism.dataset import format as dataset_format
+from absenteeism.dataset import raw_writers
 from etl_job import cli, outputs, pipeline, synthetic, validate
 from tests.conftest import content
 
@@ -105,7 +105,7 @@ def test_a_run_with_too_many_rejects_leaves_the_previous_run_and_points_to_its_r
     frame = synthetic.to_frame(synthetic.generate(200, seed=7)).astype(object).map(str)
     frame.loc[:39, "month_of_absence"] = "0"  # 20% bad rows
     source = tmp_path / "bad.csv"
-    dataset_format.write_csv(frame, source)
+    raw_writers.write_csv(frame, source)
     assert _run(source, out) == 3
     assert _published(out) == before
     _assert_one_run(out)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from absenteeism import raw_schema
-from absenteeism.dataset import format as dataset_format
+from absenteeism.dataset import raw_writers
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS
 from etl_job import cli, synthetic, training
 
@@ -28,7 +28,7 @@ def clean_frame() -> pd.DataFrame:
 
 
 def _write(frame: pd.DataFrame, path: Path) -> Path:
-    dataset_format.write_csv(frame, path)
+    raw_writers.write_csv(frame, path)
     return path
 
 

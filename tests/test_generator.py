@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from absenteeism import raw_schema
-from absenteeism.dataset import format as dataset_format
+from absenteeism.dataset import cell_parsing, raw_input, raw_writers
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS
 from etl_job import cli, pipeline, synthetic
 
@@ -47,9 +47,9 @@ def test_csv_format_is_the_data_sets(tmp_path):
     assert lines[-1] == b"" and len(lines) == 502  # CRLF after every line, the last one too
     assert b"\n" not in data.replace(b"\r\n", b"") and b'"' not in data
     assert all(line.count(b";") == 20 for line in lines[:-1])
-    # Identical to what the data set's own writer (dataset_format.write_csv) writes for the same records.
+    # Identical to what the data set's own writer (raw_writers.write_csv) writes for the same records.
     reference = tmp_path / "reference.csv"
-    dataset_format.write_csv(synthetic.to_frame(synthetic.generate(500, seed=1, bad_fraction=0.05)), reference)
+    raw_writers.write_csv(synthetic.to_frame(synthetic.generate(500, seed=1, bad_fraction=0.05)), reference)
     assert data == reference.read_bytes()
 
 
@@ -60,7 +60,7 @@ def test_real_file_has_the_same_header_and_line_ends():
 
 
 def test_clean_records_pass_the_training_schema(frame):
-    typed, parse_failures = dataset_format.parse_columns(frame.astype(object).map(str))
+    typed, parse_failures = cell_parsing.parse_columns(frame.astype(object).map(str))
     assert parse_failures == []
     assert raw_schema.find_violations(typed, raw_schema.TRAINING_SCHEMA) == []
     assert list(frame.columns) == [c.name for c in (*RAW_COLUMNS, LABEL)]
@@ -113,8 +113,8 @@ def test_bad_fraction_injects_each_kind_of_quirk_in_that_many_rows(tmp_path, bad
     rows = 5000
     path = tmp_path / "records.csv"
     synthetic.write(synthetic.generate(rows, seed=9, bad_fraction=bad_fraction), path)
-    cells = dataset_format.read_file(path, require_label=True)
-    typed, violations = dataset_format.parse_columns(cells)
+    cells = raw_input.read_file(path, require_label=True)
+    typed, violations = cell_parsing.parse_columns(cells)
     violations += raw_schema.find_violations(typed, raw_schema.TRAINING_SCHEMA)
     assert len({v.row for v in violations}) == round(rows * bad_fraction)
     rules = {(v.column, v.rule) for v in violations}
@@ -128,8 +128,8 @@ def test_parquet_output_holds_the_same_records(tmp_path):
     records = synthetic.generate(1000, seed=4, bad_fraction=0.02)
     synthetic.write(records, tmp_path / "records.csv")
     synthetic.write(records, tmp_path / "records.parquet")
-    from_csv = dataset_format.read_file(tmp_path / "records.csv", require_label=True)
-    from_parquet = dataset_format.read_file(tmp_path / "records.parquet", require_label=True)
+    from_csv = raw_input.read_file(tmp_path / "records.csv", require_label=True)
+    from_parquet = raw_input.read_file(tmp_path / "records.parquet", require_label=True)
     pd.testing.assert_frame_equal(from_csv, from_parquet)
 
 
@@ -187,8 +187,8 @@ def test_chunked_generation_is_seeded_shares_employees_and_spreads_quirks(tmp_pa
     whole = tmp_path / "whole.csv"
     synthetic.write(synthetic._concat(chunks), whole)
     assert path.read_bytes() == whole.read_bytes()
-    cells = dataset_format.read_file(path, require_label=True)
-    typed, violations = dataset_format.parse_columns(cells)
+    cells = raw_input.read_file(path, require_label=True)
+    typed, violations = cell_parsing.parse_columns(cells)
     violations += raw_schema.find_violations(typed, raw_schema.TRAINING_SCHEMA)
     assert len({v.row for v in violations}) == round(rows * bad_fraction)
 
@@ -197,6 +197,6 @@ def test_chunked_parquet_with_quirks_is_all_text_and_reads_like_its_csv(tmp_path
     chunks = list(synthetic.generate_chunks(2500, seed=6, bad_fraction=0.01, chunk_rows=1000))
     synthetic.write_chunks(iter(chunks), tmp_path / "records.parquet", all_text=True)
     synthetic.write_chunks(iter(chunks), tmp_path / "records.csv")
-    from_csv = dataset_format.read_file(tmp_path / "records.csv", require_label=True)
-    from_parquet = dataset_format.read_file(tmp_path / "records.parquet", require_label=True)
+    from_csv = raw_input.read_file(tmp_path / "records.csv", require_label=True)
+    from_parquet = raw_input.read_file(tmp_path / "records.parquet", require_label=True)
     pd.testing.assert_frame_equal(from_csv, from_parquet)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from absenteeism.dataset import format as dataset_format
+from absenteeism.dataset import cell_parsing
 from absenteeism.raw_schema import (LABEL, RAW_COLUMNS, RAW_DTYPES, RAW_SCHEMA, REQUIRED, TRAINING_SCHEMA,
                                     find_violations)
 from tests.test_features import VALID_ROW
@@ -88,7 +88,7 @@ def test_parse_columns_names_each_unreadable_cell():
     cells.loc[11, "son"] = "two"  # not a number
     cells.loc[12, "pet"] = "1.5"  # not an integer
     cells.loc[13, "weight"] = "inf"  # not finite
-    typed, violations = dataset_format.parse_columns(cells)
+    typed, violations = cell_parsing.parse_columns(cells)
     assert sorted((v.row, v.column, v.rule, v.value) for v in violations) == [
         (10, "age", REQUIRED, None), (11, "son", "integer", "two"), (12, "pet", "integer", "1.5"),
         (13, "weight", "number", "inf")]

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from absenteeism.dataset import format as dataset_format
+from absenteeism.dataset import csv_files, raw_writers
 from absenteeism.dataset import reader as input_reader
 from etl_job import synthetic
 from etl_job import validate
@@ -46,7 +46,7 @@ def records():
 
 def test_a_clean_file_is_read_as_numbers_and_validated_as_the_text_path_does(tmp_path, records):
     path = tmp_path / "clean.csv"
-    dataset_format.write_csv(records, path)
+    raw_writers.write_csv(records, path)
     for chunk_rows in (7, 37, 400, 10_000):
         chunks = _chunks(path, chunk_rows)
         assert sum(len(chunk) for chunk in chunks) == 400
@@ -62,7 +62,7 @@ def test_every_kind_of_cell_gives_what_the_text_path_gives(tmp_path, records, ce
     for column in ("age", "work_load_average_per_day", "son", "body_mass_index", "month_of_absence"):
         records.loc[rng.choice(len(records), size=5, replace=False), column] = cell
     path = tmp_path / "odd.csv"
-    dataset_format.write_csv(records, path)
+    raw_writers.write_csv(records, path)
     for chunk_rows in (64, 1000):
         for chunk in _chunks(path, chunk_rows):
             _assert_same_as_text_path(chunk)
@@ -73,7 +73,7 @@ def test_minus_zero_in_a_float_column_is_read_as_zero(tmp_path, records):
     records["work_load_average_per_day"] = "-0"
     records["body_mass_index"] = "-0.0"
     path = tmp_path / "zeros.csv"
-    dataset_format.write_csv(records, path)
+    raw_writers.write_csv(records, path)
     [chunk] = _chunks(path, 1000)
     assert chunk.numbers is not None
     accepted = _assert_same_as_text_path(chunk).accepted
@@ -85,7 +85,7 @@ def test_line_pieces_hold_the_lines_asked_for_and_nothing_is_lost():
     lines = [b"x" * int(n) + b"\r\n" for n in rng.integers(0, 300, size=5000)]
     data = b"".join(lines) + b"last line without an end"
     for per_piece in (1, 2, 7, 1000, 4999, 5000, 10_000):
-        pieces = list(dataset_format._line_pieces(_Stream(data), len(data), per_piece))
+        pieces = list(csv_files.line_pieces(_Stream(data), len(data), per_piece))
         assert b"".join(pieces) == data
         assert all(piece.count(b"\n") == per_piece and piece.endswith(b"\n") for piece in pieces[:-1])
         assert pieces[-1].count(b"\n") <= per_piece
@@ -96,12 +96,12 @@ def test_a_part_of_a_file_is_read_within_its_bytes():
     start, stop = data.index(b"100;"), data.index(b"900;")
     stream = _Stream(data)
     stream.seek(start)
-    assert b"".join(dataset_format._line_pieces(stream, stop - start, 64)) == data[start:stop]
+    assert b"".join(csv_files.line_pieces(stream, stop - start, 64)) == data[start:stop]
 
 
 def test_a_file_with_cr_line_ends_reads_as_its_crlf_twin(tmp_path, records):
     crlf, cr = tmp_path / "crlf.csv", tmp_path / "cr.csv"
-    dataset_format.write_csv(records, crlf)
+    raw_writers.write_csv(records, crlf)
     cr.write_bytes(crlf.read_bytes().replace(b"\r\n", b"\r"))
     read_cr, read_crlf = _chunks(cr, 100), _chunks(crlf, 100)
     assert [len(chunk) for chunk in read_cr] == [len(chunk) for chunk in read_crlf] == [100] * 4

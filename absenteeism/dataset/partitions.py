@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from absenteeism.dataset import format as dataset_format
+from absenteeism.dataset import csv_files, parquet_files, raw_chunk, raw_input
 from absenteeism.dataset import reader
 
 DEFAULT_PART_BYTES = 64 << 20  # CSV bytes per part; a Parquet part takes row groups up to as many rows / 64
@@ -32,10 +32,10 @@ def plan(path: Path, part_bytes: int = DEFAULT_PART_BYTES, require_label: bool =
     if part_bytes < 1:
         raise ValueError(f"part_bytes must be >= 1, got {part_bytes}")
     parts: list[Part] = []
-    for file in dataset_format.input_files(Path(path)):
+    for file in raw_input.input_files(Path(path)):
         file = file.resolve()
         with reader.input_errors(file):
-            dataset_format.header_names(file, require_label)
+            raw_input.header_names(file, require_label)
             ranges = _ranges(file, part_bytes)
         for start, stop in ranges:
             parts.append(Part(len(parts), file, start, stop))
@@ -44,9 +44,9 @@ def plan(path: Path, part_bytes: int = DEFAULT_PART_BYTES, require_label: bool =
 
 def _ranges(file: Path, part_bytes: int) -> list[tuple[int, int]]:
     if file.suffix.lower() == ".csv":
-        starts = dataset_format.csv_line_starts(file, part_bytes)
+        starts = csv_files.csv_line_starts(file, part_bytes)
         return list(zip(starts[:-1], starts[1:]))
-    groups = dataset_format.parquet_row_groups(file)
+    groups = parquet_files.parquet_row_groups(file)
     part_rows = max(1, part_bytes // 64)
     ranges, start, rows = [], 0, 0
     for i, count in enumerate(groups):
@@ -58,10 +58,10 @@ def _ranges(file: Path, part_bytes: int) -> list[tuple[int, int]]:
     return ranges
 
 
-def chunks(part: Part, chunk_rows: int, require_label: bool = True) -> Iterator[dataset_format.RawChunk]:
+def chunks(part: Part, chunk_rows: int, require_label: bool = True) -> Iterator[raw_chunk.RawChunk]:
     """The part's rows in chunks (as reader.Reader gives them), index = position in the part, 1-based."""
     next_row = 1
-    pieces = dataset_format.iter_part_chunks(part.path, part.start, part.stop, require_label, chunk_rows)
+    pieces = raw_input.iter_part_chunks(part.path, part.start, part.stop, require_label, chunk_rows)
     for rows in reader.read_guarded(part.path, pieces):
         rows.index = pd.RangeIndex(next_row, next_row + len(rows))
         next_row += len(rows)

@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from absenteeism import raw_schema
-from absenteeism.dataset import format as dataset_format
+from absenteeism.dataset import cell_parsing, raw_chunk, raw_input
 from absenteeism.raw_schema import RAW_COLUMN_NAMES, Violation
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class SourceFile:
 
 @dataclass(frozen=True)
 class Chunk:
-    rows: dataset_format.RawChunk  # index = source row (1-based)
+    rows: raw_chunk.RawChunk  # index = source row (1-based)
     file: Path
 
     @property
@@ -67,14 +67,14 @@ class Reader:
     releases the GIL on large buffers, so the digest is nearly free)."""
 
     def __init__(self, path: Path, chunk_rows: int = DEFAULT_CHUNK_ROWS, require_label: bool = True):
-        self.paths = dataset_format.input_files(Path(path))
+        self.paths = raw_input.input_files(Path(path))
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
         self.chunk_rows = chunk_rows
         self.require_label = require_label  # the job trains on the label; a client only sends records
         self.files: list[SourceFile] = []
         self._sha256: str | None = None
-        self._hash_error: dataset_format.InputFormatError | None = None
+        self._hash_error: raw_chunk.InputFormatError | None = None
         self._hasher = threading.Thread(target=self._hash, name="input-sha256", daemon=True)
         self._hasher.start()
 
@@ -99,7 +99,7 @@ class Reader:
     def _hash(self) -> None:
         try:
             self._sha256 = input_sha256(self.paths)
-        except dataset_format.InputFormatError as error:
+        except raw_chunk.InputFormatError as error:
             self._hash_error = error
 
 
@@ -113,7 +113,7 @@ def input_sha256(paths: list[Path]) -> str:
                 while chunk := stream.read(_HASH_CHUNK):
                     digest.update(chunk)
     except OSError as error:
-        raise dataset_format.InputFormatError(f"{error.filename}: cannot be read: {error.strerror}") from None
+        raise raw_chunk.InputFormatError(f"{error.filename}: cannot be read: {error.strerror}") from None
     return digest.hexdigest()
 
 
@@ -138,8 +138,8 @@ class Typed:
 def read_typed(path: Path, require_label: bool = False) -> Typed:
     frames, unparsed = [], []
     for chunk in Reader(path, require_label=require_label).chunks():
-        typed = dataset_format.parse_numbers(chunk.rows)
-        typed, violations = (typed, []) if typed is not None else dataset_format.parse_columns(chunk.cells)
+        typed = cell_parsing.parse_numbers(chunk.rows)
+        typed, violations = (typed, []) if typed is not None else cell_parsing.parse_columns(chunk.cells)
         frames.append(typed)
         unparsed.extend(violations)
     frame = pd.concat(frames) if frames else pd.DataFrame(columns=list(RAW_COLUMN_NAMES))
@@ -154,8 +154,8 @@ def read_valid(path: Path) -> pd.DataFrame:
     return typed.frame.drop(index=sorted(bad))
 
 
-def _read(file: Path, chunk_rows: int, require_label: bool) -> Iterator[dataset_format.RawChunk]:
-    yield from read_guarded(file, dataset_format.iter_chunks(file, require_label=require_label, chunk_rows=chunk_rows))
+def _read(file: Path, chunk_rows: int, require_label: bool) -> Iterator[raw_chunk.RawChunk]:
+    yield from read_guarded(file, raw_input.iter_chunks(file, require_label=require_label, chunk_rows=chunk_rows))
 
 
 def read_guarded(file: Path, chunks: Iterator[T]) -> Iterator[T]:
@@ -170,9 +170,9 @@ def input_errors(file: Path) -> Iterator[None]:
     raised in the block, as an InputFormatError naming the file."""
     try:
         yield
-    except dataset_format.InputFormatError:
+    except raw_chunk.InputFormatError:
         raise
     except (OSError, UnicodeDecodeError, ValueError, pa.ArrowException) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         first_line = first_line.encode("ascii", "backslashreplace").decode()  # binary junk stays printable
-        raise dataset_format.InputFormatError(f"{file.name}: cannot be read as the data set's format: {first_line}") from None
+        raise raw_chunk.InputFormatError(f"{file.name}: cannot be read as the data set's format: {first_line}") from None
