@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= build
 
-.PHONY: setup run etl serve test stubs lint-protos
+.PHONY: setup run etl serve test test-fast lint stubs lint-protos
 
 setup: $(VENV)/.installed
 
@@ -23,8 +23,18 @@ serve: etl
 etl: setup
 	$(PY) -m etl_job run --output-dir $(OUT)
 
+# The whole suite: what CI runs.
 test: setup
 	$(PY) -m pytest
+
+# The edit-test loop: unit and in-process tests, no server, cluster or container (a few minutes).
+test-fast: setup
+	$(PY) -m pytest -m "not process and not slow"
+
+# ruff and mypy as configured in pyproject.toml, and buf's lint of the protos.
+lint: setup lint-protos
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # Regenerate the protobuf/gRPC stubs from protos/ (never edit absenteeism/v1/ by hand).
 stubs: setup
