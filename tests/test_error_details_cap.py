@@ -16,7 +16,7 @@ from absenteeism.online import converters
 from absenteeism.violation_table import ViolationTable
 from clients import InvalidInputError, PredictionClient
 from feature_service import errors
-from feature_service.testing import ServerProcess
+from testkit.server_process import ServerProcess
 from tests.test_features import VALID_ROW
 
 TRAILER_LIMIT = 8 * 1024  # grpc's default max_metadata_size (soft limit) for a receiving client

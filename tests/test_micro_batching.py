@@ -103,7 +103,8 @@ def test_the_server_micro_batches_concurrent_predict_calls_and_counts_them(train
     import urllib.request
 
     from clients import PredictionClient
-    from feature_service.testing import ServerProcess, free_port
+    from testkit.loopback import free_port
+    from testkit.server_process import ServerProcess
 
     records = converters.frame_to_records(trained_config.accepted.head(400))
     expected = trained_config.predictions.head(400).to_numpy()
