@@ -9,7 +9,7 @@ graceful stop; SIGHUP reloads the config (reload.py). The same with --processes 
 
 from __future__ import annotations
 
-from feature_service.shutdown import ReloadSignal, ShutdownSignal
+from feature_service.processes.process_signals import ReloadSignal, ShutdownSignal
 
 # Signals first: the imports below (pandas, Hamilton, grpc) take seconds on a busy machine, and a
 # SIGTERM that arrives meanwhile must be a stop like any other, not the default death without a log
@@ -27,8 +27,9 @@ import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
 from absenteeism import config_io  # noqa: E402
-from feature_service import logs, settings as settings_module, supervisor  # noqa: E402
-from feature_service.server import PredictionServer  # noqa: E402
+from feature_service import settings as settings_module  # noqa: E402
+from feature_service.processes import json_logs, supervisor  # noqa: E402
+from feature_service.rpc.prediction_server import PredictionServer  # noqa: E402
 
 EXIT_USAGE = 2
 EXIT_CONFIG = 78
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_module.from_namespace(args)
     except settings_module.SettingsError as error:
         parser.error(str(error))  # exits 2
-    logs.configure(settings.log_level)
+    json_logs.configure(settings.log_level)
     if settings.process_count > 1:
         return supervisor.run(settings)
     return serve(settings, SHUTDOWN, RELOAD)

@@ -12,7 +12,7 @@ import pytest
 from absenteeism.online import converters
 from absenteeism.online.fast import FastPredictor
 from absenteeism.online import predictor as online
-from feature_service.micro_batching import MicroBatchingPredictor
+from feature_service.rpc.micro_batching import MicroBatchingPredictor
 from tests.test_config_io import config  # noqa: F401  (fixture)
 from tests.test_features import VALID_ROW
 

@@ -1,4 +1,4 @@
-"""--processes 2: a supervisor and two real server processes sharing one port (feature_service/supervisor.py).
+"""--processes 2: a supervisor and two real server processes sharing one port (feature_service/processes/supervisor.py).
 
 Which child answers a connection is the kernel's choice (SO_REUSEPORT hashes each connection), so
 the tests open a fresh connection per call and tell the children apart by the "worker" field of

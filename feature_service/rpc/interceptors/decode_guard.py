@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import grpc
 
-from feature_service import errors
+from feature_service.rpc import status_mapping
 
 
 class _Undecodable:
@@ -38,7 +38,7 @@ def _tolerant(deserializer: Callable[[bytes], object] | None) -> Callable[[bytes
 def _checked(requests: Iterable[object]) -> Iterator[object]:
     for request in requests:
         if isinstance(request, _Undecodable):
-            raise errors.UndecodableRequest(request.type_name)
+            raise status_mapping.UndecodableRequest(request.type_name)
         yield request
 
 
@@ -75,7 +75,7 @@ class DecodeGuardInterceptor(grpc.ServerInterceptor):
     def _unary(behavior):
         def guarded(request, context):
             if isinstance(request, _Undecodable):
-                errors.abort(context, errors.to_status(errors.UndecodableRequest(request.type_name), "", errors.single_record_field))
+                status_mapping.abort(context, status_mapping.to_status(status_mapping.UndecodableRequest(request.type_name), "", status_mapping.single_record_field))
             return behavior(request, context)
 
         return guarded

@@ -8,7 +8,7 @@ import time
 import grpc
 from prometheus_client import Counter, Histogram
 
-from feature_service.metrics import Metrics
+from feature_service.monitoring.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ no gRPC itself. It
 3. serves the one /metrics endpoint: the children write prometheus_client's multiprocess files into
    a temp folder the parent owns (PROMETHEUS_MULTIPROC_DIR), summed over the children at each
    scrape and removed at exit; plus its own figures (processes serving, restarts per slot) and the
-   drift gauges, from the drift windows the children share (drift.py, SharedWindows: a file in a
+   drift gauges, from the drift windows the children share (drift_window.py, SharedWindows: a file in a
    temp folder of the parent's, removed at exit);
 4. forwards SIGTERM and SIGINT (as SIGTERM) and SIGHUP to every child; replaces a child that exits
    when nobody asked it to (logged, counted), after a backoff that grows while the slot keeps
@@ -47,11 +47,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from absenteeism import config_io
-from feature_service import logs
-from feature_service.drift import SupervisorDrift
-from feature_service.monitoring import SharedSlot
-from feature_service.server import load_verified
-from feature_service.tls import server_credentials
+from feature_service.monitoring.drift_window import SupervisorDrift
+from feature_service.monitoring.monitored_predictor import SharedSlot
+from feature_service.processes import json_logs
+from feature_service.rpc.prediction_server import load_verified
+from feature_service.rpc.tls import server_credentials
 from feature_service.settings import Settings
 
 # The exit codes of __main__.py (a child's own code is passed on as it is).
@@ -82,10 +82,12 @@ def probe_port(host: str, port: int) -> int:
 
 def _child_main(settings: Settings, index: int, conn: Connection) -> None:
     """A child: the single-process server (whatever serve() does: signals, reload) on the shared port."""
-    from feature_service.__main__ import serve  # here, not at the top: __main__ imports this module
+    from feature_service.__main__ import (
+        serve,  # here, not at the top: __main__ imports this module
+    )
 
-    logs.configure(settings.log_level)
-    logs.add_fields(worker=index, pid=os.getpid())
+    json_logs.configure(settings.log_level)
+    json_logs.add_fields(worker=index, pid=os.getpid())
     threading.Thread(target=_stop_with_parent, args=(conn,), name="parent-watch", daemon=True).start()
     sys.exit(serve(settings, on_serving=lambda port: conn.send(("serving", port))))
 

@@ -13,7 +13,7 @@ import threading
 
 import grpc
 
-from feature_service import errors
+from feature_service.rpc import status_mapping
 
 
 class StreamLimitInterceptor(grpc.ServerInterceptor):
@@ -49,7 +49,7 @@ class StreamLimitInterceptor(grpc.ServerInterceptor):
             if admitted:
                 self._open += 1
         if not admitted:
-            errors.abort(context, errors.too_many_streams_status(self.limit))
+            status_mapping.abort(context, status_mapping.too_many_streams_status(self.limit))
 
     def _leave(self) -> None:
         with self._lock:
