@@ -1,8 +1,9 @@
 """PredictionServer: boot from a verified config, then start()/stop(grace).
 
 Boot order: read the config, build the predictor that will serve, verify the config through it
-(golden rows included), and only then open the port and report SERVING on health. Then the
-reloader (config_reloader.py) swaps in new configs, built and verified by the very same `load_verified`.
+(golden rows included: verified_config.py), and only then open the port and report SERVING on
+health. Then the reloader (config_reloader.py) swaps in new configs, built and verified by the very
+same `load_verified`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import grpc
 
 from absenteeism import config_io, features, profile
 from absenteeism.v1 import prediction_service_pb2_grpc, serving_config_pb2
-from feature_service import config_reloader, predictor_registry
+from feature_service import config_reloader
 from feature_service.monitoring.metrics import Metrics
 from feature_service.monitoring.monitored_predictor import Monitoring
 from feature_service.rpc import tls
@@ -26,32 +27,9 @@ from feature_service.rpc.micro_batching import MicroBatchingPredictor
 from feature_service.rpc.prediction_servicer import PredictionServicer
 from feature_service.serving_state import Serving, ServingState
 from feature_service.settings import Settings
+from feature_service.verified_config import load_verified
 
 log = logging.getLogger(__name__)
-
-
-def load_verified(settings: Settings, data: bytes | None = None
-                  ) -> tuple[serving_config_pb2.ServingConfig, predictor_registry.Predictor]:
-    """Raises config_io.ConfigError unless the config is intact and reproduces its golden rows
-    through the very predictor that will serve. `data`: the bytes of --config when already read."""
-    config = (config_io.read_config(settings.config) if data is None  # their messages name the file
-              else config_io.parse_config(data, settings.config))
-    try:
-        return config, verified_predictor(config, settings.predictor)
-    except config_io.ConfigError as error:
-        raise config_io.ConfigError(f"config file {settings.config}: {error}") from None
-
-
-def verified_predictor(config: serving_config_pb2.ServingConfig, name: str) -> predictor_registry.Predictor:
-    """The `name` predictor built from `config`, once the config has passed every check through it."""
-    try:
-        predictor = predictor_registry.create(name, config)
-    except Exception as error:  # a config too broken to even build a predictor from
-        config_io.verify_config(config)  # gives the precise reason when there is one
-        raise config_io.ConfigError(f"cannot build the {name} predictor from the config ({error}): "
-                                    "rerun the ETL job") from None
-    config_io.verify_config(config, predictor)
-    return predictor
 
 
 class PredictionServer:
