@@ -69,14 +69,14 @@ class ServerProcess:
         """The JSON log entries of event `name` so far."""
         return [entry for entry in list(self.entries) if entry.get("event") == name]
 
-    def start(self, timeout: float = 60.0) -> ServerProcess:
+    def start(self, timeout: float = 60.0) -> Self:
         self.launch()
         if not self._serving.wait(timeout) or self.port is None:
             code = self.stop()
             raise RuntimeError(f"server did not start (exit {code}):\n" + "\n".join(self.logs))
         return self
 
-    def launch(self) -> ServerProcess:
+    def launch(self) -> Self:
         """Starts the process without waiting for it to serve."""
         self._process = subprocess.Popen(self.command, env=self.env, cwd=self.cwd, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.PIPE, text=True)
