@@ -31,7 +31,7 @@ from bench.common import build_config, machine_line, percentiles, sample_records
 from bench import load  # noqa: E402
 from bench.serving import batch_rows_per_second  # noqa: E402
 from feature_service.settings import Settings  # noqa: E402
-from feature_service.testing import ServerProcess  # noqa: E402
+from testkit.server_process import ServerProcess  # noqa: E402
 
 
 def servers(config: Path, log_folder: Path, log_rate: float) -> dict[str, ServerProcess]:

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, machine_line  # noqa: E402
-from feature_service.testing import DaskDeployment  # noqa: E402
+from testkit.dask_cluster import DaskDeployment  # noqa: E402
 
 
 def timed(command: list[str]) -> tuple[float, float]:

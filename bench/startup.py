@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, build_config, machine_line  # noqa: E402
-from feature_service.testing import ServerProcess  # noqa: E402
+from testkit.server_process import ServerProcess  # noqa: E402
 
 
 def command_seconds(command: list[str]) -> float:

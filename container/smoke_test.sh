@@ -365,7 +365,7 @@ info "exit code $code after ${stop_ms} ms"
 # ----------------------------------------------------------------------------------------------
 step "server container, mutual TLS: certificates on a volume; health over mTLS, grpcurl and HEALTHCHECK"
 tls="$WORK/tls"
-"$VENV_PY" -c 'import sys; from pathlib import Path; from feature_service.testing import make_certificates
+"$VENV_PY" -c 'import sys; from pathlib import Path; from testkit.certificates import make_certificates
 make_certificates(Path(sys.argv[1]))' "$tls" || die "could not make test certificates (openssl)"
 chmod 0644 "$tls"/*.key   # throwaway keys of this run, readable by the container's uid
 tls_port="$(free_port)"

@@ -9,8 +9,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from feature_service import drift, predictors
-from feature_service.monitoring import MonitoringSettings, SharedSlot, log_settings
+from feature_service import predictor_registry
+from feature_service.monitoring.drift_window import DEFAULT_WINDOW, Thresholds
+from feature_service.monitoring.monitored_predictor import (
+    MonitoringSettings,
+    SharedSlot,
+    log_settings,
+)
 
 ENV_PREFIX = "FEATURE_SERVICE_"
 _TRUE = {"1", "true", "yes", "on"}
@@ -42,13 +47,13 @@ class Settings:
     max_streams: int | None = None  # streaming calls open at once; None: half of the workers
     stream_idle_timeout: float = 60.0  # seconds a stream may send nothing; 0: no limit
     log_level: str = "INFO"
-    processes: int = 1  # 0: one per available core; >1: a supervisor runs that many (supervisor.py)
+    processes: int = 1  # 0: one per available core; >1: a supervisor runs that many (processes/supervisor.py)
     reuse_port: bool = False  # not a flag: set by the supervisor for its children (SO_REUSEPORT)
-    # Monitoring (feature_service/monitoring.py): drift against the config's training profile, prediction log.
-    drift_window: int = drift.DEFAULT_WINDOW  # records; 0: off
-    drift_psi_threshold: float = drift.Thresholds.psi
-    drift_jensen_shannon_threshold: float = drift.Thresholds.jensen_shannon
-    drift_l_infinity_threshold: float = drift.Thresholds.l_infinity
+    # Monitoring (feature_service/monitoring/): drift against the config's training profile, prediction log.
+    drift_window: int = DEFAULT_WINDOW  # records; 0: off
+    drift_psi_threshold: float = Thresholds.psi
+    drift_jensen_shannon_threshold: float = Thresholds.jensen_shannon
+    drift_l_infinity_threshold: float = Thresholds.l_infinity
     prediction_log: Path | None = None  # a folder; None: no log
     prediction_log_sample_rate: float = 0.01
     prediction_log_rotate_bytes: int = 64 * 1024 * 1024
@@ -73,8 +78,8 @@ class Settings:
                                 "holds a worker, and unary calls and health checks need one too")
         if self.stream_idle_timeout < 0:
             raise SettingsError("--stream-idle-timeout must be >= 0 (0: no limit)")
-        if self.predictor not in predictors.names():
-            raise SettingsError(f"unknown predictor {self.predictor!r}: choose one of {predictors.names()}")
+        if self.predictor not in predictor_registry.names():
+            raise SettingsError(f"unknown predictor {self.predictor!r}: choose one of {predictor_registry.names()}")
         tls = self.tls_cert is not None or self.tls_key is not None or self.tls_client_ca is not None
         if self.insecure and tls:
             raise SettingsError("--insecure and --tls-* flags exclude each other")
@@ -106,7 +111,7 @@ class Settings:
 
     @property
     def monitoring(self) -> MonitoringSettings:
-        thresholds = drift.Thresholds(self.drift_psi_threshold, self.drift_jensen_shannon_threshold,
+        thresholds = Thresholds(self.drift_psi_threshold, self.drift_jensen_shannon_threshold,
                                       self.drift_l_infinity_threshold)
         return MonitoringSettings(self.drift_window, thresholds, log_settings(
             self.prediction_log, self.prediction_log_sample_rate, self.prediction_log_rotate_bytes,
@@ -146,7 +151,7 @@ OPTIONS: tuple[tuple[str, type | None, object, str], ...] = (
      "seconds a PredictStream may send nothing before the server ends it; 0: no limit"),
     ("--max-batch", int, Settings.max_batch, "most records in one PredictBatch call"),
     ("--max-message-bytes", int, Settings.max_message_bytes, "largest request/response message"),
-    ("--predictor", str, Settings.predictor, "online path: " + ", ".join(predictors.names())),
+    ("--predictor", str, Settings.predictor, "online path: " + ", ".join(predictor_registry.names())),
     ("--micro-batch-rows", int, Settings.micro_batch_rows,
      "most records of concurrent small calls computed together; 0 turns micro-batching off"),
     ("--reload-interval", float, Settings.reload_interval,
@@ -181,7 +186,7 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -
             parser.add_argument(flag, nargs="?", const=True, type=_bool, default=value, help=help_full)
         else:
             parser.add_argument(flag, type=kind, default=value, help=help_full,
-                                choices=predictors.names() if flag == "--predictor" else None)
+                                choices=predictor_registry.names() if flag == "--predictor" else None)
 
 
 def from_namespace(args: argparse.Namespace) -> Settings:

@@ -43,7 +43,7 @@ def trained_config(tmp_path_factory) -> TrainedConfig:
 @pytest.fixture(scope="session")
 def certificates(tmp_path_factory) -> dict[str, Path]:
     """CA, server (localhost/127.0.0.1) and client certs signed by it, and a client cert of another CA."""
-    from feature_service.testing import make_certificates
+    from testkit.certificates import make_certificates
 
     return make_certificates(tmp_path_factory.mktemp("tls"))
 
@@ -51,7 +51,8 @@ def certificates(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def plaintext_server(trained_config):
     """A real server process on 127.0.0.1 (plaintext, metrics on a free port), shared by a module."""
-    from feature_service.testing import ServerProcess, free_port
+    from testkit.loopback import free_port
+    from testkit.server_process import ServerProcess
 
     with ServerProcess(trained_config.path, metrics_port=free_port()) as server:
         yield server

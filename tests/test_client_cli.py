@@ -95,7 +95,7 @@ def test_predict_to_stdout(plaintext_server, csv_with_bad_rows, tmp_path):
 
 
 def test_unreachable_server_fails_with_exit_1(csv_with_bad_rows, tmp_path):
-    from feature_service.testing import free_port
+    from testkit.loopback import free_port
 
     path, _ = csv_with_bad_rows
     result = cli("predict", "--target", f"127.0.0.1:{free_port()}", "--insecure", "--input", str(path),
@@ -110,7 +110,7 @@ def test_usage_errors(tmp_path):
 
 
 def test_predict_over_mutual_tls(trained_config, certificates, tmp_path):
-    from feature_service.testing import ServerProcess
+    from testkit.server_process import ServerProcess
 
     trained_config.accepted.iloc[:10].to_parquet(tmp_path / "records.parquet", index=False)
     tls = ["--tls-cert", str(certificates["server.crt"]), "--tls-key", str(certificates["server.key"]),

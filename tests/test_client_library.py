@@ -10,7 +10,8 @@ import pytest
 
 from absenteeism.online import converters
 from clients import InvalidInputError, PredictionClient, PredictionError
-from feature_service.testing import ServerProcess, free_port
+from testkit.loopback import free_port
+from testkit.server_process import ServerProcess
 
 
 @pytest.fixture(scope="module")

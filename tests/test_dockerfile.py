@@ -176,7 +176,7 @@ def test_healthcheck_reports_a_serving_plaintext_server(plaintext_server):
 
 
 def test_healthcheck_fails_when_nothing_listens():
-    from feature_service.testing import free_port
+    from testkit.loopback import free_port
 
     result = _run_healthcheck(PORT=str(free_port()), INSECURE="true")
     assert result.returncode == 1
@@ -184,7 +184,7 @@ def test_healthcheck_fails_when_nothing_listens():
 
 
 def test_healthcheck_speaks_mutual_tls_with_the_configured_certificates(trained_config, certificates):
-    from feature_service.testing import ServerProcess
+    from testkit.server_process import ServerProcess
 
     tls = {"TLS_CERT": str(certificates["server.crt"]), "TLS_KEY": str(certificates["server.key"]),
            "TLS_CLIENT_CA": str(certificates["ca"])}

@@ -19,7 +19,8 @@ from scipy.spatial import distance
 from absenteeism import config_io, raw_schema
 from absenteeism.online import converters
 from clients import PredictionClient, PredictionError
-from feature_service.testing import ServerProcess, free_port
+from testkit.loopback import free_port
+from testkit.server_process import ServerProcess
 
 AGE_OR_DAY = {"age", "age_zero_mean_unit_variance", "day_of_the_week", "day_of_the_week_2", "day_of_the_week_3",
               "day_of_the_week_4", "day_of_the_week_5", "day_of_the_week_6"}

@@ -15,8 +15,8 @@ from absenteeism import raw_schema
 from absenteeism.online import converters
 from absenteeism.violation_table import ViolationTable
 from clients import InvalidInputError, PredictionClient
-from feature_service import errors
-from feature_service.testing import ServerProcess
+from feature_service.rpc import status_mapping
+from testkit.server_process import ServerProcess
 from tests.test_features import VALID_ROW
 
 TRAILER_LIMIT = 8 * 1024  # grpc's default max_metadata_size (soft limit) for a receiving client
@@ -56,7 +56,7 @@ def test_165_bad_records_give_invalid_argument_with_readable_details(client):
     listed, summary = listed_and_summary(error)
     assert [v.field for v in listed] == [f"records[{i}].age" for i in range(len(listed))]
     assert all("in_range(16, 100)" in v.description for v in listed)
-    assert 0 < len(listed) <= errors.MAX_LISTED_VIOLATIONS
+    assert 0 < len(listed) <= status_mapping.MAX_LISTED_VIOLATIONS
     left_out = 165 - len(listed)
     assert f"{left_out} more invalid field(s) not listed" in summary.description
     assert f"165 invalid field(s) in 165 record(s)" in error.message
@@ -95,10 +95,10 @@ def longest_violations(records: int) -> ViolationTable:
 
 
 @pytest.mark.parametrize("records", [1, 5, 10_000])
-@pytest.mark.parametrize("field_path", [errors.single_record_field, errors.batch_record_field])
+@pytest.mark.parametrize("field_path", [status_mapping.single_record_field, status_mapping.batch_record_field])
 def test_the_status_trailers_stay_under_the_client_limit_for_any_number_of_violations(records, field_path):
     table = longest_violations(records)
-    status = errors.bad_request_status(table, field_path)
+    status = status_mapping.bad_request_status(table, field_path)
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT
     trailers = dict(status.trailing_metadata)
     size = sum(len(k) + len(v) + 32 for k, v in trailers.items()) + len("grpc-message") + len(status.details) + 32

@@ -23,7 +23,9 @@ from absenteeism import config_io
 from absenteeism.dataset import blocks, partitions
 from absenteeism.dataset import reader as input_reader
 from etl_job import synthetic
-from feature_service.testing import LOOPBACK, DaskDeployment, ServerProcess, free_port
+from testkit.dask_cluster import DaskDeployment
+from testkit.loopback import LOOPBACK, free_port
+from testkit.server_process import ServerProcess
 from tests.conftest import content
 
 ROOT = Path(__file__).resolve().parents[1]

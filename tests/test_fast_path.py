@@ -189,7 +189,7 @@ def test_records_to_matrix_finds_exactly_the_unset_fields():
 def test_a_node_that_cannot_be_planned_is_named_and_refused_at_boot(config, monkeypatch):  # noqa: F811
     from absenteeism import config_io, dataflow
     from absenteeism.online import fast
-    from feature_service import server
+    from feature_service import verified_config
 
     given = {*raw_schema.RAW_COLUMN_NAMES, *dataflow.aggregate_names()}
     with pytest.raises(fast.UnplannableNode, match=r"node \w+ needs 'age', which is neither a raw record field"):
@@ -198,4 +198,4 @@ def test_a_node_that_cannot_be_planned_is_named_and_refused_at_boot(config, monk
     real_plan = fast.plan
     monkeypatch.setattr(fast, "plan", lambda outputs, given: real_plan(outputs, given - {"age"}))
     with pytest.raises(config_io.ConfigError, match=r"cannot build the fast predictor .*needs 'age'"):
-        server.verified_predictor(config, "fast")
+        verified_config.verified_predictor(config, "fast")

@@ -22,7 +22,7 @@ import pytest
 
 from absenteeism import config_io
 from absenteeism.v1 import serving_config_pb2
-from feature_service.testing import ServerProcess
+from testkit.server_process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "Absenteeism_at_work.csv"

@@ -15,7 +15,7 @@ import pytest
 from absenteeism.online import converters
 from absenteeism.raw_schema import RAW_COLUMN_NAMES
 from clients import PredictionClient
-from feature_service.testing import ServerProcess
+from testkit.server_process import ServerProcess
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "grpc.md"
 DOC_ADDRESS = "localhost:50051"

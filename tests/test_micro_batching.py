@@ -12,7 +12,7 @@ import pytest
 from absenteeism.online import converters
 from absenteeism.online.fast import FastPredictor
 from absenteeism.online import predictor as online
-from feature_service.micro_batching import MicroBatchingPredictor
+from feature_service.rpc.micro_batching import MicroBatchingPredictor
 from tests.test_config_io import config  # noqa: F401  (fixture)
 from tests.test_features import VALID_ROW
 
@@ -103,7 +103,8 @@ def test_the_server_micro_batches_concurrent_predict_calls_and_counts_them(train
     import urllib.request
 
     from clients import PredictionClient
-    from feature_service.testing import ServerProcess, free_port
+    from testkit.loopback import free_port
+    from testkit.server_process import ServerProcess
 
     records = converters.frame_to_records(trained_config.accepted.head(400))
     expected = trained_config.predictions.head(400).to_numpy()

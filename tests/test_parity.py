@@ -19,7 +19,7 @@ from absenteeism.online import converters
 from absenteeism.raw_schema import RAW_COLUMNS
 from clients import PredictionClient
 from etl_job import online_parity, pipeline
-from feature_service.testing import ServerProcess
+from testkit.server_process import ServerProcess
 from tests.test_features import VALID_ROW
 
 ROOT = Path(__file__).resolve().parent.parent

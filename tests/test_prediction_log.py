@@ -23,7 +23,8 @@ from absenteeism import raw_schema
 from absenteeism.dataset import prediction_log as log_format
 from absenteeism.online import converters
 from clients import PredictionClient
-from feature_service.testing import ServerProcess, free_port
+from testkit.loopback import free_port
+from testkit.server_process import ServerProcess
 
 
 @pytest.fixture(scope="module")

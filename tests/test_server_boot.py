@@ -16,8 +16,9 @@ import pytest
 
 from absenteeism import config_io
 from absenteeism.v1 import serving_config_pb2
-from feature_service.__main__ import EXIT_CONFIG
-from feature_service.testing import ServerProcess, wait_until_catches
+from feature_service.processes.lone_server import EXIT_CONFIG
+from testkit.process_control import wait_until_catches
+from testkit.server_process import ServerProcess
 
 
 def resealed(config, edit) -> bytes:

@@ -15,7 +15,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from absenteeism.online import converters
 from absenteeism.v1 import prediction_service_pb2 as pb
 from clients import InvalidInputError, PredictionClient, PredictionError
-from feature_service.testing import ServerProcess, free_port
+from testkit.loopback import free_port
+from testkit.server_process import ServerProcess
 
 PREDICT = "/absenteeism.v1.PredictionService/Predict"
 PREDICT_BATCH = "/absenteeism.v1.PredictionService/PredictBatch"

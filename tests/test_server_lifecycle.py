@@ -12,10 +12,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from absenteeism.online import converters
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc
-from feature_service.health import PREDICTION_SERVICE
-from feature_service.server import PredictionServer
+from feature_service.rpc.health import PREDICTION_SERVICE
+from feature_service.rpc.prediction_server import PredictionServer
 from feature_service.settings import Settings
-from feature_service.testing import ServerProcess
+from testkit.server_process import ServerProcess
 
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 

@@ -1,4 +1,4 @@
-"""--processes 2: a supervisor and two real server processes sharing one port (feature_service/supervisor.py).
+"""--processes 2: a supervisor and two real server processes sharing one port (feature_service/processes/supervisor.py).
 
 Which child answers a connection is the kernel's choice (SO_REUSEPORT hashes each connection), so
 the tests open a fresh connection per call and tell the children apart by the "worker" field of
@@ -23,7 +23,8 @@ from absenteeism.online import converters
 from absenteeism.parity import bits_differ
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc
-from feature_service.testing import LOOPBACK, ServerProcess, free_port
+from testkit.loopback import LOOPBACK, free_port
+from testkit.server_process import ServerProcess
 
 PREDICT = "/absenteeism.v1.PredictionService/Predict"
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"

@@ -27,7 +27,9 @@ from absenteeism.dataset import atomic
 from absenteeism.online import converters
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc
-from feature_service.testing import ServerProcess, free_port, wait_until_catches
+from testkit.loopback import free_port
+from testkit.process_control import wait_until_catches
+from testkit.server_process import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS = 64  # the fixed records every caller sends

@@ -12,11 +12,12 @@ from absenteeism.online import converters
 from absenteeism.online import predictor as online
 from absenteeism.online.reference import ReferencePredictor
 from absenteeism.v1 import prediction_service_pb2 as pb
-from feature_service import errors, predictors
-from feature_service.metrics import Metrics
-from feature_service.servicer import PredictionServicer
-from feature_service import drift
-from feature_service.serving import Serving, ServingState
+from feature_service import predictor_registry
+from feature_service.monitoring import drift_window
+from feature_service.monitoring.metrics import Metrics
+from feature_service.rpc import status_mapping
+from feature_service.rpc.prediction_servicer import PredictionServicer
+from feature_service.serving_state import Serving, ServingState
 
 SERVICE = pb.DESCRIPTOR.services_by_name["PredictionService"]
 
@@ -32,8 +33,8 @@ def metrics():
 
 
 def make_server(config, predictor=None, max_batch=100, metrics=None):
-    serving = Serving.of(config, predictor or predictors.create("reference", config),
-                         drift.Unmonitored("drift monitoring is off in these tests"))
+    serving = Serving.of(config, predictor or predictor_registry.create("reference", config),
+                         drift_window.Unmonitored("drift monitoring is off in these tests"))
     servicer = PredictionServicer(ServingState(serving), max_batch=max_batch, metrics=metrics)
     return grpc_testing.server_from_dictionary({SERVICE: servicer}, grpc_testing.strict_real_time())
 
@@ -57,7 +58,7 @@ def bad_request(status: grpc.Status) -> list[tuple[str, str]]:
 
 def invalid(config, records) -> online.InvalidRecords:
     """The error the predictor raises for `records`. (grpcio-testing's context drops the trailers on
-    abort, so the BadRequest detail is checked on errors.to_status here and over the wire elsewhere.)"""
+    abort, so the BadRequest detail is checked on status_mapping.to_status here and over the wire elsewhere.)"""
     try:
         ReferencePredictor(config).predict(records)
     except online.InvalidRecords as error:
@@ -99,7 +100,7 @@ def test_predict_invalid_field_is_invalid_argument_with_bad_request(server, conf
     _, _, code, details = unary(server, "Predict", pb.PredictRequest(record=record))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert field in details and words in details
-    status = errors.to_status(invalid(config, [record]), "Predict", errors.single_record_field)
+    status = status_mapping.to_status(invalid(config, [record]), "Predict", status_mapping.single_record_field)
     violations = bad_request(status)
     assert [f for f, _ in violations] == [field]
     assert words in violations[0][1]
@@ -110,7 +111,7 @@ def test_predict_invalid_field_is_invalid_argument_with_bad_request(server, conf
 def test_predict_empty_request_names_every_field(server, config):
     _, _, code, details = unary(server, "Predict", pb.PredictRequest())
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "20 invalid field(s)" in details
-    status = errors.to_status(invalid(config, [pb.PredictRequest().record]), "Predict", errors.single_record_field)
+    status = status_mapping.to_status(invalid(config, [pb.PredictRequest().record]), "Predict", status_mapping.single_record_field)
     assert len(bad_request(status)) == 20
 
 
@@ -131,7 +132,7 @@ def test_batch_names_every_bad_record(server, config, metrics):
     records = [good, with_field(good, age=5), good, with_field(good, weight=None, seasons=9)]
     _, _, code, details = unary(server, "PredictBatch", pb.PredictBatchRequest(records=records))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "records[3].weight" in details
-    status = errors.to_status(invalid(config, records), "PredictBatch", errors.batch_record_field)
+    status = status_mapping.to_status(invalid(config, records), "PredictBatch", status_mapping.batch_record_field)
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT
     assert sorted(f for f, _ in bad_request(status)) == ["records[1].age", "records[3].seasons", "records[3].weight"]
     assert metrics.validation_failures.labels(field="weight")._value.get() == 1
@@ -184,7 +185,7 @@ def test_unexpected_error_is_internal_without_details(config, caplog):
     server = make_server(config, predictor=Exploding())
     _, trailing, code, details = unary(server, "Predict", pb.PredictRequest(record=config.golden_rows[0].record))
     assert code == grpc.StatusCode.INTERNAL
-    assert details == errors.INTERNAL_MESSAGE and "secret" not in details
+    assert details == status_mapping.INTERNAL_MESSAGE and "secret" not in details
     assert "secret internals" in caplog.text  # the trace goes to the server log
 
 
@@ -194,7 +195,7 @@ def test_unexpected_error_in_stream_is_internal(config):
     rpc.send_request(pb.PredictStreamRequest(record=config.golden_rows[0].record))
     rpc.requests_closed()
     _, code, details = rpc.termination()
-    assert code == grpc.StatusCode.INTERNAL and details == errors.INTERNAL_MESSAGE
+    assert code == grpc.StatusCode.INTERNAL and details == status_mapping.INTERNAL_MESSAGE
 
 
 def test_passed_deadline_is_deadline_exceeded(server, config):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from feature_service import predictors, settings
-from feature_service.prediction_log import LogSettings
+from feature_service import predictor_registry, settings
+from feature_service.monitoring.prediction_logger import LogSettings
 
 
 def test_defaults():
@@ -94,6 +94,6 @@ def test_unknown_predictor_is_a_usage_error():
 
 
 def test_predictor_registry_is_the_one_place():
-    assert "reference" in predictors.names()
+    assert "reference" in predictor_registry.names()
     with pytest.raises(ValueError, match="unknown predictor"):
-        predictors.create("nope", None)
+        predictor_registry.create("nope", None)

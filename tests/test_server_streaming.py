@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from feature_service.streaming import micro_batches
+from feature_service.rpc.streaming import micro_batches
 
 
 def test_everything_in_order_within_the_limit():

@@ -7,7 +7,7 @@ import pytest
 
 from absenteeism.online import converters
 from clients import PredictionClient, PredictionError, TlsOptions
-from feature_service.testing import ServerProcess
+from testkit.server_process import ServerProcess
 
 
 @pytest.fixture(scope="module")

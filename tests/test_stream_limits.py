@@ -13,7 +13,7 @@ from absenteeism.online import converters
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc
 from feature_service import settings
-from feature_service.testing import ServerProcess
+from testkit.server_process import ServerProcess
 from tests.test_features import VALID_ROW
 
 REQUEST = pb.PredictStreamRequest(record=converters.RawRecord(**VALID_ROW))

@@ -14,7 +14,7 @@ from absenteeism.online import converters
 from absenteeism.online.fast import FastPredictor
 from absenteeism.online.predictor import InvalidRecords
 from absenteeism.online.reference import ReferencePredictor
-from feature_service.testing import ServerProcess
+from testkit.server_process import ServerProcess
 from tests.test_config_io import config  # noqa: F401  (fixture)
 from tests.test_features import VALID_ROW
 

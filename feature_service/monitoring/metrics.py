@@ -1,4 +1,4 @@
-"""Prometheus metrics, served over HTTP at /metrics (interceptors/call_metrics.py records every call).
+"""Prometheus metrics, served over HTTP at /metrics (rpc/interceptors/call_metrics.py records every call).
 
 feature_service_requests_total{method,code}          calls by method and final status code
 feature_service_request_duration_seconds{method}     latency (a stream: its whole life)
@@ -12,7 +12,13 @@ feature_service_config_info{config_id,created_at}    1, labelled with the config
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    Info,
+    start_http_server,
+)
 
 from absenteeism.violation_table import ViolationTable
 

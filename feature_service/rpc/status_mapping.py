@@ -34,7 +34,7 @@ from absenteeism import raw_schema
 from absenteeism.online.predictor import InvalidRecords
 from absenteeism.v1 import prediction_service_pb2
 from absenteeism.violation_table import ViolationTable
-from feature_service import streaming
+from feature_service.rpc import streaming
 
 log = logging.getLogger(__name__)
 

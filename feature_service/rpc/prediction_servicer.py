@@ -1,6 +1,6 @@
-"""PredictionService: convert, delegate to the predictor, let errors.py map failures to status codes.
+"""PredictionService: convert, delegate to the predictor, let status_mapping.py map failures to status codes.
 
-Each call reads the serving state once (serving.py) and uses that config and predictor throughout,
+Each call reads the serving state once (serving_state.py) and uses that config and predictor throughout,
 so a reload never mixes two configs in one response; a stream reads it once per micro-batch and so
 goes on across a reload.
 """
@@ -12,13 +12,18 @@ from collections.abc import Iterable, Iterator, Sequence
 import grpc
 import numpy as np
 
-from absenteeism.online.predictor import InvalidRecords, Predictions, Predictor, predict_valid
+from absenteeism.online.predictor import (
+    InvalidRecords,
+    Predictions,
+    Predictor,
+    predict_valid,
+)
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc, raw_record_pb2
 from absenteeism.violation_table import ViolationTable
-from feature_service import errors, streaming
-from feature_service.metrics import Metrics
-from feature_service.serving import Serving, ServingState
+from feature_service.monitoring.metrics import Metrics
+from feature_service.rpc import status_mapping, streaming
+from feature_service.serving_state import Serving, ServingState
 
 # Most stream requests predicted together (those already received; see streaming.py).
 STREAM_BATCH = 256
@@ -27,7 +32,7 @@ STREAM_BATCH = 256
 def _check_deadline(context: grpc.ServicerContext) -> None:
     remaining = context.time_remaining()
     if remaining is not None and remaining <= 0:
-        raise errors.DeadlineExceeded()
+        raise status_mapping.DeadlineExceeded()
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -55,19 +60,19 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                                      for name, value in zip(serving.feature_names, features))
         return response
 
-    @errors.unary_boundary(errors.single_record_field)
+    @status_mapping.unary_boundary(status_mapping.single_record_field)
     def Predict(self, request: pb.PredictRequest, context: grpc.ServicerContext) -> pb.PredictResponse:
         _check_deadline(context)
         serving = self._state.current
         result = self._predict(serving.predictor, [request.record])
         return self._response(serving, result.features[0], result.predictions[0], request.include_features)
 
-    @errors.unary_boundary(errors.batch_record_field)
+    @status_mapping.unary_boundary(status_mapping.batch_record_field)
     def PredictBatch(self, request: pb.PredictBatchRequest, context: grpc.ServicerContext) -> pb.PredictBatchResponse:
         size = len(request.records)
         self._metrics.batch_size.observe(size)
         if size > self._max_batch:
-            raise errors.BatchTooLarge(size, self._max_batch)
+            raise status_mapping.BatchTooLarge(size, self._max_batch)
         _check_deadline(context)
         serving = self._state.current
         response = pb.PredictBatchResponse(config_id=serving.config_id)
@@ -80,7 +85,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.feature_values.extend(result.features.ravel(order="C").tolist())
         return response
 
-    @errors.stream_boundary
+    @status_mapping.stream_boundary
     def PredictStream(self, request_iterator: Iterable[pb.PredictStreamRequest],
                       context: grpc.ServicerContext) -> Iterator[pb.PredictStreamResponse]:
         try:
@@ -105,18 +110,18 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._metrics.stream_messages.labels(outcome="rejected").inc(len(outcome.invalid))
         for i, request in enumerate(batch):
             if i in outcome.invalid:
-                yield pb.PredictStreamResponse(error=errors.record_error(outcome.invalid[i]))
+                yield pb.PredictStreamResponse(error=status_mapping.record_error(outcome.invalid[i]))
             else:
                 k = position[i]
                 yield pb.PredictStreamResponse(prediction=self._response(
                     serving, outcome.result.features[k], outcome.result.predictions[k], request.include_features))
 
-    @errors.unary_boundary()
+    @status_mapping.unary_boundary()
     def GetServingConfig(self, request: pb.GetServingConfigRequest,
                          context: grpc.ServicerContext) -> pb.GetServingConfigResponse:
         return pb.GetServingConfigResponse(config=self._state.current.config)
 
-    @errors.unary_boundary()
+    @status_mapping.unary_boundary()
     def GetDriftReport(self, request: pb.GetDriftReportRequest,
                        context: grpc.ServicerContext) -> pb.GetDriftReportResponse:
         return self._state.current.drift.report().response()

@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from absenteeism import config_io, divergence, features, profile, raw_schema
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import serving_config_pb2
-from feature_service.errors import FailedPrecondition
+from feature_service.rpc.status_mapping import FailedPrecondition
 
 PSI, JENSEN_SHANNON, L_INFINITY = "psi", "jensen_shannon", "l_infinity"
 DEFAULT_WINDOW = 10_000

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from absenteeism.v1 import serving_config_pb2
 from absenteeism.online.predictor import Predictor
-from feature_service.drift import Monitor
+from absenteeism.v1 import serving_config_pb2
+from feature_service.monitoring.drift_window import Monitor
 
 
 @dataclass(frozen=True)

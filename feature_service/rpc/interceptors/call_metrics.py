@@ -8,7 +8,11 @@ import time
 import grpc
 from prometheus_client import Counter, Histogram
 
-from feature_service.metrics import Metrics
+from feature_service.monitoring.metrics import Metrics
+from feature_service.rpc.interceptors.method_wrapping import (
+    MethodWrappingInterceptor,
+    wrap_behavior,
+)
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +28,12 @@ def _final_code(context: grpc.ServicerContext, raised: bool) -> str:
     return (grpc.StatusCode.INTERNAL if raised else grpc.StatusCode.OK).name
 
 
-class MetricsInterceptor(grpc.ServerInterceptor):
+class MetricsInterceptor(MethodWrappingInterceptor):
     """Counts, times and logs (DEBUG) every call, whatever its method and outcome."""
 
     def __init__(self, metrics: Metrics):
+        super().__init__()
         self._metrics = metrics
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
         # Label children looked up once: .labels() builds a key and takes a lock on every call.
         self._requests: dict[tuple[str, str], Counter] = {}
         self._latency: dict[str, Histogram] = {}
@@ -49,25 +53,9 @@ class MetricsInterceptor(grpc.ServerInterceptor):
             log.debug("call", extra={"event": "call", "method": method, "code": code,
                                      "duration_ms": round(elapsed * 1000, 3), "peer": context.peer()})
 
-    def intercept_service(self, continuation, handler_call_details):
-        method = handler_call_details.method
-        wrapped = self._handlers.get(method)
-        if wrapped is None:
-            wrapped = self._wrap(method, continuation(handler_call_details))
-            if wrapped is not None:  # a server's handlers never change: wrap each known method once
-                self._handlers[method] = wrapped
-        return wrapped
-
-    def _wrap(self, method: str, handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
-        if handler is None:
-            return None
-        if handler.unary_unary is not None:
-            return handler._replace(unary_unary=self._wrap_unary(method, handler.unary_unary))
-        if handler.stream_unary is not None:
-            return handler._replace(stream_unary=self._wrap_unary(method, handler.stream_unary))
-        if handler.unary_stream is not None:
-            return handler._replace(unary_stream=self._wrap_stream(method, handler.unary_stream))
-        return handler._replace(stream_stream=self._wrap_stream(method, handler.stream_stream))
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        timed = self._wrap_stream if handler.response_streaming else self._wrap_unary
+        return wrap_behavior(handler, lambda behavior: timed(method, behavior))
 
     def _wrap_unary(self, method, behavior):
         def timed(request, context):

@@ -1,8 +1,9 @@
 """PredictionServer: boot from a verified config, then start()/stop(grace).
 
 Boot order: read the config, build the predictor that will serve, verify the config through it
-(golden rows included), and only then open the port and report SERVING on health. Then the
-reloader (reload.py) swaps in new configs, built and verified by the very same `load_verified`.
+(golden rows included: verified_config.py), and only then open the port and report SERVING on
+health. Then the reloader (config_reloader.py) swaps in new configs, built and verified by the very
+same `load_verified`.
 """
 
 from __future__ import annotations
@@ -14,43 +15,21 @@ import grpc
 
 from absenteeism import config_io, features, profile
 from absenteeism.v1 import prediction_service_pb2_grpc, serving_config_pb2
-from feature_service import predictors, reload, tls
-from feature_service.monitoring import Monitoring
-from feature_service.micro_batching import MicroBatchingPredictor
-from feature_service.health import Health
-from feature_service.interceptors.call_metrics import MetricsInterceptor
-from feature_service.interceptors.decode_guard import DecodeGuardInterceptor
-from feature_service.interceptors.stream_limit import StreamLimitInterceptor
-from feature_service.metrics import Metrics
-from feature_service.servicer import PredictionServicer
-from feature_service.serving import Serving, ServingState
+from feature_service import config_reloader
+from feature_service.monitoring.metrics import Metrics
+from feature_service.monitoring.monitored_predictor import Monitoring
+from feature_service.rpc import tls
+from feature_service.rpc.health import Health
+from feature_service.rpc.interceptors.call_metrics import MetricsInterceptor
+from feature_service.rpc.interceptors.decode_guard import DecodeGuardInterceptor
+from feature_service.rpc.interceptors.stream_limit import StreamLimitInterceptor
+from feature_service.rpc.micro_batching import MicroBatchingPredictor
+from feature_service.rpc.prediction_servicer import PredictionServicer
+from feature_service.serving_state import Serving, ServingState
 from feature_service.settings import Settings
+from feature_service.verified_config import load_verified
 
 log = logging.getLogger(__name__)
-
-
-def load_verified(settings: Settings, data: bytes | None = None
-                  ) -> tuple[serving_config_pb2.ServingConfig, predictors.Predictor]:
-    """Raises config_io.ConfigError unless the config is intact and reproduces its golden rows
-    through the very predictor that will serve. `data`: the bytes of --config when already read."""
-    config = (config_io.read_config(settings.config) if data is None  # their messages name the file
-              else config_io.parse_config(data, settings.config))
-    try:
-        return config, verified_predictor(config, settings.predictor)
-    except config_io.ConfigError as error:
-        raise config_io.ConfigError(f"config file {settings.config}: {error}") from None
-
-
-def verified_predictor(config: serving_config_pb2.ServingConfig, name: str) -> predictors.Predictor:
-    """The `name` predictor built from `config`, once the config has passed every check through it."""
-    try:
-        predictor = predictors.create(name, config)
-    except Exception as error:  # a config too broken to even build a predictor from
-        config_io.verify_config(config)  # gives the precise reason when there is one
-        raise config_io.ConfigError(f"cannot build the {name} predictor from the config ({error}): "
-                                    "rerun the ETL job") from None
-    config_io.verify_config(config, predictor)
-    return predictor
 
 
 class PredictionServer:
@@ -62,7 +41,7 @@ class PredictionServer:
         self.state: ServingState | None = None
         self.monitoring: Monitoring | None = None
         self._server: grpc.Server | None = None
-        self._reloader: reload.Reloader | None = None
+        self._reloader: config_reloader.Reloader | None = None
 
     @property
     def config(self) -> serving_config_pb2.ServingConfig | None:
@@ -74,7 +53,7 @@ class PredictionServer:
         settings = self.settings
         self.monitoring = Monitoring(settings.monitoring, features.MODEL_FEATURES, self.metrics.registry,
                                      lambda: self.state.current.drift if self.state is not None else None)
-        booted = reload.read_settled(settings.config)
+        booted = config_reloader.read_settled(settings.config)
         self.state = ServingState(self._verified_serving(booted.data))
         credentials = tls.server_credentials(settings)
         servicer = PredictionServicer(self.state, max_batch=settings.max_batch, metrics=self.metrics,
@@ -86,7 +65,7 @@ class PredictionServer:
             options=[("grpc.max_receive_message_length", settings.max_message_bytes),
                      ("grpc.max_send_message_length", settings.max_message_bytes),
                      # 0: a port already taken is an error; 1 only for a supervisor's children,
-                     # which share the port the supervisor checked is free (supervisor.py)
+                     # which share the port the supervisor checked is free (processes/supervisor.py)
                      ("grpc.so_reuseport", 1 if settings.reuse_port else 0)])
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
         self.health.add_to(server)
@@ -107,9 +86,9 @@ class PredictionServer:
         self._server, self.port = server, port
         self.health.serving()
         serving = self.state.current
-        self.metrics.serving_config(serving.config_id, reload.created_at(serving))
+        self.metrics.serving_config(serving.config_id, config_reloader.created_at(serving))
         log.info("serving", extra={"event": "serving", **self._log_fields(serving)})
-        self._reloader = reload.Reloader(settings.config, booted, self.state, self._verified_serving,
+        self._reloader = config_reloader.Reloader(settings.config, booted, self.state, self._verified_serving,
                                          interval=settings.reload_interval, metrics=self.metrics,
                                          log_fields=self._log_fields)
         self._reloader.start()
@@ -132,7 +111,7 @@ class PredictionServer:
         settings = self.settings
         return {"host": settings.host, "port": self.port, "metrics_host": settings.metrics_host,
                 "metrics_port": settings.metrics_port, "security": settings.security, "predictor": settings.predictor,
-                "config_id": serving.config_id, "config_created_at": reload.created_at(serving),
+                "config_id": serving.config_id, "config_created_at": config_reloader.created_at(serving),
                 "workers": settings.workers, "max_streams": settings.stream_limit}
 
     def request_reload(self) -> None:

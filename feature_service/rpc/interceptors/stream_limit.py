@@ -13,34 +13,25 @@ import threading
 
 import grpc
 
-from feature_service import errors
+from feature_service.rpc import status_mapping
+from feature_service.rpc.interceptors.method_wrapping import (
+    MethodWrappingInterceptor,
+    wrap_behavior,
+)
 
 
-class StreamLimitInterceptor(grpc.ServerInterceptor):
+class StreamLimitInterceptor(MethodWrappingInterceptor):
     def __init__(self, limit: int):
+        super().__init__()
         self.limit = limit
         self._open = 0
         self._lock = threading.Lock()
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
-    def intercept_service(self, continuation, handler_call_details):
-        method = handler_call_details.method
-        wrapped = self._handlers.get(method)
-        if wrapped is None:
-            wrapped = self._wrap(continuation(handler_call_details))
-            if wrapped is not None:  # a server's handlers never change: wrap each known method once
-                self._handlers[method] = wrapped
-        return wrapped
-
-    def _wrap(self, handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
-        if handler is None:
-            return None
-        if handler.unary_stream is not None:
-            return handler._replace(unary_stream=self._streaming(handler.unary_stream))
-        if handler.stream_stream is not None:
-            return handler._replace(stream_stream=self._streaming(handler.stream_stream))
-        if handler.stream_unary is not None:
-            return handler._replace(stream_unary=self._unary_response(handler.stream_unary))
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        if handler.response_streaming:
+            return wrap_behavior(handler, self._streaming)
+        if handler.request_streaming:
+            return wrap_behavior(handler, self._unary_response)
         return handler  # unary: never limited
 
     def _enter(self, context: grpc.ServicerContext) -> None:
@@ -49,7 +40,7 @@ class StreamLimitInterceptor(grpc.ServerInterceptor):
             if admitted:
                 self._open += 1
         if not admitted:
-            errors.abort(context, errors.too_many_streams_status(self.limit))
+            status_mapping.abort(context, status_mapping.too_many_streams_status(self.limit))
 
     def _leave(self) -> None:
         with self._lock:

@@ -9,13 +9,14 @@ no gRPC itself. It
    to bind and the start fails with 1);
 2. starts the children with multiprocessing's spawn: fresh interpreters, so no gRPC object, thread
    or lock of the parent ever crosses into a child (gRPC forbids forking a process that already
-   holds gRPC objects). Each child runs the single-process `serve()` of __main__.py on the shared
-   port, health and reflection included, and reports on its pipe once it serves;
+   holds gRPC objects). Each child (supervised_child.py) runs the single-process `serve()` of
+   lone_server.py on the shared port, health and reflection included, and reports on its pipe once
+   it serves;
 3. serves the one /metrics endpoint: the children write prometheus_client's multiprocess files into
    a temp folder the parent owns (PROMETHEUS_MULTIPROC_DIR), summed over the children at each
    scrape and removed at exit; plus its own figures (processes serving, restarts per slot) and the
-   drift gauges, from the drift windows the children share (drift.py, SharedWindows: a file in a
-   temp folder of the parent's, removed at exit);
+   drift gauges, from the drift windows the children share (drift_window.py, SharedWindows: a file
+   in a temp folder of the parent's, removed at exit);
 4. forwards SIGTERM and SIGINT (as SIGTERM) and SIGHUP to every child; replaces a child that exits
    when nobody asked it to (logged, counted), after a backoff that grows while the slot keeps
    failing early;
@@ -36,7 +37,6 @@ import signal
 import socket
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -47,15 +47,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from absenteeism import config_io
-from feature_service import logs
-from feature_service.drift import SupervisorDrift
-from feature_service.monitoring import SharedSlot
-from feature_service.server import load_verified
-from feature_service.tls import server_credentials
+from feature_service.monitoring.drift_window import SupervisorDrift
+from feature_service.monitoring.monitored_predictor import SharedSlot
+from feature_service.processes.lone_server import EXIT_BIND, EXIT_CONFIG
+from feature_service.processes.supervised_child import run_child
+from feature_service.rpc.tls import server_credentials
 from feature_service.settings import Settings
+from feature_service.verified_config import load_verified
 
-# The exit codes of __main__.py (a child's own code is passed on as it is).
-EXIT_CONFIG, EXIT_BIND, EXIT_FAILED = 78, 1, 1
+EXIT_FAILED = 1  # a child failed or did not stop cleanly (a child's own exit code is passed on as it is)
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 FIRST_BACKOFF, MAX_BACKOFF = 0.5, 30.0  # seconds before a slot's replacement starts, doubling
 STEADY = 30.0  # seconds a child must have served for its slot's backoff to start over
@@ -78,25 +78,6 @@ def probe_port(host: str, port: int) -> int:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC: TIME_WAIT leftovers do not count
         sock.bind(address)
         return sock.getsockname()[1]
-
-
-def _child_main(settings: Settings, index: int, conn: Connection) -> None:
-    """A child: the single-process server (whatever serve() does: signals, reload) on the shared port."""
-    from feature_service.__main__ import serve  # here, not at the top: __main__ imports this module
-
-    logs.configure(settings.log_level)
-    logs.add_fields(worker=index, pid=os.getpid())
-    threading.Thread(target=_stop_with_parent, args=(conn,), name="parent-watch", daemon=True).start()
-    sys.exit(serve(settings, on_serving=lambda port: conn.send(("serving", port))))
-
-
-def _stop_with_parent(conn: Connection) -> None:
-    try:
-        conn.recv()  # the parent sends nothing: this returns when its end closes, i.e. the parent is gone
-    except (EOFError, OSError):
-        pass
-    log.warning("supervisor gone: stopping", extra={"event": "supervisor_gone"})
-    os.kill(os.getpid(), signal.SIGTERM)
 
 
 @dataclass
@@ -237,7 +218,7 @@ class Supervisor:
         settings = dataclasses.replace(self.settings, port=self.port, metrics_port=0, processes=1, reuse_port=True,
                                        drift_shared=shared)
         parent_end, child_end = _SPAWN.Pipe()
-        process = _SPAWN.Process(target=_child_main, args=(settings, index, child_end),
+        process = _SPAWN.Process(target=run_child, args=(settings, index, child_end),
                                  name=f"feature_service-{index}", daemon=False)
         process.start()
         child_end.close()  # the child holds the only copy: its exit closes the pipe

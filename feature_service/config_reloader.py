@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from absenteeism import config_io
-from feature_service.metrics import Metrics
-from feature_service.serving import Serving, ServingState
+from feature_service.monitoring.metrics import Metrics
+from feature_service.serving_state import Serving, ServingState
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """What the server watches of its own traffic: drift against the config's training profile
-(drift.py) and a sample of predictions for replay (prediction_log.py).
+(drift_window.py) and a sample of predictions for replay (prediction_logger.py).
 
 `Monitoring` is built once per server from its settings; `attach(config, predictor)` is called for
 each verified config (at boot, and for every config swapped in later): it returns the predictor
@@ -18,8 +18,16 @@ from prometheus_client import CollectorRegistry
 from absenteeism.online import converters
 from absenteeism.online.predictor import Predictions, Predictor
 from absenteeism.v1 import raw_record_pb2, serving_config_pb2
-from feature_service import drift
-from feature_service.prediction_log import LogSettings, PredictionLog
+from feature_service.monitoring.drift_window import (
+    DEFAULT_WINDOW,
+    DriftMonitor,
+    Monitor,
+    SharedWindows,
+    Thresholds,
+    Unmonitored,
+    register_metrics,
+)
+from feature_service.monitoring.prediction_logger import LogSettings, PredictionLog
 
 
 @dataclass(frozen=True)
@@ -33,8 +41,8 @@ class SharedSlot:
 
 @dataclass(frozen=True)
 class MonitoringSettings:
-    drift_window: int = drift.DEFAULT_WINDOW  # 0: no drift monitoring
-    thresholds: drift.Thresholds = drift.Thresholds()
+    drift_window: int = DEFAULT_WINDOW  # 0: no drift monitoring
+    thresholds: Thresholds = Thresholds()
     prediction_log: LogSettings | None = None
     shared: SharedSlot | None = None  # None: a lone server, with windows of its own
 
@@ -42,11 +50,11 @@ class MonitoringSettings:
 class MonitoredPredictor:
     """A predictor (same interface) that shows what it served to the drift window and the log."""
 
-    def __init__(self, predictor: Predictor, monitor: drift.Monitor, prediction_log: PredictionLog | None,
+    def __init__(self, predictor: Predictor, monitor: Monitor, prediction_log: PredictionLog | None,
                  config_id: str):
         self._predictor = predictor
         self.feature_names = predictor.feature_names
-        self._observe = monitor.observe if isinstance(monitor, drift.DriftMonitor) else None
+        self._observe = monitor.observe if isinstance(monitor, DriftMonitor) else None
         self._log = prediction_log
         self._config_id = config_id
 
@@ -62,32 +70,32 @@ class MonitoredPredictor:
 
 class Monitoring:
     def __init__(self, settings: MonitoringSettings, feature_names: Sequence[str], registry: CollectorRegistry,
-                 current: Callable[[], drift.Monitor | None]):
+                 current: Callable[[], Monitor | None]):
         """`current()`: the monitor of the config being served (the drift gauges read it at each scrape)."""
         self.settings = settings
         self.log = (PredictionLog(settings.prediction_log, feature_names, registry)
                     if settings.prediction_log is not None else None)
         shared = settings.shared
         self._shared = (None if shared is None or not settings.drift_window else
-                        (drift.SharedWindows(shared.path, shared.slots, settings.drift_window), shared.slot))
-        drift.register_metrics(registry, current)
+                        (SharedWindows(shared.path, shared.slots, settings.drift_window), shared.slot))
+        register_metrics(registry, current)
 
     def start(self) -> None:
         if self.log is not None:
             self.log.start()
 
     def attach(self, config: serving_config_pb2.ServingConfig, predictor: Predictor
-               ) -> tuple[Predictor, drift.Monitor]:
+               ) -> tuple[Predictor, Monitor]:
         """The predictor to serve `config` with, and its drift monitor. Raises profile.ProfileError
         for a profile that does not fit this code (the config cannot be served)."""
         if not self.settings.drift_window:
-            monitor: drift.Monitor = drift.Unmonitored("drift monitoring is off (--drift-window 0)")
+            monitor: Monitor = Unmonitored("drift monitoring is off (--drift-window 0)")
         elif not config.HasField("profile"):
-            monitor = drift.Unmonitored("the config carries no training profile (it was built by a release before "
+            monitor = Unmonitored("the config carries no training profile (it was built by a release before "
                                         "drift monitoring): rerun the ETL job to monitor drift")
         else:
-            monitor = drift.DriftMonitor(config, self.settings.drift_window, self.settings.thresholds, self._shared)
-        if isinstance(monitor, drift.Unmonitored) and self.log is None:
+            monitor = DriftMonitor(config, self.settings.drift_window, self.settings.thresholds, self._shared)
+        if isinstance(monitor, Unmonitored) and self.log is None:
             return predictor, monitor
         return MonitoredPredictor(predictor, monitor, self.log, config.content_sha256), monitor
 

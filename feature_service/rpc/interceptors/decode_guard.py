@@ -10,7 +10,11 @@ from collections.abc import Callable, Iterable, Iterator
 
 import grpc
 
-from feature_service import errors
+from feature_service.rpc import status_mapping
+from feature_service.rpc.interceptors.method_wrapping import (
+    MethodWrappingInterceptor,
+    wrap_behavior,
+)
 
 
 class _Undecodable:
@@ -38,44 +42,22 @@ def _tolerant(deserializer: Callable[[bytes], object] | None) -> Callable[[bytes
 def _checked(requests: Iterable[object]) -> Iterator[object]:
     for request in requests:
         if isinstance(request, _Undecodable):
-            raise errors.UndecodableRequest(request.type_name)
+            raise status_mapping.UndecodableRequest(request.type_name)
         yield request
 
 
-class DecodeGuardInterceptor(grpc.ServerInterceptor):
+class DecodeGuardInterceptor(MethodWrappingInterceptor):
     """Undecodable request bytes -> INVALID_ARGUMENT, for every method of the server."""
 
-    def __init__(self):
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
-
-    def intercept_service(self, continuation, handler_call_details):
-        method = handler_call_details.method
-        wrapped = self._handlers.get(method)
-        if wrapped is None:
-            wrapped = self._wrap(continuation(handler_call_details))
-            if wrapped is not None:  # a server's handlers never change: wrap each known method once
-                self._handlers[method] = wrapped
-        return wrapped
-
-    def _wrap(self, handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
-        if handler is None:
-            return None
-        changes = {"request_deserializer": _tolerant(handler.request_deserializer)}
-        if handler.unary_unary is not None:
-            changes["unary_unary"] = self._unary(handler.unary_unary)
-        elif handler.unary_stream is not None:
-            changes["unary_stream"] = self._unary(handler.unary_stream)
-        elif handler.stream_unary is not None:
-            changes["stream_unary"] = self._stream(handler.stream_unary)
-        elif handler.stream_stream is not None:
-            changes["stream_stream"] = self._stream(handler.stream_stream)
-        return handler._replace(**changes)
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        guarded = self._stream if handler.request_streaming else self._unary
+        return wrap_behavior(handler, guarded, request_deserializer=_tolerant(handler.request_deserializer))
 
     @staticmethod
     def _unary(behavior):
         def guarded(request, context):
             if isinstance(request, _Undecodable):
-                errors.abort(context, errors.to_status(errors.UndecodableRequest(request.type_name), "", errors.single_record_field))
+                status_mapping.abort(context, status_mapping.to_status(status_mapping.UndecodableRequest(request.type_name), "", status_mapping.single_record_field))
             return behavior(request, context)
 
         return guarded

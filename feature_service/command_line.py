@@ -1,0 +1,46 @@
+"""python -m feature_service serve --config PATH [flags]; every flag also from FEATURE_SERVICE_<FLAG>.
+
+Exit codes: 0 after a graceful stop; 2 bad flags (incl. neither --insecure nor TLS files); 78
+(EX_CONFIG) the config (or a TLS file) cannot be used, with one message naming the file and saying
+why; 1 the port cannot be bound (processes/lone_server.py). A SIGTERM/SIGINT at any time, even while
+the modules load, is a graceful stop; SIGHUP reloads the config (config_reloader.py). The same with
+--processes N > 1 (processes/supervisor.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+
+from feature_service import settings as settings_module
+from feature_service.processes import json_logs, supervisor
+from feature_service.processes.lone_server import serve
+from feature_service.processes.process_signals import ReloadSignal, ShutdownSignal
+
+EXIT_USAGE = 2  # argparse's own exit code for bad flags
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m feature_service",
+                                     description="Absenteeism prediction gRPC server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_command = commands.add_parser("serve", help="serve PredictionService from a verified ServingConfig")
+    settings_module.add_arguments(serve_command, os.environ)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, shutdown: ShutdownSignal | None = None,
+         reload_signal: ReloadSignal | None = None) -> int:
+    """`shutdown` and `reload_signal`: handlers installed before the modules loaded (__main__.py);
+    None: a lone server installs its own as it starts."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_module.from_namespace(args)
+    except settings_module.SettingsError as error:
+        parser.error(str(error))  # exits EXIT_USAGE
+    json_logs.configure(settings.log_level)
+    if settings.process_count > 1:
+        return supervisor.run(settings)
+    return serve(settings, shutdown, reload_signal)

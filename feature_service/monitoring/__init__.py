@@ -1,0 +1,2 @@
+"""What the server tells about itself and its traffic: Prometheus metrics, drift against the
+training profile, and the sampled prediction log."""

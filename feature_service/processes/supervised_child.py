@@ -1,0 +1,38 @@
+"""A supervisor's child: the process that multiprocessing's spawn starts for one slot.
+
+An ordinary importable function (spawn pickles the target by its module and name), so the
+supervisor imports it like any other.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from multiprocessing.connection import Connection
+
+from feature_service.processes import json_logs
+from feature_service.processes.lone_server import serve
+from feature_service.settings import Settings
+
+log = logging.getLogger("feature_service.supervisor")
+
+
+def run_child(settings: Settings, index: int, conn: Connection) -> None:
+    """The single-process server (whatever serve() does: signals, reload) on the shared port; reports
+    ("serving", port) on `conn` once it serves, and stops when the supervisor is gone."""
+    json_logs.configure(settings.log_level)
+    json_logs.add_fields(worker=index, pid=os.getpid())
+    threading.Thread(target=_stop_with_parent, args=(conn,), name="parent-watch", daemon=True).start()
+    sys.exit(serve(settings, on_serving=lambda port: conn.send(("serving", port))))
+
+
+def _stop_with_parent(conn: Connection) -> None:
+    try:
+        conn.recv()  # the parent sends nothing: this returns when its end closes, i.e. the parent is gone
+    except (EOFError, OSError):
+        pass
+    log.warning("supervisor gone: stopping", extra={"event": "supervisor_gone"})
+    os.kill(os.getpid(), signal.SIGTERM)
