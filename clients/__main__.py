@@ -1,5 +1,5 @@
 import sys
 
-from clients.cli import main
+from clients.client_cli import main
 
 sys.exit(main())

@@ -106,7 +106,7 @@ def run_parity(client: PredictionClient, training_set: Path, raw_input: Path, mo
 
 
 def add_parser(subcommands, add_connection_arguments, client_from_args) -> None:
-    """Adds `parity` to the CLI; the connection flags and client come from clients.cli."""
+    """Adds `parity` to the CLI; the connection flags and client come from clients.client_cli."""
     parser = subcommands.add_parser("parity", help="compare a running server with the ETL job's training set",
                                     description=__doc__)
     add_connection_arguments(parser, required=False)

@@ -32,7 +32,7 @@ def _probe(module: str) -> dict:
 
 
 def test_job_server_and_cli_load_only_the_pandas_plugin():
-    for module in ("etl_job.cli", "feature_service.rpc.prediction_server", "clients.cli"):
+    for module in ("etl_job.cli", "feature_service.rpc.prediction_server", "clients.client_cli"):
         loaded = _probe(module)
         assert loaded == {"plugins": ["hamilton.plugins.pandas_extensions"], "sklearn": False}, module
 

@@ -29,7 +29,7 @@ def table(report: DriftReport) -> str:
 
 
 def add_parser(subcommands, add_connection_arguments, client_from_args) -> None:
-    """Adds `drift` to the CLI; the connection flags and client come from clients.cli."""
+    """Adds `drift` to the CLI; the connection flags and client come from clients.client_cli."""
     parser = subcommands.add_parser("drift", help="the server's drift report: its traffic vs the training profile",
                                     description=__doc__)
     add_connection_arguments(parser)

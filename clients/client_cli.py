@@ -20,7 +20,7 @@ from absenteeism.online import converters
 from absenteeism.dataset import raw_chunk, raw_writers
 from absenteeism.dataset import reader
 from absenteeism.raw_schema import REQUIRED
-from clients import drift, server_parity
+from clients import drift_report, server_parity
 from clients.client import PredictionClient, PredictionError, TlsOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     predict_parser.set_defaults(run=predict)
     server_parity.add_parser(commands, add_connection_arguments, client_from_args)
-    drift.add_parser(commands, add_connection_arguments, client_from_args)
+    drift_report.add_parser(commands, add_connection_arguments, client_from_args)
     return parser
 
 
