@@ -119,7 +119,7 @@ def _compiled() -> dict[str, CompiledSchema]:
 
 def _all_pass(typed: pd.DataFrame) -> bool:
     """True when pandera would find nothing: the schema's checks compiled to numpy predicates (the
-    server's fast path runs the same ones; tests/test_fast_path.py shows they accept and reject
+    server's fast path runs the same ones; tests/absenteeism/test_fast_path.py shows they accept and reject
     exactly what pandera does). Pandera itself validates any chunk where one fails, so it alone
     words every violation; a clean chunk skips its per-column overhead."""
     return all(name in typed.columns and _passes(compiled, typed[name].to_numpy())

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from absenteeism import config_io
+from absenteeism import config_io, dataflow
 from absenteeism.dataset import reader
+from absenteeism.raw_schema import RAW_DTYPES
+from etl_job import serving_config, training
+from testkit.records import VALID_ROW
 
 
 @dataclass(frozen=True)
@@ -58,9 +63,16 @@ def plaintext_server(trained_config):
         yield server
 
 
-def content(path: Path) -> bytes | dict[str, bytes]:
-    """A file's bytes, or a folder's files' bytes by name (training_set.parquet is a folder of parts)."""
-    path = Path(path)
-    if path.is_dir():
-        return {part.name: part.read_bytes() for part in sorted(path.iterdir())}
-    return path.read_bytes()
+@pytest.fixture(scope="session")
+def config():
+    """A config fitted in process on 200 valid rows around testkit.records.VALID_ROW (no job run)."""
+    rng = np.random.default_rng(3)
+    rows = [{**VALID_ROW, "age": int(rng.integers(20, 60)), "day_of_the_week": int(rng.integers(2, 7)),
+             "seasons": int(rng.integers(1, 5)), "reason_for_absence": int(rng.integers(0, 29)),
+             "absenteeism_time_in_hours": int(rng.integers(0, 40))} for _ in range(200)]
+    accepted = pd.DataFrame(rows, index=range(1, 201)).astype({**RAW_DTYPES, "absenteeism_time_in_hours": "int64"})
+    fitted = training.train([accepted], aggregates=training.analyze(accepted[list(dataflow.analyze_columns())]),
+                            settings=training.FitSettings(), parity_positions=np.empty(0, np.int64))
+    return serving_config.build(fitted, serving_config.Provenance(
+        input_sha256="0" * 64, input_files=["t.csv"], rows_read=200, rows_rejected=0,
+        created_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)))

@@ -139,7 +139,7 @@ def _takes_positionally(function: Callable[..., Any], inputs: tuple[str, ...]) -
 
 def _validator_of(validation_node: hamilton_node.Node) -> dq_base.DataValidator:
     # Private to Hamilton: its validation node holds its validator as the keyword default
-    # `validator_to_call` (hamilton/function_modifiers/validation.py); tests/test_fast_path.py fails
+    # `validator_to_call` (hamilton/function_modifiers/validation.py); tests/absenteeism/test_fast_path.py fails
     # if that changes.
     return inspect.signature(validation_node.callable).parameters["validator_to_call"].default
 

@@ -1,0 +1,62 @@
+"""The benchmark scripts still run and print their tables (a short smoke run; figures are not
+asserted: these machines are shared and noisy)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from testkit.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
+
+
+def run(script: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, script, "--smoke", *args], cwd=ROOT, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_serving_benchmark_smoke(trained_config):
+    out = run("bench/serving.py", "--config", str(trained_config.path))
+    for label in ("Predict sequential p50 (ms)", "Predict 8 clients (calls/s)", "PredictBatch 10000 (rows/s)"):
+        line = next(line for line in out.splitlines() if line.startswith(label))
+        assert len(line.split()) >= len(label.split()) + 5  # echo, echo-aio, fast, fast x2, reference (+ ratio)
+    header = next(line for line in out.splitlines() if line.startswith("measure"))
+    assert "fast x2" in header and "echo-aio" in header
+    assert "fast/ref" in out and "Predict 8 clients / echo (1 process)" in out
+
+
+def test_reload_benchmark_smoke():
+    out = run("bench/reload.py")
+    for label in ("p50 (ms)", "p99 (ms)", "calls/s"):
+        line = next(line for line in out.splitlines() if line.startswith(label))
+        assert len(line.split()) == len(label.split()) + 3  # no swaps, swaps, ratio
+    swapped = next(line for line in out.splitlines() if line.startswith("configs swapped in")).split()
+    assert int(swapped[-2]) == 0 and int(swapped[-1]) >= 1
+    failed = next(line for line in out.splitlines() if line.startswith("failed calls")).split()
+    assert failed[-2:] == ["0", "0"]
+
+
+def test_drift_benchmark_smoke(trained_config):
+    out = run("bench/drift.py", "--config", str(trained_config.path))
+    for label in ("Predict sequential p50 (ms)", "Predict 8 clients (calls/s)", "PredictBatch 10000 (rows/s)"):
+        line = next(line for line in out.splitlines() if line.startswith(label))
+        assert len(line.split()) == len(label.split()) + 5  # off, drift, drift+log, and the two ratios
+    assert "drift/off" in out and "drift+log/off" in out
+
+
+def test_etl_benchmark_smoke():
+    out = run("bench/etl.py")
+    assert "bare Hamilton feature DAG" in out and "etl_job run (everything)" in out and "ratio job/bare" in out
+    for label in ("--engine dask, 2 workers: client", "scheduler", "worker 1", "worker 2", "ratio dask/local (wall)"):
+        assert label in out, label
+
+
+def test_startup_benchmark_smoke(trained_config):
+    out = run("bench/startup.py", "--config", str(trained_config.path))
+    for label in ("python -m etl_job --help", "server start to serving (1 process)",
+                  "server start to serving (2 processes)"):
+        line = next(line for line in out.splitlines() if line.startswith(label))
+        assert len(line.split()) == len(label.split()) + 2  # min, median

@@ -1,0 +1,113 @@
+"""Open streams never starve unary calls and health: streams are capped below the worker count (one
+too many is refused with RESOURCE_EXHAUSTED), and an idle stream is closed after a timeout."""
+
+from __future__ import annotations
+
+import queue
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from absenteeism.online import converters
+from absenteeism.v1 import prediction_service_pb2 as pb
+from absenteeism.v1 import prediction_service_pb2_grpc
+from feature_service import settings
+from testkit.records import VALID_ROW
+from testkit.server_process import ServerProcess
+
+REQUEST = pb.PredictStreamRequest(record=converters.RawRecord(**VALID_ROW))
+
+
+class OpenStream:
+    """A PredictStream that sends what it is given and otherwise stays open, sending nothing."""
+
+    def __init__(self, stub, timeout: float = 120):
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.call = stub.PredictStream(iter(self._outbox.get, None), timeout=timeout)
+
+    def ask(self) -> pb.PredictStreamResponse:
+        """Sends one request and waits for its response (raises the stream's error if it ended)."""
+        self._outbox.put(REQUEST)
+        return next(self.call)
+
+    def close(self) -> None:
+        self._outbox.put(None)  # ends the request side: the server ends the stream
+        for _ in self.call:
+            pass
+
+
+def unary_calls_are_answered(channel) -> None:
+    health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    assert stub.Predict(pb.PredictRequest(record=REQUEST.record), timeout=10).config_id
+
+
+def test_streams_beyond_the_cap_are_refused_and_unary_calls_keep_being_served(trained_config):
+    workers = 4  # the default cap is half of them
+    with ServerProcess(trained_config.path, "--workers", str(workers)) as server, \
+            grpc.insecure_channel(server.target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        streams = [OpenStream(stub) for _ in range(workers)]
+        answered, refused, admitted = [], [], []
+        for stream in streams:  # which of them the server lets in first is up to its threads
+            try:
+                answered.append(stream.ask().prediction.prediction)
+                admitted.append(stream)
+            except grpc.RpcError as error:
+                refused.append(error)
+        assert len(answered) == workers // 2 and len(refused) == workers - workers // 2
+        for error in refused:
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "2 open streams" in error.details() and "--max-streams" in error.details()
+        # The open streams sit idle, each holding a worker: unary calls and health still get one.
+        unary_calls_are_answered(channel)
+        # A closed stream frees its place.
+        admitted[0].close()
+        replacement = OpenStream(stub)
+        assert replacement.ask().prediction.prediction == answered[0]
+        unary_calls_are_answered(channel)
+        for stream in (admitted[1], replacement):
+            stream.close()
+
+
+def test_an_idle_stream_is_closed_after_the_idle_timeout(trained_config):
+    with ServerProcess(trained_config.path, "--workers", "2", "--stream-idle-timeout", "1") as server, \
+            grpc.insecure_channel(server.target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        stream = OpenStream(stub, timeout=60)
+        assert stream.ask().HasField("prediction")
+        with pytest.raises(grpc.RpcError) as caught:
+            next(stream.call)  # nothing more is sent: the server ends the stream
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "idle" in caught.value.details() and "--stream-idle-timeout" in caught.value.details()
+        # Its place (the only one: 2 workers) is free again, and unary calls were never blocked.
+        assert OpenStream(stub).ask().HasField("prediction")
+        unary_calls_are_answered(channel)
+
+
+def test_a_busy_stream_is_not_idle(trained_config):
+    with ServerProcess(trained_config.path, "--stream-idle-timeout", "1") as server, \
+            grpc.insecure_channel(server.target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        responses = list(stub.PredictStream(iter([REQUEST] * 5000), timeout=120))
+        assert len(responses) == 5000 and all(r.HasField("prediction") for r in responses)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--workers", "4", "--max-streams", "4"], "--max-streams"),
+    (["--workers", "4", "--max-streams", "-1"], "--max-streams"),
+    (["--stream-idle-timeout", "-1"], "--stream-idle-timeout"),
+])
+def test_stream_settings_are_checked(argv, words):
+    with pytest.raises(settings.SettingsError, match=words):
+        settings.parse(["--config", "c", "--insecure", *argv], environ={})
+
+
+def test_stream_settings_defaults_and_environment():
+    default = settings.parse(["--config", "c", "--insecure"], environ={})
+    assert (default.workers, default.stream_limit, default.stream_idle_timeout) == (8, 4, 60.0)
+    env = {"FEATURE_SERVICE_MAX_STREAMS": "5", "FEATURE_SERVICE_STREAM_IDLE_TIMEOUT": "2.5"}
+    chosen = settings.parse(["--config", "c", "--insecure"], environ=env)
+    assert (chosen.stream_limit, chosen.stream_idle_timeout) == (5, 2.5)
