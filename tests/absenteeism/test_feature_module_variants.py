@@ -187,7 +187,8 @@ VARIANTS = {
     "all together": (["scalar", "vector", "parameterize", "extract_and_check"], True),
 }
 
-pytestmark = pytest.mark.skipif(not REAL_DATA.exists(), reason=f"the real data set is not at {REAL_DATA}")
+pytestmark = [pytest.mark.process,  # starts real processes: `make test`, not `make test-fast`
+              pytest.mark.skipif(not REAL_DATA.exists(), reason=f"the real data set is not at {REAL_DATA}")]
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

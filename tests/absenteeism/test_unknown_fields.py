@@ -17,6 +17,8 @@ from absenteeism.online.reference import ReferencePredictor
 from testkit.records import VALID_ROW
 from testkit.server_process import ServerProcess
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 PREDICT = "/absenteeism.v1.PredictionService/Predict"
 SON_WRONG_WIRE_TYPE = b"\x72\x00"  # field 14 (son, a varint) as an empty length-delimited field
 FIELD_21 = b"\xa8\x01\x80\x80\x01"  # field 21 (not in RawRecord v1), varint: 5 bytes, as many as son + pet

@@ -6,7 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from testkit.paths import REPO_ROOT
+
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
 
 ROOT = REPO_ROOT
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 AGE, WEIGHT, SEASONS = 8, 17, 4  # column positions in the data set's CSV
 
 

@@ -16,6 +16,8 @@ import pytest
 
 from testkit.paths import REPO_ROOT
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 ROOT = REPO_ROOT
 NODE_DIR = ROOT / "clients" / "node"
 # Node tests in clients/node/test: the suite must run at least these, not merely "not fail".

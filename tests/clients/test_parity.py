@@ -23,6 +23,8 @@ from testkit.paths import REAL_DATA, REPO_ROOT
 from testkit.records import VALID_ROW
 from testkit.server_process import ServerProcess
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 ROOT = REPO_ROOT
 
 

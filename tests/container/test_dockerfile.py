@@ -17,6 +17,8 @@ import pytest
 
 from testkit.paths import REPO_ROOT
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 ROOT = REPO_ROOT
 DOCKERFILE = ROOT / "Dockerfile"
 HEALTHCHECK = ROOT / "container" / "healthcheck.py"

@@ -28,6 +28,8 @@ from testkit.paths import REAL_DATA, REPO_ROOT
 from testkit.run_outputs import assert_same_outputs, content
 from testkit.server_process import ServerProcess
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 ROOT = REPO_ROOT
 
 

@@ -26,6 +26,8 @@ from absenteeism.dataset import raw_writers
 from etl_job import cli, outputs, pipeline, synthetic, validate
 from testkit.run_outputs import content
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 OUTPUT_FILES = ("serving_config.pb", "serving_config.json", "training_set.parquet", "report.json", "rejects.csv")
 
 

@@ -17,6 +17,8 @@ from absenteeism.dataset import raw_writers
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS
 from etl_job import cli, synthetic, training
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 ROWS = 200
 
 

@@ -21,6 +21,8 @@ from absenteeism.raw_schema import LABEL, RAW_COLUMNS
 from etl_job import cli, golden, pipeline
 from testkit.paths import REAL_DATA
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 AGE_HEADER = next(c.csv_header for c in RAW_COLUMNS if c.name == "age")
 
 

@@ -25,6 +25,8 @@ from testkit.loopback import free_port
 from testkit.server_process import ServerProcess
 from testkit.supervised_servers import fresh_channel, two_processes, wait_for, workers_that_answered
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 AGE_OR_DAY = {"age", "age_zero_mean_unit_variance", "day_of_the_week", "day_of_the_week_2", "day_of_the_week_3",
               "day_of_the_week_4", "day_of_the_week_5", "day_of_the_week_6"}
 THRESHOLDS = {"psi": 0.1, "jensen_shannon": 0.01, "l_infinity": 0.05}  # the documented defaults

@@ -18,6 +18,8 @@ from clients import PredictionClient
 from testkit.paths import REPO_ROOT
 from testkit.server_process import ServerProcess
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 DOC = REPO_ROOT / "docs" / "grpc.md"
 DOC_ADDRESS = "localhost:50051"
 

@@ -15,6 +15,8 @@ from absenteeism.online.fast import FastPredictor
 from feature_service.rpc.micro_batching import MicroBatchingPredictor
 from testkit.records import VALID_ROW
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 
 def records_for(ages):
     return converters.frame_to_records(pd.DataFrame([{**VALID_ROW, "age": a} for a in ages]))

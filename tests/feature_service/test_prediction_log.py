@@ -26,6 +26,8 @@ from clients import PredictionClient
 from testkit.loopback import free_port
 from testkit.server_process import ServerProcess
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def records(trained_config):

@@ -20,6 +20,8 @@ from feature_service.processes.lone_server import EXIT_CONFIG
 from testkit.process_control import wait_until_catches
 from testkit.server_process import ServerProcess
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 
 def resealed(config, edit) -> bytes:
     copy = serving_config_pb2.ServingConfig()

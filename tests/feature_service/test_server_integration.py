@@ -18,6 +18,8 @@ from clients import InvalidInputError, PredictionClient, PredictionError
 from testkit.loopback import free_port
 from testkit.server_process import ServerProcess
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 PREDICT = "/absenteeism.v1.PredictionService/Predict"
 PREDICT_BATCH = "/absenteeism.v1.PredictionService/PredictBatch"
 PREDICT_STREAM = "/absenteeism.v1.PredictionService/PredictStream"

@@ -7,6 +7,7 @@ import threading
 import time
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from absenteeism.online import converters
@@ -16,6 +17,8 @@ from feature_service.rpc.health import PREDICTION_SERVICE
 from feature_service.rpc.prediction_server import PredictionServer
 from feature_service.settings import Settings
 from testkit.server_process import ServerProcess
+
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
 
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 

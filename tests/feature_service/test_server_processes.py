@@ -27,6 +27,8 @@ from testkit.loopback import LOOPBACK, free_port
 from testkit.server_process import ServerProcess
 from testkit.supervised_servers import fresh_channel, two_processes, wait_for, workers_that_answered
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 PREDICT = "/absenteeism.v1.PredictionService/Predict"
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"

@@ -32,6 +32,8 @@ from testkit.paths import REPO_ROOT
 from testkit.process_control import wait_until_catches
 from testkit.server_process import ServerProcess
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 ROOT = REPO_ROOT
 RECORDS = 64  # the fixed records every caller sends
 SWAPS = 20

@@ -9,6 +9,8 @@ from absenteeism.online import converters
 from clients import PredictionClient, PredictionError, TlsOptions
 from testkit.server_process import ServerProcess
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def record(trained_config):

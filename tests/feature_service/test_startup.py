@@ -10,7 +10,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from testkit.paths import REPO_ROOT
+
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
 
 ROOT = REPO_ROOT
 

@@ -16,6 +16,8 @@ from feature_service import settings
 from testkit.records import VALID_ROW
 from testkit.server_process import ServerProcess
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 REQUEST = pb.PredictStreamRequest(record=converters.RawRecord(**VALID_ROW))
 
 

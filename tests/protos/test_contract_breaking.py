@@ -16,6 +16,8 @@ import pytest
 
 from testkit.paths import REPO_ROOT
 
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
 ROOT = REPO_ROOT
 SCRIPT = ROOT / "tools" / "check_contract.py"
 V1 = Path("protos") / "absenteeism" / "v1"
