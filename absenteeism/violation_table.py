@@ -74,10 +74,11 @@ class ViolationTable:
 
     @classmethod
     def concat(cls, tables: Iterable[ViolationTable]) -> ViolationTable:
-        tables = list(tables)
-        if not tables:
+        # Fields read table by table, once: a generator of tables is used up after one pass.
+        fields_of_each = [tuple(getattr(table, name) for name in cls.__slots__) for table in tables]
+        if not fields_of_each:
             return cls([], [], [], [])
-        return cls(*(np.concatenate([getattr(t, name) for t in tables]) for name in cls.__slots__))
+        return cls(*(np.concatenate(field) for field in zip(*fields_of_each)))
 
     @classmethod
     def of(cls, violations: Iterable[Violation]) -> ViolationTable:

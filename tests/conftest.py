@@ -75,4 +75,4 @@ def config():
                             settings=training.FitSettings(), parity_positions=np.empty(0, np.int64))
     return serving_config.build(fitted, serving_config.Provenance(
         input_sha256="0" * 64, input_files=["t.csv"], rows_read=200, rows_rejected=0,
-        created_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)))
+        created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))

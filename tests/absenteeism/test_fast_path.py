@@ -73,13 +73,13 @@ def records(rows: list[dict]) -> list:
 
 
 def every_category_row() -> list[dict]:
-    values = {"reason_for_absence": range(0, 29), "month_of_absence": range(1, 13), "day_of_the_week": range(2, 7),
+    values = {"reason_for_absence": range(29), "month_of_absence": range(1, 13), "day_of_the_week": range(2, 7),
               "seasons": range(1, 5), "age": (16, 25, 40, 100), "pet": (0, 3), "son": (0, 2),
               "disciplinary_failure": (0, 1), "weight": (30.0, 250.0), "body_mass_index": (10.0, 70.0)}
     return [{**VALID_ROW, column: value} for column, options in values.items() for value in options]
 
 
-def test_fast_and_reference_paths_give_identical_bits_row_by_row_and_in_batches(config):  # noqa: F811
+def test_fast_and_reference_paths_give_identical_bits_row_by_row_and_in_batches(config):
     reference, fast = ReferencePredictor(config), FastPredictor(config)
     batch = records(every_category_row())
     expected = reference.predict(batch)
@@ -93,7 +93,7 @@ def test_fast_and_reference_paths_give_identical_bits_row_by_row_and_in_batches(
         assert report.identical, report.summary()
 
 
-def test_fast_path_reports_the_same_violations_as_the_reference(config):  # noqa: F811
+def test_fast_path_reports_the_same_violations_as_the_reference(config):
     reference, fast = ReferencePredictor(config), FastPredictor(config)
     bad = records([VALID_ROW, {**VALID_ROW, "age": 200, "seasons": 0},
                    {**VALID_ROW, "son": None, "pet": -1}, {**VALID_ROW, "height": float("inf")}])
@@ -110,7 +110,7 @@ def test_fast_path_reports_the_same_violations_as_the_reference(config):  # noqa
         (2, "son", "required"), (2, "pet", "in_range(0, 50)"), (3, "height", "in_range(120.0, 230.0)")}
 
 
-def test_fast_path_enforces_the_feature_checks_of_the_module(config):  # noqa: F811
+def test_fast_path_enforces_the_feature_checks_of_the_module(config):
     fast = FastPredictor(config)
     # A feature body that breaks its declared check must fail the request, as with the driver.
     position = next(i for i, s in enumerate(fast.steps) if s.name == "has_pet_raw")
@@ -121,14 +121,14 @@ def test_fast_path_enforces_the_feature_checks_of_the_module(config):  # noqa: F
 
 
 @pytest.mark.filterwarnings("ignore:divide by zero")
-def test_a_non_finite_standardized_age_fails_on_the_fast_path(config):  # noqa: F811
+def test_a_non_finite_standardized_age_fails_on_the_fast_path(config):
     fast = FastPredictor(config)
     fast.aggregates["age_std_dev"] = 0.0  # as if the config had a zero standard deviation
     with pytest.raises(DataValidationError, match="age_zero_mean_unit_variance"):
         fast.predict(records([VALID_ROW]))
 
 
-def test_fast_path_executes_every_function_of_the_module_and_each_of_its_checks(config):  # noqa: F811
+def test_fast_path_executes_every_function_of_the_module_and_each_of_its_checks(config):
     steps = {s.name: s for s in FastPredictor(config).steps}
     for feature in (*features.MODEL_FEATURES, *features.GUARDS):
         assert steps[f"{feature}_raw"].call is getattr(features, feature)  # the module's own function
@@ -185,7 +185,7 @@ def test_records_to_matrix_finds_exactly_the_unset_fields():
             assert (np.isnan(matrix[i, j]) and np.isnan(value)) or matrix[i, j] == value
 
 
-def test_a_node_that_cannot_be_planned_is_named_and_refused_at_boot(config, monkeypatch):  # noqa: F811
+def test_a_node_that_cannot_be_planned_is_named_and_refused_at_boot(config, monkeypatch):
     from absenteeism import config_io, dataflow
     from absenteeism.online import fast
     from feature_service import verified_config

@@ -49,7 +49,7 @@ CATEGORY_VALUES = {
     "month_of_absence": range(1, 13),
     "day_of_the_week": range(2, 7),
     "seasons": range(1, 5),
-    "reason_for_absence": range(0, 29),
+    "reason_for_absence": range(29),
     "disciplinary_failure": (0, 1),
     "pet": (0, 1, 2, 4, 5, 8, 50),
     "son": (0, 1, 2, 3, 4, 20),

@@ -102,7 +102,7 @@ def test_records_to_matrix_finds_unset_fields_whatever_unknown_fields_come_with_
 
 @pytest.mark.parametrize("predictor", [FastPredictor, ReferencePredictor])
 @pytest.mark.parametrize("unset, tail", [(("son",), SON_WRONG_WIRE_TYPE), (("son", "pet"), FIELD_21)])
-def test_both_predictors_refuse_a_missing_field_hidden_by_an_unknown_one(config, predictor, unset, tail):  # noqa: F811
+def test_both_predictors_refuse_a_missing_field_hidden_by_an_unknown_one(config, predictor, unset, tail):
     record = converters.RawRecord.FromString(record_bytes(*unset, tail=tail))
     assert record.ByteSize() == as_if_zero_size(unset)  # sizes alone cannot tell
     with pytest.raises(InvalidRecords) as caught:

@@ -42,9 +42,9 @@ def test_records_may_be_dicts(plaintext_server, records, trained_config):
 
 def test_errors_name_each_field_readably(plaintext_server, records):
     bad = converters.record_to_dict(records[0]) | {"age": 5, "pet": None}
-    with PredictionClient(plaintext_server.target, insecure=True) as client:
-        with pytest.raises(InvalidInputError) as caught:
-            client.predict_batch([records[0], bad])
+    with (PredictionClient(plaintext_server.target, insecure=True) as client,
+          pytest.raises(InvalidInputError) as caught):
+        client.predict_batch([records[0], bad])
     error = caught.value
     assert isinstance(error, PredictionError) and error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert [(v.field, v.description) for v in error.violations] == [
@@ -57,9 +57,9 @@ def test_errors_name_each_field_readably(plaintext_server, records):
 
 
 def test_deadline(plaintext_server, records):
-    with PredictionClient(plaintext_server.target, insecure=True, timeout=0.0005, retries=0) as client:
-        with pytest.raises(PredictionError) as caught:
-            client.predict_batch(records * 50)
+    with (PredictionClient(plaintext_server.target, insecure=True, timeout=0.0005, retries=0) as client,
+          pytest.raises(PredictionError) as caught):
+        client.predict_batch(records * 50)
     assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
 
 

@@ -103,9 +103,9 @@ def test_compare_tells_negative_zero_from_zero():
 
 
 CATEGORICAL_VALUES = {
-    "reason_for_absence": range(0, 29), "month_of_absence": range(1, 13), "day_of_the_week": range(2, 7),
+    "reason_for_absence": range(29), "month_of_absence": range(1, 13), "day_of_the_week": range(2, 7),
     "seasons": range(1, 5), "disciplinary_failure": (0, 1), "education": range(1, 5), "social_drinker": (0, 1),
-    "social_smoker": (0, 1), "son": range(0, 21), "pet": range(0, 51),
+    "social_smoker": (0, 1), "son": range(21), "pet": range(51),
 }
 
 

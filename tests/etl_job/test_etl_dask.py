@@ -5,6 +5,7 @@ during the transform changes nothing; a scheduler that cannot be reached is exit
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -83,14 +84,14 @@ def test_parts_read_the_rows_the_reader_reads(folder_input):
 def test_pieces_of_stretches_sum_to_the_block_sum_bits():
     rng = np.random.default_rng(5)
     rows = rng.normal(size=(3000, 6))
-    gram = lambda block: block.T @ block  # noqa: E731
+    gram = lambda block: block.T @ block
     whole = blocks.BlockSum(256, gram)
     whole.feed(rows)
     expected = whole.finish()
     for _ in range(30):
         cuts = sorted({0, len(rows), *rng.integers(0, len(rows), size=rng.integers(0, 12)).tolist()})
         pieces = []
-        for start, stop in zip(cuts[:-1], cuts[1:]):
+        for start, stop in itertools.pairwise(cuts):
             piece = blocks.PieceSum(256, gram, start)
             for chunk in np.array_split(rows[start:stop], rng.integers(1, 4)):
                 piece.feed(chunk)

@@ -95,7 +95,7 @@ def test_unparseable_cell_is_reported_once_not_also_as_a_range_fault(tmp_path, c
 
 
 def test_reject_fraction_over_threshold_exits_3_and_still_writes_rejects(tmp_path, clean_frame, capsys):
-    for row in range(0, 30):  # 15% of the rows
+    for row in range(30):  # 15% of the rows
         clean_frame.loc[row, "month_of_absence"] = "0"
     source = _write(clean_frame, tmp_path / "records.csv")
     assert _run(tmp_path, source, "--max-reject-fraction", "0.1") == 3

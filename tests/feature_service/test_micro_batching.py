@@ -12,6 +12,7 @@ import pytest
 from absenteeism.online import converters
 from absenteeism.online import predictor as online
 from absenteeism.online.fast import FastPredictor
+from clients import PredictionClient
 from feature_service.rpc.micro_batching import MicroBatchingPredictor
 from testkit.records import VALID_ROW
 
@@ -35,7 +36,7 @@ class SlowPredictor:
         return self.inner.predict(records)
 
 
-def test_concurrent_calls_are_batched_and_each_gets_its_own_bits(config):  # noqa: F811
+def test_concurrent_calls_are_batched_and_each_gets_its_own_bits(config):
     fast = FastPredictor(config)
     slow = SlowPredictor(fast)
     seen = []
@@ -52,13 +53,13 @@ def test_concurrent_calls_are_batched_and_each_gets_its_own_bits(config):  # noq
     assert sum(rows for _, rows in seen) == 200
 
 
-def test_an_idle_call_is_computed_at_once_by_its_own_thread(config):  # noqa: F811
+def test_an_idle_call_is_computed_at_once_by_its_own_thread(config):
     batcher = MicroBatchingPredictor(FastPredictor(config))
     result = batcher.predict(records_for([30, 40]))
     assert result.features.shape == (2, len(batcher.feature_names))
 
 
-def test_a_bad_record_fails_only_its_own_call_with_its_own_row_numbers(config):  # noqa: F811
+def test_a_bad_record_fails_only_its_own_call_with_its_own_row_numbers(config):
     slow = SlowPredictor(FastPredictor(config))
     batcher = MicroBatchingPredictor(slow, max_rows=64)
     good, bad = records_for([30, 31]), records_for([32, 200])
@@ -78,14 +79,14 @@ def test_a_bad_record_fails_only_its_own_call_with_its_own_row_numbers(config): 
     assert [(v.row, v.column) for v in bad_result.violations] == [(1, "age")]
 
 
-def test_large_calls_bypass_the_queue(config):  # noqa: F811
+def test_large_calls_bypass_the_queue(config):
     slow = SlowPredictor(FastPredictor(config))
     batcher = MicroBatchingPredictor(slow, max_rows=4)
     batcher.predict(records_for(range(20, 30)))
     assert slow.batches == [10]
 
 
-def test_an_unexpected_error_reaches_every_waiting_caller(config):  # noqa: F811
+def test_an_unexpected_error_reaches_every_waiting_caller(config):
     class Broken:
         feature_names = ()
 
@@ -103,7 +104,6 @@ def test_the_server_micro_batches_concurrent_predict_calls_and_counts_them(train
     import re
     import urllib.request
 
-    from clients import PredictionClient
     from testkit.loopback import free_port
     from testkit.server_process import ServerProcess
 
@@ -116,6 +116,6 @@ def test_the_server_micro_batches_concurrent_predict_calls_and_counts_them(train
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).read().decode()
     assert server.returncode == 0, "\n".join(server.logs)  # SIGTERM with metrics on: a clean exit
     assert np.array_equal(got.view(np.uint64), expected.view(np.uint64))
-    batches = float(re.search(r"^feature_service_micro_batch_calls_count (\S+)$", metrics, re.M).group(1))
-    calls = float(re.search(r"^feature_service_micro_batch_calls_sum (\S+)$", metrics, re.M).group(1))
+    batches = float(re.search(r"^feature_service_micro_batch_calls_count (\S+)$", metrics, re.MULTILINE).group(1))
+    calls = float(re.search(r"^feature_service_micro_batch_calls_sum (\S+)$", metrics, re.MULTILINE).group(1))
     assert calls >= 400 and 0 < batches <= calls  # every Predict went through the batcher

@@ -166,10 +166,10 @@ def test_replay_refuses_a_log_without_records_of_that_config(trained_config, rec
     result = parity(empty, trained_config.path)
     assert result.returncode == 2 and "holds no prediction log file" in result.stderr
     folder = tmp_path / "log"
-    with ServerProcess(trained_config.path, "--prediction-log", str(folder),
-                       "--prediction-log-sample-rate", "1") as server:
-        with PredictionClient(server.target, insecure=True) as client:
-            client.predict_batch(records[:50])
+    with (ServerProcess(trained_config.path, "--prediction-log", str(folder),
+                       "--prediction-log-sample-rate", "1") as server,
+          PredictionClient(server.target, insecure=True) as client):
+        client.predict_batch(records[:50])
     table = pq.read_table(log_format.complete_files(folder)[0])
     other = table.set_column(1, log_format.CONFIG_ID, pa.array(["f" * 64] * len(table)))
     pq.write_table(other, log_format.complete_files(folder)[0])

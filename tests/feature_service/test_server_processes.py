@@ -88,7 +88,8 @@ def test_both_children_serve_predict_health_and_reflection(supervised, trained_c
             assert "absenteeism.v1.PredictionService" in services
     # the "call" line is written after the answer: give the last ones a moment
     for method in (PREDICT, HEALTH_CHECK, REFLECTION):
-        wait_for(lambda: workers_that_answered(supervised, method) == {0, 1}, 10, f"both children to answer {method}")
+        wait_for(lambda method=method: workers_that_answered(supervised, method) == {0, 1}, 10,
+                 f"both children to answer {method}")
 
 
 def predict_calls_per_child(server: ServerProcess) -> list[int]:

@@ -15,6 +15,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import grpc
 import numpy as np
@@ -27,6 +28,7 @@ from absenteeism.dataset import atomic
 from absenteeism.online import converters
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc
+from clients import PredictionClient
 from testkit.loopback import free_port
 from testkit.paths import REPO_ROOT
 from testkit.process_control import wait_until_catches
@@ -152,7 +154,7 @@ def wait_for(server: ServerProcess, name: str, count: int, timeout: float = 60.0
 
 def metric(server: ServerProcess, pattern: str) -> float:
     text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).read().decode()
-    found = re.search("^" + pattern + r" (\S+)$", text, re.M)
+    found = re.search("^" + pattern + r" (\S+)$", text, re.MULTILINE)
     assert found, f"{pattern} not in /metrics"
     return float(found.group(1))
 
@@ -176,7 +178,7 @@ class Traffic:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def __enter__(self) -> Traffic:
+    def __enter__(self) -> Self:
         self._threads = [threading.Thread(target=self._call, args=(k,)) for k in range(self.callers)]
         self._threads.append(threading.Thread(target=self._stream))
         for thread in self._threads:
@@ -343,20 +345,18 @@ def test_sighup_while_the_server_loads_is_kept_for_after_the_boot(trained_config
 def test_a_swapped_in_config_starts_an_empty_drift_window(tmp_path, first, second, records, processes):
     """The drift window belongs to the config: traffic served by the old one is not compared with
     the new one's training profile (with --processes 2: in the windows every process shares)."""
-    from clients import PredictionClient
-
     path = tmp_path / "serving_config.pb"
     atomic.write_bytes(path, first.data)
-    with ServerProcess(path, "--reload-interval", "0", "--processes", str(processes)) as server:
-        with PredictionClient(server.target, insecure=True, timeout=30) as client:
-            client.predict_batch(records[:50])
-            before = client.drift_report()
-            assert (before.config_id, before.window_records) == (first.config_id, 50)
-            atomic.write_bytes(path, second.data)
-            wait_until_catches(server.pid, signal.SIGHUP)
-            server.signal(signal.SIGHUP)
-            wait_for(server, "config_loaded", processes)  # every process
-            after = client.drift_report()
-            assert (after.config_id, after.window_records) == (second.config_id, 0)
-            client.predict_batch(records[:7])
-            assert client.drift_report().window_records == 7
+    with (ServerProcess(path, "--reload-interval", "0", "--processes", str(processes)) as server,
+          PredictionClient(server.target, insecure=True, timeout=30) as client):
+        client.predict_batch(records[:50])
+        before = client.drift_report()
+        assert (before.config_id, before.window_records) == (first.config_id, 50)
+        atomic.write_bytes(path, second.data)
+        wait_until_catches(server.pid, signal.SIGHUP)
+        server.signal(signal.SIGHUP)
+        wait_for(server, "config_loaded", processes)  # every process
+        after = client.drift_report()
+        assert (after.config_id, after.window_records) == (second.config_id, 0)
+        client.predict_batch(records[:7])
+        assert client.drift_report().window_records == 7

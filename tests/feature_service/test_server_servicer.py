@@ -183,7 +183,7 @@ class Exploding:
 
 def test_unexpected_error_is_internal_without_details(config, caplog):
     server = make_server(config, predictor=Exploding())
-    _, trailing, code, details = unary(server, "Predict", pb.PredictRequest(record=config.golden_rows[0].record))
+    _, _trailing, code, details = unary(server, "Predict", pb.PredictRequest(record=config.golden_rows[0].record))
     assert code == grpc.StatusCode.INTERNAL
     assert details == status_mapping.INTERNAL_MESSAGE and "secret" not in details
     assert "secret internals" in caplog.text  # the trace goes to the server log

@@ -33,9 +33,9 @@ def mtls_server(trained_config, certificates):
 
 
 def refused(target, record, **client_options) -> grpc.StatusCode:
-    with PredictionClient(target, timeout=5, retries=0, **client_options) as client:
-        with pytest.raises(PredictionError) as caught:
-            client.predict(record)
+    with (PredictionClient(target, timeout=5, retries=0, **client_options) as client,
+          pytest.raises(PredictionError) as caught):
+        client.predict(record)
     return caught.value.code
 
 

@@ -76,7 +76,7 @@ def _proto_field_comments() -> dict[str, str]:
 
 def _contract_table() -> dict[str, str]:
     """RawRecord field name -> the "valid values" cell of docs/contract.md's field table."""
-    rows = re.findall(r"^\| \d+ \| `(\w+)` \| \w+ \| (.+) \|$", (ROOT / "docs" / "contract.md").read_text(), re.M)
+    rows = re.findall(r"^\| \d+ \| `(\w+)` \| \w+ \| (.+) \|$", (ROOT / "docs" / "contract.md").read_text(), re.MULTILINE)
     return dict(rows)
 
 
