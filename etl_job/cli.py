@@ -25,7 +25,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from etl_job import pipeline, training
 from absenteeism.dataset.format import InputFormatError
-from etl_job.errors import BadData, ClusterError
+from etl_job.job_errors import BadData, ClusterError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BAD_DATA = 0, 1, 2, 3
 EXIT_STOPPED = 128 + signal.SIGTERM  # what a shell reports for a TERM-killed program

@@ -28,9 +28,9 @@ from absenteeism import config_io, features
 from absenteeism.dataset import partitions
 from absenteeism.dataset import reader as input_reader
 from etl_job import online_parity, part_tasks, ridge, training
-from etl_job import profile as profile_step
+from etl_job import profile_builder
 from etl_job import validate as validate_step
-from etl_job.errors import ClusterError
+from etl_job.job_errors import ClusterError
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class DaskEngine:
             aggregates = _bad_data(client.submit(part_tasks.analyze, inputs, pure=False).result)
             candidates = _pairwise(client, part_tasks.merge_candidates, client.map(part_tasks.candidates_of, placed))
             sample = client.submit(part_tasks.sample_rows, candidates).result()
-            profiler = _bad_data(profile_step.ProfileBuilder, sample, aggregates)
+            profiler = _bad_data(profile_builder.ProfileBuilder, sample, aggregates)
         with steps.step("transform_fit"):
             accepted = [t.rows_accepted for t in tallies]
             offsets = _offsets(rows_before, accepted, counts)

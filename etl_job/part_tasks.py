@@ -25,7 +25,7 @@ from absenteeism.model import predict_linear
 from absenteeism.profile import Entry
 from absenteeism.raw_schema import LABEL, RAW_COLUMN_NAMES, Violation
 from etl_job import online_parity, outputs, ridge, training, validate
-from etl_job import profile as profile_step
+from etl_job import profile_builder
 from etl_job.spill import read_frames, write_frames
 from etl_job.split import held_out
 
@@ -118,7 +118,7 @@ def place(extract: Extract, row_offset: int, work: Path, fit: training.FitSettin
         numbered = tuple(Violation(v.row + row_offset, v.column, v.rule, v.value) for v in extract.violations)
         rejects = folder / f"rejects-{extract.part.index:05d}.csv"
         outputs.write_rejects_part(rejects, validate.rejects_frame(numbered, extract.part.path.name))
-    sample = profile_step.RowSample(sample_size)
+    sample = profile_builder.RowSample(sample_size)
     train_rows = test_rows = 0
     for frame in _accepted(extract, row_offset):
         sample.add(frame)
@@ -137,11 +137,11 @@ def candidates_of(placed: Placed) -> pd.DataFrame:
 
 
 def merge_candidates(first: pd.DataFrame, second: pd.DataFrame, sample_size: int | None = None) -> pd.DataFrame:
-    return profile_step.RowSample.merged([first, second], sample_size).candidates()
+    return profile_builder.RowSample.merged([first, second], sample_size).candidates()
 
 
 def sample_rows(candidates: pd.DataFrame, sample_size: int | None = None) -> pd.DataFrame:
-    return profile_step.RowSample.merged([candidates], sample_size).rows()
+    return profile_builder.RowSample.merged([candidates], sample_size).rows()
 
 
 def concatenate_rejects(work: Path, parts: list[Path]) -> None:
@@ -177,14 +177,14 @@ def transform(extract: Extract, offsets: Offsets, aggregates: dict[str, Aggregat
     training rows in the fit's fixed blocks; compact features spilled for the write."""
     folder = _in_run(work)
     normal = PieceSum(ridge.BLOCK_ROWS, ridge.gram, offsets.train)
-    raw = profile_step.empty_copies(raw_entries)
+    raw = profile_builder.empty_copies(raw_entries)
     label_sum, seen = 0, 0
     parity_raw, parity_features = [], []
 
     def compact():
         nonlocal label_sum, seen
         for chunk in _accepted(extract, offsets.rows):
-            profile_step.count_raw_into(raw, chunk)
+            profile_builder.count_raw_into(raw, chunk)
             matrix = dataflow.feature_matrix(dataflow.compute_features(chunk, aggregates))
             labels = chunk[LABEL.name].to_numpy()
             test = held_out(chunk.index.to_numpy(), fit.seed, fit.test_fraction)
@@ -249,7 +249,7 @@ def write(transformed: Transformed, index: int, test_offset: int, intercept: flo
     """The part's training set file (predictions included), its held-out errors, its profile counts."""
     _in_run(work)
     errors = PieceSum(ridge.BLOCK_ROWS, ridge.errors, test_offset)
-    counted = profile_step.empty_copies([*feature_entries, prediction_entry])
+    counted = profile_builder.empty_copies([*feature_entries, prediction_entry])
     with outputs.training_set_writer(work, index) as append:
         for frame in read_frames(transformed.features) if transformed.features is not None else ():
             matrix = np.column_stack([frame[name].to_numpy() for name in features.MODEL_FEATURES]).astype(np.float64)
@@ -259,7 +259,7 @@ def write(transformed: Transformed, index: int, test_offset: int, intercept: flo
             predictions = predict_linear(intercept, coefficients, matrix)
             errors.feed(ridge.error_rows(labels[test].astype(np.float64), predictions[test], baseline))
             columns = [frame[name].to_numpy() for name in features.MODEL_FEATURES]
-            profile_step.count_outputs_into(counted[:-1], counted[-1], columns, predictions)
+            profile_builder.count_outputs_into(counted[:-1], counted[-1], columns, predictions)
             append(outputs.training_set_table(frame.index.to_numpy(), matrix, labels, predictions))
     return Written(errors.finish(), [e.counts for e in counted[:-1]], counted[-1].counts)
 

@@ -41,9 +41,9 @@ from absenteeism.dataset import partitions
 from absenteeism.dataset import reader as input_reader
 from absenteeism.dataset.read_ahead import read_ahead
 from etl_job import online_parity, output_folder, outputs, report, serving_config, training
-from etl_job import profile as profile_step
+from etl_job import profile_builder
 from etl_job import validate as validate_step
-from etl_job.errors import BadData
+from etl_job.job_errors import BadData
 from etl_job.ridge import HeldOutErrors
 from etl_job.spill import Spill
 
@@ -140,7 +140,7 @@ class Trained:
     tally: validate_step.Tally
     extracted: input_reader.Extracted
     fitted: training.Fitted
-    profiler: profile_step.ProfileBuilder
+    profiler: profile_builder.ProfileBuilder
 
 
 class LocalEngine:
@@ -160,7 +160,7 @@ class LocalEngine:
         with Spill() as spill:
             with steps.step("extract_validate"):
                 reader = input_reader.Reader(settings.input_path, settings.chunk_rows)
-                sample = profile_step.RowSample()
+                sample = profile_builder.RowSample()
                 tally, analyze_inputs = _extract_validate(reader, spill, work, steps, sample)
                 extracted = reader.extracted()
                 _log_tally(tally)
@@ -168,7 +168,7 @@ class LocalEngine:
             with steps.step("analyze"):
                 aggregates = _bad_data(training.analyze, analyze_inputs)
                 del analyze_inputs
-                profiler = _bad_data(profile_step.ProfileBuilder, sample.rows(), aggregates)
+                profiler = _bad_data(profile_builder.ProfileBuilder, sample.rows(), aggregates)
                 del sample
             with steps.step("transform_fit"):
                 parity_positions = online_parity.sample_positions(spill.rows, settings.parity_rows)
@@ -248,7 +248,7 @@ def _run(settings: RunSettings, work: Path, out: Path) -> RunResult:
 
 
 def _extract_validate(reader: input_reader.Reader, spill: Spill, work: Path, steps: _Steps,
-                      sample: profile_step.RowSample) -> tuple[validate_step.Tally, pd.DataFrame]:
+                      sample: profile_builder.RowSample) -> tuple[validate_step.Tally, pd.DataFrame]:
     """Pass 1: every chunk parsed and validated; rejects written, accepted rows spilled, the
     aggregates' inputs collected (a column or two of small integers), the profile's sample kept."""
     tally = validate_step.Tally()
