@@ -20,9 +20,8 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from absenteeism import dataflow, features, parity, profile, raw_schema
+from absenteeism import dataflow, features, graph_introspection, parity, profile, raw_schema
 from absenteeism.aggregates import AggregateValue
-from absenteeism.online import fast
 from absenteeism.v1 import serving_config_pb2
 from etl_job.split import row_hash
 
@@ -86,15 +85,7 @@ class RowSample:
 @cache
 def feature_categories() -> dict[str, tuple[float, ...]]:
     """Model features whose check allows a fixed list of values (pandera `isin`): those values."""
-    given = set(raw_schema.RAW_COLUMN_NAMES) | set(dataflow.aggregate_names())
-    found: dict[str, tuple[float, ...]] = {}
-    for step in fast.plan(features.MODEL_FEATURES, given):
-        for check in step.checks:
-            compiled = getattr(check.validator, "compiled", None)  # pandera checks, when compiled
-            for source in (compiled.sources if compiled is not None else ()):
-                if source.name == "isin" and step.name in features.MODEL_FEATURES:
-                    found[step.name] = tuple(sorted(float(v) for v in source.statistics["allowed_values"]))
-    return found
+    return graph_introspection.check_categories(dataflow.feature_driver().graph.nodes, features.MODEL_FEATURES)
 
 
 def raw_categories(column: raw_schema.RawColumn) -> tuple[float, ...] | None:
