@@ -27,7 +27,7 @@ class TrainedConfig:
 @pytest.fixture(scope="session")
 def trained_config(tmp_path_factory) -> TrainedConfig:
     """`python -m etl_job run` on the bundled sample, and what it computed for each accepted row."""
-    from etl_job import pipeline
+    from etl_job import run_settings
 
     output = tmp_path_factory.mktemp("etl")
     run = subprocess.run([sys.executable, "-m", "etl_job", "run", "--output-dir", str(output), "--no-progress"],
@@ -35,8 +35,8 @@ def trained_config(tmp_path_factory) -> TrainedConfig:
     assert run.returncode == 0, run.stderr
     training_set = pd.read_parquet(output / "training_set.parquet").set_index("source_row")
     config = config_io.read_config(output / config_io.CONFIG_FILE)
-    typed = reader.read_typed(pipeline.SAMPLE_INPUT).frame
-    return TrainedConfig(output / config_io.CONFIG_FILE, pipeline.SAMPLE_INPUT, typed.loc[training_set.index],
+    typed = reader.read_typed(run_settings.SAMPLE_INPUT).frame
+    return TrainedConfig(output / config_io.CONFIG_FILE, run_settings.SAMPLE_INPUT, typed.loc[training_set.index],
                          training_set["prediction"], training_set[list(config.feature_names)], config)
 
 

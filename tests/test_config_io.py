@@ -14,7 +14,7 @@ from absenteeism.dataset import atomic
 from absenteeism.online.reference import ReferencePredictor
 from absenteeism.model import predict_linear
 from absenteeism.raw_schema import RAW_DTYPES
-from etl_job import serving_config, training
+from etl_job import local_engine, serving_config, training
 from tests.test_features import VALID_ROW
 
 
@@ -25,8 +25,8 @@ def config():
              "seasons": int(rng.integers(1, 5)), "reason_for_absence": int(rng.integers(0, 29)),
              "absenteeism_time_in_hours": int(rng.integers(0, 40))} for _ in range(200)]
     accepted = pd.DataFrame(rows, index=range(1, 201)).astype({**RAW_DTYPES, "absenteeism_time_in_hours": "int64"})
-    fitted = training.train([accepted], aggregates=training.analyze(accepted[list(dataflow.analyze_columns())]),
-                            settings=training.FitSettings(), parity_positions=np.empty(0, np.int64))
+    fitted = local_engine.train([accepted], aggregates=training.analyze(accepted[list(dataflow.analyze_columns())]),
+                                settings=training.FitSettings(), parity_positions=np.empty(0, np.int64)).fitted
     return serving_config.build(fitted, serving_config.Provenance(
         input_sha256="0" * 64, input_files=["t.csv"], rows_read=200, rows_rejected=0,
         created_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)))
