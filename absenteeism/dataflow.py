@@ -14,8 +14,9 @@ import pandas as pd
 from hamilton import base, driver
 
 from absenteeism import aggregates as aggregate_values
-from absenteeism import features
+from absenteeism import features, graph_introspection
 from absenteeism.raw_schema import RAW_COLUMN_NAMES
+
 
 @cache
 def feature_driver() -> driver.Driver:
@@ -26,9 +27,7 @@ def feature_driver() -> driver.Driver:
 @cache
 def aggregate_names() -> tuple[str, ...]:
     """The analyze-phase nodes, found by their tag: these values come from the config online."""
-    return tuple(
-        sorted(v.name for v in feature_driver().list_available_variables() if v.tags.get("stage") == features.AGGREGATE)
-    )
+    return graph_introspection.stage_nodes(feature_driver().graph.nodes, features.AGGREGATE)
 
 
 @cache

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from etl_job import pipeline, training
 from absenteeism.dataset.raw_chunk import InputFormatError
-from etl_job.errors import BadData, ClusterError
+from etl_job import pipeline, run_settings, training
+from etl_job.job_errors import BadData, ClusterError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BAD_DATA = 0, 1, 2, 3
 EXIT_STOPPED = 128 + signal.SIGTERM  # what a shell reports for a TERM-killed program
@@ -107,26 +107,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     defaults = training.FitSettings()
     run = commands.add_parser("run", help="build the serving config and training set from raw records")
-    run.add_argument("--input", type=Path, default=pipeline.SAMPLE_INPUT,
+    run.add_argument("--input", type=Path, default=run_settings.SAMPLE_INPUT,
                      help="a .csv/.parquet file or a folder of them (default: the bundled sample)")
-    run.add_argument("--output-dir", type=Path, default=pipeline.DEFAULT_OUTPUT_DIR, help="default: build/")
+    run.add_argument("--output-dir", type=Path, default=run_settings.DEFAULT_OUTPUT_DIR, help="default: build/")
     run.add_argument("--max-reject-fraction", type=_fraction(low_open=False),
-                     default=pipeline.DEFAULT_MAX_REJECT_FRACTION,
+                     default=run_settings.DEFAULT_MAX_REJECT_FRACTION,
                      help="fail (exit 3) when a larger fraction of rows breaks the raw schema (default: %(default)s)")
     run.add_argument("--alpha", type=_positive_float, default=defaults.alpha, help="ridge regularisation (default: %(default)s)")
     run.add_argument("--test-fraction", type=_fraction(low_open=True), default=defaults.test_fraction,
                      help="held-out share of the accepted rows (default: %(default)s)")
     run.add_argument("--seed", type=_non_negative_int, default=defaults.seed, help="split seed (default: %(default)s)")
-    run.add_argument("--parity-rows", type=_positive_int, default=pipeline.RunSettings.parity_rows,
+    run.add_argument("--parity-rows", type=_positive_int, default=run_settings.RunSettings.parity_rows,
                      help="rows checked through the single-record online path before the config is written "
                           "(at least 1: a config is never written unchecked); all rows when the input has fewer "
                           "(default: %(default)s)")
-    run.add_argument("--chunk-rows", type=_positive_int, default=pipeline.RunSettings.chunk_rows,
+    run.add_argument("--chunk-rows", type=_positive_int, default=run_settings.RunSettings.chunk_rows,
                      help="rows read and processed at a time; bounds memory, never changes the outputs "
                           "(default: %(default)s)")
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bars on stderr (default: when stderr is a terminal)")
-    dask = pipeline.DaskSettings()
+    dask = run_settings.DaskSettings()
     engine = run.add_argument_group("engine", "where the job runs (docs/distributed.md)")
     engine.add_argument("--engine", choices=("local", "dask"), default="local",
                         help="local: this process (default); dask: the parts of the input as tasks on a Dask cluster")
@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     dag = commands.add_parser("dag", help="draw the offline and online feature DAGs as PNG pictures")
-    dag.add_argument("--output-dir", type=Path, default=pipeline.DEFAULT_OUTPUT_DIR, help="default: build/")
+    dag.add_argument("--output-dir", type=Path, default=run_settings.DEFAULT_OUTPUT_DIR, help="default: build/")
     dag.set_defaults(handler=_dag)
 
     generate = commands.add_parser("generate", help="write realistic synthetic records in the data set's format")
@@ -158,12 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    settings = pipeline.RunSettings(
+    settings = run_settings.RunSettings(
         input_path=args.input, output_dir=args.output_dir, max_reject_fraction=args.max_reject_fraction,
         fit=training.FitSettings(alpha=args.alpha, test_fraction=args.test_fraction, seed=args.seed),
         parity_rows=args.parity_rows, progress=progress, chunk_rows=args.chunk_rows, engine=args.engine,
-        dask=pipeline.DaskSettings(scheduler=args.scheduler, workers=args.workers,
-                                   connect_timeout=args.connect_timeout, part_bytes=args.part_bytes))
+        dask=run_settings.DaskSettings(scheduler=args.scheduler, workers=args.workers,
+                                       connect_timeout=args.connect_timeout, part_bytes=args.part_bytes))
     if args.engine != "dask" and args.scheduler is not None:
         raise _UsageError("--scheduler goes with --engine dask")
     # Log lines go through tqdm while bars are drawn, so they do not tear the bars apart.

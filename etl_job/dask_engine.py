@@ -1,6 +1,7 @@
-"""The job on a Dask cluster: the local engine's steps, each part of the input a task on a worker
-(part_tasks.py), so rows never pass through this process in bulk; what comes back is small (counts,
-aggregates, the profile's fixed-size sample, Z'Z of the fit, the parity rows).
+"""The job on a Dask cluster (an Engine, engine.py): each part of the input a task on a worker
+(part_tasks.py), running the same per-chunk bodies as the local engine (chunk_steps.py), so rows
+never pass through this process in bulk; what comes back is small (counts, aggregates, the
+profile's fixed-size sample, Z'Z of the fit, the parity rows).
 
 1. extract + validate: each part read, parsed and validated by a worker, accepted rows spilled;
 2. place: with the rows before each part known, rejects numbered and written, the profile's
@@ -19,25 +20,31 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
 
 import numpy as np
 
 from absenteeism import config_io, features
 from absenteeism.dataset import partitions
 from absenteeism.dataset import reader as input_reader
-from etl_job import online_parity, part_tasks, ridge, training
-from etl_job import profile as profile_step
+from etl_job import online_parity, outputs, part_tasks, profile_builder, ridge, training
 from etl_job import validate as validate_step
-from etl_job.errors import ClusterError
+from etl_job.engine import Engine, Trained, bad_data, log_tally
+from etl_job.job_errors import ClusterError
+from etl_job.run_settings import RunSettings
+from etl_job.step_progress import StepProgress
 
 log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def connect(scheduler: str | None, workers: int, timeout: float) -> Iterator:
+def connect(scheduler: str | None, workers: int, timeout: float) -> Iterator[Any]:
     """A distributed.Client: to `scheduler`, or to a LocalCluster of `workers` processes on 127.0.0.1."""
+    # distributed loads only for a run on a cluster
     from distributed import Client, LocalCluster
 
     logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines would drown the job's
@@ -54,7 +61,7 @@ def connect(scheduler: str | None, workers: int, timeout: float) -> Iterator:
         yield client
 
 
-def _check_workers(client) -> None:
+def _check_workers(client: Any) -> None:
     """Every worker must run the feature module this process runs: a config is sealed with its fingerprint."""
     ours = config_io.code_fingerprint().SerializeToString()
     theirs = client.run(lambda: config_io.code_fingerprint().SerializeToString())
@@ -66,13 +73,17 @@ def _check_workers(client) -> None:
                            "install the same version of the project on every worker")
 
 
-class DaskEngine:
-    def __init__(self, settings):
-        self.settings = settings
-        self._client = None
-        self._connection = None
+class DaskEngine(Engine):
+    """The Engine on a Dask cluster: reached on enter, its workers checked, released on exit."""
 
-    def __enter__(self) -> DaskEngine:
+    def __init__(self, settings: RunSettings):
+        self.settings = settings
+        self._client: Any = None
+        self._connection: contextlib.AbstractContextManager[Any] | None = None
+        self._transformed: list[Any] = []  # futures of part_tasks.Transformed, held on the workers
+        self._offsets: list[part_tasks.Offsets] = []
+
+    def __enter__(self) -> Self:
         dask = self.settings.dask
         self._connection = connect(dask.scheduler, dask.workers, dask.connect_timeout)
         self._client = self._connection.__enter__()
@@ -81,14 +92,14 @@ class DaskEngine:
         _check_workers(self._client)
         return self
 
-    def __exit__(self, *exc) -> None:
-        self._connection.__exit__(*exc)
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if self._connection is not None:
+            self._connection.__exit__(exc_type, exc, traceback)
 
     # -- the steps --------------------------------------------------------------------------
 
-    def fit(self, work: Path, steps):
-        from etl_job.pipeline import Trained, _bad_data, _log_tally
-
+    def fit(self, work: Path, steps: StepProgress) -> Trained:
         settings, client = self.settings, self._client
         work = Path(work).resolve()
         part_tasks.spill_folder(work).mkdir()
@@ -108,14 +119,14 @@ class DaskEngine:
             for part_tally in tallies:
                 tally.merge(part_tally)
             extracted = input_reader.Extracted(_source_files(parts, tallies), digest.result())
-            _log_tally(tally)
+            log_tally(tally)
             validate_step.check_threshold(tally, settings.max_reject_fraction)
         with steps.step("analyze"):
             inputs = client.map(part_tasks.analyze_inputs_of, extracts)
-            aggregates = _bad_data(client.submit(part_tasks.analyze, inputs, pure=False).result)
+            aggregates = bad_data(client.submit(part_tasks.analyze, inputs, pure=False).result)
             candidates = _pairwise(client, part_tasks.merge_candidates, client.map(part_tasks.candidates_of, placed))
             sample = client.submit(part_tasks.sample_rows, candidates).result()
-            profiler = _bad_data(profile_step.ProfileBuilder, sample, aggregates)
+            profiler = bad_data(profile_builder.ProfileBuilder, sample, aggregates)
         with steps.step("transform_fit"):
             accepted = [t.rows_accepted for t in tallies]
             offsets = _offsets(rows_before, accepted, counts)
@@ -127,16 +138,14 @@ class DaskEngine:
             shares = self._gather(steps, client.map(part_tasks.fit_share_of, transformed), "transform")
             gram = client.submit(part_tasks.gram_total, _pairwise(client, part_tasks.merge_gram_pieces,
                                                                    client.map(part_tasks.pieces_of, transformed)))
-            fitted = _bad_data(self._fitted, aggregates, gram.result(), shares, counts, tally.rows_accepted)
+            fitted = bad_data(self._fitted, aggregates, gram.result(), shares, counts, tally.rows_accepted)
             profiler.add_counts(raw=[sum(column) for column in zip(*(share[1] for share in shares))],
                                 rows=tally.rows_accepted)
             profiler.place_prediction(fitted.predict)
         self._transformed, self._offsets = transformed, offsets
         return Trained(tally, extracted, fitted, profiler)
 
-    def write_training_set(self, work: Path, trained, steps) -> dict[str, float]:
-        from etl_job import outputs
-
+    def write_training_set(self, work: Path, trained: Trained, steps: StepProgress) -> dict[str, float]:
         client, fitted, profiler = self._client, trained.fitted, trained.profiler
         work = Path(work).resolve()  # as the workers reach it
         outputs.make_output_folders(work)
@@ -157,21 +166,19 @@ class DaskEngine:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _fitted(self, aggregates, gram, shares, counts, accepted_rows: int) -> training.Fitted:
-        settings = self.settings.fit
-        train_rows = sum(train for _, train, _ in counts)
-        test_rows = sum(test for _, _, test in counts)
-        model = training.fit_model(lambda alpha: ridge.solve(gram, len(features.MODEL_FEATURES), alpha), settings,
-                                   train_rows, test_rows, accepted_rows)
-        parity_raw, parity_features = training.parity_rows([share[2] for share in shares], [share[3] for share in shares])
-        return training.Fitted(
-            aggregates=aggregates, model=model, settings=settings, train_rows=train_rows, test_rows=test_rows,
-            baseline=sum(share[0] for share in shares) / train_rows, parity_raw=parity_raw,
-            parity_features=parity_features, rows=accepted_rows)
+    def _fitted(self, aggregates: dict, gram: np.ndarray | None, shares: list, counts: list,
+                accepted_rows: int) -> training.Fitted:
+        return training.fit(lambda alpha: ridge.solve(gram, len(features.MODEL_FEATURES), alpha),
+                            aggregates=aggregates, settings=self.settings.fit,
+                            train_rows=sum(train for _, train, _ in counts), test_rows=sum(test for _, _, test in counts),
+                            train_label_sum=sum(share[0] for share in shares),
+                            parity_raw=[share[2] for share in shares], parity_features=[share[3] for share in shares],
+                            accepted_rows=accepted_rows)
 
     @staticmethod
-    def _gather(steps, futures: list, desc: str) -> list:
+    def _gather(steps: StepProgress, futures: list, desc: str) -> list:
         """The futures' results in their order, with a bar over the parts as they finish."""
+        # distributed loads only for a run on a cluster
         from distributed import as_completed
 
         done = {}
@@ -182,7 +189,8 @@ class DaskEngine:
 
 
 def _source_files(parts: list[partitions.Part], tallies: list[validate_step.Tally]) -> tuple:
-    files, first_row = {}, 1
+    files: dict[Path, list[int]] = {}
+    first_row = 1
     for part, tally in zip(parts, tallies):
         files.setdefault(part.path, [first_row, 0])[1] += tally.rows_read
         first_row += tally.rows_read
@@ -197,7 +205,7 @@ def _offsets(rows_before, accepted: list[int], counts) -> list[part_tasks.Offset
     return offsets
 
 
-def _pairwise(client, merge, futures: list):
+def _pairwise(client: Any, merge: Callable[[Any, Any], Any], futures: list) -> Any:
     """One future: `merge` folded over `futures` as a tree of neighbours (order kept)."""
     while len(futures) > 1:
         merged = [client.submit(merge, futures[i], futures[i + 1]) for i in range(0, len(futures) - 1, 2)]
@@ -206,6 +214,4 @@ def _pairwise(client, merge, futures: list):
 
 
 def _remove_spill(work: Path) -> None:
-    import shutil
-
     shutil.rmtree(part_tasks.spill_folder(work), ignore_errors=True)

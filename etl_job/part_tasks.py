@@ -1,5 +1,7 @@
 """The work the Dask engine does on one part of the input (absenteeism.dataset.partitions), on a
 worker: plain functions of plain data, so a task retried on another worker gives the same result.
+Each chunk of a part goes through the same body as in the local engine (chunk_steps.py); what is
+here is how a part keeps the results (spill files, the pieces of the block sums) and numbers its rows.
 
 A part's rows are numbered as the local engine numbers them once the rows before the part are
 known: each function that needs source rows takes that offset. Everything a task writes goes into
@@ -11,21 +13,26 @@ is run twice (a worker lost) replaces its file with the same content.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from absenteeism import dataflow, features
 from absenteeism.aggregates import AggregateValue
 from absenteeism.dataset import partitions
 from absenteeism.dataset.blocks import Pieces, PieceSum
-from absenteeism.model import predict_linear
 from absenteeism.profile import Entry
-from absenteeism.raw_schema import LABEL, RAW_COLUMN_NAMES, Violation
-from etl_job import online_parity, outputs, ridge, training, validate
-from etl_job import profile as profile_step
+from absenteeism.raw_schema import Violation
+from etl_job import (
+    chunk_steps,
+    outputs,
+    profile_builder,
+    ridge,
+    training,
+    validate,
+)
 from etl_job.spill import read_frames, write_frames
 from etl_job.split import held_out
 
@@ -58,19 +65,18 @@ class Extract:
 
 def extract(part: partitions.Part, work: Path, chunk_rows: int) -> Extract:
     folder = _in_run(work)
-    tally, violations, analyze_inputs = validate.Tally(), [], training.AnalyzeInputs()
+    collected = chunk_steps.Collected()
+    violations: list[Violation] = []
 
-    def accepted():
+    def accepted() -> Iterator[pd.DataFrame]:
         for rows in partitions.chunks(part, chunk_rows):
-            validation = validate.validate_chunk(rows)
-            tally.add(validation, part.path.name)
+            validation = chunk_steps.validate_and_collect(rows, part.path.name, collected)
             violations.extend(validation.violations)
-            analyze_inputs.add(validation.accepted)
             yield validation.accepted
 
     spill = folder / f"accepted-{part.index:05d}.arrow"
     rows = write_frames(spill, accepted())
-    return Extract(part, tally, violations, analyze_inputs.arrays(), spill if rows else None)
+    return Extract(part, collected.tally, violations, collected.analyze_inputs.arrays(), spill if rows else None)
 
 
 def tally_of(extract: Extract) -> validate.Tally:
@@ -90,7 +96,7 @@ def analyze(inputs: list[dict[str, np.ndarray]]) -> dict[str, AggregateValue]:
     return training.analyze(columns.frame())
 
 
-def _accepted(extract: Extract, row_offset: int):
+def _accepted(extract: Extract, row_offset: int) -> Iterator[pd.DataFrame]:
     """The part's accepted rows, index = source row."""
     if extract.spill is None:
         return
@@ -118,7 +124,7 @@ def place(extract: Extract, row_offset: int, work: Path, fit: training.FitSettin
         numbered = tuple(Violation(v.row + row_offset, v.column, v.rule, v.value) for v in extract.violations)
         rejects = folder / f"rejects-{extract.part.index:05d}.csv"
         outputs.write_rejects_part(rejects, validate.rejects_frame(numbered, extract.part.path.name))
-    sample = profile_step.RowSample(sample_size)
+    sample = profile_builder.RowSample(sample_size)
     train_rows = test_rows = 0
     for frame in _accepted(extract, row_offset):
         sample.add(frame)
@@ -137,11 +143,11 @@ def candidates_of(placed: Placed) -> pd.DataFrame:
 
 
 def merge_candidates(first: pd.DataFrame, second: pd.DataFrame, sample_size: int | None = None) -> pd.DataFrame:
-    return profile_step.RowSample.merged([first, second], sample_size).candidates()
+    return profile_builder.RowSample.merged([first, second], sample_size).candidates()
 
 
 def sample_rows(candidates: pd.DataFrame, sample_size: int | None = None) -> pd.DataFrame:
-    return profile_step.RowSample.merged([candidates], sample_size).rows()
+    return profile_builder.RowSample.merged([candidates], sample_size).rows()
 
 
 def concatenate_rejects(work: Path, parts: list[Path]) -> None:
@@ -173,43 +179,31 @@ class Offsets:
 def transform(extract: Extract, offsets: Offsets, aggregates: dict[str, AggregateValue],
               raw_entries: list[Entry], fit: training.FitSettings, parity_positions: np.ndarray,
               work: Path) -> Transformed:
-    """Transform with the aggregates injected (as the local engine and the server do); Z'Z of the
-    training rows in the fit's fixed blocks; compact features spilled for the write."""
+    """Each chunk of the part through chunk_steps.transform_chunk; Z'Z of the training rows in the
+    fit's fixed blocks; the compact rows spilled for the write."""
     folder = _in_run(work)
     normal = PieceSum(ridge.BLOCK_ROWS, ridge.gram, offsets.train)
-    raw = profile_step.empty_copies(raw_entries)
+    raw_counts = [np.zeros_like(entry.counts) for entry in raw_entries]
     label_sum, seen = 0, 0
     parity_raw, parity_features = [], []
 
-    def compact():
+    def compact() -> Iterator[pd.DataFrame]:
         nonlocal label_sum, seen
         for chunk in _accepted(extract, offsets.rows):
-            profile_step.count_raw_into(raw, chunk)
-            matrix = dataflow.feature_matrix(dataflow.compute_features(chunk, aggregates))
-            labels = chunk[LABEL.name].to_numpy()
-            test = held_out(chunk.index.to_numpy(), fit.seed, fit.test_fraction)
-            normal.feed(ridge.design_rows(matrix[~test], labels[~test]))
-            label_sum += int(labels[~test].sum())
-            here = online_parity.positions_within(parity_positions, seen, len(chunk))
-            parity_raw.append(chunk.iloc[here][list(RAW_COLUMN_NAMES)])
-            parity_features.append(matrix[here])
+            done = chunk_steps.transform_chunk(chunk, aggregates, fit, raw_entries, parity_positions, seen)
+            normal.feed(done.design)
+            for total, counts in zip(raw_counts, done.raw_counts, strict=True):
+                total += counts
+            label_sum += done.train_label_sum
+            parity_raw.append(done.parity_raw)
+            parity_features.append(done.parity_features)
             seen += len(chunk)
-            yield _compact_frame(chunk.index, matrix, labels, test)
+            yield done.compact.frame()
 
     path = folder / f"features-{extract.part.index:05d}.arrow"
     rows = write_frames(path, compact())
-    return Transformed(path if rows else None, normal.finish(), label_sum, [e.counts for e in raw],
+    return Transformed(path if rows else None, normal.finish(), label_sum, raw_counts,
                        *training.parity_rows(parity_raw, parity_features))
-
-_TEST = "_held_out"
-
-
-def _compact_frame(index: pd.Index, matrix: np.ndarray, labels: np.ndarray, test: np.ndarray) -> pd.DataFrame:
-    """Features in their narrowest exact dtype (as the local engine keeps them), label, split."""
-    columns = {name: training.narrow(matrix[:, j]) for j, name in enumerate(features.MODEL_FEATURES)}
-    columns[LABEL.name] = training.narrow(labels)
-    columns[_TEST] = test
-    return pd.DataFrame(columns, index=index)
 
 
 def fit_share_of(transformed: Transformed) -> tuple[int, list[np.ndarray], pd.DataFrame, np.ndarray]:
@@ -240,28 +234,28 @@ def error_total(pieces: Pieces) -> np.ndarray | None:
 @dataclass
 class Written:
     errors: Pieces  # of the held-out errors, in the held-out rows' global order
-    feature_counts: list[np.ndarray] = field(default_factory=list)
-    prediction_counts: np.ndarray | None = None
+    feature_counts: list[np.ndarray]  # per feature entry of the profile, its bins' counts
+    prediction_counts: np.ndarray
 
 
 def write(transformed: Transformed, index: int, test_offset: int, intercept: float, coefficients: list[float],
           baseline: float, feature_entries: list[Entry], prediction_entry: Entry, work: Path) -> Written:
-    """The part's training set file (predictions included), its held-out errors, its profile counts."""
+    """The part's training set file (predictions included), its held-out errors, its profile
+    counts: each spilled chunk through chunk_steps.write_chunk."""
     _in_run(work)
     errors = PieceSum(ridge.BLOCK_ROWS, ridge.errors, test_offset)
-    counted = profile_step.empty_copies([*feature_entries, prediction_entry])
+    feature_counts = [np.zeros_like(entry.counts) for entry in feature_entries]
+    prediction_counts = np.zeros_like(prediction_entry.counts)
     with outputs.training_set_writer(work, index) as append:
         for frame in read_frames(transformed.features) if transformed.features is not None else ():
-            matrix = np.column_stack([frame[name].to_numpy() for name in features.MODEL_FEATURES]).astype(np.float64)
-            matrix = np.asfortranarray(matrix)
-            labels = frame[LABEL.name].to_numpy().astype(np.int64)
-            test = frame[_TEST].to_numpy()
-            predictions = predict_linear(intercept, coefficients, matrix)
-            errors.feed(ridge.error_rows(labels[test].astype(np.float64), predictions[test], baseline))
-            columns = [frame[name].to_numpy() for name in features.MODEL_FEATURES]
-            profile_step.count_outputs_into(counted[:-1], counted[-1], columns, predictions)
-            append(outputs.training_set_table(frame.index.to_numpy(), matrix, labels, predictions))
-    return Written(errors.finish(), [e.counts for e in counted[:-1]], counted[-1].counts)
+            written = chunk_steps.write_chunk(chunk_steps.CompactRows.from_frame(frame), intercept, coefficients,
+                                              baseline, feature_entries, prediction_entry)
+            errors.feed(written.error_rows)
+            for total, counts in zip(feature_counts, written.feature_counts, strict=True):
+                total += counts
+            prediction_counts += written.prediction_counts
+            append(written.table)
+    return Written(errors.finish(), feature_counts, prediction_counts)
 
 
 def written_counts(written: Written) -> tuple[list[np.ndarray], np.ndarray]:

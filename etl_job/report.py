@@ -8,7 +8,7 @@ from pathlib import Path
 
 from absenteeism import aggregates
 from absenteeism.dataset.reader import Extracted
-from etl_job import profile
+from etl_job import profile_builder
 from etl_job.validate import Tally
 
 
@@ -60,7 +60,7 @@ def build(*, input_path: Path, extracted: Extracted, tally: Tally, max_reject_fr
             "intercept": model.intercept,
             "coefficients": dict(zip(config.feature_names, model.coefficients)),
         },
-        "profile": profile.as_json(config.profile),
+        "profile": profile_builder.as_json(config.profile),
         "config": {"content_sha256": config.content_sha256},
         "outputs": {name: str(path) for name, path in outputs.items()},
         "timings_seconds": {step: round(seconds, 4) for step, seconds in timings.items()},

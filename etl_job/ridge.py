@@ -23,7 +23,11 @@ class NormalEquations:
         self._sum = BlockSum(BLOCK_ROWS, gram)
 
     def add(self, matrix: np.ndarray, labels: np.ndarray) -> None:
-        self._sum.feed(design_rows(matrix, labels))
+        self.feed(design_rows(matrix, labels))
+
+    def feed(self, design: np.ndarray) -> None:
+        """Rows of `design_rows`, in the training rows' order."""
+        self._sum.feed(design)
 
     def solve(self, alpha: float) -> tuple[float, np.ndarray]:
         return solve(self._sum.finish(), self.n_features, alpha)
@@ -66,9 +70,10 @@ class HeldOutErrors:
         self.rows = 0
         self._sum = BlockSum(BLOCK_ROWS, errors)
 
-    def add(self, truth: np.ndarray, predicted: np.ndarray) -> None:
-        self.rows += len(truth)
-        self._sum.feed(error_rows(truth, predicted, self.baseline))
+    def feed(self, rows: np.ndarray) -> None:
+        """Rows of `error_rows`, in the held-out rows' order."""
+        self.rows += len(rows)
+        self._sum.feed(rows)
 
     def metrics(self) -> dict[str, float]:
         return error_metrics(self._sum.finish(), self.rows)

@@ -1,13 +1,13 @@
-"""Transform and fit: every accepted row through the feature module with the aggregates injected
-(one chunk at a time, as the server runs it on one request), the ridge fit from summed sufficient
-statistics (etl_job.ridge), compact features kept for the write, and the rows of the parity check.
-Deterministic for the same input, whatever the chunk size.
+"""Analyze and fit, whatever the engine: the aggregates over the accepted rows, the ridge fit from
+sufficient statistics summed over the training rows (etl_job.ridge), the rows of the parity check;
+the narrow dtypes the compact features are kept in. Deterministic for the same input, whatever the
+chunk size. The per-chunk transform is chunk_steps.transform_chunk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -15,12 +15,9 @@ import pandas as pd
 from absenteeism import dataflow, features
 from absenteeism.aggregates import AggregateValue
 from absenteeism.model import predict_linear
-from absenteeism.raw_schema import LABEL, RAW_COLUMN_NAMES
+from absenteeism.raw_schema import RAW_COLUMN_NAMES
 from absenteeism.v1 import serving_config_pb2
-from etl_job import online_parity
-from etl_job.ridge import NormalEquations
 from etl_job.spill import narrowest_int
-from etl_job.split import held_out
 
 
 class TrainingError(ValueError):
@@ -81,35 +78,8 @@ def narrow(values: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class _Kept:
-    source_rows: np.ndarray
-    columns: list[np.ndarray]  # feature columns in model order, narrowed
-    labels: np.ndarray
-    test: np.ndarray
-
-    def matrix(self) -> np.ndarray:
-        out = np.empty((len(self.source_rows), len(self.columns)), dtype=np.float64, order="F")
-        for j, column in enumerate(self.columns):
-            out[:, j] = column
-        return out
-
-
-@dataclass(frozen=True)
-class TrainingRows:
-    source_rows: np.ndarray
-    features: np.ndarray  # rows x MODEL_FEATURES, float64
-    columns: list[np.ndarray]  # the same, a column per feature in its narrowest exact dtype
-    labels: np.ndarray
-    predictions: np.ndarray
-    held_out: np.ndarray  # True for the rows of the held-out set
-
-    def __len__(self) -> int:
-        return len(self.source_rows)
-
-
-@dataclass
 class Fitted:
-    """The model and what the later steps need: the training rows and the rows of the parity check."""
+    """The model and what the later steps need: the split's counts, the baseline, the rows of the parity check."""
 
     aggregates: dict[str, AggregateValue]
     model: serving_config_pb2.LinearModel
@@ -120,50 +90,21 @@ class Fitted:
     parity_raw: pd.DataFrame  # accepted raw rows at the parity positions
     parity_features: np.ndarray
     rows: int  # accepted rows
-    _kept: list[_Kept] = field(repr=False, default_factory=list)
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         return predict_linear(self.model.intercept, self.model.coefficients, matrix)
 
-    def training_rows(self) -> Iterator[TrainingRows]:
-        """The training set with its predictions, chunk by chunk."""
-        for kept in self._kept:
-            matrix = kept.matrix()
-            yield TrainingRows(kept.source_rows.astype(np.int64), matrix, kept.columns, kept.labels.astype(np.int64),
-                               self.predict(matrix), kept.test)
 
-
-def train(accepted_chunks: Iterable[pd.DataFrame], *, aggregates: dict[str, AggregateValue], settings: FitSettings,
-          parity_positions: np.ndarray) -> Fitted:
-    """Transform each chunk with the aggregates injected, accumulate the fit, keep compact features.
-
-    accepted_chunks: valid typed raw rows with the label, indexed by source row, in source order.
-    """
-    p = len(features.MODEL_FEATURES)
-    normal = NormalEquations(p)
-    kept: list[_Kept] = []
-    parity_raw, parity_features = [], []
-    train_label_sum, train_rows, test_rows, offset = 0, 0, 0, 0
-    for chunk in accepted_chunks:
-        matrix = dataflow.feature_matrix(dataflow.compute_features(chunk, aggregates))
-        labels = chunk[LABEL.name].to_numpy()
-        source_rows = chunk.index.to_numpy(dtype=np.int64)
-        test = held_out(source_rows, settings.seed, settings.test_fraction)
-        normal.add(matrix[~test], labels[~test])
-        train_label_sum += int(labels[~test].sum())
-        train_rows += int((~test).sum())
-        test_rows += int(test.sum())
-        here = online_parity.positions_within(parity_positions, offset, len(chunk))
-        if len(here):
-            parity_raw.append(chunk.iloc[here][list(RAW_COLUMN_NAMES)])
-            parity_features.append(matrix[here])
-        kept.append(_Kept(narrow(source_rows), [narrow(matrix[:, j]) for j in range(p)], narrow(labels), test))
-        offset += len(chunk)
-    model = fit_model(normal.solve, settings, train_rows, test_rows, offset)
+def fit(solve: Callable[[float], tuple[float, np.ndarray]], *, aggregates: dict[str, AggregateValue],
+        settings: FitSettings, train_rows: int, test_rows: int, train_label_sum: int,
+        parity_raw: list[pd.DataFrame], parity_features: list[np.ndarray], accepted_rows: int) -> Fitted:
+    """The model from the normal equations summed over the training rows (`solve`, see fit_model)
+    and what the later steps need, from the totals an engine summed over its chunks."""
+    model = fit_model(solve, settings, train_rows, test_rows, accepted_rows)
     raw, matrix = parity_rows(parity_raw, parity_features)
     return Fitted(aggregates=aggregates, model=model, settings=settings, train_rows=train_rows,
                   test_rows=test_rows, baseline=train_label_sum / train_rows, parity_raw=raw,
-                  parity_features=matrix, rows=offset, _kept=kept)
+                  parity_features=matrix, rows=accepted_rows)
 
 
 def fit_model(solve: Callable[[float], tuple[float, np.ndarray]], settings: FitSettings, train_rows: int,

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 
 from absenteeism import raw_schema
-from absenteeism.dataset import cell_parsing, raw_chunk
 from absenteeism.compiled_checks import CompiledSchema
+from absenteeism.dataset import cell_parsing, raw_chunk
 from absenteeism.raw_schema import Violation
-from etl_job.errors import BadData
+from etl_job.job_errors import BadData
 
 REJECT_COLUMNS = ("source_row", "source_file", "column", "rule", "value", "description")
 _COLUMN_ORDER = {name: i for i, name in enumerate((*raw_schema.RAW_COLUMN_NAMES, raw_schema.LABEL.name))}

@@ -15,7 +15,7 @@ import pytest
 from absenteeism import config_io, dataflow
 from absenteeism.dataset import reader
 from absenteeism.raw_schema import RAW_DTYPES
-from etl_job import serving_config, training
+from etl_job import local_engine, serving_config, training
 from testkit.records import VALID_ROW
 
 
@@ -32,7 +32,7 @@ class TrainedConfig:
 @pytest.fixture(scope="session")
 def trained_config(tmp_path_factory) -> TrainedConfig:
     """`python -m etl_job run` on the bundled sample, and what it computed for each accepted row."""
-    from etl_job import pipeline
+    from etl_job import run_settings
 
     output = tmp_path_factory.mktemp("etl")
     run = subprocess.run([sys.executable, "-m", "etl_job", "run", "--output-dir", str(output), "--no-progress"],
@@ -40,8 +40,8 @@ def trained_config(tmp_path_factory) -> TrainedConfig:
     assert run.returncode == 0, run.stderr
     training_set = pd.read_parquet(output / "training_set.parquet").set_index("source_row")
     config = config_io.read_config(output / config_io.CONFIG_FILE)
-    typed = reader.read_typed(pipeline.SAMPLE_INPUT).frame
-    return TrainedConfig(output / config_io.CONFIG_FILE, pipeline.SAMPLE_INPUT, typed.loc[training_set.index],
+    typed = reader.read_typed(run_settings.SAMPLE_INPUT).frame
+    return TrainedConfig(output / config_io.CONFIG_FILE, run_settings.SAMPLE_INPUT, typed.loc[training_set.index],
                          training_set["prediction"], training_set[list(config.feature_names)], config)
 
 
@@ -71,8 +71,8 @@ def config():
              "seasons": int(rng.integers(1, 5)), "reason_for_absence": int(rng.integers(0, 29)),
              "absenteeism_time_in_hours": int(rng.integers(0, 40))} for _ in range(200)]
     accepted = pd.DataFrame(rows, index=range(1, 201)).astype({**RAW_DTYPES, "absenteeism_time_in_hours": "int64"})
-    fitted = training.train([accepted], aggregates=training.analyze(accepted[list(dataflow.analyze_columns())]),
-                            settings=training.FitSettings(), parity_positions=np.empty(0, np.int64))
+    fitted = local_engine.train([accepted], aggregates=training.analyze(accepted[list(dataflow.analyze_columns())]),
+                                settings=training.FitSettings(), parity_positions=np.empty(0, np.int64)).fitted
     return serving_config.build(fitted, serving_config.Provenance(
         input_sha256="0" * 64, input_files=["t.csv"], rows_read=200, rows_rejected=0,
         created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))

@@ -16,7 +16,6 @@ import pyarrow.csv as pa_csv
 
 from absenteeism.dataset.raw_chunk import ALL_COLUMNS, InputFormatError, RawChunk, column_names
 
-
 CSV_SEPARATOR = ";"
 
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from absenteeism.dataset import csv_files, parquet_files, raw_chunk, raw_input
-from absenteeism.dataset import reader
+from absenteeism.dataset import csv_files, parquet_files, raw_chunk, raw_input, reader
 
 DEFAULT_PART_BYTES = 64 << 20  # CSV bytes per part; a Parquet part takes row groups up to as many rows / 64
 

@@ -14,7 +14,6 @@ import pandas as pd
 
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS
 
-
 ALL_COLUMNS = (*RAW_COLUMNS, LABEL)
 
 

@@ -15,7 +15,6 @@ from absenteeism.dataset.csv_files import csv_batches, csv_chunks, csv_data_star
 from absenteeism.dataset.parquet_files import parquet_batches, parquet_numbers, parquet_text
 from absenteeism.dataset.raw_chunk import ALL_COLUMNS, InputFormatError, RawChunk, clean_cells, column_names
 
-
 SUFFIXES = (".csv", ".parquet")
 
 

@@ -21,11 +21,16 @@ import numpy as np
 import pandas as pd
 from hamilton import node as hamilton_node
 from hamilton.data_quality import base as dq_base
-from hamilton.function_modifiers import IS_DATA_VALIDATOR_TAG
 
-from absenteeism import dataflow, features, raw_schema
-from absenteeism.compiled_checks import (Bounds, CompiledSchema, FastValidator, UnsupportedCheck,
-                                         find_column_violations, range_bounds)
+from absenteeism import dataflow, features, graph_introspection, raw_schema
+from absenteeism.compiled_checks import (
+    Bounds,
+    CompiledSchema,
+    FastValidator,
+    UnsupportedCheck,
+    find_column_violations,
+    range_bounds,
+)
 from absenteeism.model import predict_linear
 from absenteeism.online import converters
 from absenteeism.online.predictor import ConfigPredictor, Predictions, raise_if_invalid
@@ -111,14 +116,14 @@ def plan(outputs: Sequence[str], given: set[str]) -> list[Step]:
                                   "aggregate: the server cannot compute it from a request")
         seen.add(name)
         inputs = tuple(node.input_types)
-        validators = tuple(i for i in inputs if nodes[i].tags.get(IS_DATA_VALIDATOR_TAG))
+        validators = graph_introspection.validator_inputs(nodes, name)
         values = tuple(i for i in inputs if i not in validators)
         for dependency in values:
             visit(dependency, name)
         if validators:
             if len(values) != 1:
                 raise UnplannableNode(f"checked node {name} has inputs {values}: expected its one raw node")
-            checks = tuple(Check(nodes[v], _fast_validator(_validator_of(nodes[v]))) for v in validators)
+            checks = tuple(Check(nodes[v], _fast_validator(graph_introspection.validator_of(nodes[v]))) for v in validators)
             ordered.append(Step(name, node.callable, values, checks=checks))
         else:
             ordered.append(Step(name, node.callable, inputs, positional=_takes_positionally(node.callable, inputs)))
@@ -135,13 +140,6 @@ def _takes_positionally(function: Callable[..., Any], inputs: tuple[str, ...]) -
     parameters = list(inspect.signature(function).parameters.values())
     return (tuple(p.name for p in parameters) == inputs
             and all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters))
-
-
-def _validator_of(validation_node: hamilton_node.Node) -> dq_base.DataValidator:
-    # Private to Hamilton: its validation node holds its validator as the keyword default
-    # `validator_to_call` (hamilton/function_modifiers/validation.py); tests/absenteeism/test_fast_path.py fails
-    # if that changes.
-    return inspect.signature(validation_node.callable).parameters["validator_to_call"].default
 
 
 def _matrix_bounds() -> tuple[np.ndarray, np.ndarray] | None:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from absenteeism import config_io, features, profile, raw_schema
-from etl_job import profile as etl_profile
+from etl_job import profile_builder
 from etl_job.split import row_hash
 
 
@@ -112,13 +112,13 @@ def test_the_sample_is_the_same_rows_whatever_the_chunking():
                         index=np.arange(1, 1001))
     samples = []
     for sizes in ([1000], [7] * 142 + [6], [333, 1, 600, 66]):
-        sample, start = etl_profile.RowSample(size=50), 0
+        sample, start = profile_builder.RowSample(size=50), 0
         for size in sizes:
             sample.add(rows.iloc[start:start + size])
             start += size
             assert sample._held <= 2 * 50 + size  # bounded: pruned back to 50 rows once over 100
         samples.append(sample.rows())
-    hashes = row_hash(rows.index.to_numpy(), etl_profile.SAMPLE_SEED)
+    hashes = row_hash(rows.index.to_numpy(), profile_builder.SAMPLE_SEED)
     smallest = rows.index.to_numpy()[np.argsort(hashes)[:50]]  # a uniform sample: the 50 smallest draws of all
     assert samples[0].index.tolist() == sorted(smallest.tolist())
     for other in samples[1:]:

@@ -18,7 +18,7 @@ from absenteeism import aggregates, config_io, dataflow, features, parity
 from absenteeism.online import converters
 from absenteeism.raw_schema import RAW_COLUMNS
 from clients import PredictionClient
-from etl_job import online_parity, pipeline
+from etl_job import online_parity, pipeline, run_settings
 from testkit.paths import REAL_DATA, REPO_ROOT
 from testkit.records import VALID_ROW
 from testkit.server_process import ServerProcess
@@ -143,7 +143,7 @@ def test_the_job_writes_no_config_when_the_online_path_disagrees(tmp_path, monke
 
     monkeypatch.setattr(FastPredictor, "predict", skewed)
     with pytest.raises(online_parity.ParityError, match="is_summer"):
-        pipeline.run(pipeline.RunSettings(output_dir=tmp_path))
+        pipeline.run(run_settings.RunSettings(output_dir=tmp_path))
     assert not (tmp_path / config_io.CONFIG_FILE).exists()
     assert not (tmp_path / "training_set.parquet").exists()
 

@@ -15,7 +15,7 @@ import pytest
 
 from absenteeism import aggregates, config_io, dataflow
 from absenteeism.dataset import blocks, cell_parsing, raw_writers
-from etl_job import cli, outputs, profile, ridge, synthetic
+from etl_job import cli, outputs, profile_builder, ridge, synthetic
 from etl_job.split import held_out
 from testkit.run_outputs import config_without_time, content
 
@@ -37,7 +37,7 @@ def test_outputs_do_not_depend_on_the_chunk_size(tmp_path, source, monkeypatch):
     # Small blocks, row groups and profile sample, so that chunks cut through them in every way.
     monkeypatch.setattr(ridge, "BLOCK_ROWS", 256)
     monkeypatch.setattr(outputs, "ROW_GROUP_ROWS", 500)
-    monkeypatch.setattr(profile, "SAMPLE_ROWS", 400)
+    monkeypatch.setattr(profile_builder, "SAMPLE_ROWS", 400)
     runs = {}
     for chunk_rows in (100_000, 1000, 333, 97):
         out = tmp_path / f"chunks_{chunk_rows}"

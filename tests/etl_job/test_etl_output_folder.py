@@ -23,7 +23,7 @@ import pytest
 
 from absenteeism import config_io
 from absenteeism.dataset import raw_writers
-from etl_job import cli, outputs, pipeline, synthetic, validate
+from etl_job import cli, outputs, run_settings, synthetic, validate
 from testkit.run_outputs import content
 
 pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
@@ -65,7 +65,7 @@ def _hidden(out: Path) -> set[str]:
 def previous_run(tmp_path_factory) -> Path:
     """An output folder holding one good run (the bundled sample)."""
     out = tmp_path_factory.mktemp("previous") / "out"
-    assert _run(pipeline.SAMPLE_INPUT, out) == 0
+    assert _run(run_settings.SAMPLE_INPUT, out) == 0
     return out
 
 
@@ -120,7 +120,7 @@ def test_a_run_with_too_many_rejects_leaves_the_previous_run_and_points_to_its_r
     assert sorted(rejects["source_row"]) == list(range(1, 41))
     assert not _temp_files(out)
     # The next run (here a good one) clears the failed run's folder.
-    assert _run(pipeline.SAMPLE_INPUT, out) == 0
+    assert _run(run_settings.SAMPLE_INPUT, out) == 0
     assert not rejects_path.parent.exists()
 
 
@@ -128,7 +128,7 @@ def test_a_header_only_input_leaves_the_previous_run_and_no_empty_file(out, tmp_
     """Item 10: exit 3, and no 0-byte rejects.csv in place of the previous one."""
     before, hidden_before = _published(out), _hidden(out)
     source = tmp_path / "header_only.csv"
-    source.write_text(pipeline.SAMPLE_INPUT.read_text().splitlines()[0] + "\r\n")
+    source.write_text(run_settings.SAMPLE_INPUT.read_text().splitlines()[0] + "\r\n")
     assert _run(source, out) == 3
     assert "no data rows" in capsys.readouterr().err
     assert _published(out) == before
@@ -138,7 +138,7 @@ def test_a_header_only_input_leaves_the_previous_run_and_no_empty_file(out, tmp_
 
 def test_a_header_only_input_into_an_empty_folder_leaves_no_output(tmp_path):
     source = tmp_path / "header_only.csv"
-    source.write_text(pipeline.SAMPLE_INPUT.read_text().splitlines()[0] + "\r\n")
+    source.write_text(run_settings.SAMPLE_INPUT.read_text().splitlines()[0] + "\r\n")
     assert _run(source, tmp_path / "out") == 3
     assert not [name for name in OUTPUT_FILES if os.path.lexists(tmp_path / "out" / name)]
 

@@ -13,7 +13,7 @@ import pytest
 
 from absenteeism import config_io
 from absenteeism.dataset import atomic
-from etl_job import cli, outputs, pipeline, synthetic
+from etl_job import cli, outputs, run_settings, synthetic
 from testkit.run_outputs import config_without_time, content
 
 OUTPUT_FILES = ("serving_config.pb", "serving_config.json", "training_set.parquet", "report.json", "rejects.csv")
@@ -30,8 +30,8 @@ def records() -> synthetic.Records:
 
 def test_same_input_gives_the_same_config_and_training_set(tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
-    assert _run(pipeline.SAMPLE_INPUT, first) == 0
-    assert _run(pipeline.SAMPLE_INPUT, second) == 0
+    assert _run(run_settings.SAMPLE_INPUT, first) == 0
+    assert _run(run_settings.SAMPLE_INPUT, second) == 0
     created = [config_io.read_config(out / "serving_config.pb").provenance.created_at for out in (first, second)]
     assert created[0] != created[1]  # the runs are distinct runs...
     assert config_without_time(first) == config_without_time(second)  # ...with the same content
@@ -106,7 +106,7 @@ VICTIMS = {"training_set": "part-00000.parquet", "config": "serving_config.pb", 
 @pytest.mark.parametrize("victim", sorted(VICTIMS))
 def test_a_crash_mid_write_keeps_the_previous_outputs_and_leaves_no_temp_file(tmp_path, monkeypatch, victim):
     out = tmp_path / "out"
-    assert _run(pipeline.SAMPLE_INPUT, out) == 0
+    assert _run(run_settings.SAMPLE_INPUT, out) == 0
     before = {name: content(out / name) for name in OUTPUT_FILES}
     real_atomic_path = atomic.atomic_path
 
@@ -141,7 +141,7 @@ def test_outputs_are_written_through_atomic_paths(tmp_path, monkeypatch):
         return real(target)
 
     monkeypatch.setattr(atomic, "atomic_path", spy)
-    assert _run(pipeline.SAMPLE_INPUT, tmp_path) == 0
+    assert _run(run_settings.SAMPLE_INPUT, tmp_path) == 0
     assert seen == ["rejects.csv", "part-00000.parquet", "serving_config.pb", "serving_config.json", "report.json"]
     assert outputs.REPORT_FILE == seen[-1]
 
@@ -149,7 +149,7 @@ def test_outputs_are_written_through_atomic_paths(tmp_path, monkeypatch):
 def test_training_set_dictionary_encodes_every_column_but_source_row(tmp_path):
     # source_row never repeats: a dictionary for it was built page by page and thrown away (half
     # the write's time at 1M rows); the features, label and prediction repeat and keep theirs.
-    assert _run(pipeline.SAMPLE_INPUT, tmp_path) == 0
+    assert _run(run_settings.SAMPLE_INPUT, tmp_path) == 0
     metadata = pq.ParquetFile(outputs.training_set_part(tmp_path, 0)).metadata
     columns = [metadata.row_group(0).column(i) for i in range(metadata.num_columns)]
     with_dictionary = {column.path_in_schema for column in columns if column.has_dictionary_page}

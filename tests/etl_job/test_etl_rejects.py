@@ -15,7 +15,7 @@ import pytest
 from absenteeism import raw_schema
 from absenteeism.dataset import raw_writers
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS
-from etl_job import cli, synthetic, training
+from etl_job import cli, local_engine, synthetic
 
 pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
 
@@ -171,7 +171,7 @@ def test_internal_error_exits_1_with_one_line(tmp_path, monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(training, "train", broken)
+    monkeypatch.setattr(local_engine, "train", broken)
     assert cli.main(["run", "--output-dir", str(tmp_path), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "etl_job: internal error: RuntimeError: boom" in err

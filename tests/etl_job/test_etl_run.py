@@ -18,7 +18,7 @@ import pytest
 from absenteeism import aggregates, config_io, dataflow, features
 from absenteeism.online.reference import ReferencePredictor
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS
-from etl_job import cli, golden, pipeline
+from etl_job import cli, golden, run_settings, step_progress
 from testkit.paths import REAL_DATA
 
 pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
@@ -27,7 +27,7 @@ AGE_HEADER = next(c.csv_header for c in RAW_COLUMNS if c.name == "age")
 
 
 def _inputs():
-    yield pytest.param(pipeline.SAMPLE_INPUT, id="sample")
+    yield pytest.param(run_settings.SAMPLE_INPUT, id="sample")
     yield pytest.param(REAL_DATA, id="real", marks=pytest.mark.skipif(
         not REAL_DATA.is_file(), reason=f"the real data set is not at {REAL_DATA} (it is never copied into the repo)"))
 
@@ -180,9 +180,9 @@ def test_model_beats_the_mean_baseline(job):
 def test_report_times_every_step(job):
     _, out = job
     timings = json.loads((out / "report.json").read_text())["timings_seconds"]
-    assert set(timings) == {*pipeline.STEPS, "total"}
+    assert set(timings) == {*step_progress.STEPS, "total"}
     assert all(seconds >= 0 for seconds in timings.values())
-    assert timings["total"] >= sum(timings[s] for s in pipeline.STEPS) - 1e-3
+    assert timings["total"] >= sum(timings[s] for s in step_progress.STEPS) - 1e-3
 
 
 def test_bare_run_uses_the_bundled_sample_and_build_dir(tmp_path):
@@ -194,7 +194,7 @@ def test_bare_run_uses_the_bundled_sample_and_build_dir(tmp_path):
     assert "2000 rows read" in done.stderr
     assert (tmp_path / "build" / "serving_config.pb").is_file()
     report = json.loads((tmp_path / "build" / "report.json").read_text())
-    assert report["input"]["files"][0]["name"] == pipeline.SAMPLE_INPUT.name
+    assert report["input"]["files"][0]["name"] == run_settings.SAMPLE_INPUT.name
 
 
 def test_feature_matrix_of_training_set_matches_dataflow(job):
@@ -214,6 +214,6 @@ def test_progress_bars_go_to_stderr_only_when_asked(tmp_path, capsys):
     assert cli.main(["run", "--output-dir", str(tmp_path / "with"), "--progress"]) == 0
     shown = capsys.readouterr()
     assert shown.out == ""
-    assert f"{len(pipeline.STEPS)}/{len(pipeline.STEPS)}" in shown.err and "etl: load" in shown.err
+    assert f"{len(step_progress.STEPS)}/{len(step_progress.STEPS)}" in shown.err and "etl: load" in shown.err
     assert cli.main(["run", "--output-dir", str(tmp_path / "without"), "--no-progress"]) == 0
     assert "etl: load" not in capsys.readouterr().err

@@ -11,7 +11,7 @@ import pytest
 from absenteeism import raw_schema
 from absenteeism.dataset import cell_parsing, raw_input, raw_writers
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS
-from etl_job import cli, pipeline, synthetic
+from etl_job import cli, run_settings, synthetic
 from testkit.paths import REAL_DATA
 
 HEADER = ("ID;Reason for absence;Month of absence;Day of the week;Seasons;Transportation expense;"
@@ -136,7 +136,7 @@ def test_bundled_sample_is_what_the_generator_makes(tmp_path):
     path = tmp_path / "sample.csv"
     synthetic.write(synthetic.generate(synthetic.SAMPLE_ROWS, synthetic.SAMPLE_SEED, synthetic.SAMPLE_BAD_FRACTION),
                     path)
-    assert path.read_bytes() == pipeline.SAMPLE_INPUT.read_bytes()
+    assert path.read_bytes() == run_settings.SAMPLE_INPUT.read_bytes()
 
 
 def test_a_million_rows_in_a_few_seconds(tmp_path):

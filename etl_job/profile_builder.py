@@ -13,16 +13,14 @@ chunk size:
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from functools import cache
 
 import numpy as np
 import pandas as pd
 
-from absenteeism import dataflow, features, parity, profile, raw_schema
+from absenteeism import dataflow, features, graph_introspection, parity, profile, raw_schema
 from absenteeism.aggregates import AggregateValue
-from absenteeism.online import fast
 from absenteeism.v1 import serving_config_pb2
 from etl_job.split import row_hash
 
@@ -86,15 +84,7 @@ class RowSample:
 @cache
 def feature_categories() -> dict[str, tuple[float, ...]]:
     """Model features whose check allows a fixed list of values (pandera `isin`): those values."""
-    given = set(raw_schema.RAW_COLUMN_NAMES) | set(dataflow.aggregate_names())
-    found: dict[str, tuple[float, ...]] = {}
-    for step in fast.plan(features.MODEL_FEATURES, given):
-        for check in step.checks:
-            compiled = getattr(check.validator, "compiled", None)  # pandera checks, when compiled
-            for source in (compiled.sources if compiled is not None else ()):
-                if source.name == "isin" and step.name in features.MODEL_FEATURES:
-                    found[step.name] = tuple(sorted(float(v) for v in source.statistics["allowed_values"]))
-    return found
+    return graph_introspection.check_categories(dataflow.feature_driver().graph.nodes, features.MODEL_FEATURES)
 
 
 def raw_categories(column: raw_schema.RawColumn) -> tuple[float, ...] | None:
@@ -122,16 +112,9 @@ class ProfileBuilder:
             return profile.categorical_entry(name, source, categories)
         return profile.numeric_entry(name, source, profile.numeric_edges(np.asarray(sample_values)))
 
-    def count_raw(self, chunks: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        """`chunks` (accepted typed raw rows), each counted as it passes."""
-        for chunk in chunks:
-            count_raw_into(self.raw, chunk)
-            self.rows += len(chunk)
-            yield chunk
-
     def add_counts(self, raw: list[np.ndarray] | None = None, features: list[np.ndarray] | None = None,
                    prediction: np.ndarray | None = None, rows: int = 0) -> None:
-        """Counts made elsewhere (the entries' copies on a cluster's workers), added in."""
+        """Counts of some rows (chunk_steps.transform_chunk and write_chunk count a chunk), added in."""
         for entries, counts in ((self.raw, raw), (self.features, features)):
             for entry, part in zip(entries, counts or ()):
                 entry.counts[:] += part
@@ -144,31 +127,8 @@ class ProfileBuilder:
         self.prediction = profile.numeric_entry(parity.PREDICTION, profile.PREDICTION,
                                                 profile.numeric_edges(predict(self._sample_features)))
 
-    def count_outputs(self, columns: list[np.ndarray], predictions: np.ndarray) -> None:
-        """Features (one array per model feature, in model order) and predictions of some rows."""
-        count_outputs_into(self.features, self.prediction, columns, predictions)
-
-
     def message(self) -> serving_config_pb2.TrainingProfile:
         return profile.to_message([*self.raw, *self.features, self.prediction], self.rows)
-
-
-def empty_copies(entries: list[profile.Entry]) -> list[profile.Entry]:
-    """The entries with counts of zero: what a worker counts a part of the rows into."""
-    return [dataclasses.replace(entry, counts=np.zeros_like(entry.counts)) for entry in entries]
-
-
-def count_raw_into(entries: list[profile.Entry], chunk: pd.DataFrame) -> None:
-    for entry in entries:
-        entry.counts[:] += entry.count(chunk[entry.name].to_numpy())
-
-
-def count_outputs_into(feature_entries: list[profile.Entry], prediction: profile.Entry, columns: list[np.ndarray],
-                       predictions: np.ndarray) -> None:
-    """columns: each feature's values in any exact dtype (the narrowed ones count fastest)."""
-    for entry, values in zip(feature_entries, columns, strict=True):
-        entry.counts[:] += entry.count(values)
-    prediction.counts[:] += prediction.count(predictions)
 
 
 def as_json(message: serving_config_pb2.TrainingProfile) -> dict:

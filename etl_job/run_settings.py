@@ -1,0 +1,37 @@
+"""What a run of the job is asked to do, in one object every engine reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from absenteeism.dataset import partitions
+from absenteeism.dataset import reader as input_reader
+from etl_job import online_parity, training
+
+SAMPLE_INPUT = Path(__file__).parent / "sample_data" / "absenteeism_sample.csv"
+DEFAULT_OUTPUT_DIR = Path("build")
+DEFAULT_MAX_REJECT_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class DaskSettings:
+    scheduler: str | None = None  # tcp://HOST:PORT of a running cluster; None: a LocalCluster of our own
+    workers: int = 2  # worker processes of our own LocalCluster
+    connect_timeout: float = 10.0  # seconds to reach the scheduler
+    part_bytes: int = partitions.DEFAULT_PART_BYTES  # input bytes per part (a task); outputs do not depend on it
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    input_path: Path = SAMPLE_INPUT
+    output_dir: Path = DEFAULT_OUTPUT_DIR
+    max_reject_fraction: float = DEFAULT_MAX_REJECT_FRACTION
+    fit: training.FitSettings = field(default_factory=training.FitSettings)
+    parity_rows: int = online_parity.DEFAULT_ROWS  # rows checked through the single-record online path
+    progress: bool = False
+    created_at: datetime | None = None  # None: now (UTC)
+    chunk_rows: int = input_reader.DEFAULT_CHUNK_ROWS  # rows per chunk; outputs do not depend on it
+    engine: str = "local"  # "local" (this process: local_engine.py) or "dask" (a cluster: dask_engine.py)
+    dask: DaskSettings = field(default_factory=DaskSettings)
