@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from absenteeism import dataflow, features
 from absenteeism.aggregates import AggregateValue
-from absenteeism.dataset.format import RawChunk
+from absenteeism.dataset.raw_chunk import RawChunk
 from absenteeism.model import predict_linear
 from absenteeism.profile import Entry
 from absenteeism.raw_schema import LABEL, RAW_COLUMN_NAMES
