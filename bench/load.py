@@ -43,6 +43,7 @@ def _cpu_seconds() -> float:
 
 async def _callers(target: str, callers: int, seconds: float, start_at: float,
                    requests: list[bytes]) -> tuple[list[float], float, float]:
+    # Imported in the spawned client process only: the parent that starts the clients needs no gRPC.
     import grpc
 
     from absenteeism.v1 import prediction_service_pb2 as pb
