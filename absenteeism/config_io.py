@@ -17,7 +17,7 @@ import numpy as np
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
-from absenteeism import dataflow, features, parity, profile, raw_schema
+from absenteeism import dataflow, features, parity, profile_bins, raw_schema
 from absenteeism.dataset import atomic
 from absenteeism.v1 import serving_config_pb2
 
@@ -128,8 +128,8 @@ def verify_config(config: ServingConfig, predictor: Predictor | None = None) -> 
     _verify_model(config)
     if config.HasField("profile"):  # configs of earlier releases have none: served, without a drift report
         try:
-            profile.from_message(config.profile)
-        except profile.ProfileError as error:
+            profile_bins.from_message(config.profile)
+        except profile_bins.ProfileError as error:
             raise ConfigError(f"config {error}: rerun the ETL job") from None
     if predictor is not None:
         verify_golden_rows(config, predictor)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from absenteeism.online import converters
 from absenteeism.dataset import reader
+from absenteeism.online import converters
 from absenteeism.v1 import raw_record_pb2
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from absenteeism import aggregates, config_io, dataflow, parity, raw_schema
-from absenteeism.dataset import prediction_log as log_format
+from absenteeism.dataset import prediction_log_files as log_format
 from absenteeism.model import predict_linear
 
 

@@ -16,7 +16,7 @@ from absenteeism import dataflow, features
 from absenteeism.aggregates import AggregateValue
 from absenteeism.dataset.raw_chunk import RawChunk
 from absenteeism.model import predict_linear
-from absenteeism.profile import Entry
+from absenteeism.profile_bins import Entry
 from absenteeism.raw_schema import LABEL, RAW_COLUMN_NAMES
 from etl_job import online_parity, outputs, ridge, training, validate
 from etl_job.split import held_out

@@ -24,7 +24,7 @@ from absenteeism import features
 from absenteeism.aggregates import AggregateValue
 from absenteeism.dataset import reader as input_reader
 from absenteeism.dataset.read_ahead import read_ahead
-from absenteeism.profile import Entry
+from absenteeism.profile_bins import Entry
 from etl_job import (
     chunk_steps,
     online_parity,

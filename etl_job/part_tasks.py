@@ -23,7 +23,7 @@ import pandas as pd
 from absenteeism.aggregates import AggregateValue
 from absenteeism.dataset import partitions
 from absenteeism.dataset.blocks import Pieces, PieceSum
-from absenteeism.profile import Entry
+from absenteeism.profile_bins import Entry
 from absenteeism.raw_schema import Violation
 from etl_job import (
     chunk_steps,

@@ -1,4 +1,4 @@
-"""Builds the training profile (absenteeism/profile.py) in bounded memory, the same whatever the
+"""Builds the training profile (absenteeism/profile_bins.py) in bounded memory, the same whatever the
 chunk size:
 
 1. extract + validate: a fixed-size sample of the accepted rows is kept, the rows with the smallest
@@ -19,7 +19,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from absenteeism import dataflow, features, graph_introspection, parity, profile, raw_schema
+from absenteeism import dataflow, features, graph_introspection, parity, profile_bins, raw_schema
 from absenteeism.aggregates import AggregateValue
 from absenteeism.v1 import serving_config_pb2
 from etl_job.split import row_hash
@@ -97,20 +97,20 @@ class ProfileBuilder:
     """Holds the entries while their counts are summed; `message()` once every row is counted."""
 
     def __init__(self, sample: pd.DataFrame, aggregates: dict[str, AggregateValue]):
-        self.raw = [self._entry(c.name, profile.RAW_INPUT, raw_categories(c), sample[c.name])
+        self.raw = [self._entry(c.name, profile_bins.RAW_INPUT, raw_categories(c), sample[c.name])
                     for c in raw_schema.RAW_COLUMNS]
         self._sample_features = dataflow.feature_matrix(dataflow.compute_features(sample, aggregates))
         categories = feature_categories()
-        self.features = [self._entry(name, profile.FEATURE, categories.get(name), self._sample_features[:, j])
+        self.features = [self._entry(name, profile_bins.FEATURE, categories.get(name), self._sample_features[:, j])
                          for j, name in enumerate(features.MODEL_FEATURES)]
-        self.prediction: profile.Entry | None = None
+        self.prediction: profile_bins.Entry | None = None
         self.rows = 0
 
     @staticmethod
-    def _entry(name: str, source: str, categories, sample_values) -> profile.Entry:
+    def _entry(name: str, source: str, categories, sample_values) -> profile_bins.Entry:
         if categories is not None:
-            return profile.categorical_entry(name, source, categories)
-        return profile.numeric_entry(name, source, profile.numeric_edges(np.asarray(sample_values)))
+            return profile_bins.categorical_entry(name, source, categories)
+        return profile_bins.numeric_entry(name, source, profile_bins.numeric_edges(np.asarray(sample_values)))
 
     def add_counts(self, raw: list[np.ndarray] | None = None, features: list[np.ndarray] | None = None,
                    prediction: np.ndarray | None = None, rows: int = 0) -> None:
@@ -124,17 +124,17 @@ class ProfileBuilder:
 
     def place_prediction(self, predict: Callable[[np.ndarray], np.ndarray]) -> None:
         """The prediction's edges, from the sample's predictions with the fitted model."""
-        self.prediction = profile.numeric_entry(parity.PREDICTION, profile.PREDICTION,
-                                                profile.numeric_edges(predict(self._sample_features)))
+        self.prediction = profile_bins.numeric_entry(parity.PREDICTION, profile_bins.PREDICTION,
+                                                profile_bins.numeric_edges(predict(self._sample_features)))
 
     def message(self) -> serving_config_pb2.TrainingProfile:
-        return profile.to_message([*self.raw, *self.features, self.prediction], self.rows)
+        return profile_bins.to_message([*self.raw, *self.features, self.prediction], self.rows)
 
 
 def as_json(message: serving_config_pb2.TrainingProfile) -> dict:
     """For report.json: per entry its kind, bins and training counts."""
     entries = {}
-    for entry in profile.from_message(message):
+    for entry in profile_bins.from_message(message):
         described = {"source": entry.source, "kind": "numeric" if entry.numeric else "categorical"}
         described.update({"edges": entry.edges.tolist()} if entry.numeric
                          else {"categories": entry.categories.tolist()})

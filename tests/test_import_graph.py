@@ -118,3 +118,14 @@ def test_no_import_cycle_among_project_modules():
 def test_no_module_imports_a_private_name_of_another():
     _, private = import_graph()
     assert not private, "private names imported across modules:\n" + "\n".join(private)
+
+
+def test_module_names_are_unique_in_the_project():
+    """A name says which module it is without its package: no `profile` here and `profile` there
+    to alias on import (generated stubs, __init__ and __main__ aside)."""
+    by_name: dict[str, list[str]] = {}
+    for module, path in project_modules().items():
+        if path.name not in ("__init__.py", "__main__.py") and ".v1." not in module:
+            by_name.setdefault(path.stem, []).append(module)
+    repeated = {name: modules for name, modules in by_name.items() if len(modules) > 1}
+    assert not repeated, f"module names used more than once: {repeated}"

@@ -4,7 +4,7 @@ Each served record's raw values, features and prediction go into a ring of the l
 `--drift-window` records (one row each). The hot path takes no lock: a record claims its slot with
 `next()` on an itertools.count (one step under the GIL) and copies its values into that row. A
 report (the GetDriftReport RPC, a /metrics scrape) copies the ring, counts each column into the
-profile's bins (absenteeism/profile.py) and compares the counts with training
+profile's bins (absenteeism/profile_bins.py) and compares the counts with training
 (absenteeism/divergence.py): PSI and Jensen-Shannon for numeric entries, L-infinity for
 categorical ones, each against its threshold.
 
@@ -27,7 +27,7 @@ import numpy as np
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from absenteeism import config_io, divergence, features, profile, raw_schema
+from absenteeism import config_io, divergence, features, profile_bins, raw_schema
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import serving_config_pb2
 from feature_service.rpc.status_mapping import FailedPrecondition
@@ -118,16 +118,16 @@ class Comparison:
     def __init__(self, config: serving_config_pb2.ServingConfig, thresholds: Thresholds):
         self.config_id = config.content_sha256
         self.thresholds = thresholds
-        self.entries = profile.from_message(config.profile)
+        self.entries = profile_bins.from_message(config.profile)
         raw = {name: j for j, name in enumerate(raw_schema.RAW_COLUMN_NAMES)}
         feature = {name: len(raw) + j for j, name in enumerate(config.feature_names)}
         prediction = row_width(len(feature)) - 1
-        where = {profile.RAW_INPUT: raw, profile.FEATURE: feature}
-        self.columns = [prediction if e.source == profile.PREDICTION else where[e.source].get(e.name)
+        where = {profile_bins.RAW_INPUT: raw, profile_bins.FEATURE: feature}
+        self.columns = [prediction if e.source == profile_bins.PREDICTION else where[e.source].get(e.name)
                         for e in self.entries]
         unknown = [e.name for e, column in zip(self.entries, self.columns) if column is None]
         if unknown:
-            raise profile.ProfileError(f"training profile entries {unknown} are neither raw inputs nor features")
+            raise profile_bins.ProfileError(f"training profile entries {unknown} are neither raw inputs nor features")
 
     def report(self, rows: np.ndarray) -> DriftReport:
         entries = []
@@ -285,7 +285,7 @@ class SupervisorDrift:
         if config.HasField("profile"):
             try:
                 found = Comparison(config, self._thresholds)
-            except profile.ProfileError:
+            except profile_bins.ProfileError:
                 pass  # the children refuse such a config: no slot will hold its id
         self._comparisons[config.content_sha256] = found
         return found

@@ -6,7 +6,7 @@ Off the hot path: a call draws its sample and hands the rows (raw values, featur
 config id, time) to a queue (`queue.SimpleQueue`: no lock of ours); one writer thread turns them
 into row groups of the current file. A file is written under a hidden temp name and renamed when
 it is closed (rotation by size or age, or the server stopping), so the folder only ever shows
-whole files (absenteeism/dataset/prediction_log.py has the layout). When the writer cannot keep up
+whole files (absenteeism/dataset/prediction_log_files.py has the layout). When the writer cannot keep up
 (the queue is full) or cannot write (a full disk, any I/O error), samples are dropped and counted,
 the file being written is removed whole, and the server goes on serving; the writer tries again a
 few seconds later.
@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from prometheus_client import CollectorRegistry, Counter
 
-from absenteeism.dataset import prediction_log as log_format
+from absenteeism.dataset import prediction_log_files as log_format
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from concurrent import futures
 
 import grpc
 
-from absenteeism import config_io, features, profile
+from absenteeism import config_io, features, profile_bins
 from absenteeism.v1 import prediction_service_pb2_grpc, serving_config_pb2
 from feature_service import config_reloader
 from feature_service.monitoring.metrics import Metrics
@@ -102,7 +102,7 @@ class PredictionServer:
                                                on_batch=lambda calls, rows: self.metrics.micro_batch_calls.observe(calls))
         try:  # after the golden rows: they are never counted as traffic
             predictor, drift = self.monitoring.attach(config, predictor)
-        except profile.ProfileError as error:
+        except profile_bins.ProfileError as error:
             raise config_io.ConfigError(f"config file {self.settings.config}: {error}: rerun the ETL job") from None
         return Serving.of(config, predictor, drift)
 

@@ -1,4 +1,4 @@
-"""The training profile: its bins are defined once (absenteeism/profile.py); the job fills them over
+"""The training profile: its bins are defined once (absenteeism/profile_bins.py); the job fills them over
 every accepted row in bounded memory and ships them in the config, where boot checks them."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from absenteeism import config_io, features, profile, raw_schema
+from absenteeism import config_io, features, profile_bins, raw_schema
 from etl_job import profile_builder
 from etl_job.split import row_hash
 
 
 def test_numeric_bins_hold_what_the_contract_says():
-    entry = profile.numeric_entry("x", profile.RAW_INPUT, [1.0, 2.0, 4.0])
+    entry = profile_bins.numeric_entry("x", profile_bins.RAW_INPUT, [1.0, 2.0, 4.0])
     values = np.array([0.5, 1.0, 1.5, 2.0, 3.9, 4.0, 4.5])
     # below e0 | [e0, e1) | [e1, e2] (closed: the largest edge is in the last bin) | above e2
     assert entry.bin_of(values).tolist() == [0, 1, 1, 2, 2, 2, 3]
@@ -22,12 +22,12 @@ def test_numeric_bins_hold_what_the_contract_says():
 
 
 def test_a_constant_value_gets_one_closed_bin():
-    edges = profile.numeric_edges(np.array([5.0, 5.0, 5.0]))
+    edges = profile_bins.numeric_edges(np.array([5.0, 5.0, 5.0]))
     assert edges.tolist() == [5.0, 5.0]
-    assert profile.numeric_entry("x", profile.FEATURE, edges).bin_of(np.array([4.0, 5.0, 6.0])).tolist() == [0, 1, 2]
+    assert profile_bins.numeric_entry("x", profile_bins.FEATURE, edges).bin_of(np.array([4.0, 5.0, 6.0])).tolist() == [0, 1, 2]
 
 
-def _placed_one_by_one(entry: profile.Entry, values) -> list[int]:
+def _placed_one_by_one(entry: profile_bins.Entry, values) -> list[int]:
     return np.bincount(entry.bin_of(values), minlength=entry.bins).tolist()
 
 
@@ -43,9 +43,9 @@ def _placed_one_by_one(entry: profile.Entry, values) -> list[int]:
     np.arange(1_500, dtype=np.uint16),
 ])
 @pytest.mark.parametrize("make_entry", [
-    lambda: profile.numeric_entry("x", profile.FEATURE, [0.0, 1.0, 4.0, 30.0]),
-    lambda: profile.numeric_entry("x", profile.FEATURE, [5.0, 5.0]),
-    lambda: profile.categorical_entry("x", profile.RAW_INPUT, [0, 1, 7, 50]),
+    lambda: profile_bins.numeric_entry("x", profile_bins.FEATURE, [0.0, 1.0, 4.0, 30.0]),
+    lambda: profile_bins.numeric_entry("x", profile_bins.FEATURE, [5.0, 5.0]),
+    lambda: profile_bins.categorical_entry("x", profile_bins.RAW_INPUT, [0, 1, 7, 50]),
 ])
 def test_counting_whole_numbers_by_value_gives_the_counts_of_placing_each_one(values, make_entry):
     entry = make_entry()
@@ -55,18 +55,18 @@ def test_counting_whole_numbers_by_value_gives_the_counts_of_placing_each_one(va
 
 def test_edges_are_the_deciles_without_repeats():
     values = np.arange(101, dtype=np.float64)
-    np.testing.assert_array_equal(profile.numeric_edges(values), np.arange(0, 101, 10, dtype=np.float64))
-    assert profile.numeric_edges(np.array([0.0] * 50 + [1.0] * 30 + [3.0] * 20)).tolist() == [0.0, 1.0, 3.0]
-    assert profile.numeric_edges(np.array([19.0, 20.0, 23.0, 40.0])).tolist() == [19.0, 20.0, 23.0, 40.0]  # data values
+    np.testing.assert_array_equal(profile_bins.numeric_edges(values), np.arange(0, 101, 10, dtype=np.float64))
+    assert profile_bins.numeric_edges(np.array([0.0] * 50 + [1.0] * 30 + [3.0] * 20)).tolist() == [0.0, 1.0, 3.0]
+    assert profile_bins.numeric_edges(np.array([19.0, 20.0, 23.0, 40.0])).tolist() == [19.0, 20.0, 23.0, 40.0]  # data values
 
 
 def test_categories_have_one_bin_each_and_one_for_any_other_value():
-    entry = profile.categorical_entry("day", profile.RAW_INPUT, [4, 2, 3])
+    entry = profile_bins.categorical_entry("day", profile_bins.RAW_INPUT, [4, 2, 3])
     assert entry.categories.tolist() == [2.0, 3.0, 4.0]
     assert entry.bin_of(np.array([2.0, 4.0, 3.0, 7.0, 2.5, 1.0])).tolist() == [0, 2, 1, 3, 3, 3]
 
 
-def _independent_counts(entry: profile.Entry, values: np.ndarray) -> list[int]:
+def _independent_counts(entry: profile_bins.Entry, values: np.ndarray) -> list[int]:
     if entry.numeric:
         e = entry.edges
         middle = [int(((values >= e[i - 1]) & (values < e[i])).sum()) for i in range(1, len(e) - 1)]
@@ -78,7 +78,7 @@ def _independent_counts(entry: profile.Entry, values: np.ndarray) -> list[int]:
 
 def test_the_job_profiles_every_raw_input_feature_and_the_prediction(trained_config):
     message = trained_config.config.profile
-    entries = profile.from_message(message)
+    entries = profile_bins.from_message(message)
     accepted = trained_config.accepted
     assert message.row_count == len(accepted)
     assert [e.name for e in entries] == [*raw_schema.RAW_COLUMN_NAMES, *features.MODEL_FEATURES, "prediction"]
@@ -95,7 +95,7 @@ def test_the_job_profiles_every_raw_input_feature_and_the_prediction(trained_con
 
 
 def test_categorical_entries_take_their_categories_from_the_schema_and_the_checks(trained_config):
-    entries = {e.name: e for e in profile.from_message(trained_config.config.profile)}
+    entries = {e.name: e for e in profile_bins.from_message(trained_config.config.profile)}
     isin = {c.name: sorted(c.check.statistics["allowed_values"]) for c in raw_schema.RAW_COLUMNS
             if c.check.name == "isin"}
     assert {name for name in raw_schema.RAW_COLUMN_NAMES if not entries[name].numeric} == set(isin)

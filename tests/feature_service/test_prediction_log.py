@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from absenteeism import raw_schema
-from absenteeism.dataset import prediction_log as log_format
+from absenteeism.dataset import prediction_log_files as log_format
 from absenteeism.online import converters
 from clients import PredictionClient
 from testkit.loopback import free_port

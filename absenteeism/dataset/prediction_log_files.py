@@ -1,4 +1,4 @@
-"""The prediction log's files: what the server writes (feature_service/prediction_log.py) and the
+"""The prediction log's files: what the server writes (feature_service/monitoring/prediction_logger.py) and the
 parity replay reads (clients/log_replay.py).
 
 A folder of Parquet files, `predictions-<UTC start>-<pid>-<n>.parquet`, each complete: a file is

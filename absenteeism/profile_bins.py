@@ -1,7 +1,7 @@
 """The training profile: how each monitored value (every raw input, every model feature, the
 prediction) was distributed over the accepted training rows, in bins that the batch job and the
-server count into the same way. The job builds it (etl_job/profile.py) and ships it in
-ServingConfig.profile; the server counts its traffic into the same bins (feature_service/drift.py).
+server count into the same way. The job builds it (etl_job/profile_builder.py) and ships it in
+ServingConfig.profile; the server counts its traffic into the same bins (feature_service/monitoring/drift_window.py).
 
 Two kinds of entry:
 - numeric: fixed edges e[0] < ... < e[k] (quantiles of the training values) and k + 2 bins:
