@@ -26,6 +26,7 @@ import pandas as pd
 from absenteeism import features, parity
 from absenteeism.online import converters
 from absenteeism.online.fast import FastPredictor
+from absenteeism.online.predictor import InvalidRecords
 from absenteeism.raw_schema import RAW_COLUMN_NAMES
 from absenteeism.v1 import serving_config_pb2
 
@@ -55,7 +56,16 @@ def check(config: serving_config_pb2.ServingConfig, accepted: pd.DataFrame, matr
     positions = sample_positions(len(accepted), rows)
     records = converters.frame_to_records(accepted.iloc[positions][list(RAW_COLUMN_NAMES)])
     predictor = FastPredictor(config)
-    singles = [predictor.predict([record]) for record in records]
+    singles, refused = [], []
+    for source_row, record in zip(accepted.index[positions], records):
+        try:
+            singles.append(predictor.predict([record]))
+        except InvalidRecords as error:
+            refused.extend(f"source row {source_row}: {v.describe()}" for v in error.violations)
+    if refused:
+        raise ParityError(f"the online path refuses {len(refused)} rule(s) of rows the batch job accepted; "
+                          "no config written:\n  " + "\n  ".join(refused[:20])
+                          + (f"\n  and {len(refused) - 20} more" if len(refused) > 20 else ""))
     online_features = np.vstack([s.features for s in singles])
     online_predictions = np.concatenate([s.predictions for s in singles])
     offline = np.asarray(matrix, dtype=np.float64)[positions]

@@ -30,6 +30,11 @@ class InvalidRecords(ValueError):
         super().__init__("; ".join(f"record {v.row}: {v.describe()}" for v in shown)
                          + (f"; and {more} more" if more else ""))
 
+    def __reduce__(self):
+        # Rebuilt from its table: the default (the class called with the message) would pass the
+        # message where a table belongs. The job's forked parity check sends it back this way.
+        return type(self), (self.table,)
+
     @property
     def violations(self) -> list[raw_schema.Violation]:
         """Every violation as an object: for small batches (a stream's, a micro-batch's); large
