@@ -53,10 +53,30 @@ def test_concurrent_calls_are_batched_and_each_gets_its_own_bits(config):
     assert sum(rows for _, rows in seen) == 200
 
 
+class ThreadRecorder:
+    """Records which thread computed each batch, and holds batches of `hold_rows` rows or fewer
+    until `release` is set (so that a batch can be kept in progress)."""
+
+    def __init__(self, inner, hold_rows: int = 0):
+        self.inner, self.feature_names, self.hold_rows = inner, inner.feature_names, hold_rows
+        self.threads: list[tuple[int, int]] = []  # (thread id, rows) per predictor call
+        self.release, self.holding = threading.Event(), threading.Event()
+
+    def predict(self, records):
+        self.threads.append((threading.get_ident(), len(records)))
+        if len(records) <= self.hold_rows:
+            self.holding.set()
+            assert self.release.wait(30), "the held batch was never released"
+        return self.inner.predict(records)
+
+
 def test_an_idle_call_is_computed_at_once_by_its_own_thread(config):
-    batcher = MicroBatchingPredictor(FastPredictor(config))
+    recorder, batches = ThreadRecorder(FastPredictor(config)), []
+    batcher = MicroBatchingPredictor(recorder, on_batch=lambda calls, rows: batches.append((calls, rows)))
     result = batcher.predict(records_for([30, 40]))
     assert result.features.shape == (2, len(batcher.feature_names))
+    assert recorder.threads == [(threading.get_ident(), 2)]  # the caller's own thread, no hand-off
+    assert batches == [(1, 2)]
 
 
 def test_a_bad_record_fails_only_its_own_call_with_its_own_row_numbers(config):
@@ -80,10 +100,21 @@ def test_a_bad_record_fails_only_its_own_call_with_its_own_row_numbers(config):
 
 
 def test_large_calls_bypass_the_queue(config):
-    slow = SlowPredictor(FastPredictor(config))
-    batcher = MicroBatchingPredictor(slow, max_rows=4)
-    batcher.predict(records_for(range(20, 30)))
-    assert slow.batches == [10]
+    """A call of more than max_rows records is computed at once on its own thread, even while a
+    batch is in progress: it neither waits behind that batch nor joins the queue."""
+    recorder, batches = ThreadRecorder(FastPredictor(config), hold_rows=4), []
+    batcher = MicroBatchingPredictor(recorder, max_rows=4, on_batch=lambda calls, rows: batches.append((calls, rows)))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        small = pool.submit(batcher.predict, records_for([30]))
+        assert recorder.holding.wait(30), "the small call never reached the predictor"
+        large = pool.submit(batcher.predict, records_for(range(20, 30)))
+        try:
+            assert large.result(timeout=30).features.shape[0] == 10  # while the small batch is held
+        finally:
+            recorder.release.set()
+        assert small.result(timeout=30).features.shape[0] == 1
+    assert sorted(rows for _, rows in recorder.threads) == [1, 10]
+    assert batches == [(1, 1)]  # the large call never went through the queue
 
 
 def test_an_unexpected_error_reaches_every_waiting_caller(config):
