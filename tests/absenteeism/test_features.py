@@ -12,29 +12,10 @@ from hamilton.data_quality.base import DataValidationError
 
 from absenteeism import dataflow, features
 from absenteeism.raw_schema import RAW_COLUMNS, RAW_DTYPES
+from testkit.feature_oracle import expected_features
 from testkit.records import VALID_ROW
 
 AGGREGATES = {"age_mean": 36.5, "age_std_dev": 6.25}
-
-
-def expected_features(row: dict) -> dict[str, float]:
-    """The features' meaning, written independently of the module, one scalar row at a time."""
-    reason = row["reason_for_absence"]
-    expected = {
-        "is_summer": float(row["month_of_absence"] in (12, 1, 2)),
-        "has_pet": float(row["pet"] > 0),
-        "has_children": float(row["son"] > 0),
-        "age_zero_mean_unit_variance": (row["age"] - AGGREGATES["age_mean"]) / AGGREGATES["age_std_dev"],
-        "has_disciplinary_failure": float(row["disciplinary_failure"] == 1),
-        "reason_unrecorded": float(reason == 0),
-        "reason_is_disease": float(1 <= reason <= 21),
-        "reason_is_consultation": float(reason in (22, 23, 28)),
-    }
-    for day in range(2, 7):
-        expected[f"day_of_the_week_{day}"] = float(row["day_of_the_week"] == day)
-    for season in range(1, 5):
-        expected[f"seasons_{season}"] = float(row["seasons"] == season)
-    return expected
 
 
 def frame(rows: list[dict]) -> pd.DataFrame:
@@ -63,7 +44,7 @@ def test_one_row_features_match_their_definition(column, value):
     raw = one_row(**{column: value})
     result = dataflow.compute_features(raw, AGGREGATES)
     assert list(result.columns) == list(features.MODEL_FEATURES)
-    expected = expected_features({**VALID_ROW, column: value})
+    expected = expected_features({**VALID_ROW, column: value}, AGGREGATES)
     assert {name: float(result[name].iloc[0]) for name in features.MODEL_FEATURES} == expected
 
 

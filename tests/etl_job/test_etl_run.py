@@ -18,7 +18,8 @@ import pytest
 from absenteeism import aggregates, config_io, dataflow, features
 from absenteeism.online.reference import ReferencePredictor
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS
-from etl_job import cli, golden, run_settings, step_progress
+from etl_job import cli, run_settings, step_progress
+from testkit.feature_oracle import expected_features, expected_prediction
 from testkit.paths import REAL_DATA
 
 pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
@@ -125,14 +126,26 @@ def test_training_set_layout_label_and_predictions(job):
     labels = [int(raw[r - 1][LABEL.csv_header]) for r in training_set["source_row"]]
     assert training_set[LABEL.name].tolist() == labels
     matrix = training_set[list(features.MODEL_FEATURES)].to_numpy()
-    expected = config.model.intercept + sum(matrix[:, j] * c for j, c in enumerate(config.model.coefficients))
-    np.testing.assert_allclose(training_set["prediction"].to_numpy(), expected, rtol=1e-12, atol=1e-12)
-    # Golden rows carry what the batch path computes for them: the features and prediction of a
-    # training row with the same raw values.
-    golden_features = np.array([list(g.features) for g in config.golden_rows])
-    injected = aggregates.from_message(config.statistics, dataflow.aggregate_names())
-    batch = dataflow.feature_matrix(dataflow.compute_features(golden.golden_frame(), injected))
-    assert golden_features.view(np.uint64).tolist() == batch.view(np.uint64).tolist()
+    model = config.model
+    expected = np.array([expected_prediction(model.intercept, model.coefficients, row) for row in matrix])
+    assert training_set["prediction"].to_numpy().view(np.uint64).tolist() == expected.view(np.uint64).tolist()
+
+
+def test_golden_rows_carry_the_features_and_prediction_an_independent_computation_gives(job):
+    """Each golden row's features and prediction, recomputed from its raw record by the oracle
+    (testkit.feature_oracle, written apart from the feature module and the model), bit for bit."""
+    _, out = job
+    config = config_io.read_config(out / "serving_config.pb")
+    carried = {name: value.scalar for name, value in config.statistics.values.items()}
+    assert len(config.golden_rows) > 1
+    for golden_row in config.golden_rows:
+        record = {c.name: getattr(golden_row.record, c.name) for c in RAW_COLUMNS}
+        meaning = expected_features(record, carried)
+        expected = np.array([meaning[name] for name in features.MODEL_FEATURES], dtype=np.float64)
+        assert list(config.feature_names) == list(features.MODEL_FEATURES)
+        assert np.asarray(golden_row.features).view(np.uint64).tolist() == expected.view(np.uint64).tolist(), record
+        prediction = expected_prediction(config.model.intercept, config.model.coefficients, expected)
+        assert np.float64(golden_row.prediction).view(np.uint64) == np.float64(prediction).view(np.uint64), record
 
 
 def test_golden_rows_copy_no_input_row_and_take_every_category_value(job):
