@@ -41,6 +41,57 @@ def test_tampering_is_detected(config, mutate, message):
         config_io.verify_config(tampered)
 
 
+def _changed(message, field) -> None:
+    """Changes `field` of `message` so that its serialization changes, whatever the field's kind."""
+    value = getattr(message, field.name)
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        key_type = field.message_type.fields_by_name["key"].type
+        key = "added_by_the_test" if key_type == field.TYPE_STRING else 987654
+        entry_value = field.message_type.fields_by_name["value"]
+        if entry_value.message_type is not None:
+            value[key].SetInParent()
+        else:
+            value[key] = value.get(key, 0) + 1 if entry_value.type != field.TYPE_STRING else "x"
+    elif field.is_repeated:
+        if len(value):
+            del value[-1]
+        elif field.message_type is not None:
+            value.add()
+        else:
+            value.append(b"x" if field.type == field.TYPE_BYTES else "x" if field.type == field.TYPE_STRING else 1)
+    elif field.message_type is not None:
+        if message.HasField(field.name):
+            message.ClearField(field.name)
+        else:
+            value.SetInParent()
+    elif field.type == field.TYPE_STRING:
+        setattr(message, field.name, value + "x")
+    elif field.type == field.TYPE_BYTES:
+        setattr(message, field.name, value + b"x")
+    elif field.type == field.TYPE_BOOL:
+        setattr(message, field.name, not value)
+    else:
+        setattr(message, field.name, value + 1)
+
+
+TOP_LEVEL_FIELDS = [f for f in config_io.ServingConfig.DESCRIPTOR.fields if f.name != "content_sha256"]
+
+
+@pytest.mark.parametrize("field", TOP_LEVEL_FIELDS, ids=[f.name for f in TOP_LEVEL_FIELDS])
+def test_the_digest_covers_every_field(config, field):
+    """Generated from the descriptor, so that a field added to ServingConfig is covered too: any
+    edit of it without resealing changes the digest and the config is refused."""
+    edited = copy(config)
+    _changed(edited, field)
+    assert edited.SerializeToString(deterministic=True) != config.SerializeToString(deterministic=True)
+    assert config_io.content_digest(edited) != config.content_sha256
+    with pytest.raises(config_io.ConfigError):
+        config_io.verify_config(edited)
+    if field.name != "format_version":  # checked first: its own message
+        with pytest.raises(config_io.ConfigError, match="does not match its recorded digest"):
+            config_io.verify_config(edited)
+
+
 @pytest.mark.parametrize("mutate,message", [
     (lambda c: setattr(c, "format_version", 99), "format version 99"),
     (lambda c: setattr(c.provenance.code, "feature_module_sha256", "0" * 64), "different feature module"),
