@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from absenteeism.dataset import cell_parsing
+from absenteeism.online import converters
+from absenteeism.online.fast import FastPredictor
+from absenteeism.online.predictor import InvalidRecords
 from absenteeism.raw_schema import (
     LABEL,
     RAW_COLUMNS,
@@ -13,56 +17,52 @@ from absenteeism.raw_schema import (
     RAW_SCHEMA,
     REQUIRED,
     TRAINING_SCHEMA,
+    RawColumn,
     find_violations,
 )
+from testkit.contract_docs import contract_table, documented_range
 from testkit.records import VALID_ROW
-
-# (column, a value just outside its rule, the boundary values that must pass)
-BAD_AND_BOUNDARY = [
-    ("id", 0, (1, 10_000)),
-    ("id", 10_001, (1, 10_000)),
-    ("reason_for_absence", 29, (0, 28)),
-    ("month_of_absence", 0, (1, 12)),
-    ("month_of_absence", 13, (1, 12)),
-    ("day_of_the_week", 1, (2, 6)),
-    ("day_of_the_week", 7, (2, 6)),
-    ("seasons", 5, (1, 4)),
-    ("transportation_expense", -1, (0, 1000)),
-    ("distance_from_residence_to_work", 201, (0, 200)),
-    ("service_time", 61, (0, 60)),
-    ("age", 15, (16, 100)),
-    ("age", 101, (16, 100)),
-    ("work_load_average_per_day", -0.001, (0.0, 1000.0)),
-    ("hit_target", 101, (0, 100)),
-    ("disciplinary_failure", 2, (0, 1)),
-    ("education", 0, (1, 4)),
-    ("son", 21, (0, 20)),
-    ("social_drinker", -1, (0, 1)),
-    ("social_smoker", 2, (0, 1)),
-    ("pet", 51, (0, 50)),
-    ("weight", 29.9, (30.0, 250.0)),
-    ("height", 230.5, (120.0, 230.0)),
-    ("body_mass_index", 9.0, (10.0, 70.0)),
-]
 
 
 def rows(*changes: dict) -> pd.DataFrame:
     return pd.DataFrame([{**VALID_ROW, **c} for c in changes]).astype(RAW_DTYPES)
 
 
-def test_every_column_has_a_rule_under_test():
-    assert {c for c, _, _ in BAD_AND_BOUNDARY} == {c.name for c in RAW_COLUMNS}
+def _outside(column: RawColumn, bound: float, direction: float) -> float:
+    """The nearest value beyond `bound` that the column's type can hold."""
+    if column.dtype == "int64":
+        return bound + direction
+    return float(np.nextafter(bound, direction * np.inf))
 
 
-@pytest.mark.parametrize("column,bad,boundaries", BAD_AND_BOUNDARY)
-def test_each_rule_refuses_a_bad_value_and_accepts_its_boundaries(column, bad, boundaries):
-    assert find_violations(rows(*({column: b} for b in boundaries))) == []
-    violations = find_violations(rows({}, {column: bad}))
-    assert len(violations) == 1
-    violation = violations[0]
-    assert (violation.row, violation.column, violation.value) == (1, column, bad)
-    assert violation.rule.startswith(("in_range(", "isin("))
-    assert column in violation.describe() and violation.rule in violation.describe()
+# Both ends of every column's range as the contract documents it (docs/contract.md), a source
+# written apart from the schema: (column, end, the bound itself, the nearest value beyond it).
+CONTRACT = contract_table()
+ENDS = [(column, end, bound, _outside(column, bound, direction))
+        for column in RAW_COLUMNS
+        for end, bound, direction in zip(("low", "high"), documented_range(CONTRACT[column.name]), (-1.0, 1.0))]
+
+
+def test_every_end_of_every_column_is_under_test():
+    assert sorted({(column.name, end) for column, end, _, _ in ENDS}) == sorted(
+        (c.name, end) for c in RAW_COLUMNS for end in ("low", "high"))
+
+
+@pytest.mark.parametrize("column,end,bound,beyond", ENDS, ids=[f"{c.name}-{e}" for c, e, _, _ in ENDS])
+def test_each_rule_accepts_its_bound_and_refuses_the_value_beyond(config, column, end, bound, beyond):
+    """The batch path (pandera) and the online path (the compiled checks of the fast predictor)
+    both accept the documented bound and refuse the nearest value past it, naming column and rule."""
+    value = int(bound) if column.dtype == "int64" else bound
+    outside = int(beyond) if column.dtype == "int64" else beyond
+    assert find_violations(rows({column.name: value})) == []
+    violations = find_violations(rows({}, {column.name: outside}))
+    assert [(v.row, v.column, v.value) for v in violations] == [(1, column.name, outside)]
+    assert violations[0].rule.startswith(("in_range(", "isin(")) and column.name in violations[0].describe()
+    online = FastPredictor(config)
+    online.predict(converters.frame_to_records(rows({column.name: value})))
+    with pytest.raises(InvalidRecords) as refused:
+        online.predict(converters.frame_to_records(rows({column.name: outside})))
+    assert [(v.column, v.rule) for v in refused.value.violations] == [(column.name, violations[0].rule)]
 
 
 def test_several_violations_in_several_rows_are_all_reported():

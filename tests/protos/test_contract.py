@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import filecmp
-import re
 import subprocess
 import sys
 from pathlib import Path
 
+from absenteeism.raw_schema import RAW_COLUMNS
+from testkit.contract_docs import contract_table, documented_range, proto_field_comments
 from testkit.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -52,42 +53,12 @@ def test_raw_record_fields_match_the_raw_schema():
     assert "absenteeism_time_in_hours" not in RAW_COLUMN_NAMES
 
 
-def _documented_range(text: str) -> tuple[float, float]:
-    """(first number, largest number) of a range as the docs write it: "1..10000", "0, 1",
-    "2 (Monday)..6 (Friday)", "kg/m^2, 10..70" (an exponent is not a bound)."""
-    numbers = [float(n) for n in re.findall(r"(?<![\^\w])\d+(?:\.\d+)?", text)]
-    return numbers[0], max(numbers)
-
-
-def _proto_field_comments() -> dict[str, str]:
-    """RawRecord field name -> the comment lines just above it in raw_record.proto."""
-    comments, pending = {}, []
-    for line in (ROOT / "protos" / "absenteeism" / "v1" / "raw_record.proto").read_text().splitlines():
-        line = line.strip()
-        if line.startswith("//"):
-            pending.append(line[2:])
-            continue
-        field = re.match(r"optional \w+ (\w+) = \d+;", line)
-        if field:
-            comments[field.group(1)] = " ".join(pending)
-        pending = []
-    return comments
-
-
-def _contract_table() -> dict[str, str]:
-    """RawRecord field name -> the "valid values" cell of docs/contract.md's field table."""
-    rows = re.findall(r"^\| \d+ \| `(\w+)` \| \w+ \| (.+) \|$", (ROOT / "docs" / "contract.md").read_text(), re.MULTILINE)
-    return dict(rows)
-
-
-def test_documented_ranges_are_the_raw_schema_rules():
+def testdocumented_ranges_are_the_raw_schema_rules():
     """The proto comments and docs/contract.md state the range the shared raw schema enforces."""
-    from absenteeism.raw_schema import RAW_COLUMNS
-
-    proto, contract = _proto_field_comments(), _contract_table()
+    proto, contract = proto_field_comments(), contract_table()
     for column in RAW_COLUMNS:
         stats = column.check.statistics
         bounds = ((stats["min_value"], stats["max_value"]) if column.check.name == "in_range"
                   else (min(stats["allowed_values"]), max(stats["allowed_values"])))
-        assert _documented_range(proto[column.name]) == bounds, (column.name, proto[column.name])
-        assert _documented_range(contract[column.name]) == bounds, (column.name, contract[column.name])
+        assert documented_range(proto[column.name]) == bounds, (column.name, proto[column.name])
+        assert documented_range(contract[column.name]) == bounds, (column.name, contract[column.name])
