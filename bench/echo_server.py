@@ -21,8 +21,8 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from absenteeism.v1 import prediction_service_pb2 as pb  # noqa: E402
-from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc  # noqa: E402
+from absenteeism.v1 import prediction_service_pb2 as pb
+from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc
 
 OPTIONS = [("grpc.max_receive_message_length", 64 << 20)]
 

@@ -28,11 +28,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from absenteeism.dataset import atomic  # noqa: E402
-from absenteeism.v1 import prediction_service_pb2 as pb  # noqa: E402
-from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc  # noqa: E402
-from bench.common import SAMPLE, build_config, machine_line, sample_records  # noqa: E402
-from testkit.server_process import ServerProcess  # noqa: E402
+from absenteeism.dataset import atomic
+from absenteeism.v1 import prediction_service_pb2 as pb
+from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc
+from bench.common import SAMPLE, build_config, machine_line, sample_records
+from testkit.server_process import ServerProcess
 
 
 async def _calls(target: str, records, clients: int, duration: float) -> tuple[list[float], int, set[str]]:

@@ -28,11 +28,11 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from absenteeism.v1 import prediction_service_pb2 as pb  # noqa: E402
-from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc  # noqa: E402
-from bench import load  # noqa: E402
-from bench.common import build_config, machine_line, percentiles, process_tree_cpu_seconds, sample_records  # noqa: E402
-from testkit.server_process import ServerProcess  # noqa: E402
+from absenteeism.v1 import prediction_service_pb2 as pb
+from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc
+from bench import load
+from bench.common import build_config, machine_line, percentiles, process_tree_cpu_seconds, sample_records
+from testkit.server_process import ServerProcess
 
 CLIENTS = (1, 8, 32)
 GOAL_CLIENTS = 8

@@ -19,7 +19,7 @@ from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc, raw_record_pb2, serving_config_pb2
 
 RawRecord = raw_record_pb2.RawRecord
-RecordLike = Union[RawRecord, Mapping[str, Union[int, float, None]]]
+RecordLike = Union[RawRecord, Mapping[str, int | float | None]]
 T = TypeVar("T")
 
 
@@ -130,7 +130,7 @@ class TlsOptions:
     @classmethod
     def from_files(cls, ca: str | Path | None = None, cert: str | Path | None = None, key: str | Path | None = None,
                    server_name_override: str | None = None) -> TlsOptions:
-        read = lambda p: Path(p).read_bytes() if p else None  # noqa: E731
+        read = lambda p: Path(p).read_bytes() if p else None
         return cls(read(ca), read(cert), read(key), server_name_override)
 
     def credentials(self) -> grpc.ChannelCredentials:

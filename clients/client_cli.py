@@ -16,9 +16,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from absenteeism.dataset import raw_chunk, raw_writers, reader
 from absenteeism.online import converters
-from absenteeism.dataset import raw_chunk, raw_writers
-from absenteeism.dataset import reader
 from absenteeism.raw_schema import REQUIRED
 from clients import drift_report, server_parity
 from clients.client import PredictionClient, PredictionError, TlsOptions

@@ -44,7 +44,7 @@ def accepted_records(raw_input: Path, source_rows: np.ndarray) -> list[raw_recor
 
 def predict_one_by_one(client: PredictionClient, records: Sequence, concurrency: int, progress: bool
                        ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    call = lambda record: client.predict(record, include_features=True)  # noqa: E731
+    call = lambda record: client.predict(record, include_features=True)
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         results = list(tqdm(pool.map(call, records), total=len(records), desc="Predict", disable=not progress))
     names = tuple(results[0].features) if results else ()

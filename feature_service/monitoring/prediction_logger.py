@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +62,7 @@ class _OpenFile:
 
     @classmethod
     def create(cls, folder: Path, number: int, schema: pa.Schema) -> _OpenFile:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         name = f"{log_format.PREFIX}{stamp}-{os.getpid()}-{number}{log_format.SUFFIX}"
         temp = folder / f".{name}{log_format.TEMP_SUFFIX}"
         return cls(folder / name, temp, pq.ParquetWriter(temp, schema))
