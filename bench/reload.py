@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import grpc
 import numpy as np
@@ -78,7 +79,7 @@ class Swapper:
             atomic.write_bytes(self.path, self.configs[self.swaps % 2])
             self.server.signal(signal.SIGHUP)
 
-    def __enter__(self) -> Swapper:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar, Union
+from typing import Self, TypeVar
 
 import grpc
 import numpy as np
@@ -19,7 +19,7 @@ from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc, raw_record_pb2, serving_config_pb2
 
 RawRecord = raw_record_pb2.RawRecord
-RecordLike = Union[RawRecord, Mapping[str, int | float | None]]
+RecordLike = RawRecord | Mapping[str, int | float | None]
 T = TypeVar("T")
 
 
@@ -181,7 +181,7 @@ class PredictionClient:
     def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self) -> PredictionClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
