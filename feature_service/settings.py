@@ -145,8 +145,8 @@ OPTIONS: tuple[tuple[str, type | None, object, str], ...] = (
     ("--grace", float, Settings.grace, "seconds in-flight calls get to finish at shutdown"),
     ("--workers", int, Settings.workers, "worker threads (each open stream holds one)"),
     ("--max-streams", int, Settings.max_streams,
-     "most streaming calls open at once, below --workers; extra ones get RESOURCE_EXHAUSTED; "
-     "unset: half of --workers"),
+     ("most streaming calls open at once, below --workers; extra ones get RESOURCE_EXHAUSTED; "
+      "unset: half of --workers")),
     ("--stream-idle-timeout", float, Settings.stream_idle_timeout,
      "seconds a PredictStream may send nothing before the server ends it; 0: no limit"),
     ("--max-batch", int, Settings.max_batch, "most records in one PredictBatch call"),
