@@ -85,7 +85,7 @@ class _OpenFile:
     def discard(self) -> None:
         try:
             self.writer.close()
-        except Exception:  # noqa: BLE001 - the file is being thrown away because writing it failed
+        except Exception:  # noqa: BLE001, S110 - the file is being thrown away because writing it failed
             pass
         self.temp.unlink(missing_ok=True)
 
