@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -119,7 +120,7 @@ class Supervisor:
         self._wake_read, self._wake_write = os.pipe()  # signals wake the wait() of the main loop
         self._metrics_dir: str | None = None
         self._drift: SupervisorDrift | None = None
-        self._http = None
+        self._http: WSGIServer | None = None
         self._config_id = ""
 
     # --- the whole life ------------------------------------------------------------------------
@@ -306,7 +307,7 @@ class Supervisor:
 
     def _wait(self, timeout: float | None) -> None:
         """Until a child reports or exits, a signal arrives, or `timeout` seconds pass."""
-        objects = [self._wake_read]
+        objects: list[Connection | int] = [self._wake_read]
         for child in self.children.values():
             objects.append(child.process.sentinel)
             if child.serving_since is None:  # its one report still to come
