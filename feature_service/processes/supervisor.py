@@ -88,6 +88,12 @@ class _Child:
     conn: Connection  # the parent's end of the pipe
     serving_since: float | None = None
 
+    @property
+    def pid(self) -> int:
+        if self.process.pid is None:  # _start() starts the process before it keeps the _Child
+            raise RuntimeError(f"server process {self.index} was never started")
+        return self.process.pid
+
 
 class _SupervisorMetrics:
     """The parent's own figures, beside the children's summed ones."""
@@ -215,6 +221,8 @@ class Supervisor:
     # --- children ------------------------------------------------------------------------------
 
     def _start(self, index: int) -> None:
+        if self.port is None:
+            raise RuntimeError("a server process started before the supervisor probed its port (_prepare)")
         shared = None if self._drift is None else SharedSlot(self._drift.windows.path, index, self.count)
         settings = dataclasses.replace(self.settings, port=self.port, metrics_port=0, processes=1, reuse_port=True,
                                        drift_shared=shared)
@@ -262,7 +270,7 @@ class Supervisor:
     def _forward(self, signum: int) -> None:
         for child in self.children.values():
             if child.process.exitcode is None:
-                os.kill(child.process.pid, signum)
+                os.kill(child.pid, signum)
 
     def _stop_all(self) -> int:
         """SIGTERM to every child, wait for each to drain; 0 when all stopped cleanly."""
