@@ -169,8 +169,9 @@ class PredictionLog:
             if pending and (due or rows >= ROW_GROUP_ROWS):
                 self._write(pending, rows)
                 pending, rows, flushed, due = [], 0, time.monotonic(), True
-            if due and self._file is not None and (stop or self._full()):  # checked at most once a write
-                self._publish()
+            file = self._file
+            if due and file is not None and (stop or self._full(file)):  # checked at most once a write
+                self._publish(file)
             if stop:
                 return
 
@@ -191,23 +192,24 @@ class PredictionLog:
         except (OSError, pa.ArrowException) as error:
             self._failed(error, rows)
 
-    def _full(self) -> bool:
+    def _full(self, file: _OpenFile) -> bool:
         try:
-            return self._file.full(self.settings)
+            return file.full(self.settings)
         except OSError as error:
             self._failed(error, 0)
             return False
 
-    def _publish(self) -> None:
+    def _publish(self, file: _OpenFile) -> None:
+        """Publishes `file`, the open one (self._file)."""
         try:
-            self._file.publish()
+            file.publish()
         except (OSError, pa.ArrowException) as error:
             self._failed(error, 0)
             return
-        self.written.inc(self._file.rows)
+        self.written.inc(file.rows)
         self.files.inc()
         log.info("prediction log file published", extra={"event": "prediction_log_file",
-                                                         "path": str(self._file.final), "records": self._file.rows})
+                                                         "path": str(file.final), "records": file.rows})
         self._file = None
 
     def _failed(self, error: BaseException, rows: int) -> None:
