@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,7 +132,7 @@ def env_name(flag: str) -> str:
 
 
 # flag, type, default, help. The table is the documentation (docs/grpc.md repeats it).
-OPTIONS: tuple[tuple[str, type | None, object, str], ...] = (
+OPTIONS: tuple[tuple[str, Callable[[str], object], object, str], ...] = (
     ("--config", Path, None, "ServingConfig file written by the ETL job (serving_config.pb); required"),
     ("--host", str, Settings.host, "listen address"),
     ("--port", int, Settings.port, "gRPC port; 0 picks a free port"),
