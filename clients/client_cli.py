@@ -83,7 +83,7 @@ def predict(args: argparse.Namespace) -> int:
                                                  disable=args.no_progress, desc="predict") as progress:
         for result in client.predict_stream(records, include_features=args.include_features):
             source_row = source_rows[result.index]
-            if result.ok:
+            if result.prediction is not None:  # result.ok
                 rows.append({"source_row": source_row, "prediction": result.prediction.prediction})
                 feature_rows.append(result.prediction.features)
             else:
