@@ -14,9 +14,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from absenteeism import dataflow, features  # noqa: E402
-from absenteeism.dataset.csv_files import CSV_SEPARATOR  # noqa: E402
-from absenteeism.dataset.raw_chunk import HEADER_TO_NAME  # noqa: E402
+from absenteeism import dataflow, features
+from absenteeism.dataset.csv_files import CSV_SEPARATOR
+from absenteeism.dataset.raw_chunk import HEADER_TO_NAME
 
 
 def main(path: str) -> None:

@@ -25,13 +25,13 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from absenteeism.v1 import prediction_service_pb2 as pb  # noqa: E402
-from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc  # noqa: E402
-from bench import load  # noqa: E402
-from bench.common import build_config, machine_line, percentiles, sample_records  # noqa: E402
-from bench.serving import batch_rows_per_second  # noqa: E402
-from feature_service.settings import Settings  # noqa: E402
-from testkit.server_process import ServerProcess  # noqa: E402
+from absenteeism.v1 import prediction_service_pb2 as pb
+from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc
+from bench import load
+from bench.common import build_config, machine_line, percentiles, sample_records
+from bench.serving import batch_rows_per_second
+from feature_service.settings import Settings
+from testkit.server_process import ServerProcess
 
 
 def servers(config: Path, log_folder: Path, log_rate: float) -> dict[str, ServerProcess]:

@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, machine_line  # noqa: E402
-from testkit.dask_cluster import DaskDeployment  # noqa: E402
+from bench.common import ROOT, machine_line
+from testkit.dask_cluster import DaskDeployment
 
 
 def timed(command: list[str]) -> tuple[float, float]:

@@ -21,18 +21,20 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import grpc
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from absenteeism.dataset import atomic  # noqa: E402
-from absenteeism.v1 import prediction_service_pb2 as pb  # noqa: E402
-from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc  # noqa: E402
-from bench.common import SAMPLE, build_config, machine_line, sample_records  # noqa: E402
-from testkit.server_process import ServerProcess  # noqa: E402
+from absenteeism.dataset import atomic
+from absenteeism.v1 import prediction_service_pb2 as pb
+from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc
+from bench.common import SAMPLE, build_config, machine_line, sample_records
+from testkit.server_process import ServerProcess
 
 
 async def _calls(target: str, records, clients: int, duration: float) -> tuple[list[float], int, set[str]]:
@@ -63,6 +65,19 @@ async def _calls(target: str, records, clients: int, duration: float) -> tuple[l
     return seconds, failures, config_ids
 
 
+@dataclass
+class Phase:
+    """What one phase ("no swaps" or "swaps") measured, summed over the rounds."""
+
+    seconds: list[float] = field(default_factory=list)  # latency of every answered call
+    failures: int = 0
+    ids: set[str] = field(default_factory=set)  # config ids that answered
+    swaps: int = 0  # configs loaded, from the server's log
+    elapsed: float = 0.0
+    refused: int = 0  # reloads refused (the "swaps" phase's, read at the end)
+    reload_ms: list[float] = field(default_factory=list)  # likewise
+
+
 class Swapper:
     """Every `period` seconds: rename the other config over --config, then SIGHUP the server."""
 
@@ -78,7 +93,7 @@ class Swapper:
             atomic.write_bytes(self.path, self.configs[self.swaps % 2])
             self.server.signal(signal.SIGHUP)
 
-    def __enter__(self) -> Swapper:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -91,10 +106,10 @@ def logged(server: ServerProcess, event: str) -> list[dict]:
     return [json.loads(line) for line in list(server.logs) if line.startswith("{") and f'"{event}"' in line]
 
 
-def measure(configs: list[bytes], records, clients: int, phase_seconds: float, rounds: int) -> dict[str, dict]:
+def measure(configs: list[bytes], records, clients: int, phase_seconds: float, rounds: int) -> dict[str, Phase]:
     path = Path(tempfile.mkdtemp(prefix="bench-reload-")) / "serving_config.pb"
     atomic.write_bytes(path, configs[0])
-    figures = {phase: {"seconds": [], "failures": 0, "ids": set(), "swaps": 0} for phase in ("no swaps", "swaps")}
+    figures = {phase: Phase() for phase in ("no swaps", "swaps")}
     # watching off: the swaps come from SIGHUP alone, exactly once a second
     with ServerProcess(path, "--reload-interval", "0") as server:
         for _ in range(rounds):
@@ -107,19 +122,19 @@ def measure(configs: list[bytes], records, clients: int, phase_seconds: float, r
                     seconds, failures, ids = asyncio.run(_calls(server.target, records, clients, phase_seconds))
                 time.sleep(0.5)  # the last reload's log line
                 phase_figures = figures[phase]
-                phase_figures["seconds"] += seconds
-                phase_figures["failures"] += failures
-                phase_figures["ids"] |= ids
-                phase_figures["swaps"] += len(logged(server, "config_loaded")) - loaded_before
-                phase_figures["elapsed"] = phase_figures.get("elapsed", 0.0) + phase_seconds
+                phase_figures.seconds += seconds
+                phase_figures.failures += failures
+                phase_figures.ids |= ids
+                phase_figures.swaps += len(logged(server, "config_loaded")) - loaded_before
+                phase_figures.elapsed += phase_seconds
         refused = len(logged(server, "config_reload_refused"))
         reload_ms = [line["reload_ms"] for line in logged(server, "config_loaded")]
-    figures["swaps"]["refused"] = refused
-    figures["swaps"]["reload_ms"] = reload_ms
+    figures["swaps"].refused = refused
+    figures["swaps"].reload_ms = reload_ms
     return figures
 
 
-def report(figures: dict[str, dict], clients: int) -> None:
+def report(figures: dict[str, Phase], clients: int) -> None:
     quiet, busy = figures["no swaps"], figures["swaps"]
 
     def row(label: str, a: float, b: float) -> None:
@@ -127,15 +142,15 @@ def report(figures: dict[str, dict], clients: int) -> None:
 
     print(f"{'Predict, ' + str(clients) + ' clients':<34}{'no swaps':>14}{'swap every 1s':>14}{'swaps/none':>12}")
     for q in (50, 99):
-        row(f"p{q} (ms)", float(np.percentile(np.asarray(quiet['seconds']) * 1000, q)),
-            float(np.percentile(np.asarray(busy['seconds']) * 1000, q)))
-    row("calls/s", len(quiet["seconds"]) / quiet["elapsed"], len(busy["seconds"]) / busy["elapsed"])
-    print(f"{'failed calls':<34}{quiet['failures']:>14}{busy['failures']:>14}")
-    print(f"{'configs swapped in':<34}{quiet['swaps']:>14}{busy['swaps']:>14}")
-    print(f"config ids that answered during swaps: {len(busy['ids'])}; reloads refused: {busy['refused']}")
-    if busy["reload_ms"]:
-        print(f"reload (read, verify, build, swap) ms: p50 {np.percentile(busy['reload_ms'], 50):.1f}, "
-              f"max {max(busy['reload_ms']):.1f}")
+        row(f"p{q} (ms)", float(np.percentile(np.asarray(quiet.seconds) * 1000, q)),
+            float(np.percentile(np.asarray(busy.seconds) * 1000, q)))
+    row("calls/s", len(quiet.seconds) / quiet.elapsed, len(busy.seconds) / busy.elapsed)
+    print(f"{'failed calls':<34}{quiet.failures:>14}{busy.failures:>14}")
+    print(f"{'configs swapped in':<34}{quiet.swaps:>14}{busy.swaps:>14}")
+    print(f"config ids that answered during swaps: {len(busy.ids)}; reloads refused: {busy.refused}")
+    if busy.reload_ms:
+        print(f"reload (read, verify, build, swap) ms: p50 {np.percentile(busy.reload_ms, 50):.1f}, "
+              f"max {max(busy.reload_ms):.1f}")
 
 
 def main() -> None:

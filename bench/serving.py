@@ -22,20 +22,30 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from absenteeism.v1 import prediction_service_pb2 as pb  # noqa: E402
-from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc  # noqa: E402
-from bench import load  # noqa: E402
-from bench.common import build_config, machine_line, percentiles, process_tree_cpu_seconds, sample_records  # noqa: E402
-from testkit.server_process import ServerProcess  # noqa: E402
+from absenteeism.v1 import prediction_service_pb2 as pb
+from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc
+from bench import load
+from bench.common import build_config, machine_line, percentiles, process_tree_cpu_seconds, sample_records
+from testkit.server_process import ServerProcess
 
 CLIENTS = (1, 8, 32)
 GOAL_CLIENTS = 8
+
+
+@dataclass
+class Figures:
+    """One server's measurements."""
+
+    sequential: dict[str, float]  # Predict latency percentiles (ms), one call at a time
+    loads: dict[int, load.Load] = field(default_factory=dict)  # by concurrent clients
+    batch_rows_per_s: dict[int, float] = field(default_factory=dict)  # PredictBatch, by records per call
 
 
 def sequential_latency(target: str, records, calls: int) -> dict[str, float]:
@@ -79,21 +89,21 @@ def server(name: str, config: Path) -> ServerProcess:
     return ServerProcess(config, "--predictor", name)
 
 
-def measure(name: str, config: Path, records, args) -> dict[str, object]:
+def measure(name: str, config: Path, records, args) -> Figures:
     requests = [pb.PredictRequest(record=record).SerializeToString() for record in records]
-    results: dict[str, object] = {}
     with server(name, config) as running:
-        results["sequential"] = sequential_latency(running.target, records, 30 if args.smoke else 3000)
+        results = Figures(sequential_latency(running.target, records, 30 if args.smoke else 3000))
         for clients in (GOAL_CLIENTS,) if args.smoke else CLIENTS:
-            results[f"clients_{clients}"] = load.run(
+            results.loads[clients] = load.run(
                 running.target, clients, args.client_processes, 0.3 if args.smoke else args.seconds, requests,
                 server_cpu=lambda: process_tree_cpu_seconds(running.pid), start_delay=2.0 if args.smoke else 3.0)
         for size, repeats in ((1, 2000), (100, 300), (10_000, 10)):
-            results[f"batch_{size}"] = batch_rows_per_second(running.target, records, size, 2 if args.smoke else repeats)
+            results.batch_rows_per_s[size] = batch_rows_per_second(running.target, records, size,
+                                                                   2 if args.smoke else repeats)
     return results
 
 
-def report(figures: dict[str, dict[str, object]]) -> None:
+def report(figures: dict[str, Figures]) -> None:
     names = list(figures)
     compared = [n for n in ("fast", "reference") if n in names]
     print(f"{'measure':<44}" + "".join(f"{n:>14}" for n in names) + (f"{'fast/ref':>10}" if len(compared) == 2 else ""))
@@ -107,10 +117,10 @@ def report(figures: dict[str, dict[str, object]]) -> None:
         print(line)
 
     for q in ("p50", "p90", "p99"):
-        row(f"Predict sequential {q} (ms)", [figures[n]["sequential"][q] for n in names], False)
-    measured = [c for c in CLIENTS if f"clients_{c}" in figures[names[0]]]
+        row(f"Predict sequential {q} (ms)", [figures[n].sequential[q] for n in names], False)
+    measured = [c for c in CLIENTS if c in figures[names[0]].loads]
     for clients in measured:
-        loads: list[load.Load] = [figures[n][f"clients_{clients}"] for n in names]
+        loads = [figures[n].loads[clients] for n in names]
         row(f"Predict {clients} clients (calls/s)", [x.calls_per_s for x in loads], True, 1)
         row(f"Predict {clients} clients p50 (ms)", [x.p50_ms for x in loads], False)
         row(f"Predict {clients} clients p99 (ms)", [x.p99_ms for x in loads], False)
@@ -118,12 +128,12 @@ def report(figures: dict[str, dict[str, object]]) -> None:
             [x.server_cpu_seconds / max(x.calls, 1) * 1e6 for x in loads], None, 1)
         row(f"Predict {clients} clients busiest client process", [max(x.client_busy) for x in loads], None, 2)
     for size in (1, 100, 10_000):
-        row(f"PredictBatch {size} (rows/s)", [figures[n][f"batch_{size}"] for n in names], True, 1)
+        row(f"PredictBatch {size} (rows/s)", [figures[n].batch_rows_per_s[size] for n in names], True, 1)
     if "echo" in names:
         for clients in measured:
-            floor = figures["echo"][f"clients_{clients}"].calls_per_s
+            floor = figures["echo"].loads[clients].calls_per_s
             row(f"Predict {clients} clients / echo (1 process)",
-                [figures[n][f"clients_{clients}"].calls_per_s / floor for n in names], None, 2)
+                [figures[n].loads[clients].calls_per_s / floor for n in names], None, 2)
 
 
 def main() -> None:

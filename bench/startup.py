@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, build_config, machine_line  # noqa: E402
-from testkit.server_process import ServerProcess  # noqa: E402
+from bench.common import ROOT, build_config, machine_line
+from testkit.server_process import ServerProcess
 
 
 def command_seconds(command: list[str]) -> float:

@@ -8,7 +8,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar, Union
+from types import EllipsisType
+from typing import Any, Self, TypeVar
 
 import grpc
 import numpy as np
@@ -19,8 +20,9 @@ from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc, raw_record_pb2, serving_config_pb2
 
 RawRecord = raw_record_pb2.RawRecord
-RecordLike = Union[RawRecord, Mapping[str, Union[int, float, None]]]
+RecordLike = RawRecord | Mapping[str, int | float | None]
 T = TypeVar("T")
+Timeout = float | EllipsisType | None  # per call: ... = the client's default, None = no deadline
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ class TlsOptions:
     @classmethod
     def from_files(cls, ca: str | Path | None = None, cert: str | Path | None = None, key: str | Path | None = None,
                    server_name_override: str | None = None) -> TlsOptions:
-        read = lambda p: Path(p).read_bytes() if p else None  # noqa: E731
+        read = lambda p: Path(p).read_bytes() if p else None
         return cls(read(ca), read(cert), read(key), server_name_override)
 
     def credentials(self) -> grpc.ChannelCredentials:
@@ -140,7 +142,9 @@ class TlsOptions:
 def to_record(record: RecordLike) -> RawRecord:
     if isinstance(record, RawRecord):
         return record
-    return RawRecord(**{name: value for name, value in record.items() if value is not None})
+    # field names and value types are only known at runtime: the RawRecord constructor checks each
+    values: dict[str, Any] = {name: value for name, value in record.items() if value is not None}
+    return RawRecord(**values)
 
 
 def _prediction(response: pb.PredictResponse) -> Prediction:
@@ -161,14 +165,15 @@ class PredictionClient:
                  backoff: float = 0.1, max_backoff: float = 5.0, max_message_bytes: int = 64 * 1024 * 1024):
         if insecure == (tls is not None):
             raise ValueError("pass exactly one of insecure=True or tls=TlsOptions(...)")
-        options = [("grpc.max_receive_message_length", max_message_bytes),
-                   ("grpc.max_send_message_length", max_message_bytes),
-                   # the channel's own reconnect backoff follows ours, so a retry really tries again
-                   ("grpc.initial_reconnect_backoff_ms", max(1, int(backoff * 1000))),
-                   ("grpc.max_reconnect_backoff_ms", max(1, int(max_backoff * 1000)))]
+        options: list[tuple[str, int | str]] = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            # the channel's own reconnect backoff follows ours, so a retry really tries again
+            ("grpc.initial_reconnect_backoff_ms", max(1, int(backoff * 1000))),
+            ("grpc.max_reconnect_backoff_ms", max(1, int(max_backoff * 1000)))]
         if tls is not None and tls.server_name_override:
             options.append(("grpc.ssl_target_name_override", tls.server_name_override))
-        self._channel = (grpc.insecure_channel(target, options=options) if insecure
+        self._channel = (grpc.insecure_channel(target, options=options) if tls is None  # i.e. insecure (checked above)
                          else grpc.secure_channel(target, tls.credentials(), options=options))
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self.timeout = timeout
@@ -181,19 +186,19 @@ class PredictionClient:
     def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self) -> PredictionClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     # -- calls
-    def predict(self, record: RecordLike, *, include_features: bool = False, timeout: float | None = ...) -> Prediction:
+    def predict(self, record: RecordLike, *, include_features: bool = False, timeout: Timeout = ...) -> Prediction:
         request = pb.PredictRequest(record=to_record(record), include_features=include_features)
         return _prediction(self._unary(self._stub.Predict, request, timeout))
 
     def predict_batch(self, records: Iterable[RecordLike], *, include_features: bool = False,
-                      timeout: float | None = ...) -> BatchPrediction:
+                      timeout: Timeout = ...) -> BatchPrediction:
         request = pb.PredictBatchRequest(records=[to_record(r) for r in records], include_features=include_features)
         response = self._unary(self._stub.PredictBatch, request, timeout)
         predictions = np.asarray(response.predictions, dtype=np.float64)
@@ -202,17 +207,17 @@ class PredictionClient:
                   if names else None)
         return BatchPrediction(predictions, names, matrix, response.config_id)
 
-    def serving_config(self, *, timeout: float | None = ...) -> serving_config_pb2.ServingConfig:
+    def serving_config(self, *, timeout: Timeout = ...) -> serving_config_pb2.ServingConfig:
         return self._unary(self._stub.GetServingConfig, pb.GetServingConfigRequest(), timeout).config
 
-    def drift_report(self, *, timeout: float | None = ...) -> DriftReport:
+    def drift_report(self, *, timeout: Timeout = ...) -> DriftReport:
         """The server's drift report (GetDriftReport); FAILED_PRECONDITION when it monitors no drift."""
         response = self._unary(self._stub.GetDriftReport, pb.GetDriftReportRequest(), timeout)
         return DriftReport([FeatureDrift(f.name, f.source, f.metric, f.value, f.threshold, f.drifted)
                             for f in response.features], response.window_records, response.config_id)
 
     def predict_stream(self, records: Iterable[RecordLike], *, include_features: bool = False,
-                       timeout: float | None = ...) -> Iterator[StreamResult]:
+                       timeout: Timeout = ...) -> Iterator[StreamResult]:
         """One StreamResult per record, in order; refused records carry their violations."""
         timeout = self.stream_timeout if timeout is ... else timeout
         replayable = isinstance(records, Sequence)
@@ -247,7 +252,7 @@ class PredictionClient:
         delay = min(self.max_backoff, self.backoff * (2 ** attempt))
         time.sleep(delay * random.uniform(0.5, 1.0))
 
-    def _unary(self, method: Callable[..., T], request, timeout) -> T:
+    def _unary(self, method: Callable[..., T], request, timeout: Timeout) -> T:
         timeout = self.timeout if timeout is ... else timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         attempt = 0

@@ -72,8 +72,8 @@ def predict(args: argparse.Namespace) -> int:
         sendable.at[violation.row, violation.column] = None
         if violation.rule != REQUIRED:
             unreadable.add(violation.row)
-            rejects.append(dict(source_row=violation.row, field=violation.column, rule=violation.rule,
-                                description=violation.describe(), reported_by="client"))
+            rejects.append({"source_row": violation.row, "field": violation.column, "rule": violation.rule,
+                            "description": violation.describe(), "reported_by": "client"})
     sendable = sendable.drop(index=sorted(unreadable))
     source_rows = list(sendable.index)
     records = converters.frame_to_records(sendable)
@@ -83,12 +83,12 @@ def predict(args: argparse.Namespace) -> int:
                                                  disable=args.no_progress, desc="predict") as progress:
         for result in client.predict_stream(records, include_features=args.include_features):
             source_row = source_rows[result.index]
-            if result.ok:
+            if result.prediction is not None:  # result.ok
                 rows.append({"source_row": source_row, "prediction": result.prediction.prediction})
                 feature_rows.append(result.prediction.features)
             else:
-                rejects.extend(dict(source_row=source_row, field=v.field, rule=v.rule, description=v.description,
-                                    reported_by="server") for v in result.violations)
+                rejects.extend({"source_row": source_row, "field": v.field, "rule": v.rule,
+                                "description": v.description, "reported_by": "server"} for v in result.violations)
             progress.update(1)
 
     output = pd.DataFrame(rows, columns=["source_row", "prediction"])

@@ -44,7 +44,7 @@ def accepted_records(raw_input: Path, source_rows: np.ndarray) -> list[raw_recor
 
 def predict_one_by_one(client: PredictionClient, records: Sequence, concurrency: int, progress: bool
                        ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    call = lambda record: client.predict(record, include_features=True)  # noqa: E731
+    call = lambda record: client.predict(record, include_features=True)
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         results = list(tqdm(pool.map(call, records), total=len(records), desc="Predict", disable=not progress))
     names = tuple(results[0].features) if results else ()
@@ -56,11 +56,15 @@ def predict_one_by_one(client: PredictionClient, records: Sequence, concurrency:
 
 def predict_in_batches(client: PredictionClient, records: Sequence, batch_size: int, progress: bool
                        ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    names, matrices, predictions = None, [], []
+    names: tuple[str, ...] | None = None
+    matrices: list[np.ndarray] = []
+    predictions: list[np.ndarray] = []
     for start in tqdm(range(0, len(records), batch_size), desc="PredictBatch", disable=not progress):
         batch = client.predict_batch(records[start:start + batch_size], include_features=True)
         if names is not None and batch.feature_names != names:
             raise ValueError("feature names or order differ between batches")
+        if batch.features is None:
+            raise ValueError("PredictBatch answered without features although include_features was set")
         names = batch.feature_names
         matrices.append(batch.features)
         predictions.append(batch.predictions)

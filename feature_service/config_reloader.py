@@ -152,7 +152,7 @@ class Reloader:
             built = None if snapshot.sha256 == self._served_sha256 else self._build(snapshot.data)
         except config_io.ConfigError as error:
             return self._refused(str(error), serving, trigger)
-        except Exception as error:  # noqa: BLE001 - a reload never takes the server down
+        except Exception as error:  # a reload never takes the server down: it is refused and logged
             log.exception("config reload failed", extra={"event": "internal_error"})
             return self._refused(f"internal error while loading the config ({type(error).__name__}: {error})",
                                  serving, trigger)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,7 +132,7 @@ def env_name(flag: str) -> str:
 
 
 # flag, type, default, help. The table is the documentation (docs/grpc.md repeats it).
-OPTIONS: tuple[tuple[str, type | None, object, str], ...] = (
+OPTIONS: tuple[tuple[str, Callable[[str], object], object, str], ...] = (
     ("--config", Path, None, "ServingConfig file written by the ETL job (serving_config.pb); required"),
     ("--host", str, Settings.host, "listen address"),
     ("--port", int, Settings.port, "gRPC port; 0 picks a free port"),
@@ -145,8 +145,8 @@ OPTIONS: tuple[tuple[str, type | None, object, str], ...] = (
     ("--grace", float, Settings.grace, "seconds in-flight calls get to finish at shutdown"),
     ("--workers", int, Settings.workers, "worker threads (each open stream holds one)"),
     ("--max-streams", int, Settings.max_streams,
-     "most streaming calls open at once, below --workers; extra ones get RESOURCE_EXHAUSTED; "
-     "unset: half of --workers"),
+     ("most streaming calls open at once, below --workers; extra ones get RESOURCE_EXHAUSTED; "
+      "unset: half of --workers")),
     ("--stream-idle-timeout", float, Settings.stream_idle_timeout,
      "seconds a PredictStream may send nothing before the server ends it; 0: no limit"),
     ("--max-batch", int, Settings.max_batch, "most records in one PredictBatch call"),

@@ -39,18 +39,26 @@ class ServerProcess:
         self.serving_entry: dict | None = None
         self.returncode: int | None = None
         self._serving = threading.Event()
-        self._process: subprocess.Popen | None = None
+        self._process: subprocess.Popen[str] | None = None
 
     @property
     def target(self) -> str:
         return f"{LOOPBACK}:{self.port}"
 
+    def _launched(self) -> subprocess.Popen[str]:
+        if self._process is None:
+            raise RuntimeError("the server process is not launched: call start() or launch() first")
+        return self._process
+
     @property
     def pid(self) -> int:
-        return self._process.pid
+        return self._launched().pid
 
     def _read(self) -> None:
-        for line in self._process.stderr:
+        stderr = self._launched().stderr
+        if stderr is None:
+            raise RuntimeError("the server's stderr is not piped")  # launch() pipes it
+        for line in stderr:
             self.logs.append(line.rstrip("\n"))
             try:
                 entry = json.loads(line)
@@ -88,7 +96,7 @@ class ServerProcess:
         """For servers expected to refuse to start: waits for the exit code."""
         self.launch()
         try:
-            self.returncode = self._process.wait(timeout)
+            self.returncode = self._launched().wait(timeout)
         except subprocess.TimeoutExpired:
             self.stop()
             raise
@@ -96,10 +104,10 @@ class ServerProcess:
         return self.returncode
 
     def signal(self, sig: int = signals.SIGTERM) -> None:
-        self._process.send_signal(sig)
+        self._launched().send_signal(sig)
 
     def wait(self, timeout: float = 30.0) -> int:
-        self.returncode = self._process.wait(timeout)
+        self.returncode = self._launched().wait(timeout)
         self._reader.join(5)
         return self.returncode
 

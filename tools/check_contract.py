@@ -98,7 +98,9 @@ def breaking(buf: str, root: Path, ref: str) -> bool:
     if not has_protos(root, sha):
         print(f"buf breaking vs {ref} ({sha[:12]}): skipped, that commit has no .proto file yet")
         return True
-    git_dir = Path(git(root, "rev-parse", "--absolute-git-dir").stdout.strip())
+    # the common dir: in a linked worktree the git dir (.git/worktrees/<name>) is not a repository buf can read;
+    # in an ordinary clone the two are the same folder
+    git_dir = Path(git(root, "rev-parse", "--path-format=absolute", "--git-common-dir").stdout.strip())
     ok = run_buf(buf, root, "breaking", "--against", f"{git_dir}#ref={sha}")
     print(f"buf breaking vs {ref} ({sha[:12]}): " + ("ok" if ok else "FAILED: the change breaks the v1 contract "
           "(v1 takes additive changes only; put breaking ones in absenteeism.v2, see docs/contract.md)"), flush=True)

@@ -130,7 +130,7 @@ class Comparison:
             raise profile_bins.ProfileError(f"training profile entries {unknown} are neither raw inputs nor features")
 
     def report(self, rows: np.ndarray) -> DriftReport:
-        entries = []
+        entries: list[EntryDrift] = []
         if len(rows):
             for entry, column in zip(self.entries, self.columns):
                 served = entry.count(rows[:, column])
@@ -294,7 +294,7 @@ class SupervisorDrift:
         held = self.windows.config_ids()
         if not held:
             return None
-        config_id = max(held, key=held.get)
+        config_id = max(held, key=held.__getitem__)  # every key is in held: same pick as held.get
         if config_id not in self._comparisons:
             try:
                 config = config_io.read_config(self._config_path)

@@ -12,6 +12,8 @@ feature_service_config_info{config_id,created_at}    1, labelled with the config
 
 from __future__ import annotations
 
+from wsgiref.simple_server import WSGIServer
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -51,7 +53,7 @@ class Metrics:
         for outcome in RELOAD_OUTCOMES:  # every outcome shows from the start, at 0
             self.config_reloads.labels(outcome=outcome)
         self.config_info = Info("feature_service_config", "the config being served", registry=self.registry)
-        self._http = None
+        self._http: WSGIServer | None = None
 
     def serving_config(self, config_id: str, created_at: str) -> None:
         self.config_info.info({"config_id": config_id, "created_at": created_at})

@@ -10,7 +10,7 @@ predictor is wrapped after the config's golden rows were checked, so they are ne
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -42,7 +42,7 @@ class SharedSlot:
 @dataclass(frozen=True)
 class MonitoringSettings:
     drift_window: int = DEFAULT_WINDOW  # 0: no drift monitoring
-    thresholds: Thresholds = Thresholds()
+    thresholds: Thresholds = field(default_factory=Thresholds)
     prediction_log: LogSettings | None = None
     shared: SharedSlot | None = None  # None: a lone server, with windows of its own
 

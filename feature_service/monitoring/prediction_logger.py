@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +62,7 @@ class _OpenFile:
 
     @classmethod
     def create(cls, folder: Path, number: int, schema: pa.Schema) -> _OpenFile:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         name = f"{log_format.PREFIX}{stamp}-{os.getpid()}-{number}{log_format.SUFFIX}"
         temp = folder / f".{name}{log_format.TEMP_SUFFIX}"
         return cls(folder / name, temp, pq.ParquetWriter(temp, schema))
@@ -85,7 +85,7 @@ class _OpenFile:
     def discard(self) -> None:
         try:
             self.writer.close()
-        except Exception:  # noqa: BLE001 - the file is being thrown away because writing it failed
+        except Exception:  # noqa: BLE001, S110 - the file is being thrown away because writing it failed
             pass
         self.temp.unlink(missing_ok=True)
 
@@ -169,8 +169,9 @@ class PredictionLog:
             if pending and (due or rows >= ROW_GROUP_ROWS):
                 self._write(pending, rows)
                 pending, rows, flushed, due = [], 0, time.monotonic(), True
-            if due and self._file is not None and (stop or self._full()):  # checked at most once a write
-                self._publish()
+            file = self._file
+            if due and file is not None and (stop or self._full(file)):  # checked at most once a write
+                self._publish(file)
             if stop:
                 return
 
@@ -191,23 +192,24 @@ class PredictionLog:
         except (OSError, pa.ArrowException) as error:
             self._failed(error, rows)
 
-    def _full(self) -> bool:
+    def _full(self, file: _OpenFile) -> bool:
         try:
-            return self._file.full(self.settings)
+            return file.full(self.settings)
         except OSError as error:
             self._failed(error, 0)
             return False
 
-    def _publish(self) -> None:
+    def _publish(self, file: _OpenFile) -> None:
+        """Publishes `file`, the open one (self._file)."""
         try:
-            self._file.publish()
+            file.publish()
         except (OSError, pa.ArrowException) as error:
             self._failed(error, 0)
             return
-        self.written.inc(self._file.rows)
+        self.written.inc(file.rows)
         self.files.inc()
         log.info("prediction log file published", extra={"event": "prediction_log_file",
-                                                         "path": str(self._file.final), "records": self._file.rows})
+                                                         "path": str(file.final), "records": file.rows})
         self._file = None
 
     def _failed(self, error: BaseException, rows: int) -> None:

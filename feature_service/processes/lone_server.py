@@ -22,9 +22,10 @@ log = logging.getLogger("feature_service")
 
 
 def serve(settings: Settings, shutdown: ShutdownSignal | None = None,
-          reload_signal: ReloadSignal | None = None, on_serving: Callable[[int], None] | None = None) -> int:
+          reload_signal: ReloadSignal | None = None,
+          on_serving: Callable[[int | None], None] | None = None) -> int:
     """One server process, until SIGTERM/SIGINT. `on_serving(port)` is told once it serves (the
-    supervisor's children report to their parent through it)."""
+    supervisor's children report to their parent through it); port None: a stop came before the boot."""
     server = PredictionServer(settings)
     shutdown = shutdown or ShutdownSignal()
     reload_signal = reload_signal or ReloadSignal()

@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -87,6 +88,12 @@ class _Child:
     conn: Connection  # the parent's end of the pipe
     serving_since: float | None = None
 
+    @property
+    def pid(self) -> int:
+        if self.process.pid is None:  # _start() starts the process before it keeps the _Child
+            raise RuntimeError(f"server process {self.index} was never started")
+        return self.process.pid
+
 
 class _SupervisorMetrics:
     """The parent's own figures, beside the children's summed ones."""
@@ -119,7 +126,7 @@ class Supervisor:
         self._wake_read, self._wake_write = os.pipe()  # signals wake the wait() of the main loop
         self._metrics_dir: str | None = None
         self._drift: SupervisorDrift | None = None
-        self._http = None
+        self._http: WSGIServer | None = None
         self._config_id = ""
 
     # --- the whole life ------------------------------------------------------------------------
@@ -214,6 +221,8 @@ class Supervisor:
     # --- children ------------------------------------------------------------------------------
 
     def _start(self, index: int) -> None:
+        if self.port is None:
+            raise RuntimeError("a server process started before the supervisor probed its port (_prepare)")
         shared = None if self._drift is None else SharedSlot(self._drift.windows.path, index, self.count)
         settings = dataclasses.replace(self.settings, port=self.port, metrics_port=0, processes=1, reuse_port=True,
                                        drift_shared=shared)
@@ -261,7 +270,7 @@ class Supervisor:
     def _forward(self, signum: int) -> None:
         for child in self.children.values():
             if child.process.exitcode is None:
-                os.kill(child.process.pid, signum)
+                os.kill(child.pid, signum)
 
     def _stop_all(self) -> int:
         """SIGTERM to every child, wait for each to drain; 0 when all stopped cleanly."""
@@ -306,7 +315,7 @@ class Supervisor:
 
     def _wait(self, timeout: float | None) -> None:
         """Until a child reports or exits, a signal arrives, or `timeout` seconds pass."""
-        objects = [self._wake_read]
+        objects: list[Connection | int] = [self._wake_read]
         for child in self.children.values():
             objects.append(child.process.sentinel)
             if child.serving_since is None:  # its one report still to come

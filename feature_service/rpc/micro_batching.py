@@ -61,6 +61,8 @@ class MicroBatchingPredictor:
         call.done.wait()
         if call.error is not None:
             raise call.error
+        if call.result is None:
+            raise RuntimeError("micro-batching finished a call with neither a result nor an error")
         return call.result
 
     def _lead(self) -> None:
@@ -74,7 +76,8 @@ class MicroBatchingPredictor:
             self._compute(batch)
 
     def _take(self) -> list[_Call]:
-        taken, rows = [], 0
+        taken: list[_Call] = []
+        rows = 0
         while self._pending and (not taken or rows + len(self._pending[0].records) <= self._max_rows):
             call = self._pending.pop(0)
             taken.append(call)
@@ -94,6 +97,8 @@ class MicroBatchingPredictor:
                 if own:
                     call.error = InvalidRecords(own)
                 elif call.records:
+                    if outcome.result is None:
+                        raise RuntimeError("predict_valid returned no predictions for records it found valid")
                     call.result = outcome.result.rows(position[start], position[start] + len(call.records))
                 else:
                     call.result = Predictions(np.empty((0, len(self.feature_names))), np.empty(0))

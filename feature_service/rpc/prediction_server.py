@@ -77,10 +77,11 @@ class PredictionServer:
             raise OSError(f"cannot listen on {address}: {error}") from None
         if port == 0:
             raise OSError(f"cannot listen on {address}")
+        metrics_host = settings.metrics_host or settings.host  # as Settings.__post_init__ sets it
         try:
-            self.metrics.serve_http(settings.metrics_host, settings.metrics_port)
+            self.metrics.serve_http(metrics_host, settings.metrics_port)
         except OSError as error:
-            raise OSError(f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {error}") from None
+            raise OSError(f"cannot serve metrics on {metrics_host}:{settings.metrics_port}: {error}") from None
         self.monitoring.start()
         server.start()
         self._server, self.port = server, port
@@ -100,6 +101,8 @@ class PredictionServer:
         if self.settings.micro_batch_rows:  # one micro-batcher per config: no batch spans two configs
             predictor = MicroBatchingPredictor(predictor, self.settings.micro_batch_rows,
                                                on_batch=lambda calls, rows: self.metrics.micro_batch_calls.observe(calls))
+        if self.monitoring is None:
+            raise RuntimeError("PredictionServer: a config was verified before start() set up monitoring")
         try:  # after the golden rows: they are never counted as traffic
             predictor, drift = self.monitoring.attach(config, predictor)
         except profile_bins.ProfileError as error:

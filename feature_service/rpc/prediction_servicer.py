@@ -108,13 +108,16 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         position = {row: k for k, row in enumerate(outcome.valid)}
         self._metrics.stream_messages.labels(outcome="predicted").inc(len(outcome.valid))
         self._metrics.stream_messages.labels(outcome="rejected").inc(len(outcome.invalid))
+        result = outcome.result
         for i, request in enumerate(batch):
             if i in outcome.invalid:
                 yield pb.PredictStreamResponse(error=status_mapping.record_error(outcome.invalid[i]))
+            elif result is None:
+                raise RuntimeError("predict_valid returned no predictions for records it found valid")
             else:
                 k = position[i]
                 yield pb.PredictStreamResponse(prediction=self._response(
-                    serving, outcome.result.features[k], outcome.result.predictions[k], request.include_features))
+                    serving, result.features[k], result.predictions[k], request.include_features))
 
     @status_mapping.unary_boundary()
     def GetServingConfig(self, request: pb.GetServingConfigRequest,

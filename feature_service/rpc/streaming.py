@@ -67,9 +67,9 @@ def micro_batches(requests: Iterable[T], limit: int, is_active: Callable[[], boo
             if item is _END or isinstance(item, _Failure):
                 if batch:
                     yield batch
-                if item is _END:
-                    return
-                raise item.error
+                if isinstance(item, _Failure):
+                    raise item.error
+                return  # _END
             batch.append(item)
             if len(batch) >= limit:
                 break

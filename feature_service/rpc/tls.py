@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 
 from absenteeism.config_io import ConfigError
-from feature_service.settings import Settings
+from feature_service.settings import Settings, SettingsError
 
 
 def _read(path: Path) -> bytes:
@@ -55,6 +55,8 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     """None for plaintext; raises ConfigError for an unreadable or unusable TLS file."""
     if settings.insecure:
         return None
+    if settings.tls_cert is None or settings.tls_key is None:  # Settings refuses this: TLS needs both
+        raise SettingsError("TLS is required: pass --tls-cert and --tls-key, or --insecure for plaintext")
     key, cert = _read(settings.tls_key), _read(settings.tls_cert)
     client_ca = _read(settings.tls_client_ca) if settings.tls_client_ca else None
     check_files(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
