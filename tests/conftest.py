@@ -16,6 +16,7 @@ from absenteeism import config_io, dataflow
 from absenteeism.dataset import reader
 from absenteeism.raw_schema import RAW_DTYPES
 from etl_job import local_engine, serving_config, training
+from testkit.paths import require_real_data
 from testkit.records import VALID_ROW
 
 
@@ -43,6 +44,12 @@ def trained_config(tmp_path_factory) -> TrainedConfig:
     typed = reader.read_typed(run_settings.SAMPLE_INPUT).frame
     return TrainedConfig(output / config_io.CONFIG_FILE, run_settings.SAMPLE_INPUT, typed.loc[training_set.index],
                          training_set["prediction"], training_set[list(config.feature_names)], config)
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The real data set (../shared/data): skipped without it, except in CI, where that fails."""
+    return require_real_data()
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from absenteeism.online import converters
 from absenteeism.online import predictor as online
 from absenteeism.online.fast import FastPredictor, Step
 from absenteeism.online.reference import ReferencePredictor
-from testkit.paths import REAL_DATA
+from testkit.paths import require_real_data
 from testkit.records import VALID_ROW
 
 SCHEMAS = [
@@ -146,9 +146,7 @@ def valid_records(path: Path) -> list:
 
 @pytest.mark.parametrize("source", ["sample", "real"])
 def test_fast_path_equals_the_reference_path_on_every_row_of_a_data_set(trained_config, source):
-    if source == "real" and not REAL_DATA.exists():
-        pytest.skip(f"the real data set is not at {REAL_DATA}")
-    path = trained_config.source if source == "sample" else REAL_DATA
+    path = trained_config.source if source == "sample" else require_real_data()
     records = valid_records(path)
     config_ = trained_config.config
     reference, fast = ReferencePredictor(config_), FastPredictor(config_)

@@ -22,7 +22,7 @@ import pytest
 
 from absenteeism import config_io
 from absenteeism.v1 import serving_config_pb2
-from testkit.paths import REAL_DATA, REPO_ROOT
+from testkit.paths import REPO_ROOT
 from testkit.run_outputs import assert_same_outputs
 from testkit.server_process import ServerProcess
 
@@ -187,16 +187,15 @@ VARIANTS = {
     "all together": (["scalar", "vector", "parameterize", "extract_and_check"], True),
 }
 
-pytestmark = [pytest.mark.process,  # starts real processes: `make test`, not `make test-fast`
-              pytest.mark.skipif(not REAL_DATA.exists(), reason=f"the real data set is not at {REAL_DATA}")]
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_a_feature_module_edit_alone_runs_end_to_end_with_bitwise_parity(variant, tmp_path):
+def test_a_feature_module_edit_alone_runs_end_to_end_with_bitwise_parity(variant, tmp_path, real_data):
     parts, list_and_guards = VARIANTS[variant]
     project = copy_project(tmp_path / "project", variant_source(parts, list_and_guards))
     out = tmp_path / "out"
-    run_in(project, "-m", "etl_job", "run", "--input", str(REAL_DATA), "--output-dir", str(out))
+    run_in(project, "-m", "etl_job", "run", "--input", str(real_data), "--output-dir", str(out))
 
     config = config_io.read_config(out / "serving_config.pb")
     training_set = pd.read_parquet(out / "training_set.parquet")
@@ -208,7 +207,7 @@ def test_a_feature_module_edit_alone_runs_end_to_end_with_bitwise_parity(variant
     assert set(report["statistics"]["aggregates"]) == set(config.statistics.values)
     if "vector" in parts:
         edges = config.statistics.values["age_quartile_edges"].vector.values
-        ages = training_set_ages(training_set)
+        ages = training_set_ages(training_set, real_data)
         assert list(edges) == np.quantile(ages.astype(np.float64), [0.25, 0.5, 0.75]).tolist()
         assert report["statistics"]["aggregates"]["age_quartile_edges"] == list(edges)
     if list_and_guards:
@@ -218,7 +217,7 @@ def test_a_feature_module_edit_alone_runs_end_to_end_with_bitwise_parity(variant
         with ServerProcess(out / "serving_config.pb", "--predictor", predictor, env=_env(project), cwd=project) as server:
             modes = "predict,batch" if predictor == "reference" else "predict,batch,stream"
             result = run_in(project, "-m", "clients", "parity", "--target", server.target, "--insecure",
-                            "--training-set", str(out / "training_set.parquet"), "--input", str(REAL_DATA),
+                            "--training-set", str(out / "training_set.parquet"), "--input", str(real_data),
                             "--modes", modes, "--no-progress", "--report", str(tmp_path / f"{predictor}.json"),
                             check=False)
             assert result.returncode == 0, result.stdout + result.stderr
@@ -233,10 +232,10 @@ def test_a_feature_module_edit_alone_runs_end_to_end_with_bitwise_parity(variant
     assert any("different feature module" in line for line in refused.logs)
 
 
-def training_set_ages(training_set: pd.DataFrame) -> np.ndarray:
+def training_set_ages(training_set: pd.DataFrame, source: Path) -> np.ndarray:
     from absenteeism.dataset import reader
 
-    cells = reader.extract(REAL_DATA).cells
+    cells = reader.extract(source).cells
     return cells.loc[training_set["source_row"], "age"].astype("int64").to_numpy()
 
 
@@ -260,7 +259,7 @@ def test_the_dag_pictures_show_a_variant_module(tmp_path):
     ("return float('nan')", "not finite"),
     ("return np.array([1.0, np.inf])", "not finite"),
 ])
-def test_an_aggregate_that_cannot_travel_stops_the_job_naming_the_node(body, complaint, tmp_path):
+def test_an_aggregate_that_cannot_travel_stops_the_job_naming_the_node(body, complaint, tmp_path, real_data):
     source = variant_source([]) + f'''
 
 @tag(stage=AGGREGATE)
@@ -270,7 +269,7 @@ def age_oddity(age: pd.Series) -> float:
 '''
     project = copy_project(tmp_path / "project", source)
     out = tmp_path / "out"
-    result = run_in(project, "-m", "etl_job", "run", "--input", str(REAL_DATA), "--output-dir", str(out),
+    result = run_in(project, "-m", "etl_job", "run", "--input", str(real_data), "--output-dir", str(out),
                     check=False)
     assert result.returncode == 1, result.stderr
     last = result.stderr.strip().splitlines()[-1]
@@ -292,7 +291,7 @@ def test_the_config_carries_every_aggregate_by_name(trained_config):
     assert isinstance(statistics, serving_config_pb2.AggregateStatistics)
 
 
-def test_a_variant_module_gives_the_same_outputs_whatever_the_chunks_and_the_engine(tmp_path):
+def test_a_variant_module_gives_the_same_outputs_whatever_the_chunks_and_the_engine(tmp_path, real_data):
     """Every modifier and both kinds of aggregate, read in chunks of 50 rows, and on a Dask
     LocalCluster in parts of 4 kB: the outputs of one run over the whole file, bit for bit."""
 
@@ -300,7 +299,7 @@ def test_a_variant_module_gives_the_same_outputs_whatever_the_chunks_and_the_eng
     runs = {"whole": (), "chunks": ("--chunk-rows", "50"),
             "dask": ("--engine", "dask", "--workers", "2", "--part-bytes", "4000", "--chunk-rows", "50")}
     for name, flags in runs.items():
-        run_in(project, "-m", "etl_job", "run", "--input", str(REAL_DATA), "--output-dir", str(tmp_path / name),
+        run_in(project, "-m", "etl_job", "run", "--input", str(real_data), "--output-dir", str(tmp_path / name),
                "--no-progress", *flags)
     assert "age_quartile_edges" in config_io.read_config(tmp_path / "dask" / "serving_config.pb").statistics.values
     assert_same_outputs(tmp_path / "whole", tmp_path / "dask")

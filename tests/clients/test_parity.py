@@ -19,7 +19,7 @@ from absenteeism.online import converters
 from absenteeism.raw_schema import RAW_COLUMNS
 from clients import PredictionClient
 from etl_job import online_parity, pipeline, run_settings
-from testkit.paths import REAL_DATA, REPO_ROOT
+from testkit.paths import REPO_ROOT
 from testkit.records import VALID_ROW
 from testkit.server_process import ServerProcess
 
@@ -55,11 +55,10 @@ def test_parity_on_the_bundled_sample_in_all_three_modes(trained_config, predict
     assert_identical(result, len(trained_config.accepted))
 
 
-@pytest.mark.skipif(not REAL_DATA.exists(), reason=f"the real data set is not at {REAL_DATA}")
-def test_parity_on_the_real_data_set(tmp_path):
-    run_etl(REAL_DATA, tmp_path)
+def test_parity_on_the_real_data_set(tmp_path, real_data):
+    run_etl(real_data, tmp_path)
     with ServerProcess(tmp_path / config_io.CONFIG_FILE) as server:
-        result = parity_command(server.target, tmp_path, REAL_DATA)
+        result = parity_command(server.target, tmp_path, real_data)
     assert_identical(result, 737)  # 740 rows, 3 quarantined (month 0)
 
 

@@ -25,7 +25,7 @@ from absenteeism.dataset import reader as input_reader
 from etl_job import synthetic
 from testkit.dask_cluster import DaskDeployment
 from testkit.loopback import LOOPBACK, free_port
-from testkit.paths import REAL_DATA, REPO_ROOT
+from testkit.paths import REPO_ROOT
 from testkit.run_outputs import assert_same_outputs, content
 from testkit.server_process import ServerProcess
 
@@ -47,13 +47,11 @@ def config_without_time(out: Path) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def folder_input(tmp_path_factory) -> Path:
+def folder_input(tmp_path_factory, real_data) -> Path:
     """The real data set split in three CSV files (its bytes as they are, CRLF), a generated CSV with
     realistic quirks, and a generated Parquet file of several row groups."""
-    if not REAL_DATA.exists():
-        pytest.skip(f"the real data set is not at {REAL_DATA}")
     folder = tmp_path_factory.mktemp("input")
-    header, *lines = REAL_DATA.read_bytes().split(b"\r\n")
+    header, *lines = real_data.read_bytes().split(b"\r\n")
     lines = [line for line in lines if line]
     for i, piece in enumerate(np.array_split(np.arange(len(lines)), 3)):
         (folder / f"a_real_{i}.csv").write_bytes(b"\r\n".join([header, *(lines[j] for j in piece)]) + b"\r\n")

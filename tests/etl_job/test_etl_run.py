@@ -20,7 +20,7 @@ from absenteeism.online.reference import ReferencePredictor
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS
 from etl_job import cli, run_settings, step_progress
 from testkit.feature_oracle import expected_features, expected_prediction
-from testkit.paths import REAL_DATA
+from testkit.paths import REAL_DATA, require_real_data
 
 pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
 
@@ -29,15 +29,15 @@ AGE_HEADER = next(c.csv_header for c in RAW_COLUMNS if c.name == "age")
 
 def _inputs():
     yield pytest.param(run_settings.SAMPLE_INPUT, id="sample")
-    yield pytest.param(REAL_DATA, id="real", marks=pytest.mark.skipif(
-        not REAL_DATA.is_file(), reason=f"the real data set is not at {REAL_DATA} (it is never copied into the repo)"))
+    yield pytest.param(REAL_DATA, id="real")
 
 
 @pytest.fixture(scope="module", params=list(_inputs()))
 def job(request, tmp_path_factory):
+    source = request.param if request.param != REAL_DATA else require_real_data()
     out = tmp_path_factory.mktemp("etl")
-    assert cli.main(["run", "--input", str(request.param), "--output-dir", str(out), "--no-progress"]) == 0
-    return request.param, out
+    assert cli.main(["run", "--input", str(source), "--output-dir", str(out), "--no-progress"]) == 0
+    return source, out
 
 
 def _raw_rows(path: Path) -> list[dict[str, str]]:

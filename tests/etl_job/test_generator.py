@@ -12,7 +12,6 @@ from absenteeism import raw_schema
 from absenteeism.dataset import cell_parsing, raw_input, raw_writers
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS
 from etl_job import cli, run_settings, synthetic
-from testkit.paths import REAL_DATA
 
 HEADER = ("ID;Reason for absence;Month of absence;Day of the week;Seasons;Transportation expense;"
           "Distance from Residence to Work;Service time;Age;Work load Average/day ;Hit target;"
@@ -52,9 +51,8 @@ def test_csv_format_is_the_data_sets(tmp_path):
     assert data == reference.read_bytes()
 
 
-@pytest.mark.skipif(not REAL_DATA.is_file(), reason=f"the real data set is not at {REAL_DATA}")
-def test_real_file_has_the_same_header_and_line_ends():
-    first_line = REAL_DATA.read_bytes().split(b"\r\n", 1)[0]
+def test_real_file_has_the_same_header_and_line_ends(real_data):
+    first_line = real_data.read_bytes().split(b"\r\n", 1)[0]
     assert first_line.decode() == HEADER
 
 
