@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -137,12 +135,10 @@ def test_bundled_sample_is_what_the_generator_makes(tmp_path):
     assert path.read_bytes() == run_settings.SAMPLE_INPUT.read_bytes()
 
 
-def test_a_million_rows_in_a_few_seconds(tmp_path):
-    start = time.perf_counter()
+def test_a_million_rows_are_written_whole(tmp_path):
+    """How long it takes is a benchmark's figure (bench/etl.py prints the generator's time)."""
     records = synthetic.generate(1_000_000, seed=1, bad_fraction=0.001)
     synthetic.write(records, tmp_path / "million.csv")
-    elapsed = time.perf_counter() - start
-    assert elapsed < 10, f"1M rows took {elapsed:.1f} s"
     assert (tmp_path / "million.csv").read_bytes().count(b"\r\n") == 1_000_001
 
 
