@@ -10,6 +10,7 @@ import hashlib
 import inspect
 import math
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,8 @@ ServingConfig = serving_config_pb2.ServingConfig
 FORMAT_VERSION = 1
 CONFIG_FILE = "serving_config.pb"
 CONFIG_JSON_FILE = "serving_config.json"
+# A config of today's feature module is about 50 KiB; the cap leaves room for models shipped as data.
+MAX_CONFIG_BYTES = 256 * 1024 * 1024
 
 
 class ConfigError(Exception):
@@ -77,10 +80,26 @@ def read_config(path: Path) -> ServingConfig:
 
 
 def read_config_bytes(path: Path) -> bytes:
-    """The file's bytes; ConfigError naming the file and the problem when it cannot be read."""
+    """The file's bytes; ConfigError naming the file and the problem when it cannot be read. Only a
+    regular file of at most MAX_CONFIG_BYTES is read: a FIFO would block the reader (non-blocking
+    open, then fstat, so opening one does not wait for a writer) and a device never ends."""
     path = Path(path)
     try:
-        return path.read_bytes()
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(descriptor, "rb") as stream:
+            status = os.fstat(stream.fileno())
+            if stat.S_ISDIR(status.st_mode):
+                raise IsADirectoryError
+            if not stat.S_ISREG(status.st_mode):
+                raise ConfigError(f"config file {path} is not a regular file ({_file_kind(status.st_mode)}): "
+                                  "pass the serving_config.pb file the ETL job wrote")
+            if status.st_size > MAX_CONFIG_BYTES:
+                raise ConfigError(f"config file {path} holds {status.st_size} bytes, more than the "
+                                  f"{MAX_CONFIG_BYTES} a config may hold: it is not a ServingConfig the ETL job wrote")
+            data = stream.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:  # grown while read
+            raise ConfigError(f"config file {path} grew past {MAX_CONFIG_BYTES} bytes while it was read")
+        return data
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist: run the ETL job (python -m etl_job run) "
                           "to build it") from None
@@ -92,6 +111,12 @@ def read_config_bytes(path: Path) -> bytes:
                           "make it (and its folders) readable by the server's user") from None
     except OSError as error:
         raise ConfigError(f"config file {path} cannot be read: {error.strerror or error}") from None
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
 def parse_config(data: bytes, path: Path) -> ServingConfig:

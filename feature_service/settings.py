@@ -4,13 +4,14 @@ the environment as FEATURE_SERVICE_<UPPER_SNAKE> (e.g. FEATURE_SERVICE_PORT). Fl
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from feature_service import predictor_registry
-from feature_service.monitoring.drift_window import DEFAULT_WINDOW, Thresholds
+from feature_service.monitoring.drift_window import DEFAULT_WINDOW, Thresholds, row_width
 from feature_service.monitoring.monitored_predictor import (
     MonitoringSettings,
     SharedSlot,
@@ -18,6 +19,10 @@ from feature_service.monitoring.monitored_predictor import (
 )
 
 ENV_PREFIX = "FEATURE_SERVICE_"
+# The drift window holds a row of float64s per record (raw values, features, prediction): a million
+# records are about 300 MB per process, the most a window is allowed.
+WINDOW_ROW_BYTES = 8 * row_width()
+MAX_DRIFT_WINDOW = 1_000_000
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -86,10 +91,14 @@ class Settings:
         if not self.insecure and (self.tls_cert is None or self.tls_key is None):
             raise SettingsError("TLS is required: pass --tls-cert and --tls-key (and --tls-client-ca for mutual TLS), "
                                 "or --insecure for plaintext")
-        if self.drift_window < 0:
-            raise SettingsError("--drift-window must be >= 0 (0 turns drift monitoring off)")
-        if min(self.drift_psi_threshold, self.drift_jensen_shannon_threshold, self.drift_l_infinity_threshold) < 0:
-            raise SettingsError("--drift-*-threshold values must be >= 0")
+        if not 0 <= self.drift_window <= MAX_DRIFT_WINDOW:
+            raise SettingsError(f"--drift-window must be in 0..{MAX_DRIFT_WINDOW} records (0 turns drift monitoring "
+                                f"off; each record held costs {WINDOW_ROW_BYTES} bytes)")
+        for flag, threshold in (("--drift-psi-threshold", self.drift_psi_threshold),
+                                ("--drift-jensen-shannon-threshold", self.drift_jensen_shannon_threshold),
+                                ("--drift-l-infinity-threshold", self.drift_l_infinity_threshold)):
+            if not (math.isfinite(threshold) and threshold >= 0):  # nan would silently turn drift off
+                raise SettingsError(f"{flag} must be a finite number >= 0, got {threshold}")
         if not 0 <= self.prediction_log_sample_rate <= 1:
             raise SettingsError("--prediction-log-sample-rate must be in 0..1")
         if self.prediction_log_rotate_bytes < 1 or self.prediction_log_rotate_seconds <= 0:

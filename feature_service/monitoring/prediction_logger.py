@@ -19,6 +19,7 @@ import logging
 import os
 import queue
 import random
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from prometheus_client import CollectorRegistry, Counter
 
+from absenteeism import config_io
 from absenteeism.dataset import prediction_log_files as log_format
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,23 @@ class LogSettings:
     sample_rate: float  # share of predictions logged, 0..1
     rotate_bytes: int = 64 * 1024 * 1024
     rotate_seconds: float = 300.0
+
+
+def require_log_folder(folder: Path | None) -> None:
+    """ConfigError (the server refuses to boot, exit 78) unless --prediction-log names a folder that
+    is, or can be made, one this process writes files into: a file there, or a read-only folder,
+    would otherwise fail only later, or lose every sample quietly."""
+    if folder is None:
+        return
+    if folder.exists() and not folder.is_dir():
+        raise config_io.ConfigError(f"--prediction-log {folder} is not a folder: name a folder for the log files")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        raise config_io.ConfigError(f"--prediction-log {folder} is not a folder this server can write to "
+                                    f"(uid {os.geteuid()}): {error.strerror or error}") from None
 
 
 @dataclass

@@ -50,6 +50,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from absenteeism import config_io
 from feature_service.monitoring.drift_window import SupervisorDrift
 from feature_service.monitoring.monitored_predictor import SharedSlot
+from feature_service.monitoring.prediction_logger import require_log_folder
 from feature_service.processes.lone_server import EXIT_BIND, EXIT_CONFIG
 from feature_service.processes.supervised_child import run_child
 from feature_service.rpc.tls import server_credentials
@@ -149,6 +150,7 @@ class Supervisor:
         try:
             config, _ = load_verified(settings)
             server_credentials(settings)  # TLS files readable (spawned children share no gRPC state with this)
+            require_log_folder(settings.prediction_log)
         except config_io.ConfigError as error:
             log.error(str(error), extra={"event": "config_refused", "config": str(settings.config)})
             print(f"feature_service: {error}", file=sys.stderr)

@@ -18,6 +18,7 @@ from absenteeism.v1 import prediction_service_pb2_grpc, serving_config_pb2
 from feature_service import config_reloader
 from feature_service.monitoring.metrics import Metrics
 from feature_service.monitoring.monitored_predictor import Monitoring
+from feature_service.monitoring.prediction_logger import require_log_folder
 from feature_service.rpc import tls
 from feature_service.rpc.health import Health
 from feature_service.rpc.interceptors.call_metrics import MetricsInterceptor
@@ -56,6 +57,7 @@ class PredictionServer:
         booted = config_reloader.read_settled(settings.config)
         self.state = ServingState(self._verified_serving(booted.data))
         credentials = tls.server_credentials(settings)
+        require_log_folder(settings.prediction_log)
         servicer = PredictionServicer(self.state, max_batch=settings.max_batch, metrics=self.metrics,
                                       stream_idle_seconds=settings.stream_idle_timeout)
         server = grpc.server(

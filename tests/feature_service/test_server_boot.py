@@ -4,7 +4,6 @@ without transport security unless asked for plaintext (exit 2), and boots from t
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
@@ -17,6 +16,7 @@ import pytest
 from absenteeism import config_io
 from absenteeism.v1 import serving_config_pb2
 from feature_service.processes.lone_server import EXIT_CONFIG
+from testkit.boot_checks import as_non_root, refusal_lines
 from testkit.process_control import wait_until_catches
 from testkit.server_process import ServerProcess
 
@@ -131,18 +131,6 @@ def test_boots_from_environment_variables(trained_config):
         assert serving["security"] == "plaintext"
     assert server.returncode == 0
     assert any('"grace_seconds": 1.0' in line for line in server.logs)
-
-
-def refusal_lines(server: ServerProcess) -> list[str]:
-    """The one-line stderr messages (not the JSON log)."""
-    return [line for line in server.logs if line.startswith("feature_service: ")]
-
-
-def as_non_root(server: ServerProcess) -> ServerProcess:
-    """Runs the server as `nobody` when the tests run as root (root reads any file)."""
-    if os.geteuid() == 0:
-        server.command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *server.command]
-    return server
 
 
 def test_unreadable_config_exits_78_naming_the_file(trained_config):
