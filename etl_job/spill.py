@@ -21,7 +21,7 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.ipc as ipc
+from pyarrow import ipc
 
 from absenteeism.dataset import atomic
 from etl_job import leases
