@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import signal
 from multiprocessing.connection import Connection
+from typing import Self
 
 import numpy as np
 import pandas as pd
@@ -100,7 +101,7 @@ class Background:
         self._process.join()
         self._receive.close()
 
-    def __enter__(self) -> Background:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -23,6 +23,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 from absenteeism.dataset import atomic
 from etl_job import leases
@@ -74,7 +75,7 @@ class RunFolder:
         self._lease.release(remove=False)
         return self.path / name
 
-    def __enter__(self) -> RunFolder:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -16,7 +16,7 @@ import struct
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 import numpy as np
 import pandas as pd
@@ -68,7 +68,7 @@ class Spill:
         finally:
             self._lease.release()
 
-    def __enter__(self) -> Spill:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
