@@ -99,7 +99,7 @@ def generate_chunks(rows: int, seed: int, bad_fraction: float = 0.0, chunk_rows:
         stop = min(rows, start + chunk_rows)
         chunk_rng = rng if k == 0 else np.random.default_rng([seed, k])
         # Quirks spread so that the total is round(rows * bad_fraction), as in one piece.
-        bad = int(round(stop * bad_fraction)) - int(round(start * bad_fraction))
+        bad = round(stop * bad_fraction) - round(start * bad_fraction)
         records, periods = _records(chunk_rng, staff, frequency, stop - start, periods, bad)
         yield records
 
