@@ -114,13 +114,14 @@ def _check_into(send: Connection, parent: int, args: tuple, kwargs: dict) -> Non
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with(parent)
+    outcome: parity.ParityReport | Exception
     try:
         outcome = check(*args, **kwargs)
-    except Exception as error:  # the parent raises it
+    except Exception as error:  # noqa: BLE001 - any failure of the check goes to the parent, which raises it
         outcome = error
     try:
         send.send(outcome)
-    except Exception:  # an exception that does not pickle: its words travel instead
+    except Exception:  # noqa: BLE001 - an exception that does not pickle (whatever it raises): its words travel instead
         send.send(RuntimeError(f"online parity check failed: {outcome!r}"))
 
 

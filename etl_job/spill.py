@@ -47,7 +47,7 @@ class Spill:
         if len(accepted) == 0:
             return
         if self._file is None:
-            self._file = open(self.path, "wb")
+            self._file = open(self.path, "wb")  # noqa: SIM115 - open across appends; finish() and close() close it
         _write_chunk(self._file, accepted)
         self.rows += len(accepted)
 
