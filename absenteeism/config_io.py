@@ -60,7 +60,10 @@ def code_fingerprint() -> serving_config_pb2.CodeFingerprint:
 
 
 def _source_sha256(module) -> str:
-    return hashlib.sha256(Path(inspect.getsourcefile(module)).read_bytes()).hexdigest()
+    source = inspect.getsourcefile(module)
+    if source is None:
+        raise RuntimeError(f"the source file of {module.__name__} is not found: no code fingerprint")
+    return hashlib.sha256(Path(source).read_bytes()).hexdigest()
 
 
 def to_json(config: ServingConfig) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 PREDICTION = "prediction"
 WORST_KEPT = 3  # worst mismatches kept per feature
@@ -70,8 +71,8 @@ def _distance(m: Mismatch) -> float:
     return float("inf") if np.isnan(difference) else difference
 
 
-def bits_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """True where the float64 bit patterns differ (so -0.0 != 0.0 and NaN == the same NaN)."""
+def bits_differ(a: npt.ArrayLike, b: npt.ArrayLike) -> np.ndarray:
+    """True where the float64 bit patterns of arrays or numbers differ (so -0.0 != 0.0 and NaN == the same NaN)."""
     return np.ascontiguousarray(a, dtype=np.float64).view(np.uint64) != np.ascontiguousarray(
         b, dtype=np.float64).view(np.uint64)
 

@@ -53,18 +53,25 @@ class Entry:
 
     @property
     def bins(self) -> int:
-        return len(self.edges) + 1 if self.numeric else len(self.categories) + 1
+        return len(self.edges) + 1 if self.edges is not None else len(self.category_values()) + 1
+
+    def category_values(self) -> np.ndarray:
+        """`categories` of a categorical entry (an entry has either edges or categories)."""
+        if self.categories is None:
+            raise ProfileError(f"training profile entry {self.name!r} has neither edges nor categories")
+        return self.categories
 
     def bin_of(self, values: np.ndarray) -> np.ndarray:
         """The bin of each value (int64 positions into `counts`)."""
         values = np.asarray(values, dtype=np.float64)
-        if self.numeric:
+        if self.edges is not None:
             positions = np.searchsorted(self.edges, values, side="right")
             positions[values == self.edges[-1]] = len(self.edges) - 1  # the last bin is closed
             return positions
-        positions = np.searchsorted(self.categories, values, side="left")
-        known = self.categories[np.minimum(positions, len(self.categories) - 1)] == values
-        return np.where(known, positions, len(self.categories))  # the last bin: any other value
+        categories = self.category_values()
+        positions = np.searchsorted(categories, values, side="left")
+        known = categories[np.minimum(positions, len(categories) - 1)] == values
+        return np.where(known, positions, len(categories))  # the last bin: any other value
 
     def count(self, values: np.ndarray) -> np.ndarray:
         """How many of `values` fall in each bin."""
@@ -78,11 +85,11 @@ class Entry:
 
     def bin_labels(self) -> list[str]:
         """A readable name per bin, for reports."""
-        if self.numeric:
+        if self.edges is not None:
             e = [f"{v:.6g}" for v in self.edges]
             middle = [f"[{e[i - 1]}, {e[i]})" for i in range(1, len(e) - 1)] + [f"[{e[-2]}, {e[-1]}]"]
             return [f"< {e[0]}", *middle, f"> {e[-1]}"]
-        return [f"{v:g}" for v in self.categories] + ["other"]
+        return [f"{v:g}" for v in self.category_values()] + ["other"]
 
 
 _TALLY_MIN_VALUES = 1024  # below it, placing every value is as cheap
@@ -121,11 +128,11 @@ def to_message(entries: list[Entry], row_count: int) -> serving_config_pb2.Train
     profile = serving_config_pb2.TrainingProfile(row_count=row_count)
     for entry in entries:
         message = profile.entries.add(name=entry.name, source=entry.source)
-        if entry.numeric:
+        if entry.edges is not None:
             message.numeric.edges.extend(entry.edges.tolist())
             message.numeric.counts.extend(entry.counts.tolist())
         else:
-            message.categorical.values.extend(entry.categories.tolist())
+            message.categorical.values.extend(entry.category_values().tolist())
             message.categorical.counts.extend(entry.counts[:-1].tolist())
             message.categorical.other_count = int(entry.counts[-1])
     return profile
@@ -133,7 +140,7 @@ def to_message(entries: list[Entry], row_count: int) -> serving_config_pb2.Train
 
 def from_message(profile: serving_config_pb2.TrainingProfile) -> list[Entry]:
     """The entries of a profile message; raises ProfileError naming an entry that is not well formed."""
-    entries = []
+    entries: list[Entry] = []
     for message in profile.entries:
         kind = message.WhichOneof("kind")
         if kind == "numeric":
@@ -150,7 +157,8 @@ def from_message(profile: serving_config_pb2.TrainingProfile) -> list[Entry]:
             entry = Entry(message.name, message.source, None, categories, counts)
         else:
             well_formed, entry = False, None
-        if not well_formed or message.source not in SOURCES or int(entry.counts.sum()) != profile.row_count:
+        if (entry is None or not well_formed or message.source not in SOURCES
+                or int(entry.counts.sum()) != profile.row_count):
             raise ProfileError(f"training profile entry {message.name!r} is not well formed (bins, counts "
                                f"summing to the {profile.row_count} rows profiled, source one of {SOURCES})")
         entries.append(entry)

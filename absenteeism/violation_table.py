@@ -7,6 +7,7 @@ only for the entries read: the first few for an error's details, all of them for
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -48,7 +49,8 @@ _REQUIRED = _rule_code(REQUIRED)
 class ViolationTable:
     """Entries in (record, field name) order once `merged`; rows are record positions."""
 
-    __slots__ = ("rows", "columns", "rules", "values")
+    # In __init__'s parameter order, not sorted: concat, merged (and tests) pass the fields positionally.
+    __slots__ = ("rows", "columns", "rules", "values")  # noqa: RUF023
 
     def __init__(self, rows: Sequence[int] | np.ndarray, columns: Sequence[int] | np.ndarray,
                  rules: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray):
@@ -119,7 +121,7 @@ class ViolationTable:
     def _violation(self, k: int) -> Violation:
         j, rule = int(self.columns[k]), _RULE_TEXTS[self.rules[k]]
         value = None if rule == REQUIRED else self.values[k].item()
-        if value is not None and _IS_INT[j] and value == value and float(value).is_integer():
+        if value is not None and _IS_INT[j] and not math.isnan(value) and float(value).is_integer():
             value = int(value)  # int32 values are exact in float64
         return Violation(row=int(self.rows[k]), column=_NAMES[j], rule=rule, value=value)
 

@@ -6,6 +6,6 @@ import sys
 # its busy-waiting made transform+fit 3-10x slower. The caller's own setting wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from etl_job.cli import main  # noqa: E402
+from etl_job.cli import main
 
 sys.exit(main())

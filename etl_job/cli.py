@@ -47,7 +47,7 @@ def _sigterm_stops() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
         yield
         return
-    stopping = []
+    stopping: list[int] = []
 
     def stop(signum: int, _frame) -> None:
         if not stopping:  # a second SIGTERM does not cut the cleanup short
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("etl_job: interrupted", file=sys.stderr)
         return 130
-    except Exception as error:  # the one place internal failures are turned into an exit code
+    except Exception as error:  # noqa: BLE001 - the one place internal failures are turned into an exit code
         if args.verbose:
             traceback.print_exc()
         print(f"etl_job: internal error: {type(error).__name__}: {error} (rerun with --verbose for the traceback)",

@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import signal
 from multiprocessing.connection import Connection
+from typing import Self
 
 import numpy as np
 import pandas as pd
@@ -110,7 +111,7 @@ class Background:
         self._process.join()
         self._receive.close()
 
-    def __enter__(self) -> Background:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -123,13 +124,14 @@ def _check_into(send: Connection, parent: int, args: tuple, kwargs: dict) -> Non
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with(parent)
+    outcome: parity.ParityReport | Exception
     try:
         outcome = check(*args, **kwargs)
-    except Exception as error:  # the parent raises it
+    except Exception as error:  # noqa: BLE001 - any failure of the check goes to the parent, which raises it
         outcome = error
     try:
         send.send(outcome)
-    except Exception:  # an exception that does not pickle: its words travel instead
+    except Exception:  # noqa: BLE001 - an exception that does not pickle (whatever it raises): its words travel instead
         send.send(RuntimeError(f"online parity check failed: {outcome!r}"))
 
 

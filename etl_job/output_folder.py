@@ -21,8 +21,9 @@ import shutil
 import signal
 import threading
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 from absenteeism.dataset import atomic
 from etl_job import leases
@@ -45,7 +46,7 @@ class RunFolder:
             log.info("removed %s, left by an earlier run", folder)
         for stale in _legacy_temp_files(self.out, self.names):
             stale.unlink(missing_ok=True)
-        self._lease = leases.Lease(self._runs, datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-"))
+        self._lease = leases.Lease(self._runs, datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-"))
         self.path = self._lease.folder
         self.published = False
 
@@ -74,7 +75,7 @@ class RunFolder:
         self._lease.release(remove=False)
         return self.path / name
 
-    def __enter__(self) -> RunFolder:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -89,7 +90,10 @@ def feature_categories() -> dict[str, tuple[float, ...]]:
 
 def raw_categories(column: raw_schema.RawColumn) -> tuple[float, ...] | None:
     if column.check.name == "isin":
-        return tuple(sorted(float(v) for v in column.check.statistics["allowed_values"]))
+        statistics = column.check.statistics
+        if statistics is None:
+            raise ValueError(f"the isin check of raw column {column.name} has no statistics (allowed_values)")
+        return tuple(sorted(float(v) for v in statistics["allowed_values"]))
     return None
 
 
@@ -119,7 +123,7 @@ class ProfileBuilder:
             for entry, part in zip(entries, counts or ()):
                 entry.counts[:] += part
         if prediction is not None:
-            self.prediction.counts[:] += prediction
+            self._prediction_entry().counts[:] += prediction
         self.rows += rows
 
     def place_prediction(self, predict: Callable[[np.ndarray], np.ndarray]) -> None:
@@ -127,17 +131,22 @@ class ProfileBuilder:
         self.prediction = profile_bins.numeric_entry(parity.PREDICTION, profile_bins.PREDICTION,
                                                 profile_bins.numeric_edges(predict(self._sample_features)))
 
+    def _prediction_entry(self) -> profile_bins.Entry:
+        if self.prediction is None:
+            raise RuntimeError("the prediction's bins are not placed yet (place_prediction)")
+        return self.prediction
+
     def message(self) -> serving_config_pb2.TrainingProfile:
-        return profile_bins.to_message([*self.raw, *self.features, self.prediction], self.rows)
+        return profile_bins.to_message([*self.raw, *self.features, self._prediction_entry()], self.rows)
 
 
 def as_json(message: serving_config_pb2.TrainingProfile) -> dict:
     """For report.json: per entry its kind, bins and training counts."""
     entries = {}
     for entry in profile_bins.from_message(message):
-        described = {"source": entry.source, "kind": "numeric" if entry.numeric else "categorical"}
-        described.update({"edges": entry.edges.tolist()} if entry.numeric
-                         else {"categories": entry.categories.tolist()})
+        described: dict[str, Any] = {"source": entry.source, "kind": "numeric" if entry.numeric else "categorical"}
+        described.update({"edges": entry.edges.tolist()} if entry.edges is not None
+                         else {"categories": entry.category_values().tolist()})
         described["counts"] = dict(zip(entry.bin_labels(), entry.counts.tolist()))
         entries[entry.name] = described
     return {"row_count": message.row_count, "entries": entries}

@@ -76,7 +76,10 @@ class HeldOutErrors:
         self._sum.feed(rows)
 
     def metrics(self) -> dict[str, float]:
-        return error_metrics(self._sum.finish(), self.rows)
+        total = self._sum.finish()
+        if total is None:
+            raise ValueError("no held-out rows were fed: no errors to measure")
+        return error_metrics(total, self.rows)
 
 
 def error_rows(truth: np.ndarray, predicted: np.ndarray, baseline: float) -> np.ndarray:

@@ -16,12 +16,12 @@ import struct
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.ipc as ipc
+from pyarrow import ipc
 
 from absenteeism.dataset import atomic
 from etl_job import leases
@@ -47,7 +47,7 @@ class Spill:
         if len(accepted) == 0:
             return
         if self._file is None:
-            self._file = open(self.path, "wb")
+            self._file = open(self.path, "wb")  # noqa: SIM115 - open across appends; finish() and close() close it
         _write_chunk(self._file, accepted)
         self.rows += len(accepted)
 
@@ -68,7 +68,7 @@ class Spill:
         finally:
             self._lease.release()
 
-    def __enter__(self) -> Spill:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

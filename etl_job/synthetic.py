@@ -34,8 +34,17 @@ from absenteeism.dataset.csv_files import CSV_LINE_END, CSV_SEPARATOR
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS
 
 ROWS_PER_EMPLOYEE = 20  # the real data has ~20 absences per employee
+
+
+def _max_employee_id() -> int:
+    statistics = next(c for c in RAW_COLUMNS if c.name == "id").check.statistics
+    if statistics is None:
+        raise ValueError("the raw schema's id check has no statistics (max_value)")
+    return int(statistics["max_value"])
+
+
 # Employees are numbered 1..n, at most the raw schema's largest id.
-MAX_EMPLOYEE_ID = int(next(c for c in RAW_COLUMNS if c.name == "id").check.statistics["max_value"])
+MAX_EMPLOYEE_ID = _max_employee_id()
 
 # Real frequencies (counts in the UCI file) of reasons 1..28 (20 never occurs), months, weekdays.
 _REASON_COUNTS = {1: 16, 2: 1, 3: 1, 4: 2, 5: 3, 6: 8, 7: 15, 8: 6, 9: 4, 10: 25, 11: 26, 12: 8, 13: 55,
@@ -99,7 +108,7 @@ def generate_chunks(rows: int, seed: int, bad_fraction: float = 0.0, chunk_rows:
         stop = min(rows, start + chunk_rows)
         chunk_rng = rng if k == 0 else np.random.default_rng([seed, k])
         # Quirks spread so that the total is round(rows * bad_fraction), as in one piece.
-        bad = int(round(stop * bad_fraction)) - int(round(start * bad_fraction))
+        bad = round(stop * bad_fraction) - round(start * bad_fraction)
         records, periods = _records(chunk_rng, staff, frequency, stop - start, periods, bad)
         yield records
 

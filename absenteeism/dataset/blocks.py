@@ -5,12 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, Self, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
-T = TypeVar("T")
+
+class _Rows(Protocol):
+    """What a chunk of rows offers: its row count, and slices of its rows."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, rows: slice, /) -> Self: ...
+
+
+T = TypeVar("T", bound=_Rows)
 
 
 class Rebatcher(Generic[T]):

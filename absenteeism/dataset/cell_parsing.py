@@ -61,6 +61,7 @@ def parse_numbers(chunk: RawChunk) -> pd.DataFrame | None:
         if column.name not in chunk.numbers:
             continue
         numbers = chunk.numbers[column.name]
+        values: np.ndarray
         if column.dtype == "int64":
             if len(numbers) and not (_INT64_LOW <= numbers.min() and numbers.max() <= _INT64_HIGH):  # also NaN
                 return None

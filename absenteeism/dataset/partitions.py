@@ -6,6 +6,7 @@ a row's source number is the rows of the parts before it plus its position in it
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ def plan(path: Path, part_bytes: int = DEFAULT_PART_BYTES, require_label: bool =
 def _ranges(file: Path, part_bytes: int) -> list[tuple[int, int]]:
     if file.suffix.lower() == ".csv":
         starts = csv_files.csv_line_starts(file, part_bytes)
-        return list(zip(starts[:-1], starts[1:]))
+        return list(itertools.pairwise(starts))
     groups = parquet_files.parquet_row_groups(file)
     part_rows = max(1, part_bytes // 64)
     ranges, start, rows = [], 0, 0

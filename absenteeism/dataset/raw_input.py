@@ -4,7 +4,8 @@ of rows, whole or one part of a file at a time (absenteeism.dataset.partitions).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -85,15 +86,20 @@ def _text_chunks(batches: Iterator, path: Path, require_label: bool, chunk_rows:
     blocks = table_blocks(chunk_rows)
     csv_file = path.suffix.lower() == ".csv"
 
-    def chunks(tables):
+    def chunks(tables: Iterable[pa.Table]) -> Iterator[RawChunk]:
         for table in tables:
             table = table.rename_columns(names).select(kept)
             if csv_file:
                 frame = table.to_pandas()
-                yield RawChunk(len(frame), None, lambda frame=frame: frame)
+                yield RawChunk(len(frame), None, _returning(frame))
             else:
-                yield RawChunk(table.num_rows, parquet_numbers(table), lambda table=table: parquet_text(table))
+                yield RawChunk(table.num_rows, parquet_numbers(table), functools.partial(parquet_text, table))
 
     for batch in batches:
         yield from chunks(blocks.feed(pa.Table.from_batches([batch])))
     yield from chunks(blocks.flush())
+
+
+def _returning(frame: pd.DataFrame) -> Callable[[], pd.DataFrame]:
+    """A RawChunk's `text` for cells already made: gives `frame` itself."""
+    return lambda: frame

@@ -34,7 +34,7 @@ def read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
                 if not offer((item, None)):
                     return
             offer((_END, None))
-        except BaseException as error:  # the consumer raises it
+        except BaseException as error:  # noqa: BLE001 - any failure goes to the consumer, which raises it
             offer((_END, error))
 
     producer = threading.Thread(target=produce, name="read-ahead", daemon=True)

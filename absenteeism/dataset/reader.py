@@ -94,6 +94,8 @@ class Reader:
         self._hasher.join()
         if self._hash_error is not None:
             raise self._hash_error
+        if self._sha256 is None:
+            raise RuntimeError("the sha256 of the input files was not computed (its thread failed)")
         return Extracted(tuple(self.files), self._sha256)
 
     def _hash(self) -> None:

@@ -106,4 +106,6 @@ def frame_to_records(frame: pd.DataFrame) -> list[RawRecord]:
 
 def record_to_dict(record: RawRecord) -> dict[str, float | int | None]:
     """A record as a plain dict (None for unset fields), for logs, reports and CLIs."""
-    return {c.name: (getattr(record, c.name) if record.HasField(c.name) else None) for c in RAW_COLUMNS}
+    # HasField's stub takes a Literal of RawRecord's field names; RAW_COLUMNS' names are those fields.
+    return {c.name: (getattr(record, c.name) if record.HasField(c.name) else None)  # type: ignore[arg-type]
+            for c in RAW_COLUMNS}

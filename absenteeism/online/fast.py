@@ -154,6 +154,14 @@ def _matrix_bounds() -> tuple[np.ndarray, np.ndarray] | None:
     return np.array([b.low for b in bounds]), np.array([b.high for b in bounds])
 
 
+def _closed_bounds(validator: FastValidator | SeriesValidator) -> tuple[FastValidator, Bounds]:
+    """A validator of a bounded step (a compiled check whose meaning is closed bounds) and its bounds."""
+    bounds = validator.bounds()
+    if not isinstance(validator, FastValidator) or bounds is None:
+        raise ValueError(f"validator {validator.name()} is not a compiled check with closed bounds")
+    return validator, bounds
+
+
 class FastPredictor(ConfigPredictor):
     """Same interface and same bits as reference.ReferencePredictor."""
 
@@ -168,11 +176,11 @@ class FastPredictor(ConfigPredictor):
         self.bounded_steps = [s for s in self.steps if s.checks and all(
             c.validator.bounds() is not None for c in s.checks)]
         self.bounded = {s.name for s in self.bounded_steps}
-        validators = [(s.inputs[0], c.validator) for s in self.bounded_steps for c in s.checks]
-        self.bounded_inputs = [name for name, _ in validators]
-        self.bounded_dtypes = [validator.compiled.dtype for _, validator in validators]
-        self.bounded_low = np.array([validator.bounds().low for _, validator in validators])
-        self.bounded_high = np.array([validator.bounds().high for _, validator in validators])
+        bounded = [(s.inputs[0], *_closed_bounds(c.validator)) for s in self.bounded_steps for c in s.checks]
+        self.bounded_inputs = [name for name, _, _ in bounded]
+        self.bounded_dtypes = [validator.compiled.dtype for _, validator, _ in bounded]
+        self.bounded_low = np.array([bounds.low for _, _, bounds in bounded])
+        self.bounded_high = np.array([bounds.high for _, _, bounds in bounded])
 
     def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
         raw, missing = converters.records_to_matrix(records)
