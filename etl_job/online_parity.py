@@ -27,7 +27,7 @@ import pandas as pd
 from absenteeism import features, parity
 from absenteeism.online import converters
 from absenteeism.online.fast import FastPredictor
-from absenteeism.online.predictor import InvalidRecords
+from absenteeism.online.predictor import InvalidRecords, Predictions
 from absenteeism.raw_schema import RAW_COLUMN_NAMES
 from absenteeism.v1 import serving_config_pb2
 
@@ -57,7 +57,8 @@ def check(config: serving_config_pb2.ServingConfig, accepted: pd.DataFrame, matr
     positions = sample_positions(len(accepted), rows)
     records = converters.frame_to_records(accepted.iloc[positions][list(RAW_COLUMN_NAMES)])
     predictor = FastPredictor(config)
-    singles, refused = [], []
+    singles: list[Predictions] = []
+    refused: list[str] = []  # one line per rule a refused row breaks
     for source_row, record in zip(accepted.index[positions], records):
         try:
             singles.append(predictor.predict([record]))
