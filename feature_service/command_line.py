@@ -42,5 +42,5 @@ def main(argv: Sequence[str] | None = None, shutdown: ShutdownSignal | None = No
         parser.error(str(error))  # exits EXIT_USAGE
     json_logs.configure(settings.log_level)
     if settings.process_count > 1:
-        return supervisor.run(settings)
+        return supervisor.run(settings, shutdown)
     return serve(settings, shutdown, reload_signal)

@@ -88,13 +88,15 @@ class Reloader:
     """Owns the reload thread. `request()` (SIGHUP) reloads now; the watcher polls every `interval`."""
 
     def __init__(self, path: Path, booted: Snapshot, state: ServingState, build: Callable[[bytes], Serving], *,
-                 interval: float, metrics: Metrics, log_fields: Callable[[Serving], dict]):
+                 interval: float, metrics: Metrics, log_fields: Callable[[Serving], dict],
+                 on_loaded: Callable[[Serving, bytes], None]):
         self._path = Path(path)
         self._state = state
         self._build = build  # bytes -> verified Serving, or ConfigError: the boot's own path
         self._interval = interval
         self._metrics = metrics
         self._log_fields = log_fields  # the fields of the "serving" line for a Serving
+        self._on_loaded = on_loaded  # told each config swapped in, with its bytes
         self._served_sha256 = booted.sha256
         self._acted_on = booted.identity  # the file last read (loaded, refused or unchanged)
         self._last_seen = booted.identity  # the file at the previous poll
@@ -160,6 +162,7 @@ class Reloader:
             self._served_sha256 = snapshot.sha256
             if built.config_id != serving.config_id:  # (other bytes of the same content: nothing to swap)
                 self._state.swap(built)
+                self._on_loaded(built, snapshot.data)
                 return self._loaded(built, serving, trigger, started)
         self._metrics.config_reloads.labels(outcome="unchanged").inc()
         log.info("config unchanged", extra={"event": "config_reload_unchanged", "trigger": trigger,
@@ -168,7 +171,6 @@ class Reloader:
 
     def _loaded(self, serving: Serving, previous: Serving, trigger: str, started: float) -> str:
         self._metrics.config_reloads.labels(outcome="loaded").inc()
-        self._metrics.serving_config(serving.config_id, created_at(serving))
         log.info("config loaded", extra={"event": "config_loaded", **self._log_fields(serving), "trigger": trigger,
                                          "previous_config_id": previous.config_id,
                                          "reload_ms": round((time.perf_counter() - started) * 1000, 3)})

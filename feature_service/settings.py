@@ -64,6 +64,9 @@ class Settings:
     prediction_log_rotate_bytes: int = 64 * 1024 * 1024
     prediction_log_rotate_seconds: float = 300.0
     drift_shared: SharedSlot | None = None  # not a flag: set by the supervisor for its children (shared windows)
+    # Not a flag: set by the supervisor for its children. The file of the config the supervisor last
+    # verified, which a child boots on; --config stays the file it watches and reloads from.
+    boot_config: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.metrics_host:

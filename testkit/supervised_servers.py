@@ -4,9 +4,12 @@ connection of its own, each child named by the "worker" field of its DEBUG "call
 from __future__ import annotations
 
 import time
+import urllib.request
 
 import grpc
+from prometheus_client.parser import text_string_to_metric_families
 
+from testkit.loopback import LOOPBACK
 from testkit.server_process import ServerProcess
 
 
@@ -32,3 +35,17 @@ def wait_for(condition, timeout: float = 60, what: str = "condition"):
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def metric_samples(port: int) -> dict[tuple[str, tuple], float]:
+    text = urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics", timeout=10).read().decode()
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def is_running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

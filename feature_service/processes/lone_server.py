@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from absenteeism import config_io
 from feature_service.processes.process_signals import ReloadSignal, ShutdownSignal
-from feature_service.rpc.prediction_server import PredictionServer
+from feature_service.rpc.prediction_server import ConfigListener, PredictionServer
 from feature_service.settings import Settings
 
 EXIT_CONFIG = 78
@@ -23,10 +23,11 @@ log = logging.getLogger("feature_service")
 
 def serve(settings: Settings, shutdown: ShutdownSignal | None = None,
           reload_signal: ReloadSignal | None = None,
-          on_serving: Callable[[int | None], None] | None = None) -> int:
-    """One server process, until SIGTERM/SIGINT. `on_serving(port)` is told once it serves (the
-    supervisor's children report to their parent through it); port None: a stop came before the boot."""
-    server = PredictionServer(settings)
+          on_serving: Callable[[int | None], None] | None = None, on_config: ConfigListener | None = None) -> int:
+    """One server process, until SIGTERM/SIGINT. `on_serving(port)` is told once it serves and
+    `on_config` each config it serves (the supervisor's children report to their parent through
+    them); port None: a stop came before the boot."""
+    server = PredictionServer(settings, on_config)
     shutdown = shutdown or ShutdownSignal()
     reload_signal = reload_signal or ReloadSignal()
     shutdown.install()  # before the boot: a SIGTERM during verification still stops cleanly

@@ -22,11 +22,19 @@ log = logging.getLogger("feature_service.supervisor")
 
 def run_child(settings: Settings, index: int, conn: Connection) -> None:
     """The single-process server (whatever serve() does: signals, reload) on the shared port; reports
-    ("serving", port) on `conn` once it serves, and stops when the supervisor is gone."""
+    ("config", config_id, created_at, bytes) for each config it serves and ("serving", port) once it
+    serves on `conn`, and stops when the supervisor is gone."""
     json_logs.configure(settings.log_level)
     json_logs.add_fields(worker=index, pid=os.getpid())
     threading.Thread(target=_stop_with_parent, args=(conn,), name="parent-watch", daemon=True).start()
-    sys.exit(serve(settings, on_serving=lambda port: conn.send(("serving", port))))
+    sending = threading.Lock()  # the main thread reports serving, the reload thread each config
+
+    def report(*message: object) -> None:
+        with sending:
+            conn.send(message)
+
+    sys.exit(serve(settings, on_serving=lambda port: report("serving", port),
+                   on_config=lambda config_id, created_at, data: report("config", config_id, created_at, data)))
 
 
 def _stop_with_parent(conn: Connection) -> None:

@@ -36,7 +36,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -44,21 +43,26 @@ from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from absenteeism import config_io
+from absenteeism.dataset import atomic
+from feature_service.config_reloader import read_settled
 from feature_service.monitoring.drift_window import SupervisorDrift
 from feature_service.monitoring.monitored_predictor import SharedSlot
 from feature_service.monitoring.prediction_logger import require_log_folder
 from feature_service.processes.lone_server import EXIT_BIND, EXIT_CONFIG
+from feature_service.processes.process_signals import ShutdownSignal
 from feature_service.processes.supervised_child import run_child
+from feature_service.processes.temp_folders import owned_folder, sweep_abandoned
 from feature_service.rpc.tls import server_credentials
 from feature_service.settings import Settings
 from feature_service.verified_config import load_verified
 
 EXIT_FAILED = 1  # a child failed or did not stop cleanly (a child's own exit code is passed on as it is)
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+VERIFIED_CONFIG = "verified.pb"
 FIRST_BACKOFF, MAX_BACKOFF = 0.5, 30.0  # seconds before a slot's replacement starts, doubling
 STEADY = 30.0  # seconds a child must have served for its slot's backoff to start over
 STOP_MARGIN = 10.0  # seconds past --grace before a child that does not stop is killed
@@ -67,8 +71,9 @@ log = logging.getLogger("feature_service.supervisor")
 _SPAWN = multiprocessing.get_context("spawn")
 
 
-def run(settings: Settings) -> int:
-    return Supervisor(settings).run()
+def run(settings: Settings, early: ShutdownSignal | None = None) -> int:
+    """`early`: the handler __main__ installed before the modules loaded; a stop it caught is honoured."""
+    return Supervisor(settings, early).run()
 
 
 def probe_port(host: str, port: int) -> int:
@@ -88,6 +93,7 @@ class _Child:
     process: multiprocessing.process.BaseProcess
     conn: Connection  # the parent's end of the pipe
     serving_since: float | None = None
+    config: tuple[str, str] | None = None  # (config_id, created_at) it serves, as it reported
 
     @property
     def pid(self) -> int:
@@ -107,6 +113,12 @@ class _SupervisorMetrics:
         children = list(self._supervisor.children.values())  # a copy: the main thread changes the dict
         serving.add_metric([], sum(child.serving_since is not None for child in children))
         yield serving
+        # A lone server's Info metric; in multiprocess mode prometheus_client keeps no Info, so the
+        # parent says what its children serve (more than one config only while a reload spreads).
+        info = InfoMetricFamily("feature_service_config", "the config being served")
+        for config_id, created_at in sorted({child.config for child in children if child.config is not None}):
+            info.add_metric([], {"config_id": config_id, "created_at": created_at})
+        yield info
         restarts = CounterMetricFamily("feature_service_process_restarts",
                                        "server processes replaced after an unexpected exit, by slot", labels=["worker"])
         for index in range(self._supervisor.count):
@@ -115,8 +127,9 @@ class _SupervisorMetrics:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, early: ShutdownSignal | None = None):
         self.settings = settings
+        self._early = early
         self.count = settings.process_count
         self.port: int | None = None
         self.children: dict[int, _Child] = {}
@@ -129,11 +142,18 @@ class Supervisor:
         self._drift: SupervisorDrift | None = None
         self._http: WSGIServer | None = None
         self._config_id = ""
+        self._config_dir: Path | None = None  # verified.pb: the config children boot on
 
     # --- the whole life ------------------------------------------------------------------------
 
     def run(self) -> int:
         self._install_signals()
+        if self._early is not None and self._early.requested:  # a stop while the modules loaded
+            log.info("stopped before the start", extra={"event": "stopped", "clean": True})
+            return 0
+        for folder in sweep_abandoned():
+            log.info("removed a temp folder a stopped server left", extra={"event": "temp_swept",
+                                                                          "path": str(folder)})
         try:
             code = self._prepare()
             if code is not None:
@@ -148,7 +168,8 @@ class Supervisor:
     def _prepare(self) -> int | None:
         settings = self.settings
         try:
-            config, _ = load_verified(settings)
+            booted = read_settled(settings.config)
+            config, _ = load_verified(settings, booted.data)
             server_credentials(settings)  # TLS files readable (spawned children share no gRPC state with this)
             require_log_folder(settings.prediction_log)
         except config_io.ConfigError as error:
@@ -161,8 +182,10 @@ class Supervisor:
             return self._cannot_start(f"cannot listen on {settings.host}:{settings.port}: {error}")
         if settings.drift_window:
             monitoring = settings.monitoring
-            self._drift = SupervisorDrift(Path(tempfile.mkdtemp(prefix="feature_service-drift-")), self.count,
+            self._drift = SupervisorDrift(owned_folder("drift"), self.count,
                                           settings.drift_window, monitoring.thresholds, settings.config, config)
+        self._config_dir = owned_folder("config")
+        self._keep_verified(booted.data)
         try:
             self._serve_metrics()
         except OSError as error:
@@ -226,8 +249,10 @@ class Supervisor:
         if self.port is None:
             raise RuntimeError("a server process started before the supervisor probed its port (_prepare)")
         shared = None if self._drift is None else SharedSlot(self._drift.windows.path, index, self.count)
+        if self._config_dir is None:
+            raise RuntimeError("a server process started before the supervisor verified the config (_prepare)")
         settings = dataclasses.replace(self.settings, port=self.port, metrics_port=0, processes=1, reuse_port=True,
-                                       drift_shared=shared)
+                                       drift_shared=shared, boot_config=self._config_dir / VERIFIED_CONFIG)
         parent_end, child_end = _SPAWN.Pipe()
         process = _SPAWN.Process(target=run_child, args=(settings, index, child_end),
                                  name=f"feature_service-{index}", daemon=False)
@@ -239,14 +264,24 @@ class Supervisor:
     def _read_reports(self) -> None:
         for child in self.children.values():
             try:
-                while child.serving_since is None and child.conn.poll():
-                    message, port = child.conn.recv()
+                while child.conn.poll():
+                    message, *fields = child.conn.recv()
                     if message == "serving":
                         child.serving_since = time.monotonic()
                         log.info("process serving", extra={"event": "process_serving", "worker": child.index,
-                                                           "pid": child.process.pid, "port": port})
+                                                           "pid": child.process.pid, "port": fields[0]})
+                    elif message == "config":
+                        config_id, created_at, data = fields
+                        child.config = (config_id, created_at)
+                        self._keep_verified(data)
             except (EOFError, OSError):
                 pass  # it exited: _exited() sees it
+
+    def _keep_verified(self, data: bytes) -> None:
+        """The newest config a child (or this process, at boot) verified: what a child started from
+        now on boots on, so that a refused file at --config never costs a process."""
+        if self._config_dir is not None:
+            atomic.write_bytes(self._config_dir / VERIFIED_CONFIG, data)
 
     def _exited(self) -> list[_Child]:
         gone = [child for child in self.children.values() if child.process.exitcode is not None]
@@ -320,8 +355,7 @@ class Supervisor:
         objects: list[Connection | int] = [self._wake_read]
         for child in self.children.values():
             objects.append(child.process.sentinel)
-            if child.serving_since is None:  # its one report still to come
-                objects.append(child.conn)
+            objects.append(child.conn)  # its reports: serving, and each config it serves
         if self._wake_read in wait(objects, timeout):
             try:
                 while os.read(self._wake_read, 512):
@@ -332,7 +366,7 @@ class Supervisor:
     def _serve_metrics(self) -> None:
         if not self.settings.metrics_port:
             return
-        self._metrics_dir = tempfile.mkdtemp(prefix="feature_service-metrics-")
+        self._metrics_dir = str(owned_folder("metrics"))
         os.environ[MULTIPROC_DIR_ENV] = self._metrics_dir  # read by prometheus_client in each spawned child
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=self._metrics_dir)
@@ -353,6 +387,8 @@ class Supervisor:
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
         if self._drift is not None:
             shutil.rmtree(self._drift.windows.path.parent, ignore_errors=True)
+        if self._config_dir is not None:
+            shutil.rmtree(self._config_dir, ignore_errors=True)
         signal.set_wakeup_fd(-1)
         os.close(self._wake_read)
         os.close(self._wake_write)

@@ -9,6 +9,7 @@ same `load_verified`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent import futures
 
 import grpc
@@ -30,12 +31,17 @@ from feature_service.serving_state import Serving, ServingState
 from feature_service.settings import Settings
 from feature_service.verified_config import load_verified
 
+ConfigListener = Callable[[str, str, bytes], None]
+
 log = logging.getLogger(__name__)
 
 
 class PredictionServer:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, on_config: ConfigListener | None = None):
+        """`on_config(config_id, created_at, config bytes)`: told at boot and at each reload what
+        config answers calls from then on (a supervisor's child passes it on to its parent)."""
         self.settings = settings
+        self._on_config = on_config
         self.metrics = Metrics()
         self.health = Health()
         self.port: int | None = None
@@ -54,7 +60,9 @@ class PredictionServer:
         settings = self.settings
         self.monitoring = Monitoring(settings.monitoring, features.MODEL_FEATURES, self.metrics.registry,
                                      lambda: self.state.current.drift if self.state is not None else None)
-        booted = config_reloader.read_settled(settings.config)
+        booted = config_reloader.read_settled(settings.boot_config or settings.config)
+        if settings.boot_config is not None:  # the supervisor's copy: the first look at --config reads it
+            booted = config_reloader.Snapshot(booted.data, None, booted.sha256)
         self.state = ServingState(self._verified_serving(booted.data))
         credentials = tls.server_credentials(settings)
         require_log_folder(settings.prediction_log)
@@ -89,13 +97,20 @@ class PredictionServer:
         self._server, self.port = server, port
         self.health.serving()
         serving = self.state.current
-        self.metrics.serving_config(serving.config_id, config_reloader.created_at(serving))
+        self._announce(serving, booted.data)
         log.info("serving", extra={"event": "serving", **self._log_fields(serving)})
         self._reloader = config_reloader.Reloader(settings.config, booted, self.state, self._verified_serving,
                                          interval=settings.reload_interval, metrics=self.metrics,
-                                         log_fields=self._log_fields)
+                                         log_fields=self._log_fields, on_loaded=self._announce)
         self._reloader.start()
         return port
+
+    def _announce(self, serving: Serving, data: bytes) -> None:
+        """A config now answers calls: the config metric says which, and `on_config` is told."""
+        created_at = config_reloader.created_at(serving)
+        self.metrics.serving_config(serving.config_id, created_at)
+        if self._on_config is not None:
+            self._on_config(serving.config_id, created_at, data)
 
     def _verified_serving(self, data: bytes) -> Serving:
         """What the boot and every reload serve: the config in `data`, verified through its predictor."""

@@ -11,13 +11,11 @@ import signal
 import socket
 import threading
 import time
-import urllib.request
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from prometheus_client.parser import text_string_to_metric_families
 
 from absenteeism.online import converters
 from absenteeism.parity import bits_differ
@@ -25,7 +23,14 @@ from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc
 from testkit.loopback import LOOPBACK, free_port
 from testkit.server_process import ServerProcess
-from testkit.supervised_servers import fresh_channel, two_processes, wait_for, workers_that_answered
+from testkit.supervised_servers import (
+    fresh_channel,
+    is_running,
+    metric_samples,
+    two_processes,
+    wait_for,
+    workers_that_answered,
+)
 
 pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
 
@@ -46,20 +51,6 @@ def predict_on_fresh_channels(server: ServerProcess, records, timeout: float = 2
             response = stub.Predict(pb.PredictRequest(record=record), timeout=timeout, wait_for_ready=True)
             predictions.append(response.prediction)
     return predictions
-
-
-def metric_samples(port: int) -> dict[tuple[str, tuple], float]:
-    text = urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics", timeout=10).read().decode()
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
-
-
-def is_running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def parent_of(pid: int) -> int:
