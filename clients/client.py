@@ -100,6 +100,8 @@ class DriftReport:
     features: list[FeatureDrift]  # as the server lists them: raw inputs, features, prediction
     window_records: int
     config_id: str
+    min_records: int = 0  # the window's minimum before anything is judged (0: a server that has none)
+    insufficient_data: bool = False  # fewer records than that: no entry is marked drifted
 
     @property
     def drifted(self) -> list[FeatureDrift]:
@@ -214,7 +216,8 @@ class PredictionClient:
         """The server's drift report (GetDriftReport); FAILED_PRECONDITION when it monitors no drift."""
         response = self._unary(self._stub.GetDriftReport, pb.GetDriftReportRequest(), timeout)
         return DriftReport([FeatureDrift(f.name, f.source, f.metric, f.value, f.threshold, f.drifted)
-                            for f in response.features], response.window_records, response.config_id)
+                            for f in response.features], response.window_records, response.config_id,
+                           response.min_records, response.insufficient_data)
 
     def predict_stream(self, records: Iterable[RecordLike], *, include_features: bool = False,
                        timeout: Timeout = ...) -> Iterator[StreamResult]:

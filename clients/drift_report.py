@@ -1,6 +1,7 @@
 """python -m clients drift: the server's drift report as a table, drifted rows first. Exit code 0
-when nothing drifted, 5 when anything did (for cron jobs and CI), 1 when the call failed (e.g. the
-server monitors no drift: FAILED_PRECONDITION says why)."""
+when nothing drifted, or while the window holds too few records to judge (it says so); 5 when
+anything drifted (for cron jobs and CI); 1 when the call failed (e.g. the server monitors no drift:
+FAILED_PRECONDITION says why)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def ordered(report: DriftReport) -> list:
 
 
 def table(report: DriftReport) -> str:
-    rows = [(f.name, f.source, f.metric, f"{f.value:.6g}", f"{f.threshold:g}", "DRIFT" if f.drifted else "ok")
+    unjudged = "n/a" if report.insufficient_data else "ok"
+    rows = [(f.name, f.source, f.metric, f"{f.value:.6g}", f"{f.threshold:g}", "DRIFT" if f.drifted else unjudged)
             for f in ordered(report)]
     widths = [max(len(str(cell)) for cell in column) for column in zip(COLUMNS, *rows)]
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
@@ -41,14 +43,19 @@ def add_parser(subcommands, add_connection_arguments, client_from_args) -> None:
         drifted = report.drifted
         if args.json:
             print(json.dumps({"config_id": report.config_id, "window_records": report.window_records,
+                              "min_records": report.min_records, "insufficient_data": report.insufficient_data,
                               "features": [asdict(f) for f in ordered(report)]}, indent=2))
         elif not report.features:
             print(f"config {report.config_id}: no record served yet, nothing to compare")
         else:
             print(table(report))
-            print(f"config {report.config_id}, window of {report.window_records} records: "
-                  + (f"{len(drifted)} of {len(report.features)} entries DRIFTED" if drifted
-                     else f"no drift in {len(report.features)} entries"))
+            if report.insufficient_data:
+                print(f"config {report.config_id}: insufficient data: {report.window_records} records in the window, "
+                      f"{report.min_records} needed before drift is judged")
+            else:
+                print(f"config {report.config_id}, window of {report.window_records} records: "
+                      + (f"{len(drifted)} of {len(report.features)} entries DRIFTED" if drifted
+                         else f"no drift in {len(report.features)} entries"))
         return EXIT_DRIFT if drifted else EXIT_NO_DRIFT
 
     parser.set_defaults(run=run)

@@ -59,6 +59,7 @@ class Settings:
     drift_psi_threshold: float = Thresholds.psi
     drift_jensen_shannon_threshold: float = Thresholds.jensen_shannon
     drift_l_infinity_threshold: float = Thresholds.l_infinity
+    drift_min_records: int = Thresholds.min_records  # no entry is judged drifted over fewer records
     prediction_log: Path | None = None  # a folder; None: no log
     prediction_log_sample_rate: float = 0.01
     prediction_log_rotate_bytes: int = 64 * 1024 * 1024
@@ -102,6 +103,10 @@ class Settings:
                                 ("--drift-l-infinity-threshold", self.drift_l_infinity_threshold)):
             if not (math.isfinite(threshold) and threshold >= 0):  # nan would silently turn drift off
                 raise SettingsError(f"{flag} must be a finite number >= 0, got {threshold}")
+        if self.drift_min_records < 1 or (self.drift_window and self.drift_min_records > self.drift_window):
+            raise SettingsError(f"--drift-min-records must be in 1..--drift-window ({self.drift_window}), got "
+                                f"{self.drift_min_records}: a window smaller than the minimum never judges drift; "
+                                "lower --drift-min-records to accept reports that vary more by chance")
         if not 0 <= self.prediction_log_sample_rate <= 1:
             raise SettingsError("--prediction-log-sample-rate must be in 0..1")
         if self.prediction_log_rotate_bytes < 1 or self.prediction_log_rotate_seconds <= 0:
@@ -124,7 +129,7 @@ class Settings:
     @property
     def monitoring(self) -> MonitoringSettings:
         thresholds = Thresholds(self.drift_psi_threshold, self.drift_jensen_shannon_threshold,
-                                      self.drift_l_infinity_threshold)
+                                self.drift_l_infinity_threshold, self.drift_min_records)
         return MonitoringSettings(self.drift_window, thresholds, log_settings(
             self.prediction_log, self.prediction_log_sample_rate, self.prediction_log_rotate_bytes,
             self.prediction_log_rotate_seconds), self.drift_shared)
@@ -178,6 +183,8 @@ OPTIONS: tuple[tuple[str, Callable[[str], object], object, str], ...] = (
      "numeric values: Jensen-Shannon divergence (base 2) above this is drift"),
     ("--drift-l-infinity-threshold", float, Settings.drift_l_infinity_threshold,
      "categorical values: L-infinity distance above this is drift"),
+    ("--drift-min-records", int, Settings.drift_min_records,
+     "records the window must hold before any entry is judged drifted (fewer differ from training by chance)"),
     ("--prediction-log", Path, None, "folder to log sampled predictions to (Parquet); unset: no log"),
     ("--prediction-log-sample-rate", float, Settings.prediction_log_sample_rate,
      "share of predictions logged, 0..1"),

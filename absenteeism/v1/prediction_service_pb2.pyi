@@ -320,12 +320,20 @@ class GetDriftReportResponse(_message.Message):
     FEATURES_FIELD_NUMBER: _builtins.int
     WINDOW_RECORDS_FIELD_NUMBER: _builtins.int
     CONFIG_ID_FIELD_NUMBER: _builtins.int
+    MIN_RECORDS_FIELD_NUMBER: _builtins.int
+    INSUFFICIENT_DATA_FIELD_NUMBER: _builtins.int
     window_records: _builtins.int
     """Records the values were computed over: those served since the config was loaded, at most
     the window's size (--drift-window).
     """
     config_id: _builtins.str
     """ServingConfig.config_id of the config whose profile the traffic is compared with."""
+    min_records: _builtins.int
+    """Records the window must hold before any entry is judged (--drift-min-records): fewer records
+    differ from training by chance alone.
+    """
+    insufficient_data: _builtins.bool
+    """window_records < min_records: the values are reported, but no entry is marked drifted."""
     @_builtins.property
     def features(self) -> _containers.RepeatedCompositeFieldContainer[Global___FeatureDrift]:
         """One entry per monitored value and metric: raw inputs, then model features, then the
@@ -338,10 +346,12 @@ class GetDriftReportResponse(_message.Message):
         features: _abc.Iterable[Global___FeatureDrift] | None = ...,
         window_records: _builtins.int = ...,
         config_id: _builtins.str = ...,
+        min_records: _builtins.int = ...,
+        insufficient_data: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_id", b"config_id", "features", b"features", "window_records", b"window_records"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_id", b"config_id", "features", b"features", "insufficient_data", b"insufficient_data", "min_records", b"min_records", "window_records", b"window_records"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -369,7 +379,7 @@ class FeatureDrift(_message.Message):
     threshold: _builtins.float
     """The server's threshold for this metric (flags --drift-*-threshold)."""
     drifted: _builtins.bool
-    """value > threshold."""
+    """value > threshold, once the window holds at least min_records records."""
     source: _builtins.str
     """"raw_input", "feature" or "prediction"."""
     def __init__(

@@ -32,6 +32,11 @@ AGE_OR_DAY = {"age", "age_zero_mean_unit_variance", "day_of_the_week", "day_of_t
 THRESHOLDS = {"psi": 0.1, "jensen_shannon": 0.01, "l_infinity": 0.05}  # the documented defaults
 
 
+# These tests check the values over a few hundred records: judged from 100 on (the default minimum,
+# 2,000 records, is tested on its own in test_drift_minimum_sample.py).
+JUDGED = ("--drift-min-records", "100")
+
+
 @pytest.fixture(scope="module")
 def training_rows(trained_config) -> pd.DataFrame:
     return trained_config.accepted.loc[:, list(raw_schema.RAW_COLUMN_NAMES)]
@@ -90,7 +95,7 @@ def aged_on_mondays(rows: pd.DataFrame) -> pd.DataFrame:
 
 def test_training_rows_replayed_give_no_drift(trained_config, training_rows):
     config = trained_config.config
-    with ServerProcess(trained_config.path) as server, PredictionClient(server.target, insecure=True) as client:
+    with ServerProcess(trained_config.path, *JUDGED) as server, PredictionClient(server.target, insecure=True) as client:
         assert client.drift_report().features == [] and client.drift_report().window_records == 0
         features, predictions = served(client, training_rows.iloc[:400], how="single")  # Predict ...
         more = served(client, training_rows.iloc[400:])  # ... and PredictBatch
@@ -103,7 +108,7 @@ def test_training_rows_replayed_give_no_drift(trained_config, training_rows):
 def test_age_60_on_mondays_drifts_the_age_and_day_entries_and_nothing_else(trained_config, training_rows):
     config = trained_config.config
     drifted_rows = aged_on_mondays(training_rows)
-    with ServerProcess(trained_config.path) as server, PredictionClient(server.target, insecure=True) as client:
+    with ServerProcess(trained_config.path, *JUDGED) as server, PredictionClient(server.target, insecure=True) as client:
         features, predictions = served(client, drifted_rows)
         report = client.drift_report()
         cli = subprocess.run([sys.executable, "-m", "clients", "drift", "--target", server.target, "--insecure"],
@@ -126,7 +131,8 @@ def test_age_60_on_mondays_drifts_the_age_and_day_entries_and_nothing_else(train
 @pytest.mark.parametrize("flags", [("--predictor", "reference"), ("--micro-batch-rows", "16")])
 def test_every_online_path_feeds_the_window(trained_config, training_rows, flags):
     records = converters.frame_to_records(training_rows)
-    with ServerProcess(trained_config.path, *flags) as server, PredictionClient(server.target, insecure=True) as client:
+    with ServerProcess(trained_config.path, *flags, *JUDGED) as server, \
+            PredictionClient(server.target, insecure=True) as client:
         if flags[0] == "--predictor":  # the reference path reads no raw matrix of its own: the monitor converts
             assert all(result.ok for result in client.predict_stream(records))
         else:  # concurrent single calls, computed together
@@ -139,7 +145,7 @@ def test_every_online_path_feeds_the_window(trained_config, training_rows, flags
 
 def test_the_window_slides(trained_config, training_rows):
     config = trained_config.config
-    with ServerProcess(trained_config.path, "--drift-window", "500") as server, \
+    with ServerProcess(trained_config.path, "--drift-window", "500", *JUDGED) as server, \
             PredictionClient(server.target, insecure=True) as client:
         first = served(client, training_rows)
         assert_report_is(client.drift_report(), expected_drift(
@@ -166,7 +172,7 @@ def _scrape(port: int) -> dict:
 
 def test_gauges_say_what_the_rpc_says(trained_config, training_rows):
     metrics_port = free_port()
-    with ServerProcess(trained_config.path, metrics_port=metrics_port) as server, \
+    with ServerProcess(trained_config.path, *JUDGED, metrics_port=metrics_port) as server, \
             PredictionClient(server.target, insecure=True) as client:
         empty = _scrape(metrics_port)  # an empty window: no value yet
         assert empty["feature_service_drift"].samples == [] and empty["feature_service_drift_window_records"].samples[0].value == 0
@@ -184,7 +190,7 @@ def test_gauges_say_what_the_rpc_says(trained_config, training_rows):
 
 
 def test_thresholds_are_flags(trained_config, training_rows):
-    with ServerProcess(trained_config.path, "--drift-psi-threshold", "1e9", "--drift-jensen-shannon-threshold", "1",
+    with ServerProcess(trained_config.path, *JUDGED, "--drift-psi-threshold", "1e9", "--drift-jensen-shannon-threshold", "1",
                        "--drift-l-infinity-threshold", "1") as server, \
             PredictionClient(server.target, insecure=True) as client:
         served(client, aged_on_mondays(training_rows.iloc[:200]))
@@ -216,7 +222,7 @@ def test_no_drift_report_without_monitoring_or_without_a_profile(trained_config,
 def test_several_processes_report_the_traffic_of_all_of_them(trained_config, training_rows):
     config, rows, port = trained_config.config, training_rows.iloc[:600], free_port()
     records = converters.frame_to_records(rows)
-    with two_processes(trained_config, metrics_port=port) as server:
+    with two_processes(trained_config, *JUDGED, metrics_port=port) as server:
         answers, reports = [], []
         for start in range(0, len(records), 20):  # 30 connections: the kernel spreads them over both processes
             with fresh_channel(server.target) as channel:

@@ -35,7 +35,8 @@ def test_every_flag_reads_its_environment_variable():
            "FEATURE_SERVICE_MAX_STREAMS": "2", "FEATURE_SERVICE_STREAM_IDLE_TIMEOUT": "5", "FEATURE_SERVICE_PROCESSES": "3",
            "FEATURE_SERVICE_DRIFT_WINDOW": "500", "FEATURE_SERVICE_DRIFT_PSI_THRESHOLD": "0.2",
            "FEATURE_SERVICE_DRIFT_JENSEN_SHANNON_THRESHOLD": "0.03",
-           "FEATURE_SERVICE_DRIFT_L_INFINITY_THRESHOLD": "0.04", "FEATURE_SERVICE_PREDICTION_LOG": "/log",
+           "FEATURE_SERVICE_DRIFT_L_INFINITY_THRESHOLD": "0.04", "FEATURE_SERVICE_DRIFT_MIN_RECORDS": "400",
+           "FEATURE_SERVICE_PREDICTION_LOG": "/log",
            "FEATURE_SERVICE_PREDICTION_LOG_SAMPLE_RATE": "0.5", "FEATURE_SERVICE_PREDICTION_LOG_ROTATE_BYTES": "1000",
            "FEATURE_SERVICE_PREDICTION_LOG_ROTATE_SECONDS": "60"}
     s = settings.parse([], environ=env)
@@ -45,7 +46,7 @@ def test_every_flag_reads_its_environment_variable():
         Path("/x.pb"), 0, 0, True, 2.5, 3, 7, 4096, "127.0.0.1", "DEBUG", "reference", 32, "127.0.0.3", 0.5, 2, 5.0, 3)
     monitoring = s.monitoring
     assert (monitoring.drift_window, monitoring.thresholds.psi, monitoring.thresholds.jensen_shannon,
-            monitoring.thresholds.l_infinity) == (500, 0.2, 0.03, 0.04)
+            monitoring.thresholds.l_infinity, monitoring.thresholds.min_records) == (500, 0.2, 0.03, 0.04, 400)
     assert monitoring.prediction_log == LogSettings(Path("/log"), 0.5, 1000, 60.0)
     assert {settings.env_name(flag) for flag, *_ in settings.OPTIONS} == set(env) | {
         "FEATURE_SERVICE_TLS_CERT", "FEATURE_SERVICE_TLS_KEY", "FEATURE_SERVICE_TLS_CLIENT_CA"}

@@ -116,6 +116,13 @@ export interface GetDriftReportResponse {
   windowRecords: number;
   /** ServingConfig.config_id of the config whose profile the traffic is compared with. */
   configId: string;
+  /**
+   * Records the window must hold before any entry is judged (--drift-min-records): fewer records
+   * differ from training by chance alone.
+   */
+  minRecords: number;
+  /** window_records < min_records: the values are reported, but no entry is marked drifted. */
+  insufficientData: boolean;
 }
 
 /** One monitored value compared with training by one metric. */
@@ -130,7 +137,7 @@ export interface FeatureDrift {
   value: number;
   /** The server's threshold for this metric (flags --drift-*-threshold). */
   threshold: number;
-  /** value > threshold. */
+  /** value > threshold, once the window holds at least min_records records. */
   drifted: boolean;
   /** "raw_input", "feature" or "prediction". */
   source: string;
@@ -1211,7 +1218,7 @@ export const GetDriftReportRequest: MessageFns<GetDriftReportRequest> = {
 };
 
 function createBaseGetDriftReportResponse(): GetDriftReportResponse {
-  return { features: [], windowRecords: 0, configId: "" };
+  return { features: [], windowRecords: 0, configId: "", minRecords: 0, insufficientData: false };
 }
 
 export const GetDriftReportResponse: MessageFns<GetDriftReportResponse> = {
@@ -1224,6 +1231,12 @@ export const GetDriftReportResponse: MessageFns<GetDriftReportResponse> = {
     }
     if (message.configId !== "") {
       writer.uint32(26).string(message.configId);
+    }
+    if (message.minRecords !== 0) {
+      writer.uint32(32).uint64(message.minRecords);
+    }
+    if (message.insufficientData !== false) {
+      writer.uint32(40).bool(message.insufficientData);
     }
     return writer;
   },
@@ -1265,6 +1278,22 @@ export const GetDriftReportResponse: MessageFns<GetDriftReportResponse> = {
             message.configId = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.minRecords = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.insufficientData = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1292,6 +1321,16 @@ export const GetDriftReportResponse: MessageFns<GetDriftReportResponse> = {
         : isSet(object.config_id)
         ? globalThis.String(object.config_id)
         : "",
+      minRecords: isSet(object.minRecords)
+        ? globalThis.Number(object.minRecords)
+        : isSet(object.min_records)
+        ? globalThis.Number(object.min_records)
+        : 0,
+      insufficientData: isSet(object.insufficientData)
+        ? globalThis.Boolean(object.insufficientData)
+        : isSet(object.insufficient_data)
+        ? globalThis.Boolean(object.insufficient_data)
+        : false,
     };
   },
 
@@ -1306,6 +1345,12 @@ export const GetDriftReportResponse: MessageFns<GetDriftReportResponse> = {
     if (message.configId !== "") {
       obj.configId = message.configId;
     }
+    if (message.minRecords !== 0) {
+      obj.minRecords = Math.round(message.minRecords);
+    }
+    if (message.insufficientData !== false) {
+      obj.insufficientData = message.insufficientData;
+    }
     return obj;
   },
 
@@ -1317,6 +1362,8 @@ export const GetDriftReportResponse: MessageFns<GetDriftReportResponse> = {
     message.features = object.features?.map((e) => FeatureDrift.fromPartial(e)) || [];
     message.windowRecords = object.windowRecords ?? 0;
     message.configId = object.configId ?? "";
+    message.minRecords = object.minRecords ?? 0;
+    message.insufficientData = object.insufficientData ?? false;
     return message;
   },
 };
