@@ -16,6 +16,7 @@ from absenteeism.v1 import prediction_service_pb2_grpc
 from feature_service.rpc.health import PREDICTION_SERVICE
 from feature_service.rpc.prediction_server import PredictionServer
 from feature_service.settings import Settings
+from testkit.bits import assert_same_bits
 from testkit.server_process import ServerProcess
 
 pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
@@ -95,7 +96,7 @@ def test_sigterm_during_traffic_loses_no_in_flight_call(trained_config):
     # the stream was in flight at SIGTERM: every one of its records got its answer
     assert len(stream_results) == len(records), stream_results[-1]
     assert all(r.HasField("prediction") for r in stream_results)
-    assert [r.prediction.prediction for r in stream_results] == trained_config.predictions.iloc[:60].tolist()
+    assert_same_bits([r.prediction.prediction for r in stream_results], trained_config.predictions.iloc[:60])
     # unary calls: those well under way at the signal finished; later ones were refused (UNAVAILABLE),
     # never cut off. (A call sent in the last instant before the signal may not have reached the
     # server yet, so the margin.)
