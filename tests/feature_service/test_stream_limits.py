@@ -4,6 +4,7 @@ too many is refused with RESOURCE_EXHAUSTED), and an idle stream is closed after
 from __future__ import annotations
 
 import queue
+import time
 
 import grpc
 import pytest
@@ -94,11 +95,22 @@ def test_an_idle_stream_is_closed_after_the_idle_timeout(trained_config):
 
 
 def test_a_busy_stream_is_not_idle(trained_config):
-    with ServerProcess(trained_config.path, "--stream-idle-timeout", "1") as server, \
+    """A stream that keeps sending (a request every 0.5 s, each answered before the next) stays open for
+    two idle timeouts and more: idle time counts from the last answer, not from the stream's start.
+    The pause is a quarter of the timeout (generous), yet longer than the server's 0.25 s poll, so the
+    server does check the stream's idle time between requests. The loop ends on what happened (the
+    stream's age after an answer): a stream that ended within one timeout would prove nothing."""
+    idle_timeout = 2.0
+    with ServerProcess(trained_config.path, "--stream-idle-timeout", str(idle_timeout)) as server, \
             grpc.insecure_channel(server.target) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        responses = list(stub.PredictStream(iter([REQUEST] * 5000), timeout=120))
-        assert len(responses) == 5000 and all(r.HasField("prediction") for r in responses)
+        stream = OpenStream(stub, timeout=120)
+        opened = time.monotonic()
+        while time.monotonic() - opened < 2 * idle_timeout:
+            assert stream.ask().HasField("prediction")  # raises DEADLINE_EXCEEDED if the server called it idle
+            time.sleep(idle_timeout / 4)
+        stream.close()  # the request side ends: the stream ends OK
+        assert stream.call.code() == grpc.StatusCode.OK
 
 
 @pytest.mark.parametrize("argv, words", [
