@@ -64,3 +64,11 @@ def test_startup_benchmark_smoke(trained_config):
                   "server start to serving (2 processes)"):
         line = next(line for line in out.splitlines() if line.startswith(label))
         assert len(line.split()) == len(label.split()) + 2  # min, median
+
+
+def test_error_details_benchmark_smoke(trained_config):
+    out = run("bench/error_details.py", "--config", str(trained_config.path))
+    assert "all INVALID_ARGUMENT" in out
+    for label in ("server RSS growth (MiB)", "server CPU (s)", "server CPU per batch (ms)"):
+        line = next(line for line in out.splitlines() if line.startswith(label))
+        float(line.split()[-1])  # a figure is printed; its value is not asserted

@@ -9,6 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from testkit.bits import assert_same_bits
+
 pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
 
 AGE, WEIGHT, SEASONS = 8, 17, 4  # column positions in the data set's CSV
@@ -44,7 +46,7 @@ def test_predict_csv_writes_predictions_per_source_row_and_reports_bad_rows(plai
     predicted = pd.read_csv(output)
     expected_rows = [r for r in range(1, 41) if r not in spoiled and r in trained_config.accepted.index]
     assert predicted["source_row"].tolist() == expected_rows
-    assert predicted["prediction"].tolist() == trained_config.predictions.loc[expected_rows].tolist()
+    assert_same_bits(predicted["prediction"], trained_config.predictions.loc[expected_rows])
 
     rejects = pd.read_csv(tmp_path / "predictions.rejects.csv")
     assert sorted(zip(rejects["source_row"], rejects["field"])) == sorted({**spoiled, 15: "age"}.items())
@@ -60,13 +62,17 @@ def test_predict_csv_writes_predictions_per_source_row_and_reports_bad_rows(plai
 
 
 def test_whole_sample_matches_the_etl_job_row_for_row(plaintext_server, trained_config, tmp_path):
-    """Same rows refused for the same reasons as the ETL job, the same predictions for the rest."""
+    """Same rows refused for the same reasons as the ETL job; the same predictions and features, bit
+    for bit through the CSV, for the rest."""
     result = cli("predict", "--target", plaintext_server.target, "--insecure", "--input", str(trained_config.source),
-                 "--output", "out.csv", "--rejects", "rejects.csv", "--no-progress", cwd=tmp_path)
+                 "--output", "out.csv", "--rejects", "rejects.csv", "--include-features", "--no-progress",
+                 cwd=tmp_path)
     assert result.returncode == 3, result.stderr
     predicted = pd.read_csv(tmp_path / "out.csv")
     assert predicted["source_row"].tolist() == trained_config.predictions.index.tolist()
-    assert predicted["prediction"].tolist() == trained_config.predictions.tolist()
+    assert_same_bits(predicted["prediction"], trained_config.predictions)
+    names = list(trained_config.config.feature_names)
+    assert_same_bits(predicted[names], trained_config.features[names])
     ours = pd.read_csv(tmp_path / "rejects.csv")
     etl = pd.read_csv(trained_config.path.parent / "rejects.csv")
     assert sorted(zip(ours["source_row"], ours["field"], ours["rule"])) == sorted(
@@ -83,8 +89,8 @@ def test_predict_parquet_with_features(plaintext_server, trained_config, tmp_pat
     names = list(trained_config.config.feature_names)
     assert list(predicted.columns) == ["source_row", "prediction", *names]
     assert predicted["source_row"].tolist() == list(range(1, 16))
-    assert predicted["prediction"].tolist() == trained_config.predictions.iloc[:15].tolist()
-    assert predicted[names].to_numpy().tolist() == trained_config.features[names].iloc[:15].to_numpy().tolist()
+    assert_same_bits(predicted["prediction"], trained_config.predictions.iloc[:15])
+    assert_same_bits(predicted[names], trained_config.features[names].iloc[:15])  # a 0.0 served as -0.0 fails
     assert not (tmp_path / "out.rejects.csv").exists()
 
 
@@ -124,5 +130,6 @@ def test_predict_over_mutual_tls(trained_config, certificates, tmp_path):
                  str(certificates["client.key"]), "--output", "out.csv", cwd=tmp_path)
         refused = cli(*base, cwd=tmp_path)  # no client certificate
     assert ok.returncode == 0, ok.stderr
-    assert pd.read_csv(tmp_path / "out.csv")["prediction"].tolist() == trained_config.predictions.iloc[:10].tolist()
+    served = pd.read_csv(tmp_path / "out.csv")
+    assert_same_bits(served["prediction"], trained_config.predictions.iloc[:10])
     assert refused.returncode == 1 and "UNAVAILABLE" in refused.stderr

@@ -10,6 +10,7 @@ import pytest
 
 from absenteeism.online import converters
 from clients import InvalidInputError, PredictionClient, PredictionError
+from testkit.bits import assert_same_bits
 from testkit.loopback import free_port
 from testkit.server_process import ServerProcess
 
@@ -22,22 +23,25 @@ def records(trained_config):
 
 
 def test_every_method(plaintext_server, records, trained_config):
+    """Every method gives the training set's predictions (and features) bit for bit, not merely `==`."""
     with PredictionClient(plaintext_server.target, insecure=True) as client:
         single = client.predict(records[0], include_features=True)
-        assert single.prediction == trained_config.predictions.iloc[0]
+        assert_same_bits(single.prediction, trained_config.predictions.iloc[0])
         assert list(single.features) == list(trained_config.config.feature_names)
+        assert_same_bits(list(single.features.values()), trained_config.features.iloc[0])
         batch = client.predict_batch(records)
-        assert batch.predictions.tolist() == trained_config.predictions.iloc[:20].tolist()
+        assert_same_bits(batch.predictions, trained_config.predictions.iloc[:20])
         assert batch.features is None and batch.feature_names == ()
         streamed = list(client.predict_stream(iter(records), include_features=True))  # any iterable
-        assert [r.prediction.prediction for r in streamed] == batch.predictions.tolist()
+        assert_same_bits([r.prediction.prediction for r in streamed], trained_config.predictions.iloc[:20])
+        assert_same_bits([list(r.prediction.features.values()) for r in streamed], trained_config.features.iloc[:20])
         assert client.serving_config().content_sha256 == single.config_id == batch.config_id
 
 
 def test_records_may_be_dicts(plaintext_server, records, trained_config):
     with PredictionClient(plaintext_server.target, insecure=True) as client:
         as_dict = converters.record_to_dict(records[3])
-        assert client.predict(as_dict).prediction == trained_config.predictions.iloc[3]
+        assert_same_bits(client.predict(as_dict).prediction, trained_config.predictions.iloc[3])
 
 
 def test_errors_name_each_field_readably(plaintext_server, records):
@@ -81,14 +85,15 @@ def test_retries_until_the_server_comes_up(trained_config, records):
     def call():
         with PredictionClient(f"127.0.0.1:{port}", insecure=True, timeout=90, retries=30, backoff=0.25,
                               max_backoff=2.0) as client:
-            outcome["prediction"] = client.predict(records[0]).prediction
+            outcome["prediction"] = client.predict(records[0], include_features=True)
 
     caller = threading.Thread(target=call)
     caller.start()
     time.sleep(0.5)  # the first attempts fail: nothing listens yet
     with ServerProcess(trained_config.path, "--port", str(port)):
         caller.join(90)
-    assert outcome["prediction"] == trained_config.predictions.iloc[0]
+    assert_same_bits(outcome["prediction"].prediction, trained_config.predictions.iloc[0])
+    assert_same_bits(list(outcome["prediction"].features.values()), trained_config.features.iloc[0])
 
 
 def test_client_needs_a_security_choice():

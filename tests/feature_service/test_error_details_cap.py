@@ -1,10 +1,9 @@
 """Error details stay readable whatever the batch: the BadRequest lists the first violations within a
 size cap and says how many it leaves out, so gRPC clients (which refuse trailers over 8 KiB) get
-INVALID_ARGUMENT with details, and a batch of 10,000 empty records costs the server little."""
+INVALID_ARGUMENT with details, and a batch of 10,000 empty records leaves the server serving. (What
+such a batch costs the server in memory and CPU is measured by bench/error_details.py, not asserted.)"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import grpc
 import numpy as np
@@ -13,22 +12,17 @@ from google.rpc import error_details_pb2, status_pb2
 
 from absenteeism import raw_schema
 from absenteeism.online import converters
+from absenteeism.online.reference import ReferencePredictor
 from absenteeism.violation_table import ViolationTable
 from clients import InvalidInputError, PredictionClient
 from feature_service.rpc import status_mapping
+from testkit.bits import assert_same_bits
 from testkit.records import VALID_ROW
 from testkit.server_process import ServerProcess
 
 pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
 
 TRAILER_LIMIT = 8 * 1024  # grpc's default max_metadata_size (soft limit) for a receiving client
-
-
-def resident_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +59,12 @@ def test_165_bad_records_give_invalid_argument_with_readable_details(client):
     assert f"{left_out} left out" in error.message
 
 
-def test_10000_empty_records_give_invalid_argument_and_cost_little_memory(server, client):
-    client.predict_batch([VALID_ROW])  # warm: the first call allocates what any call needs
-    before = resident_mib(server.pid)
+def test_10000_empty_records_give_invalid_argument_and_the_server_serves_on(client, trained_config):
+    """Capped details for 200,000 violations, and afterwards VALID_ROW still gets the batch path's
+    prediction bit for bit."""
     for _ in range(3):
         with pytest.raises(InvalidInputError) as caught:
             client.predict_batch([converters.RawRecord()] * 10_000)
-    grown = resident_mib(server.pid) - before
     error = caught.value
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     listed, summary = listed_and_summary(error)
@@ -82,8 +75,8 @@ def test_10000_empty_records_give_invalid_argument_and_cost_little_memory(server
     left_out = 200_000 - len(listed)
     assert f"{left_out} more invalid field(s) not listed" in summary.description
     assert "200000 invalid field(s) in 10000 record(s)" in error.message and f"{left_out} left out" in error.message
-    assert grown < 60, f"server RSS grew by {grown:.0f} MiB answering 10,000 empty records"
-    assert client.predict(VALID_ROW).prediction == client.predict(VALID_ROW).prediction  # still serving
+    expected = ReferencePredictor(trained_config.config).predict([converters.RawRecord(**VALID_ROW)]).predictions
+    assert_same_bits(client.predict(VALID_ROW).prediction, expected[0])  # still serving, the same bits
 
 
 def longest_violations(records: int) -> ViolationTable:

@@ -15,6 +15,7 @@ import pytest
 from absenteeism.online import converters
 from absenteeism.raw_schema import RAW_COLUMN_NAMES
 from clients import PredictionClient
+from testkit.bits import assert_same_bits
 from testkit.paths import REPO_ROOT
 from testkit.server_process import ServerProcess
 
@@ -74,12 +75,14 @@ def test_health_check(plaintext_server, commands):
 
 
 def test_predict_with_json_body_equals_training_prediction(plaintext_server, commands, trained_config):
+    """The documented JSON call gives the training set's row 1 bit for bit. grpcurl prints a double 0.0
+    as `0` and -0.0 as `-0`, which json.loads would read as the same int 0: numbers are read as floats."""
     result = run(one(commands, "Predict", "include_features"), plaintext_server.target)
     assert result.returncode == 0, result.stderr
-    response = json.loads(result.stdout)
-    assert response["prediction"] == trained_config.predictions.loc[1]  # the body is the sample's row 1
+    response = json.loads(result.stdout, parse_int=float)
+    assert_same_bits(response["prediction"], trained_config.predictions.loc[1])  # the body is the sample's row 1
     assert [f["name"] for f in response["features"]] == list(trained_config.config.feature_names)
-    assert [f["value"] for f in response["features"]] == trained_config.features.loc[1].tolist()
+    assert_same_bits([f["value"] for f in response["features"]], trained_config.features.loc[1])
 
 
 def test_drift_report(plaintext_server, commands, trained_config):

@@ -4,6 +4,7 @@ through the batch path (`python -m clients parity --prediction-log DIR --config 
 
 from __future__ import annotations
 
+import math
 import shutil
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from absenteeism.online import converters
 from clients import PredictionClient
 from testkit.loopback import free_port
 from testkit.server_process import ServerProcess
+from testkit.supervised_servers import wait_for
 
 pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
 
@@ -99,18 +101,60 @@ def test_logged_traffic_replays_bit_for_bit_and_a_skewed_value_is_named(trained_
 
 
 def test_files_rotate_by_size_and_every_one_is_whole(trained_config, records, tmp_path):
+    """Each wave's rows (about half of ~2,300 records, far over 20,000 bytes) close a file by size
+    while the server serves: waited for on the files metric, not assumed after a sleep."""
     folder, port = tmp_path / "log", free_port()
     with ServerProcess(trained_config.path, "--prediction-log", str(folder), "--prediction-log-sample-rate", "0.5",
                        "--prediction-log-rotate-bytes", "20000", metrics_port=port) as server:
-        for _ in range(3):  # three waves, each written as a row group of its own (the writer flushes every second)
-            sent = send_every_way(server.target, records)
-            time.sleep(2.5)
+        for wave in range(1, 4):
+            send_every_way(server.target, records)
+            wait_for(lambda wave=wave: metric(port, "feature_service_prediction_log_files_total") >= wave,
+                     timeout=60, what=f"a file published by size after wave {wave}")
         files_so_far = metric(port, "feature_service_prediction_log_files_total")
     files = log_format.complete_files(folder)
     assert len(files) >= 3 and files_so_far >= 3 and hidden_files(folder) == []
-    logged = logged_rows(folder)
-    assert 0 < len(logged) < 3 * sent  # a sample: about half
     assert parity(folder, trained_config.path).returncode == 0
+
+
+def in_window(logged_at_us: np.ndarray, window: tuple[int, int]) -> int:
+    return int(((logged_at_us >= window[0]) & (logged_at_us <= window[1])).sum())
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def test_each_method_logs_the_sample_rate_share_of_its_predictions(trained_config, records, tmp_path):
+    """With rate r = 0.25, each method's logged count (told apart by `logged_at`: the methods are
+    called one after the other) lies within 5 binomial sigmas of N r. With N = 1,000 that is
+    250 +- 69, so a rate of 2r (500), r/2 (125) or 1 - r (750) fails; Predict and PredictBatch
+    draw their samples on different code paths (one record, many), so each is checked."""
+    rate, calls, batch_rows = 0.25, 1_000, 10_000
+    folder = tmp_path / "log"
+    windows: dict[str, tuple[int, int]] = {}
+    with (ServerProcess(trained_config.path, "--prediction-log", str(folder), "--prediction-log-sample-rate",
+                        str(rate)) as server,
+          PredictionClient(server.target, insecure=True) as client):
+        start = now_us()
+        for k in range(calls):
+            client.predict(records[k % len(records)])
+        windows["Predict"] = (start, now_us())
+        start = now_us()
+        for begin in range(0, batch_rows, 1_000):
+            client.predict_batch([records[k % len(records)] for k in range(begin, begin + 1_000)])
+        windows["PredictBatch"] = (start, now_us())
+        start = now_us()
+        assert all(result.ok for result in client.predict_stream(records[k % len(records)] for k in range(calls)))
+        windows["PredictStream"] = (start, now_us())
+    assert server.returncode == 0  # SIGTERM published the open file
+    logged_at = np.concatenate([pq.read_table(path).column(log_format.LOGGED_AT).cast("int64").to_numpy()
+                                for path in log_format.complete_files(folder)])
+    served = {"Predict": calls, "PredictBatch": batch_rows, "PredictStream": calls}
+    assert sum(in_window(logged_at, window) for window in windows.values()) == len(logged_at)
+    for method, n in served.items():
+        mean, sigma = n * rate, math.sqrt(n * rate * (1 - rate))
+        count = in_window(logged_at, windows[method])
+        assert abs(count - mean) <= 5 * sigma, f"{method}: {count} of {n} logged, expected {mean:.0f} +- {5 * sigma:.0f}"
 
 
 def _limited_file_size(server: ServerProcess, limit: int) -> ServerProcess:
@@ -151,7 +195,8 @@ def test_a_killed_server_leaves_no_file_half_written(trained_config, records, tm
     with ServerProcess(trained_config.path, "--prediction-log", str(folder),
                        "--prediction-log-sample-rate", "1") as server:
         send_every_way(server.target, records)
-        time.sleep(2.5)  # a row group is in the open file
+        wait_for(lambda: any(path.stat().st_size > len(b"PAR1") for path in folder.glob(".*")), timeout=60,
+                 what="a row group in the open (hidden) file")  # more than the Parquet header
         server.stop(signal.SIGKILL)
     assert log_format.complete_files(folder) == [] and len(hidden_files(folder)) == 1  # only the temp name
     with ServerProcess(trained_config.path, "--prediction-log", str(folder)) as restarted:
@@ -181,12 +226,15 @@ def test_replay_refuses_a_log_without_records_of_that_config(trained_config, rec
 
 
 def test_files_rotate_by_age_and_every_one_is_whole(trained_config, records, tmp_path):
+    """Far below the size limit, each wave's file is published by its age (1 s) while the server
+    serves: waited for (polling, generous timeout), before the stop could close it."""
     folder = tmp_path / "log"
     with ServerProcess(trained_config.path, "--prediction-log", str(folder), "--prediction-log-sample-rate", "1",
                        "--prediction-log-rotate-seconds", "1") as server:
-        for _ in range(2):  # far below the size limit: only the file's age closes it
+        for wave in range(1, 3):
             send_every_way(server.target, records[:20])
-            time.sleep(2.5)
+            wait_for(lambda wave=wave: len(log_format.complete_files(folder)) >= wave, timeout=60,
+                     what=f"a file published by age after wave {wave}")
         files_while_serving = len(log_format.complete_files(folder))  # before the stop closes the last one
     assert files_while_serving >= 2 and hidden_files(folder) == []
     assert parity(folder, trained_config.path).returncode == 0

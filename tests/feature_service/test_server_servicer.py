@@ -18,6 +18,7 @@ from feature_service.monitoring.metrics import Metrics
 from feature_service.rpc import status_mapping
 from feature_service.rpc.prediction_servicer import PredictionServicer
 from feature_service.serving_state import Serving, ServingState
+from testkit.bits import assert_same_bits
 
 SERVICE = pb.DESCRIPTOR.services_by_name["PredictionService"]
 
@@ -122,9 +123,9 @@ def test_batch_is_columnar_and_matches_single_predictions(server, config):
     assert list(response.feature_names) == list(config.feature_names)
     k = len(response.feature_names)
     assert len(response.predictions) == len(records) and len(response.feature_values) == len(records) * k
-    for i, golden in enumerate(config.golden_rows):
-        assert response.predictions[i] == golden.prediction
-        assert list(response.feature_values[i * k:(i + 1) * k]) == list(golden.features)
+    for i, golden in enumerate(config.golden_rows):  # bits: a served 0.0 that came back -0.0 fails here
+        assert_same_bits(response.predictions[i], golden.prediction)
+        assert_same_bits(response.feature_values[i * k:(i + 1) * k], golden.features)
 
 
 def test_batch_names_every_bad_record(server, config, metrics):
@@ -156,14 +157,16 @@ def test_stream_answers_each_record_in_order_and_survives_bad_ones(server, confi
     bad = with_field(good[0], age=200)
     rpc = server.invoke_stream_stream(SERVICE.methods_by_name["PredictStream"], (), None)
     for record in (good[0], bad, good[1], good[2]):
-        rpc.send_request(pb.PredictStreamRequest(record=record))
+        rpc.send_request(pb.PredictStreamRequest(record=record, include_features=True))
     rpc.requests_closed()
     responses = [rpc.take_response() for _ in range(4)]
     _, code, _ = rpc.termination()
     assert code == grpc.StatusCode.OK
     assert [r.WhichOneof("result") for r in responses] == ["prediction", "error", "prediction", "prediction"]
-    assert responses[0].prediction.prediction == config.golden_rows[0].prediction
-    assert responses[3].prediction.prediction == config.golden_rows[2].prediction
+    for response, golden in ((responses[0], config.golden_rows[0]), (responses[2], config.golden_rows[1]),
+                             (responses[3], config.golden_rows[2])):  # bit for bit, features too
+        assert_same_bits(response.prediction.prediction, golden.prediction)
+        assert_same_bits([f.value for f in response.prediction.features], golden.features)
     (violation,) = responses[1].error.field_violations
     assert (violation.field, violation.rule) == ("age", "in_range(16, 100)")
     assert "200" in violation.description
@@ -171,7 +174,8 @@ def test_stream_answers_each_record_in_order_and_survives_bad_ones(server, confi
 
 def test_get_serving_config_returns_the_config(server, config):
     response, _, code, _ = unary(server, "GetServingConfig", pb.GetServingConfigRequest())
-    assert code == grpc.StatusCode.OK and response.config == config
+    assert code == grpc.StatusCode.OK  # byte for byte: every float of it keeps its bits
+    assert response.config.SerializeToString(deterministic=True) == config.SerializeToString(deterministic=True)
 
 
 class Exploding:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from feature_service import predictor_registry, settings
+from feature_service import command_line, predictor_registry, settings
 from feature_service.monitoring.prediction_logger import LogSettings
 
 
@@ -90,8 +90,13 @@ def test_refusals(argv, words):
 
 
 def test_unknown_predictor_is_a_usage_error():
-    with pytest.raises(SystemExit):
+    """Exit code 2 exactly: bad flags are a usage error (docs/grpc.md, command_line.EXIT_USAGE)."""
+    with pytest.raises(SystemExit) as caught:
         settings.parse(["--config", "c", "--insecure", "--predictor", "nope"], environ={})
+    assert caught.value.code == command_line.EXIT_USAGE == 2
+    with pytest.raises(SystemExit) as caught:  # the same through the command line's entry
+        command_line.main(["serve", "--config", "c", "--insecure", "--predictor", "nope"])
+    assert caught.value.code == 2
 
 
 def test_predictor_registry_is_the_one_place():

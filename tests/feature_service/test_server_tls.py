@@ -7,6 +7,7 @@ import pytest
 
 from absenteeism.online import converters
 from clients import PredictionClient, PredictionError, TlsOptions
+from testkit.bits import assert_same_bits
 from testkit.server_process import ServerProcess
 
 pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
@@ -42,7 +43,9 @@ def refused(target, record, **client_options) -> grpc.StatusCode:
 def test_tls_server_serves_a_client_that_trusts_its_ca(tls_server, certificates, record, trained_config):
     assert any('"security": "tls"' in line for line in tls_server.logs)
     with PredictionClient(tls_server.target, tls=TlsOptions.from_files(certificates["ca"]), timeout=10) as client:
-        assert client.predict(record).prediction == trained_config.predictions.iloc[0]
+        answer = client.predict(record, include_features=True)
+    assert_same_bits(answer.prediction, trained_config.predictions.iloc[0])
+    assert_same_bits(list(answer.features.values()), trained_config.features.iloc[0])
 
 
 def test_tls_server_refuses_plaintext_and_untrusting_clients(tls_server, certificates, record):
@@ -56,7 +59,9 @@ def test_mtls_server_serves_a_client_with_a_cert_from_its_client_ca(mtls_server,
     assert any('"security": "mtls"' in line for line in mtls_server.logs)
     tls = TlsOptions.from_files(certificates["ca"], certificates["client.crt"], certificates["client.key"])
     with PredictionClient(mtls_server.target, tls=tls, timeout=10) as client:
-        assert client.predict(record).prediction == trained_config.predictions.iloc[0]
+        answer = client.predict(record, include_features=True)
+    assert_same_bits(answer.prediction, trained_config.predictions.iloc[0])
+    assert_same_bits(list(answer.features.values()), trained_config.features.iloc[0])
 
 
 def test_mtls_server_refuses_clients_without_the_right_cert(mtls_server, certificates, record):

@@ -4,15 +4,18 @@ too many is refused with RESOURCE_EXHAUSTED), and an idle stream is closed after
 from __future__ import annotations
 
 import queue
+import time
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from absenteeism.online import converters
+from absenteeism.online.reference import ReferencePredictor
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc
 from feature_service import settings
+from testkit.bits import same_bits
 from testkit.records import VALID_ROW
 from testkit.server_process import ServerProcess
 
@@ -60,6 +63,8 @@ def test_streams_beyond_the_cap_are_refused_and_unary_calls_keep_being_served(tr
             except grpc.RpcError as error:
                 refused.append(error)
         assert len(answered) == workers // 2 and len(refused) == workers - workers // 2
+        expected = ReferencePredictor(trained_config.config).predict([REQUEST.record]).predictions[0]
+        assert all(same_bits(prediction, expected) for prediction in answered)  # the batch path's bits
         for error in refused:
             assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "2 open streams" in error.details() and "--max-streams" in error.details()
@@ -68,7 +73,7 @@ def test_streams_beyond_the_cap_are_refused_and_unary_calls_keep_being_served(tr
         # A closed stream frees its place.
         admitted[0].close()
         replacement = OpenStream(stub)
-        assert replacement.ask().prediction.prediction == answered[0]
+        assert same_bits(replacement.ask().prediction.prediction, expected)
         unary_calls_are_answered(channel)
         for stream in (admitted[1], replacement):
             stream.close()
@@ -90,11 +95,22 @@ def test_an_idle_stream_is_closed_after_the_idle_timeout(trained_config):
 
 
 def test_a_busy_stream_is_not_idle(trained_config):
-    with ServerProcess(trained_config.path, "--stream-idle-timeout", "1") as server, \
+    """A stream that keeps sending (a request every 0.5 s, each answered before the next) stays open for
+    two idle timeouts and more: idle time counts from the last answer, not from the stream's start.
+    The pause is a quarter of the timeout (generous), yet longer than the server's 0.25 s poll, so the
+    server does check the stream's idle time between requests. The loop ends on what happened (the
+    stream's age after an answer): a stream that ended within one timeout would prove nothing."""
+    idle_timeout = 2.0
+    with ServerProcess(trained_config.path, "--stream-idle-timeout", str(idle_timeout)) as server, \
             grpc.insecure_channel(server.target) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        responses = list(stub.PredictStream(iter([REQUEST] * 5000), timeout=120))
-        assert len(responses) == 5000 and all(r.HasField("prediction") for r in responses)
+        stream = OpenStream(stub, timeout=120)
+        opened = time.monotonic()
+        while time.monotonic() - opened < 2 * idle_timeout:
+            assert stream.ask().HasField("prediction")  # raises DEADLINE_EXCEEDED if the server called it idle
+            time.sleep(idle_timeout / 4)
+        stream.close()  # the request side ends: the stream ends OK
+        assert stream.call.code() == grpc.StatusCode.OK
 
 
 @pytest.mark.parametrize("argv, words", [
