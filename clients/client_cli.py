@@ -9,13 +9,17 @@ rows predicted, 3 some rows refused (see the rejects file), 1 the call failed, 2
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import grpc
 import pandas as pd
 from tqdm import tqdm
 
+from absenteeism import release
 from absenteeism.dataset import raw_chunk, raw_writers, reader
 from absenteeism.online import converters
 from absenteeism.raw_schema import REQUIRED
@@ -23,6 +27,16 @@ from clients import drift_report, server_parity
 from clients.client import PredictionClient, PredictionError, TlsOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
+EXIT_PIPE_CLOSED = 128 + signal.SIGPIPE  # what a shell reports for a tool whose reader went away
+EXIT_CODES = """exit codes:
+  0    done (predict: every row predicted; parity: every row identical; drift: no drift, or too few
+       records to judge)
+  1    the call failed (the server is unreachable, refused the call, or monitors no drift)
+  2    bad usage or input
+  3    predict: some rows were refused (reasons in the rejects file)
+  4    parity: some row differs
+  5    drift: some entry drifted
+  141  the reader of stdout went away (e.g. `| head`): stopped quietly"""
 REJECT_COLUMNS = ["source_row", "field", "rule", "description", "reported_by"]
 
 
@@ -109,7 +123,9 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m clients", description="Client of absenteeism.v1.PredictionService")
+    parser = argparse.ArgumentParser(prog="python -m clients", description="Client of absenteeism.v1.PredictionService",
+                                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {release.version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     predict_parser = commands.add_parser("predict", help="predict every row of a CSV/Parquet file via PredictStream")
@@ -131,9 +147,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
+    except BrokenPipeError:
+        # The reader of stdout is gone: nothing more to say, and Python's flush at exit must not
+        # fail again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE_CLOSED
     except (ValueError, OSError, raw_chunk.InputFormatError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except PredictionError as error:
         print(f"error: {error}", file=sys.stderr)
+        hint = transport_hint(error, insecure=getattr(args, "insecure", False))
+        if hint:
+            print(f"hint: {hint}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def transport_hint(error: PredictionError, insecure: bool) -> str | None:
+    """What a refused connection most likely means when client and server disagree on TLS."""
+    if error.code != grpc.StatusCode.UNAVAILABLE:
+        return None
+    if not insecure and "WRONG_VERSION_NUMBER" in str(error):
+        return "the server speaks plaintext: pass --insecure"
+    if insecure and "Socket closed" in str(error):
+        return "the server may require TLS: pass --ca-cert (and --cert/--key for mutual TLS) instead of --insecure"
+    return None

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import logging
 import math
+import shutil
 import signal
 import sys
 import threading
@@ -23,13 +24,27 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from absenteeism import release
 from absenteeism.dataset.raw_chunk import InputFormatError
 from etl_job import pipeline, run_settings, training
 from etl_job.job_errors import BadData, ClusterError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BAD_DATA = 0, 1, 2, 3
+EXIT_MISSING_TOOL = 69  # EX_UNAVAILABLE: a program the command needs is not installed
+EXIT_CODES = """exit codes:
+  0    done
+  1    internal error (rerun with --verbose for the traceback)
+  2    bad usage, or a Dask scheduler that cannot be reached or was lost
+  3    bad data: unreadable input, missing or repeated columns, too many rejected rows, data that
+       cannot train a model (the rejects are kept aside and the message says where)
+  69   a program the command needs is missing (dag: graphviz's dot)
+  130  interrupted (Ctrl-C), 143 stopped by SIGTERM: cleaned up, the output folder as it was"""
 EXIT_STOPPED = 128 + signal.SIGTERM  # what a shell reports for a TERM-killed program
 log = logging.getLogger("etl_job")
+
+
+class _MissingTool(Exception):
+    """A program the command needs is not installed (exit 69, with how to install it)."""
 
 
 class _UsageError(Exception):
@@ -101,7 +116,9 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m etl_job", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m etl_job", description=__doc__.splitlines()[0],
+                                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {release.version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs; tracebacks on internal errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -177,6 +194,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _dag(args: argparse.Namespace) -> int:
+    if shutil.which("dot") is None:
+        raise _MissingTool("graphviz's `dot` is not installed; it draws the DAG pictures: "
+                           "apt-get install graphviz (Debian/Ubuntu), brew install graphviz (macOS)")
     from etl_job import dag  # graphviz is only needed here
 
     for path in dag.render(args.output_dir):
@@ -210,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_STOPPED
     except _UsageError as error:
         parser.error(str(error))  # exits 2
+    except _MissingTool as error:
+        print(f"etl_job: {error}", file=sys.stderr)
+        return EXIT_MISSING_TOOL
     except ClusterError as error:
         print(f"etl_job: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -13,19 +13,29 @@ import argparse
 import os
 from collections.abc import Sequence
 
+from absenteeism import release
 from feature_service import settings as settings_module
 from feature_service.processes import json_logs, supervisor
 from feature_service.processes.lone_server import serve
 from feature_service.processes.process_signals import ReloadSignal, ShutdownSignal
 
 EXIT_USAGE = 2  # argparse's own exit code for bad flags
+EXIT_CODES = """exit codes:
+  0    stopped gracefully (SIGTERM/SIGINT, also during the boot)
+  1    the port or the metrics port cannot be bound; with --processes: a process failed to start
+       or did not stop
+  2    bad flags (including neither --insecure nor TLS files)
+  78   the config, a TLS file or the --prediction-log folder cannot be used (one line says why)"""
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m feature_service",
-                                     description="Absenteeism prediction gRPC server")
+                                     description="Absenteeism prediction gRPC server",
+                                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {release.version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve_command = commands.add_parser("serve", help="serve PredictionService from a verified ServingConfig")
+    serve_command = commands.add_parser("serve", help="serve PredictionService from a verified ServingConfig",
+                                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     settings_module.add_arguments(serve_command, os.environ)
     return parser
 
