@@ -24,8 +24,3 @@ def test_dag_command_writes_the_pictures(tmp_path):
     # The offline picture has the aggregate computations the online one takes as overrides: not the same image.
     assert (out / "offline_dag.png").read_bytes() != (out / "online_dag.png").read_bytes()
 
-
-def test_dag_without_graphviz_is_a_clear_internal_error(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(shutil, "which", lambda name: None)
-    assert cli.main(["dag", "--output-dir", str(tmp_path)]) == 1
-    assert "graphviz's `dot` is not on PATH" in capsys.readouterr().err
