@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import logging
 import math
-import shutil
 import signal
 import sys
 import threading
@@ -194,12 +193,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _dag(args: argparse.Namespace) -> int:
-    if shutil.which("dot") is None:
-        raise _MissingTool("graphviz's `dot` is not installed; it draws the DAG pictures: "
-                           "apt-get install graphviz (Debian/Ubuntu), brew install graphviz (macOS)")
     from etl_job import dag  # graphviz is only needed here
 
-    for path in dag.render(args.output_dir):
+    try:
+        written = dag.render(args.output_dir)
+    except dag.GraphvizMissing as error:
+        raise _MissingTool(str(error)) from None
+    for path in written:
         log.info("wrote %s", path)
     return EXIT_OK
 

@@ -31,7 +31,8 @@ def render(output_dir: Path) -> list[Path]:
     graphviz source (.dot, text to diff), each replaced atomically: rendered in a temp folder beside
     it, then renamed."""
     if shutil.which("dot") is None:
-        raise GraphvizMissing("graphviz's `dot` is not on PATH: install it (Debian: apt-get install graphviz)")
+        raise GraphvizMissing("graphviz's `dot` is not installed; it draws the DAG pictures: "
+                              "apt-get install graphviz (Debian/Ubuntu), brew install graphviz (macOS)")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     driver = dataflow.feature_driver()
