@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from absenteeism import release
+from absenteeism import log_lines, release
 from absenteeism.dataset.raw_chunk import InputFormatError
 from etl_job import pipeline, run_settings, training
 from etl_job.job_errors import BadData, ClusterError
@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {release.version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs; tracebacks on internal errors")
+    parser.add_argument("--log-format", choices=log_lines.FORMATS, default="text",
+                        help="log lines on stderr: text (default) or json (one object a line, as the server's)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     defaults = training.FitSettings()
@@ -220,8 +222,7 @@ def _generate(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 with argparse's message on bad usage
-    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    log_lines.configure("DEBUG" if args.verbose else "INFO", args.log_format)
     try:
         with _sigterm_stops():
             return args.handler(args)

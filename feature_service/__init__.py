@@ -9,5 +9,5 @@ one swappable config + predictor), config_reloader (SIGHUP / a new file swaps it
   micro_batching, health (+ reflection), tls, interceptors/;
 - monitoring/: metrics (Prometheus), drift_window, prediction_logger, monitored_predictor (the glue);
 - processes/: lone_server (one process's life, exit codes), supervisor (--processes N),
-  supervised_child (a child's entry), process_signals, json_logs.
+  supervised_child (a child's entry), process_signals.
 """

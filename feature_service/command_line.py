@@ -13,9 +13,9 @@ import argparse
 import os
 from collections.abc import Sequence
 
-from absenteeism import release
+from absenteeism import log_lines, release
 from feature_service import settings as settings_module
-from feature_service.processes import json_logs, supervisor
+from feature_service.processes import supervisor
 from feature_service.processes.lone_server import serve
 from feature_service.processes.process_signals import ReloadSignal, ShutdownSignal
 
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None, shutdown: ShutdownSignal | None = No
         settings = settings_module.from_namespace(args)
     except settings_module.SettingsError as error:
         parser.error(str(error))  # exits EXIT_USAGE
-    json_logs.configure(settings.log_level)
+    log_lines.configure(settings.log_level, settings.log_format)
     if settings.process_count > 1:
         return supervisor.run(settings, shutdown)
     return serve(settings, shutdown, reload_signal)

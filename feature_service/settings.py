@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from absenteeism import log_lines
 from feature_service import predictor_registry
 from feature_service.monitoring.drift_window import DEFAULT_WINDOW, Thresholds, row_width
 from feature_service.monitoring.monitored_predictor import (
@@ -52,6 +53,7 @@ class Settings:
     max_streams: int | None = None  # streaming calls open at once; None: half of the workers
     stream_idle_timeout: float = 60.0  # seconds a stream may send nothing; 0: no limit
     log_level: str = "INFO"
+    log_format: str = "json"  # "json" (one object a line, for log pipelines) or "text"
     processes: int = 1  # 0: one per available core; >1: a supervisor runs that many (processes/supervisor.py)
     reuse_port: bool = False  # not a flag: set by the supervisor for its children (SO_REUSEPORT)
     # Monitoring (feature_service/monitoring/): drift against the config's training profile, prediction log.
@@ -87,6 +89,8 @@ class Settings:
                                 "holds a worker, and unary calls and health checks need one too")
         if self.stream_idle_timeout < 0:
             raise SettingsError("--stream-idle-timeout must be >= 0 (0: no limit)")
+        if self.log_format not in log_lines.FORMATS:
+            raise SettingsError(f"--log-format must be one of {', '.join(log_lines.FORMATS)}, got {self.log_format!r}")
         if self.predictor not in predictor_registry.names():
             raise SettingsError(f"unknown predictor {self.predictor!r}: choose one of {predictor_registry.names()}")
         tls = self.tls_cert is not None or self.tls_key is not None or self.tls_client_ca is not None
@@ -174,6 +178,7 @@ OPTIONS: tuple[tuple[str, Callable[[str], object], object, str], ...] = (
     ("--reload-interval", float, Settings.reload_interval,
      "seconds between checks of --config for a new file (SIGHUP reloads at once); 0 turns watching off"),
     ("--log-level", str, Settings.log_level, "DEBUG logs every call; INFO, WARNING, ERROR"),
+    ("--log-format", str, Settings.log_format, "log lines on stderr: json (one object a line) or text"),
     ("--processes", int, Settings.processes,
      "server processes sharing the port (SO_REUSEPORT) under one supervisor; 0: one per available core"),
     ("--drift-window", int, Settings.drift_window,

@@ -13,7 +13,7 @@ import sys
 import threading
 from multiprocessing.connection import Connection
 
-from feature_service.processes import json_logs
+from absenteeism import log_lines
 from feature_service.processes.lone_server import serve
 from feature_service.settings import Settings
 
@@ -24,8 +24,8 @@ def run_child(settings: Settings, index: int, conn: Connection) -> None:
     """The single-process server (whatever serve() does: signals, reload) on the shared port; reports
     ("config", config_id, created_at, bytes) for each config it serves and ("serving", port) once it
     serves on `conn`, and stops when the supervisor is gone."""
-    json_logs.configure(settings.log_level)
-    json_logs.add_fields(worker=index, pid=os.getpid())
+    log_lines.configure(settings.log_level, settings.log_format)
+    log_lines.add_fields(worker=index, pid=os.getpid())
     threading.Thread(target=_stop_with_parent, args=(conn,), name="parent-watch", daemon=True).start()
     sending = threading.Lock()  # the main thread reports serving, the reload thread each config
 

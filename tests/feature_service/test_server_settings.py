@@ -30,7 +30,8 @@ def test_every_flag_reads_its_environment_variable():
            "FEATURE_SERVICE_INSECURE": "true", "FEATURE_SERVICE_GRACE": "2.5", "FEATURE_SERVICE_WORKERS": "3",
            "FEATURE_SERVICE_MAX_BATCH": "7", "FEATURE_SERVICE_MAX_MESSAGE_BYTES": "4096",
            "FEATURE_SERVICE_HOST": "127.0.0.1", "FEATURE_SERVICE_PREDICTOR": "reference",
-           "FEATURE_SERVICE_LOG_LEVEL": "DEBUG", "FEATURE_SERVICE_MICRO_BATCH_ROWS": "32",
+           "FEATURE_SERVICE_LOG_LEVEL": "DEBUG", "FEATURE_SERVICE_LOG_FORMAT": "text",
+           "FEATURE_SERVICE_MICRO_BATCH_ROWS": "32",
            "FEATURE_SERVICE_METRICS_HOST": "127.0.0.3", "FEATURE_SERVICE_RELOAD_INTERVAL": "0.5",
            "FEATURE_SERVICE_MAX_STREAMS": "2", "FEATURE_SERVICE_STREAM_IDLE_TIMEOUT": "5", "FEATURE_SERVICE_PROCESSES": "3",
            "FEATURE_SERVICE_DRIFT_WINDOW": "500", "FEATURE_SERVICE_DRIFT_PSI_THRESHOLD": "0.2",
@@ -42,8 +43,8 @@ def test_every_flag_reads_its_environment_variable():
     s = settings.parse([], environ=env)
     assert (s.config, s.port, s.metrics_port, s.insecure, s.grace, s.workers, s.max_batch, s.max_message_bytes,
             s.host, s.log_level, s.predictor, s.micro_batch_rows, s.metrics_host, s.reload_interval, s.max_streams,
-            s.stream_idle_timeout, s.processes) == (
-        Path("/x.pb"), 0, 0, True, 2.5, 3, 7, 4096, "127.0.0.1", "DEBUG", "reference", 32, "127.0.0.3", 0.5, 2, 5.0, 3)
+            s.stream_idle_timeout, s.processes, s.log_format) == (
+        Path("/x.pb"), 0, 0, True, 2.5, 3, 7, 4096, "127.0.0.1", "DEBUG", "reference", 32, "127.0.0.3", 0.5, 2, 5.0, 3, "text")
     monitoring = s.monitoring
     assert (monitoring.drift_window, monitoring.thresholds.psi, monitoring.thresholds.jensen_shannon,
             monitoring.thresholds.l_infinity, monitoring.thresholds.min_records) == (500, 0.2, 0.03, 0.04, 400)
