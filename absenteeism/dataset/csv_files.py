@@ -35,11 +35,15 @@ def csv_line_starts(path: Path, part_bytes: int) -> list[int]:
     """Byte offsets that cut a CSV file's records into parts of about `part_bytes`: the first is
     where the record after the header starts, the last is the file's size; each other one is just
     after the first record end (a line feed outside quotes) at or after the previous one plus
-    `part_bytes`. Finding record ends reads the file once (a search for `"` where it has none)."""
+    `part_bytes`. Finding record ends reads the file once (a search for `"` where it has none).
+    A file with CR line ends (see `csv_data_start`) is one part, [0, size): Arrow's streaming reader
+    reads it whole, as `raw_input.iter_chunks` does."""
     size = Path(path).stat().st_size
+    data_start = csv_data_start(path)
+    if data_start is None:  # CR line ends: one part, read whole as the local engine reads it
+        return [0, size]
+    starts = [data_start]
     with open(path, "rb") as stream:
-        stream.readline()  # the header
-        starts = [stream.tell()]
         while starts[-1] + part_bytes < size:
             cut = _record_end_at_or_after(stream, starts[-1], starts[-1] + part_bytes)
             if cut >= size:

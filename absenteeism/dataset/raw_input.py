@@ -62,11 +62,16 @@ def iter_chunks(path: Path, require_label: bool = False, chunk_rows: int = 1 << 
 def iter_part_chunks(path: Path, start: int, stop: int, require_label: bool = False,
                      chunk_rows: int = 1 << 18) -> Iterator[RawChunk]:
     """The rows of one part of a file in chunks, as `iter_chunks` gives the whole file's: for a
-    CSV file the lines in bytes [start, stop) (`start` at a line start after the header, see
-    `csv_line_starts`), for Parquet the row groups [start, stop). The parts of a file put together
+    CSV file the records in bytes [start, stop) (`start` at a record start after the header, see
+    `csv_line_starts`; a file with CR line ends is one part, [0, size), read whole), for Parquet the row groups [start, stop). The parts of a file put together
     give the file's rows, in order."""
     path = Path(path)
     if path.suffix.lower() == ".csv":
+        if csv_data_start(path) is None:  # CR line ends: the file is one part (csv_line_starts)
+            if (start, stop) != (0, path.stat().st_size):
+                raise ValueError(f"{path.name}: a file with CR line ends is read whole, not bytes [{start}, {stop})")
+            yield from iter_chunks(path, require_label, chunk_rows)
+            return
         yield from csv_chunks(path, start, stop, require_label, chunk_rows)
     else:
         yield from _text_chunks(parquet_batches(path, chunk_rows, range(start, stop)), path, require_label, chunk_rows)
