@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from absenteeism.dataset.raw_chunk import ALL_COLUMNS, InputFormatError, RawChunk, column_names
+from absenteeism.dataset.raw_chunk import ALL_COLUMNS, HEADER_TO_NAME, InputFormatError, RawChunk, column_names
 
 CSV_SEPARATOR = ";"
 
@@ -96,7 +96,7 @@ def csv_chunks(path: Path, start: int, stop: int, require_label: bool, chunk_row
     """The lines in bytes [start, stop) of a CSV file, `chunk_rows` lines a chunk, each parsed as
     numbers first (one pass, no strings) and as text only when that fails or is asked for."""
     header = csv_header(path)
-    names = column_names(header, path, require_label)
+    names = csv_column_names(header, path, require_label)
     kept = [c.name for c in ALL_COLUMNS if c.name in names]
     number_types = {h: (pa.float64() if n in kept else pa.large_string()) for h, n in zip(header, names)}
     with open(path, "rb") as stream:
@@ -236,6 +236,41 @@ def csv_header(path: Path) -> list[str]:
     if not header:
         raise InputFormatError(f"{path.name} is empty: it has no header line")
     return header
+
+
+def csv_column_names(header: list[str], path: Path, require_label: bool) -> list[str]:
+    """`raw_chunk.column_names` of a CSV file's header; when its columns are missing because the
+    file is split at another delimiter, the message says which one the header appears to use."""
+    try:
+        return column_names(header, path, require_label)
+    except InputFormatError as error:
+        hint = _delimiter_hint(path)
+        if hint is None:
+            raise
+        raise InputFormatError(f"{error}: {hint}") from None
+
+
+_OTHER_DELIMITERS = {",": "comma", "\t": "tab", "|": "pipe", ":": "colon"}
+
+
+def _delimiter_hint(path: Path) -> str | None:
+    """Which delimiter the header line appears to use, when another than ours finds more of the
+    data set's column names in it; None when ours finds the most."""
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as stream:
+        line = stream.readline(1 << 16)
+    line = line.split("\n")[0].split("\r")[0]
+
+    def found(delimiter: str) -> int:
+        cells = next(csv.reader([line], delimiter=delimiter), [])
+        return len({cell.strip() for cell in cells} & HEADER_TO_NAME.keys())
+
+    ours = found(CSV_SEPARATOR)
+    best = max(_OTHER_DELIMITERS, key=found)
+    if found(best) <= ours:
+        return None
+    return (f"the header looks {_OTHER_DELIMITERS[best]}-separated ({found(best)} of the {len(HEADER_TO_NAME)} columns "
+            f"are found when it is split at {best!r}, {ours} at {CSV_SEPARATOR!r}); this data set's CSV uses "
+            f"{CSV_SEPARATOR!r}")
 
 
 def csv_batches(path: Path) -> Iterator:

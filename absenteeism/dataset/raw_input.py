@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 
 from absenteeism.dataset.blocks import table_blocks
-from absenteeism.dataset.csv_files import csv_batches, csv_chunks, csv_data_start, csv_header
+from absenteeism.dataset.csv_files import csv_batches, csv_chunks, csv_column_names, csv_data_start, csv_header
 from absenteeism.dataset.parquet_files import parquet_batches, parquet_numbers, parquet_text
 from absenteeism.dataset.raw_chunk import ALL_COLUMNS, InputFormatError, RawChunk, clean_cells, column_names
 
@@ -80,16 +80,17 @@ def iter_part_chunks(path: Path, start: int, stop: int, require_label: bool = Fa
 def header_names(path: Path, require_label: bool = False) -> list[str]:
     """The snake_case column names of a file's header; InputFormatError as `iter_chunks` raises it."""
     path = Path(path)
-    header = csv_header(path) if path.suffix.lower() == ".csv" else next(parquet_batches(path, 1))
-    return column_names(header, path, require_label)
+    if path.suffix.lower() == ".csv":
+        return csv_column_names(csv_header(path), path, require_label)
+    return column_names(next(parquet_batches(path, 1)), path, require_label)
 
 
 def _text_chunks(batches: Iterator, path: Path, require_label: bool, chunk_rows: int) -> Iterator[RawChunk]:
     """Chunks of cells as text only, from the header and the record batches of a file."""
-    names = column_names(next(batches), path, require_label)
+    csv_file = path.suffix.lower() == ".csv"
+    names = (csv_column_names if csv_file else column_names)(next(batches), path, require_label)
     kept = [c.name for c in ALL_COLUMNS if c.name in names]
     blocks = table_blocks(chunk_rows)
-    csv_file = path.suffix.lower() == ".csv"
 
     def chunks(tables: Iterable[pa.Table]) -> Iterator[RawChunk]:
         for table in tables:
