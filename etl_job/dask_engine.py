@@ -31,10 +31,11 @@ import numpy as np
 from absenteeism import config_io, features
 from absenteeism.dataset import partitions
 from absenteeism.dataset import reader as input_reader
+from absenteeism.dataset.raw_chunk import InputFormatError
 from etl_job import online_parity, outputs, part_tasks, profile_builder, ridge, training
 from etl_job import validate as validate_step
 from etl_job.engine import Engine, Trained, bad_data, log_tally
-from etl_job.job_errors import ClusterError
+from etl_job.job_errors import BadData, ClusterError
 from etl_job.run_settings import RunSettings
 from etl_job.step_progress import StepProgress
 
@@ -79,6 +80,7 @@ class DaskEngine(Engine):
     def __init__(self, settings: RunSettings):
         self.settings = settings
         self._client: Any = None
+        self._address = settings.dask.scheduler or "the LocalCluster's scheduler"
         self._connection: contextlib.AbstractContextManager[Any] | None = None
         self._transformed: list[Any] = []  # futures of part_tasks.Transformed, held on the workers
         self._offsets: list[part_tasks.Offsets] = []
@@ -87,15 +89,36 @@ class DaskEngine(Engine):
         dask = self.settings.dask
         self._connection = connect(dask.scheduler, dask.workers, dask.connect_timeout)
         self._client = self._connection.__enter__()
-        log.info("dask cluster: %s, %d workers", self._client.scheduler.address,
-                 len(self._client.scheduler_info()["workers"]))
-        _check_workers(self._client)
+        self._address = self._client.scheduler.address
+        try:
+            log.info("dask cluster: %s, %d workers", self._address, len(self._client.scheduler_info()["workers"]))
+            _check_workers(self._client)
+        except BaseException as error:
+            self.__exit__(type(error), error, error.__traceback__)
+            raise
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: TracebackType | None) -> None:
+        """Releases the cluster; a failure because the scheduler was lost (its futures cancelled, its
+        connection closed) is a ClusterError naming it, as one that cannot be reached."""
+        lost = self._scheduler_lost(exc)
         if self._connection is not None:
-            self._connection.__exit__(exc_type, exc, traceback)
+            connection, self._connection = self._connection, None
+            with contextlib.suppress(Exception) if lost else contextlib.nullcontext():
+                connection.__exit__(exc_type, exc, traceback)
+        if lost:
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            raise ClusterError(f"lost the Dask scheduler at {self._address} during the run "
+                               f"({type(exc).__name__}: {first_line})") from exc
+
+    def _scheduler_lost(self, exc: BaseException | None) -> bool:
+        """Whether `exc` (raised inside the engine's block) came of losing the scheduler: the client
+        is no longer connected to it (reconnecting, or closed after failing to)."""
+        if not isinstance(exc, Exception) or isinstance(exc, (ClusterError, BadData, InputFormatError)):
+            return False
+        return self._client is not None and (self._client.status != "running"
+                                             or "scheduler-connection-lost" in str(exc))
 
     # -- the steps --------------------------------------------------------------------------
 

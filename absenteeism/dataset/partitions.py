@@ -1,6 +1,6 @@
-"""An input cut into parts that separate processes can read on their own: a CSV file at line
-starts into byte ranges of about `part_bytes`, a Parquet file into runs of whole row groups. The
-parts, in order, hold the input's rows in the order the chunked reader (reader.py) reads them, so
+"""An input cut into parts that separate processes can read on their own: a CSV file at record
+starts into byte ranges of about `part_bytes` (a file with CR line ends: one part), a Parquet file
+into runs of whole row groups. The parts, in order, hold the input's rows in the order the chunked reader (reader.py) reads them, so
 a row's source number is the rows of the parts before it plus its position in its part.
 """
 

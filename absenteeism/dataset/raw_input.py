@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 
 from absenteeism.dataset.blocks import table_blocks
-from absenteeism.dataset.csv_files import csv_batches, csv_chunks, csv_data_start, csv_header
+from absenteeism.dataset.csv_files import csv_batches, csv_chunks, csv_column_names, csv_data_start, csv_header
 from absenteeism.dataset.parquet_files import parquet_batches, parquet_numbers, parquet_text
 from absenteeism.dataset.raw_chunk import ALL_COLUMNS, InputFormatError, RawChunk, clean_cells, column_names
 
@@ -62,11 +62,16 @@ def iter_chunks(path: Path, require_label: bool = False, chunk_rows: int = 1 << 
 def iter_part_chunks(path: Path, start: int, stop: int, require_label: bool = False,
                      chunk_rows: int = 1 << 18) -> Iterator[RawChunk]:
     """The rows of one part of a file in chunks, as `iter_chunks` gives the whole file's: for a
-    CSV file the lines in bytes [start, stop) (`start` at a line start after the header, see
-    `csv_line_starts`), for Parquet the row groups [start, stop). The parts of a file put together
+    CSV file the records in bytes [start, stop) (`start` at a record start after the header, see
+    `csv_line_starts`; a file with CR line ends is one part, [0, size), read whole), for Parquet the row groups [start, stop). The parts of a file put together
     give the file's rows, in order."""
     path = Path(path)
     if path.suffix.lower() == ".csv":
+        if csv_data_start(path) is None:  # CR line ends: the file is one part (csv_line_starts)
+            if (start, stop) != (0, path.stat().st_size):
+                raise ValueError(f"{path.name}: a file with CR line ends is read whole, not bytes [{start}, {stop})")
+            yield from iter_chunks(path, require_label, chunk_rows)
+            return
         yield from csv_chunks(path, start, stop, require_label, chunk_rows)
     else:
         yield from _text_chunks(parquet_batches(path, chunk_rows, range(start, stop)), path, require_label, chunk_rows)
@@ -75,16 +80,17 @@ def iter_part_chunks(path: Path, start: int, stop: int, require_label: bool = Fa
 def header_names(path: Path, require_label: bool = False) -> list[str]:
     """The snake_case column names of a file's header; InputFormatError as `iter_chunks` raises it."""
     path = Path(path)
-    header = csv_header(path) if path.suffix.lower() == ".csv" else next(parquet_batches(path, 1))
-    return column_names(header, path, require_label)
+    if path.suffix.lower() == ".csv":
+        return csv_column_names(csv_header(path), path, require_label)
+    return column_names(next(parquet_batches(path, 1)), path, require_label)
 
 
 def _text_chunks(batches: Iterator, path: Path, require_label: bool, chunk_rows: int) -> Iterator[RawChunk]:
     """Chunks of cells as text only, from the header and the record batches of a file."""
-    names = column_names(next(batches), path, require_label)
+    csv_file = path.suffix.lower() == ".csv"
+    names = (csv_column_names if csv_file else column_names)(next(batches), path, require_label)
     kept = [c.name for c in ALL_COLUMNS if c.name in names]
     blocks = table_blocks(chunk_rows)
-    csv_file = path.suffix.lower() == ".csv"
 
     def chunks(tables: Iterable[pa.Table]) -> Iterator[RawChunk]:
         for table in tables:
