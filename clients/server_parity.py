@@ -24,6 +24,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from absenteeism import parity
+from absenteeism.dataset import training_set_files
 from absenteeism.dataset.reader import read_typed
 from absenteeism.online import converters
 from absenteeism.v1 import raw_record_pb2
@@ -86,8 +87,14 @@ def predict_streaming(client: PredictionClient, records: Sequence, progress: boo
 
 def run_parity(client: PredictionClient, training_set: Path, raw_input: Path, modes: Sequence[str] = MODES,
                batch_size: int = 1000, concurrency: int = 8, progress: bool = False) -> dict[str, parity.ParityReport]:
+    served = client.serving_config()
+    written_by = training_set_files.config_id_of(training_set)
+    if written_by is not None and written_by != served.content_sha256:
+        raise ValueError(f"training set {training_set} belongs to config {written_by}, the server serves config "
+                         f"{served.content_sha256}: compare a server with the training set of the run that built its "
+                         "config")
     table = pd.read_parquet(training_set)
-    feature_names = tuple(client.serving_config().feature_names)
+    feature_names = tuple(served.feature_names)
     absent = [name for name in (*feature_names, parity.PREDICTION) if name not in table.columns]
     if absent:
         raise ValueError(f"training set {training_set} lacks columns {absent} the server's model uses: "

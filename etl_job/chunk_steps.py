@@ -131,7 +131,7 @@ def write_chunk(rows: CompactRows, intercept: float, coefficients: Sequence[floa
     predictions = predict_linear(intercept, coefficients, matrix)
     test = rows.held_out
     return WrittenChunk(
-        table=outputs.training_set_table(rows.source_rows.astype(np.int64), matrix, labels, predictions),
+        table=outputs.training_set_table(rows.source_rows.astype(np.int64), matrix, labels, predictions, test),
         error_rows=ridge.error_rows(labels[test].astype(np.float64), predictions[test], baseline),
         # each feature counted from its narrowed column: the same counts as from the float64 matrix, faster
         feature_counts=[entry.count(values) for entry, values in zip(feature_entries, rows.columns, strict=True)],

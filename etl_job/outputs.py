@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from absenteeism import config_io, features, parity
-from absenteeism.dataset import atomic
+from absenteeism.dataset import atomic, training_set_files
 from absenteeism.dataset.blocks import table_blocks
 from absenteeism.raw_schema import LABEL
 from etl_job.validate import REJECT_COLUMNS
@@ -74,13 +74,16 @@ def has_rejected_rows(output_dir: Path) -> bool:
 
 
 def training_set_table(source_rows: np.ndarray, matrix: np.ndarray, labels: np.ndarray,
-                       predictions: np.ndarray) -> pa.Table:
-    """source_row, the features in model order (float64), the label, the model's prediction."""
+                       predictions: np.ndarray, held_out: np.ndarray) -> pa.Table:
+    """source_row, the features in model order (float64), the label, the model's prediction, and
+    which side of the split the row is on ("train" or "held_out")."""
     columns = {"source_row": pa.array(np.asarray(source_rows, dtype=np.int64))}
     for j, name in enumerate(features.MODEL_FEATURES):
         columns[name] = pa.array(np.ascontiguousarray(matrix[:, j], dtype=np.float64))
     columns[LABEL.name] = pa.array(np.asarray(labels, dtype=np.int64))
     columns[PREDICTION_COLUMN] = pa.array(np.asarray(predictions, dtype=np.float64))
+    columns[training_set_files.SPLIT_COLUMN] = pa.DictionaryArray.from_arrays(
+        pa.array(np.asarray(held_out, dtype=np.int8)), pa.array(training_set_files.SPLIT_VALUES))
     return pa.table(columns)
 
 
@@ -122,7 +125,7 @@ def training_set_writer(output_dir: Path, part: int = 0) -> Iterator[Callable[[p
             write(groups.flush())
             if not writer:  # no row: still a Parquet file, with the columns of every other part
                 empty = training_set_table(np.empty(0), np.empty((0, len(features.MODEL_FEATURES))), np.empty(0),
-                                           np.empty(0))
+                                           np.empty(0), np.empty(0, dtype=bool))
                 write([empty])
         finally:
             if writer:
@@ -130,6 +133,10 @@ def training_set_writer(output_dir: Path, part: int = 0) -> Iterator[Callable[[p
 
 
 def write_config(config, output_dir: Path) -> Path:
+    """The config, and beside the training set's parts the id of the config they belong to."""
+    folder = Path(output_dir) / TRAINING_SET_FILE
+    schema = pq.read_schema(min(folder.glob("part-*.parquet")))
+    training_set_files.write_identity(folder, schema, config.content_sha256)
     return config_io.write_config(config, Path(output_dir))
 
 

@@ -34,6 +34,19 @@ def run_etl(input_path: Path, output: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_parity_refuses_the_training_set_of_another_run_naming_both_configs(trained_config, tmp_path):
+    """The same data and code, another run: another config id. Comparing would report mismatches
+    that are no skew; parity refuses up front, naming both ids (exit 2)."""
+    run_etl(trained_config.source, tmp_path)
+    other = config_io.read_config(tmp_path / config_io.CONFIG_FILE).content_sha256
+    assert other != trained_config.config.content_sha256
+    with ServerProcess(trained_config.path) as server:
+        result = parity_command(server.target, tmp_path, trained_config.source)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"belongs to config {other}, the server serves config {trained_config.config.content_sha256}" in result.stderr
+    assert "PARITY" not in result.stdout
+
+
 def parity_command(target: str, output: Path, input_path: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "clients", "parity", "--target", target, "--insecure",
                            "--training-set", str(output / "training_set.parquet"), "--input", str(input_path),

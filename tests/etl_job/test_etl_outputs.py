@@ -142,7 +142,8 @@ def test_outputs_are_written_through_atomic_paths(tmp_path, monkeypatch):
 
     monkeypatch.setattr(atomic, "atomic_path", spy)
     assert _run(run_settings.SAMPLE_INPUT, tmp_path) == 0
-    assert seen == ["rejects.csv", "part-00000.parquet", "serving_config.pb", "serving_config.json", "report.json"]
+    assert seen == ["rejects.csv", "part-00000.parquet", "_common_metadata", "serving_config.pb", "serving_config.json",
+                    "report.json"]
     assert outputs.REPORT_FILE == seen[-1]
 
 

@@ -16,9 +16,12 @@ import pandas as pd
 import pytest
 
 from absenteeism import aggregates, config_io, dataflow, features
+from absenteeism.dataset import training_set_files
 from absenteeism.online.reference import ReferencePredictor
 from absenteeism.raw_schema import LABEL, RAW_COLUMNS
 from etl_job import cli, run_settings, step_progress
+from etl_job.split import held_out
+from etl_job.training import FitSettings
 from testkit.feature_oracle import expected_features, expected_prediction
 from testkit.paths import REAL_DATA, require_real_data
 
@@ -54,7 +57,7 @@ def test_all_outputs_are_written(job):
         file = out / name / "part-00000.parquet" if name == "training_set.parquet" else out / name
         assert file.is_file() and file.stat().st_size > 0, name
         assert os.readlink(out / name) == f"..data/{name}"  # published through the one link of the run
-    assert [p.name for p in (out / "training_set.parquet").iterdir()] == ["part-00000.parquet"]  # one part, locally
+    assert sorted(p.name for p in (out / "training_set.parquet").iterdir()) == ["_common_metadata", "part-00000.parquet"]
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
 
 
@@ -119,7 +122,11 @@ def test_training_set_layout_label_and_predictions(job):
     source, out = job
     training_set = pd.read_parquet(out / "training_set.parquet")
     config = config_io.read_config(out / "serving_config.pb")
-    assert list(training_set.columns) == ["source_row", *features.MODEL_FEATURES, LABEL.name, "prediction"]
+    assert list(training_set.columns) == ["source_row", *features.MODEL_FEATURES, LABEL.name, "prediction", "split"]
+    # Which side of the split each row is on, as the job's split function puts it, and whose config it is.
+    test = held_out(training_set["source_row"].to_numpy(), FitSettings().seed, FitSettings().test_fraction)
+    assert training_set["split"].astype(str).tolist() == ["held_out" if t else "train" for t in test]
+    assert training_set_files.config_id_of(out / "training_set.parquet") == config.content_sha256
     assert all(training_set[name].dtype == np.float64 for name in features.MODEL_FEATURES)
     assert training_set["source_row"].is_monotonic_increasing
     raw = _raw_rows(source)
