@@ -3,8 +3,7 @@ errors that name every bad field (parsed from the google.rpc.BadRequest detail).
 
 from __future__ import annotations
 
-import random
-import time
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,22 +156,30 @@ class PredictionClient:
     """PredictionClient("host:50051", insecure=True) or PredictionClient(target, tls=TlsOptions(...)).
 
     timeout: default deadline per call in seconds (a stream: for the whole stream; None = none).
-    retries: extra attempts on UNAVAILABLE, with exponential backoff from `backoff` seconds (x2 each,
-    capped at `max_backoff`, with jitter). Unary calls are retried; a stream only while nothing of it has
-    been received and its records are a re-readable sequence.
+    retries: extra attempts on UNAVAILABLE (at most 4), by gRPC's own retry policy (the channel's
+    service config: exponential backoff from `backoff` seconds, x2 each, capped at `max_backoff`, with
+    jitter); a stream is retried while nothing of it has been received. wait_for_ready: calls wait
+    (within their deadline) for a server that is not up yet instead of failing at once.
     """
 
     def __init__(self, target: str, *, insecure: bool = False, tls: TlsOptions | None = None,
                  timeout: float | None = 10.0, stream_timeout: float | None = None, retries: int = 3,
-                 backoff: float = 0.1, max_backoff: float = 5.0, max_message_bytes: int = 64 * 1024 * 1024):
+                 backoff: float = 0.1, max_backoff: float = 5.0, max_message_bytes: int = 64 * 1024 * 1024,
+                 wait_for_ready: bool = False):
         if insecure == (tls is not None):
             raise ValueError("pass exactly one of insecure=True or tls=TlsOptions(...)")
+        if not 0 <= retries <= MAX_RETRIES:
+            raise ValueError(f"retries must be in 0..{MAX_RETRIES}: gRPC's retry policy makes at most "
+                             f"{MAX_RETRIES + 1} attempts (use wait_for_ready to wait for a server to come up)")
         options: list[tuple[str, int | str]] = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             # the channel's own reconnect backoff follows ours, so a retry really tries again
             ("grpc.initial_reconnect_backoff_ms", max(1, int(backoff * 1000))),
-            ("grpc.max_reconnect_backoff_ms", max(1, int(max_backoff * 1000)))]
+            ("grpc.max_reconnect_backoff_ms", max(1, int(max_backoff * 1000))),
+            ("grpc.enable_retries", 1 if retries else 0)]
+        if retries:
+            options.append(("grpc.service_config", retry_service_config(retries, backoff, max_backoff)))
         if tls is not None and tls.server_name_override:
             options.append(("grpc.ssl_target_name_override", tls.server_name_override))
         self._channel = (grpc.insecure_channel(target, options=options) if tls is None  # i.e. insecure (checked above)
@@ -180,9 +187,7 @@ class PredictionClient:
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self.timeout = timeout
         self.stream_timeout = stream_timeout
-        self.retries = retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
+        self.wait_for_ready = wait_for_ready
 
     # -- lifecycle
     def close(self) -> None:
@@ -223,22 +228,13 @@ class PredictionClient:
                        timeout: Timeout = ...) -> Iterator[StreamResult]:
         """One StreamResult per record, in order; refused records carry their violations."""
         timeout = self.stream_timeout if timeout is ... else timeout
-        replayable = isinstance(records, Sequence)
-        attempt = 0
-        while True:
-            requests = (pb.PredictStreamRequest(record=to_record(r), include_features=include_features)
-                        for r in records)
-            received = 0
-            try:
-                for response in self._stub.PredictStream(requests, timeout=timeout):
-                    yield self._stream_result(received, response)
-                    received += 1
-                return
-            except grpc.RpcError as error:
-                if not (replayable and received == 0 and self._retryable(error, attempt)):
-                    raise PredictionError.from_rpc_error(error) from None
-            self._sleep(attempt)
-            attempt += 1
+        requests = (pb.PredictStreamRequest(record=to_record(r), include_features=include_features) for r in records)
+        try:
+            for index, response in enumerate(self._stub.PredictStream(requests, timeout=timeout,
+                                                                      wait_for_ready=self.wait_for_ready)):
+                yield self._stream_result(index, response)
+        except grpc.RpcError as error:
+            raise PredictionError.from_rpc_error(error) from None
 
     @staticmethod
     def _stream_result(index: int, response: pb.PredictStreamResponse) -> StreamResult:
@@ -247,24 +243,21 @@ class PredictionClient:
         violations = [FieldViolation(v.field, v.description, v.rule) for v in response.error.field_violations]
         return StreamResult(index, violations=violations, error_message=response.error.message)
 
-    # -- retries
-    def _retryable(self, error: grpc.RpcError, attempt: int) -> bool:
-        return error.code() == grpc.StatusCode.UNAVAILABLE and attempt < self.retries
-
-    def _sleep(self, attempt: int) -> None:
-        delay = min(self.max_backoff, self.backoff * (2 ** attempt))
-        time.sleep(delay * random.uniform(0.5, 1.0))
-
     def _unary(self, method: Callable[..., T], request, timeout: Timeout) -> T:
-        timeout = self.timeout if timeout is ... else timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
-        attempt = 0
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                return method(request, timeout=remaining)
-            except grpc.RpcError as error:
-                if not self._retryable(error, attempt) or (deadline is not None and time.monotonic() >= deadline):
-                    raise PredictionError.from_rpc_error(error) from None
-            self._sleep(attempt)
-            attempt += 1
+        try:
+            return method(request, timeout=self.timeout if timeout is ... else timeout,
+                          wait_for_ready=self.wait_for_ready)
+        except grpc.RpcError as error:
+            raise PredictionError.from_rpc_error(error) from None
+
+
+MAX_RETRIES = 4  # gRPC's retry policy caps maxAttempts at 5
+
+
+def retry_service_config(retries: int, backoff: float, max_backoff: float) -> str:
+    """The channel's service config: every PredictionService call retried on UNAVAILABLE."""
+    return json.dumps({"methodConfig": [{
+        "name": [{"service": pb.DESCRIPTOR.services_by_name["PredictionService"].full_name}],
+        "retryPolicy": {"maxAttempts": retries + 1, "initialBackoff": f"{backoff:g}s",
+                        "maxBackoff": f"{max_backoff:g}s", "backoffMultiplier": 2,
+                        "retryableStatusCodes": ["UNAVAILABLE"]}}]})

@@ -51,7 +51,7 @@ def add_connection_arguments(parser: argparse.ArgumentParser, required: bool = T
     security.add_argument("--server-name", help="expected name in the server certificate, if not the target host")
     parser.add_argument("--timeout", type=float, default=None,
                         help="deadline in seconds for the whole call (default: none for streams)")
-    parser.add_argument("--retries", type=int, default=3, help="retries on UNAVAILABLE (exponential backoff)")
+    parser.add_argument("--retries", type=int, default=3, help="retries on UNAVAILABLE, 0..4 (gRPC's retry policy, exponential backoff)")
 
 
 def client_from_args(args: argparse.Namespace) -> PredictionClient:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
 
 from absenteeism.online import converters
+from absenteeism.v1 import prediction_service_pb2_grpc
 from clients import InvalidInputError, PredictionClient, PredictionError
 from testkit.bits import assert_same_bits
 from testkit.loopback import free_port
+from testkit.records import VALID_ROW
 from testkit.server_process import ServerProcess
 
 pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
@@ -67,24 +70,56 @@ def test_deadline(plaintext_server, records):
     assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
-def test_unavailable_is_retried_with_backoff_then_raised():
-    port = free_port()  # nothing listens there
-    with PredictionClient(f"127.0.0.1:{port}", insecure=True, timeout=20, retries=3, backoff=0.2) as client:
-        started = time.monotonic()
-        with pytest.raises(PredictionError) as caught:
-            client.serving_config()
-        elapsed = time.monotonic() - started
-    assert caught.value.code == grpc.StatusCode.UNAVAILABLE
-    assert elapsed >= (0.2 + 0.4 + 0.8) * 0.5  # three backoffs, jitter at most halves each
+class Unavailable(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """Answers every call UNAVAILABLE (an overloaded or draining server), counting the attempts."""
+
+    def __init__(self) -> None:
+        self.attempts: dict[str, int] = {}
+
+    def _refuse(self, method: str, context) -> None:
+        self.attempts[method] = self.attempts.get(method, 0) + 1
+        context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
+
+    def GetServingConfig(self, request, context):
+        self._refuse("GetServingConfig", context)
+
+    def PredictStream(self, request_iterator, context):
+        self._refuse("PredictStream", context)
 
 
-def test_retries_until_the_server_comes_up(trained_config, records):
+@pytest.mark.parametrize("retries", [0, 1, 3, 4])
+def test_unavailable_is_retried_by_grpcs_retry_policy_then_raised(retries):
+    """The channel's service config retries UNAVAILABLE `retries` times: the server sees exactly
+    retries + 1 attempts of a unary call and of a stream that received nothing."""
+    servicer = Unavailable()
+    server = grpc.server(ThreadPoolExecutor(max_workers=4))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with PredictionClient(f"127.0.0.1:{port}", insecure=True, timeout=30, retries=retries, backoff=0.01,
+                              max_backoff=0.05) as client:
+            with pytest.raises(PredictionError) as caught:
+                client.serving_config()
+            with pytest.raises(PredictionError) as streamed:
+                list(client.predict_stream(iter([VALID_ROW])))  # a one-shot iterable: gRPC buffers it
+    finally:
+        server.stop(None)
+    assert caught.value.code == streamed.value.code == grpc.StatusCode.UNAVAILABLE
+    assert servicer.attempts == {"GetServingConfig": retries + 1, "PredictStream": retries + 1}
+
+
+def test_retries_beyond_grpcs_cap_are_refused():
+    with pytest.raises(ValueError, match="retries must be in 0..4"):
+        PredictionClient("127.0.0.1:1", insecure=True, retries=5)
+
+
+def test_a_client_waits_for_a_server_that_is_not_up_yet(trained_config, records):
     port = free_port()
     outcome = {}
 
     def call():
-        with PredictionClient(f"127.0.0.1:{port}", insecure=True, timeout=90, retries=30, backoff=0.25,
-                              max_backoff=2.0) as client:
+        with PredictionClient(f"127.0.0.1:{port}", insecure=True, timeout=90, wait_for_ready=True) as client:
             outcome["prediction"] = client.predict(records[0], include_features=True)
 
     caller = threading.Thread(target=call)
