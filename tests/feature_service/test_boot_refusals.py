@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +42,15 @@ def test_a_device_as_config_is_refused_not_read_until_memory_runs_out(tmp_path):
     link = tmp_path / "serving_config.pb"
     link.symlink_to("/dev/zero")
     refused_at_boot(ServerProcess(link), str(link), "not a regular file (a character device)")
+
+
+def test_a_socket_as_config_is_refused(tmp_path):
+    path = tmp_path / "serving_config.pb"
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind(str(path))
+        server = ServerProcess(path)
+        refused_at_boot(server, str(path), "config file")
+    assert any("socket" in line or "No such device" in line for line in refusal_lines(server))
 
 
 def test_a_supervisor_refuses_a_fifo_too(tmp_path):

@@ -36,15 +36,16 @@ def config_info(port: int) -> dict[str, str]:
             for (name, labels), value in samples.items() if name == "feature_service_config_info" and value == 1}
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 @pytest.mark.parametrize("phase", ["imports", "starting children", "serving"])
-def test_sigterm_at_any_phase_of_a_supervised_boot_exits_0_and_leaves_nothing(trained_config, phase):
+def test_a_stop_at_any_phase_of_a_supervised_boot_exits_0_and_leaves_nothing(trained_config, phase, signum):
     server = ServerProcess(trained_config.path, "--processes", "2", metrics_port=free_port()).launch()
-    wait_until_catches(server.pid, signal.SIGTERM)  # __main__'s early handler: the modules still load
+    wait_until_catches(server.pid, signum)  # __main__'s early handler: the modules still load
     if phase == "starting children":
         wait_for(lambda: server.events("processes_starting"), 30, "the children starting")
     elif phase == "serving":
         wait_for(lambda: server.events("serving"), 60, "the supervisor serving")
-    server.signal(signal.SIGTERM)
+    server.signal(signum)
     assert server.wait(60) == 0, "\n".join(server.logs)
     if phase == "imports":
         assert not server.events("serving") and not server.events("processes_starting")
