@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from testkit.paths import REPO_ROOT
+from testkit.checkout import checkout_copy
 
 
 @dataclass(frozen=True)
@@ -30,18 +30,6 @@ class BuiltWheel:
         with zipfile.ZipFile(self.path) as wheel:
             [name] = [n for n in wheel.namelist() if n.endswith(suffix)]
             return wheel.read(name).decode()
-
-
-def checkout_copy(target: Path) -> Path:
-    """The files git knows of (tracked, and new ones not ignored), copied to `target`."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        source = REPO_ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            (target / name).write_bytes(source.read_bytes())
-    return target
 
 
 @pytest.fixture(scope="session")
