@@ -164,7 +164,7 @@ build() {  # build TARGET TAG
 }
 step "build (podman build --network none, PIP_NO_INDEX=1): target etl"
 build etl "$ETL_TAG"
-step "build: target server (shares every layer but the last ones)"
+step "build: target server (shares the build stage; its own venv stage and last layers)"
 build server "$SERVER_TAG"
 
 step "image checks: non-root user, exec-form entrypoints, healthcheck, no build tools, extras"
