@@ -1,8 +1,10 @@
 # syntax=docker/dockerfile:1
 #
-# One Dockerfile, two runtime targets that share every layer but the last few:
+# One Dockerfile, two runtime targets that share every layer but their venv:
 #   --target etl     the batch job:  python -m etl_job run ...   (exits 0/1/2/3, 143 stopped)
+#                    the project's core install + its [dask] extra (--engine dask, dask scheduler/worker)
 #   --target server  the gRPC server: python -m feature_service serve  (the default target)
+#                    the core install only: no Dask, no graphviz, no build tools
 # See docs/container.md for docker build/run, and container/smoke_test.sh for the podman build
 # that CI runs offline (debootstrapped base image, host-downloaded wheels, --network none).
 
@@ -12,8 +14,8 @@
 ARG BASE_IMAGE=docker.io/library/python:3.11-slim-bookworm
 
 # ---------------------------------------------------------------------------------------------
-# build: builds the project wheel (and any dependency that only ships an sdist) and installs
-# everything, from wheels only, into a self-contained venv at /opt/venv.
+# build: builds the project wheel (and any dependency that only ships an sdist) and installs the
+# core, from wheels only, into a self-contained venv at /opt/venv; venv-etl adds the [dask] extra.
 FROM ${BASE_IMAGE} AS build
 
 # PIP_NO_INDEX=1 (a build arg) makes the build fully offline: every wheel must then be in
@@ -38,9 +40,13 @@ COPY pyproject.toml ./
 #    prove that. The .pyc files pip compiled stay: with PYTHONDONTWRITEBYTECODE at run time they
 #    are what keeps start-up fast (the job and the server would otherwise recompile pandas on
 #    every start).
-RUN python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); \
-print("\n".join(p["project"]["dependencies"]))' > /tmp/requirements.txt \
- && /opt/venv/bin/python -m pip wheel --find-links /wheelhouse --wheel-dir /wheels -r /tmp/requirements.txt \
+#    /tmp/requirements.txt is the core ([project] dependencies), /tmp/dask.txt the [dask] extra;
+#    both are resolved together into /wheels, the core alone is installed here.
+RUN python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+open("/tmp/dask.txt", "w").write("\n".join(p["optional-dependencies"]["dask"])); \
+print("\n".join(p["dependencies"]))' > /tmp/requirements.txt \
+ && /opt/venv/bin/python -m pip wheel --find-links /wheelhouse --wheel-dir /wheels \
+      -r /tmp/requirements.txt -r /tmp/dask.txt \
  && /opt/venv/bin/python -m pip install --no-index --find-links /wheels -r /tmp/requirements.txt \
  && for pkg in numpy pandas pyarrow; do \
       find /opt/venv/lib/python3*/site-packages/"$pkg" -depth -type d \
@@ -48,17 +54,29 @@ print("\n".join(p["project"]["dependencies"]))' > /tmp/requirements.txt \
     done
 
 # 2. The project: its wheel, installed without dependencies (all present), checked for
-#    consistency; then pip itself leaves the venv (the runtime image installs nothing).
+#    consistency. setup.cfg moves setuptools' build folder out of build/.
+COPY setup.cfg ./
 COPY absenteeism/ absenteeism/
 COPY etl_job/ etl_job/
 COPY feature_service/ feature_service/
 RUN /opt/venv/bin/python -m pip wheel --no-deps --find-links /wheelhouse --wheel-dir /wheels . \
  && /opt/venv/bin/python -m pip install --no-index --no-deps /wheels/absenteeism_serving-*.whl \
+ && /opt/venv/bin/python -m pip check
+
+# 3. Each target's venv; pip itself leaves both (the runtime image installs nothing).
+#    The server's: the core install as it is.
+FROM build AS venv-server
+RUN /opt/venv/bin/python -m pip uninstall --yes pip
+
+#    The job's: the core + the [dask] extra (the Dask engine, the `dask scheduler`/`dask worker` CLI).
+FROM build AS venv-etl
+RUN /opt/venv/bin/python -m pip install --no-index --find-links /wheels -r /tmp/dask.txt \
  && /opt/venv/bin/python -m pip check \
  && /opt/venv/bin/python -m pip uninstall --yes pip
 
 # ---------------------------------------------------------------------------------------------
-# runtime: the shared base of both targets. No compiler, no pip, no source tree: the venv only.
+# runtime: the shared base of both targets. No compiler, no pip, no source tree: each target
+# adds its venv only.
 FROM ${BASE_IMAGE} AS runtime
 
 ENV PATH=/opt/venv/bin:${PATH} \
@@ -75,7 +93,6 @@ RUN groupadd --gid 10001 app \
  && mkdir -p /data/input /data/output /config \
  && chown app:app /data/output
 
-COPY --from=build /opt/venv /opt/venv
 COPY container/healthcheck.py container/entrypoint.py /opt/container/
 
 WORKDIR /data
@@ -84,6 +101,7 @@ USER 10001:10001
 # ---------------------------------------------------------------------------------------------
 # etl: the batch job. Input and outputs are volumes; the defaults run the bundled sample.
 FROM runtime AS etl
+COPY --from=venv-etl /opt/venv /opt/venv
 # Exec form, and through entrypoint.py, which runs `python -m etl_job` with a SIGTERM handler: as
 # PID 1 the job would otherwise ignore `docker stop` until the kill timeout. Stopped: exit 143.
 ENTRYPOINT ["/opt/venv/bin/python", "/opt/container/entrypoint.py", "etl_job"]
@@ -92,6 +110,7 @@ CMD ["run", "--output-dir", "/data/output"]
 # ---------------------------------------------------------------------------------------------
 # server: the gRPC prediction service (the default target, so it is last).
 FROM runtime AS server
+COPY --from=venv-server /opt/venv /opt/venv
 ENV FEATURE_SERVICE_HOST=0.0.0.0 \
     FEATURE_SERVICE_PORT=50051 \
     FEATURE_SERVICE_METRICS_PORT=9464 \

@@ -1,26 +1,43 @@
-# One venv for everything; `make run` and `make test` are the README's two commands.
+# One venv, two installs: `make run` installs the core (what the job and the server run on),
+# `make setup` (and everything that tests or lints) the core with every extra: .[dev,dask,viz].
+# `make run` and `make test` are the README's two commands, in either order on a fresh clone.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= build
 
+RUN_INSTALL := $(VENV)/.installed-run
+DEV_INSTALL := $(VENV)/.installed
+CONFIG := $(OUT)/serving_config.pb
+# What the config is made of: the core's and the job's code, and the bundled sample the job reads.
+CONFIG_INPUTS := $(shell find absenteeism etl_job -type f \( -name '*.py' -o -name '*.csv' \) -not -path '*/__pycache__/*')
+
 .PHONY: setup run etl serve test test-fast lint stubs lint-protos
 
-setup: $(VENV)/.installed
+setup: $(DEV_INSTALL)
 
-$(VENV)/.installed: pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+
+$(DEV_INSTALL): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev,dask,viz]'
 	touch $@
 
-# The main job on the bundled sample data, then the server on its config (Ctrl-C stops it).
+$(RUN_INSTALL): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+# The main job on the bundled sample, then the server on its config (Ctrl-C stops it).
 run: serve
 
 serve: etl
-	$(PY) -m feature_service serve --config $(OUT)/serving_config.pb --host 127.0.0.1 --insecure
+	$(PY) -m feature_service serve --config $(CONFIG) --host 127.0.0.1 --insecure
 
-etl: setup
+# The config is rebuilt only when the code, the sample or the dependencies changed since the last run.
+etl: $(CONFIG)
+
+$(CONFIG): $(CONFIG_INPUTS) pyproject.toml | $(RUN_INSTALL)
 	$(PY) -m etl_job run --output-dir $(OUT)
 
 # The whole suite: what CI runs.

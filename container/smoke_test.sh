@@ -131,7 +131,7 @@ step "build context snapshot + wheels for python $base_py downloaded on the host
 # What the Dockerfile copies (see .dockerignore); a snapshot, so that both targets are built from
 # the same files even while the work tree changes.
 mkdir -p "$CONTEXT"
-cp -a --parents Dockerfile .dockerignore pyproject.toml absenteeism etl_job feature_service \
+cp -a --parents Dockerfile .dockerignore pyproject.toml setup.cfg absenteeism etl_job feature_service \
   container/healthcheck.py container/entrypoint.py container/wheelhouse "$CONTEXT"/
 find "$CONTEXT" -name __pycache__ -prune -exec rm -rf {} +
 quiet_pip() {  # pip, minus the host's notes about its optional local mirrors
@@ -140,7 +140,9 @@ quiet_pip() {  # pip, minus the host's notes about its optional local mirrors
 "$VENV_PY" - > "$WORK/requirements.txt" <<'EOF'
 import tomllib
 project = tomllib.load(open("pyproject.toml", "rb"))
-print("\n".join(project["build-system"]["requires"] + project["project"]["dependencies"]))
+# the core (both images) and the [dask] extra (the ETL image), resolved together as the Dockerfile does
+print("\n".join(project["build-system"]["requires"] + project["project"]["dependencies"]
+                + project["project"]["optional-dependencies"]["dask"]))
 EOF
 quiet_pip download --quiet --disable-pip-version-check --only-binary=:all: \
   --python-version "$base_py" -d "$CACHE/wheels" -r "$WORK/requirements.txt"
@@ -162,10 +164,10 @@ build() {  # build TARGET TAG
 }
 step "build (podman build --network none, PIP_NO_INDEX=1): target etl"
 build etl "$ETL_TAG"
-step "build: target server (shares every layer but the last ones)"
+step "build: target server (shares the build stage; its own venv stage and last layers)"
 build server "$SERVER_TAG"
 
-step "image checks: non-root user, exec-form entrypoints, healthcheck, no build tools"
+step "image checks: non-root user, exec-form entrypoints, healthcheck, no build tools, extras"
 for tag in "$ETL_TAG" "$SERVER_TAG"; do
   user="$(pm image inspect --format '{{.Config.User}}' "$tag")"
   [[ "$user" == "$APP_UID:$APP_UID" ]] || die "$tag runs as '$user', expected $APP_UID:$APP_UID"
@@ -174,10 +176,21 @@ done
 hc="$(pm image inspect --format '{{json .Config.Healthcheck.Test}}' "$SERVER_TAG")"
 [[ "$hc" == *healthcheck.py* ]] || die "server image has no gRPC HEALTHCHECK (got $hc)"
 info "server HEALTHCHECK: $hc"
-tools="$(pm run --rm --network none --entrypoint /bin/sh "$ETL_TAG" -c \
-  'for t in gcc cc c++ make ld pip pip3; do command -v "$t"; done; true')"
-[[ -z "$tools" ]] || die "build tools in the runtime image: $tools"
-info "no gcc/cc/c++/make/ld/pip in the runtime image"
+for tag in "$ETL_TAG" "$SERVER_TAG"; do
+  tools="$(pm run --rm --network none --entrypoint /bin/sh "$tag" -c \
+    'for t in gcc cc c++ make ld pip pip3; do command -v "$t"; done; true')"
+  [[ -z "$tools" ]] || die "build tools in $tag: $tools"
+done
+info "no gcc/cc/c++/make/ld/pip in either runtime image"
+# the server image is the core install: no Dask, graphviz or protoc; the ETL image adds [dask] only
+has() {  # has TAG: the optional modules importable in that image, space-separated
+  pm run --rm --network none --entrypoint /opt/venv/bin/python "$1" -c 'import importlib.util as u
+print(" ".join(m for m in ("dask", "distributed", "graphviz", "grpc_tools", "pytest") if u.find_spec(m)))'
+}
+server_extras="$(has "$SERVER_TAG")"; etl_extras="$(has "$ETL_TAG")"
+[[ -z "$server_extras" ]] || die "the server image carries optional modules: $server_extras"
+[[ "$etl_extras" == "dask distributed" ]] || die "the ETL image's optional modules: '$etl_extras', expected 'dask distributed'"
+info "server image: the core only; ETL image: the core + [dask] ($etl_extras)"
 
 # ----------------------------------------------------------------------------------------------
 step "ETL container: bundled sample on an input volume, outputs on a volume, --network none"
@@ -392,5 +405,5 @@ info "stopped: exit $(pm inspect --format '{{.State.ExitCode}}' "$TLS_CTR") afte
 # ----------------------------------------------------------------------------------------------
 step "image sizes"
 pm images --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -v '<none>' | sed 's/^/    /'
-info "the two targets share their layers: all images of this run take $(du -sh "$WORK/storage/overlay" | cut -f1) on disk" \
+info "the two targets share all but their venv layer: all images of this run take $(du -sh "$WORK/storage/overlay" | cut -f1) on disk" \
   "(base, build stage and both targets)"

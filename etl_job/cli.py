@@ -25,7 +25,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from absenteeism import log_lines, release
 from absenteeism.dataset.raw_chunk import InputFormatError
-from etl_job import pipeline, run_settings, training
+from etl_job import dask_engine, pipeline, run_settings, training
 from etl_job.job_errors import BadData, ClusterError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BAD_DATA = 0, 1, 2, 3
@@ -33,10 +33,11 @@ EXIT_MISSING_TOOL = 69  # EX_UNAVAILABLE: a program the command needs is not ins
 EXIT_CODES = """exit codes:
   0    done
   1    internal error (rerun with --verbose for the traceback)
-  2    bad usage, or a Dask scheduler that cannot be reached or was lost
+  2    bad usage, or a Dask scheduler that cannot be reached or was lost, or --engine dask
+       without Dask installed (the [dask] extra)
   3    bad data: unreadable input, missing or repeated columns, too many rejected rows, data that
        cannot train a model (the rejects are kept aside and the message says where)
-  69   a program the command needs is missing (dag: graphviz's dot)
+  69   a program the command needs is missing (dag: graphviz's dot, or the [viz] extra)
   130  interrupted (Ctrl-C), 143 stopped by SIGTERM: cleaned up, the output folder as it was"""
 EXIT_STOPPED = 128 + signal.SIGTERM  # what a shell reports for a TERM-killed program
 log = logging.getLogger("etl_job")
@@ -44,6 +45,10 @@ log = logging.getLogger("etl_job")
 
 class _MissingTool(Exception):
     """A program the command needs is not installed (exit 69, with how to install it)."""
+
+
+class _MissingExtra(Exception):
+    """The command needs an optional dependency this install lacks (exit 2, with the extra to install)."""
 
 
 class _UsageError(Exception):
@@ -184,6 +189,8 @@ def _run(args: argparse.Namespace) -> int:
                                        connect_timeout=args.connect_timeout, part_bytes=args.part_bytes))
     if args.engine != "dask" and args.scheduler is not None:
         raise _UsageError("--scheduler goes with --engine dask")
+    if args.engine == "dask" and (why := dask_engine.missing()):
+        raise _MissingExtra(why)  # before any work: the command asks for what this install lacks
     # Log lines go through tqdm while bars are drawn, so they do not tear the bars apart.
     with logging_redirect_tqdm() if progress else contextlib.nullcontext():
         result = pipeline.run(settings)
@@ -234,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     except _MissingTool as error:
         print(f"etl_job: {error}", file=sys.stderr)
         return EXIT_MISSING_TOOL
-    except ClusterError as error:
+    except (ClusterError, _MissingExtra) as error:
         print(f"etl_job: {error}", file=sys.stderr)
         return EXIT_USAGE
     except (BadData, InputFormatError) as error:

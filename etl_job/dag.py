@@ -4,7 +4,8 @@
 - online: transform only, the aggregates overridden with the config's values, as the server runs it;
 - all_functions: every node of the feature module.
 
-Needs graphviz's `dot` on PATH (Debian: `apt-get install graphviz`).
+Needs the graphviz Python package (the [viz] extra: pip install 'absenteeism-serving[viz]') and
+graphviz's `dot` on PATH (Debian: `apt-get install graphviz`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ def render(output_dir: Path) -> list[Path]:
     """Writes offline_dag, online_dag and all_functions into `output_dir`, each as a PNG and as its
     graphviz source (.dot, text to diff), each replaced atomically: rendered in a temp folder beside
     it, then renamed."""
+    try:
+        import graphviz  # noqa: F401 - Hamilton draws through it; imported here to say what is missing
+    except ImportError:
+        raise GraphvizMissing("the graphviz Python package is not installed; it draws the DAG pictures: "
+                              "pip install 'absenteeism-serving[viz]'") from None
     if shutil.which("dot") is None:
         raise GraphvizMissing("graphviz's `dot` is not installed; it draws the DAG pictures: "
                               "apt-get install graphviz (Debian/Ubuntu), brew install graphviz (macOS)")

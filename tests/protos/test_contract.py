@@ -32,12 +32,13 @@ def test_buf_lint_catches_a_style_violation(tmp_path):
 
 
 def test_committed_stubs_are_fresh(tmp_path):
+    # also the copies of the .proto files beside them (package data: the contract in the wheel)
     subprocess.run([sys.executable, str(ROOT / "tools" / "generate_stubs.py"), "--out", str(tmp_path)],
                    check=True, capture_output=True)
     generated = tmp_path / "absenteeism" / "v1"
     committed = ROOT / "absenteeism" / "v1"
     names = sorted(p.name for p in generated.iterdir() if p.is_file())
-    assert names == sorted(p.name for p in committed.iterdir() if p.is_file() and p.suffix in (".py", ".pyi"))
+    assert names == sorted(p.name for p in committed.iterdir() if p.is_file() and p.suffix in (".py", ".pyi", ".proto"))
     _, mismatch, errors = filecmp.cmpfiles(generated, committed, names, shallow=False)
     assert not mismatch and not errors, (
         f"stale stubs {mismatch + errors}: run `python tools/generate_stubs.py` and commit the result")

@@ -1,0 +1,40 @@
+"""What the wheel carries besides the modules: py.typed in each shipped package, the contract's
+.proto files beside their stubs, the bundled sample; and not the dev-only packages."""
+
+from __future__ import annotations
+
+import pytest
+
+from testkit.paths import REPO_ROOT
+
+pytestmark = pytest.mark.process  # builds a wheel: `make test`, not `make test-fast`
+
+SHIPPED = ("absenteeism", "etl_job", "feature_service", "clients")
+
+
+@pytest.mark.parametrize("package", SHIPPED)
+def test_each_shipped_package_is_typed(built_wheel, package):
+    assert f"{package}/py.typed" in built_wheel.names()
+
+
+def test_the_proto_files_ship_beside_their_stubs(built_wheel):
+    protos = sorted(p.name for p in (REPO_ROOT / "protos" / "absenteeism" / "v1").glob("*.proto"))
+    assert protos
+    for name in protos:
+        assert f"absenteeism/v1/{name}" in built_wheel.names()
+        assert f"absenteeism/v1/{name.removesuffix('.proto')}_pb2.pyi" in built_wheel.names()
+    shipped = built_wheel.read("absenteeism/v1/serving_config.proto")
+    assert shipped == (REPO_ROOT / "protos" / "absenteeism" / "v1" / "serving_config.proto").read_text()
+
+
+def test_the_sample_data_ships(built_wheel):
+    samples = sorted(p.name for p in (REPO_ROOT / "etl_job" / "sample_data").glob("*.csv"))
+    assert samples
+    for name in samples:
+        assert f"etl_job/sample_data/{name}" in built_wheel.names()
+
+
+def test_dev_only_code_stays_out(built_wheel):
+    tops = {name.split("/")[0] for name in built_wheel.names()}
+    assert tops - {n for n in tops if n.endswith(".dist-info")} == set(SHIPPED)
+    assert not any("/node/" in name or name.startswith("clients/node") for name in built_wheel.names())
