@@ -211,3 +211,23 @@ def test_passed_deadline_is_deadline_exceeded(server, config):
 def test_records_round_trip_through_converters(config):
     record = config.golden_rows[0].record
     assert converters.frame_to_records(converters.records_to_frame([record])[0])[0] == record
+
+
+def test_a_zero_prediction_is_served_as_plus_zero_by_every_call(config):
+    """A model of zeros predicts +0.0 for every row (0.0 + 0.0 * x, added from a +0.0 intercept):
+    Predict, PredictBatch and PredictStream must answer +0.0, not -0.0, which == would let pass."""
+    zeros = pb.GetServingConfigResponse().config.__class__()
+    zeros.CopyFrom(config)
+    zeros.model.intercept = 0.0
+    zeros.model.coefficients[:] = [0.0] * len(zeros.model.coefficients)
+    server = make_server(zeros)
+    records = [g.record for g in config.golden_rows[:5]]
+    single, _, code, _ = unary(server, "Predict", pb.PredictRequest(record=records[0]))
+    batch, _, batch_code, _ = unary(server, "PredictBatch", pb.PredictBatchRequest(records=records))
+    rpc = server.invoke_stream_stream(SERVICE.methods_by_name["PredictStream"], (), None)
+    for record in records:
+        rpc.send_request(pb.PredictStreamRequest(record=record))
+    rpc.requests_closed()
+    streamed = [rpc.take_response().prediction.prediction for _ in records]
+    assert code == batch_code == rpc.termination()[1] == grpc.StatusCode.OK
+    assert_same_bits([single.prediction, *batch.predictions, *streamed], [0.0] * (1 + 2 * len(records)))
