@@ -10,8 +10,10 @@ no gRPC itself. It
 2. starts the children with multiprocessing's spawn: fresh interpreters, so no gRPC object, thread
    or lock of the parent ever crosses into a child (gRPC forbids forking a process that already
    holds gRPC objects). Each child (supervised_child.py) runs the single-process `serve()` of
-   lone_server.py on the shared port, health and reflection included, and reports on its pipe once
-   it serves;
+   lone_server.py on the shared port, health and reflection included, and reports on its pipe each
+   config it serves and once it serves. Children boot on the config last verified (the parent's at
+   boot, then the newest a child reported), kept in a temp folder of the parent's, and reload from
+   --config as a lone server does: a file refused at --config never stops a replacement;
 3. serves the one /metrics endpoint: the children write prometheus_client's multiprocess files into
    a temp folder the parent owns (PROMETHEUS_MULTIPROC_DIR), summed over the children at each
    scrape and removed at exit; plus its own figures (processes serving, restarts per slot) and the
@@ -23,7 +25,9 @@ no gRPC itself. It
 5. exits 0 once every child has drained after SIGTERM; during the start, a child that fails ends
    the whole start with that child's exit code.
 
-A child whose parent disappears (kill -9) stops by itself: it watches its end of the pipe.
+A child whose parent disappears (kill -9) stops by itself: it watches its end of the pipe. The
+parent's temp folders are named after its pid (temp_folders.py): the next parent removes those of
+one that was killed outright. A stop caught by __main__ while the modules loaded ends the start.
 """
 
 from __future__ import annotations
