@@ -123,7 +123,7 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m clients", description="Client of absenteeism.v1.PredictionService",
+    parser = argparse.ArgumentParser(prog=release.program_name("clients"), description="Client of absenteeism.v1.PredictionService",
                                      epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {release.version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

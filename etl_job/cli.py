@@ -120,7 +120,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m etl_job", description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog=release.program_name("etl_job"), description=__doc__.splitlines()[0],
                                      epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {release.version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs; tracebacks on internal errors")

@@ -29,7 +29,7 @@ EXIT_CODES = """exit codes:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m feature_service",
+    parser = argparse.ArgumentParser(prog=release.program_name("feature_service"),
                                      description="Absenteeism prediction gRPC server",
                                      epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {release.version()}")

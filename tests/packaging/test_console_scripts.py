@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from absenteeism import release
+
 pytestmark = pytest.mark.process  # builds a wheel and starts processes: `make test`, not `make test-fast`
 
 SCRIPTS = {
@@ -48,8 +50,10 @@ def test_each_script_runs_the_main_python_dash_m_runs(name):
 def test_each_installed_script_answers_help(name):
     result = subprocess.run([_script(name), "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("usage:")
+    assert result.stdout.startswith(f"usage: {name} ")  # named as it was started, not `python -m ...`
     assert "exit codes" in result.stdout
+    version = subprocess.run([_script(name), "--version"], capture_output=True, text=True, timeout=120)
+    assert version.stdout.strip() == f"{name} {release.version()}"
 
 
 def test_the_server_script_catches_sigterm_while_its_modules_load(trained_config):
