@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import urllib.request
 
 import numpy as np
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from absenteeism.online import converters
 from absenteeism.online.fast import FastPredictor
 from clients import PredictionClient
 from feature_service import settings
 from feature_service.monitoring.drift_window import DEFAULT_MIN_RECORDS, Comparison, Thresholds, row_width
-from testkit.loopback import LOOPBACK, free_port
+from testkit.loopback import free_port
 from testkit.server_process import ServerProcess
+from testkit.supervised_servers import metric_samples
 
 
 def window_rows(config, frame) -> np.ndarray:
@@ -76,14 +75,13 @@ def test_a_server_says_insufficient_data_in_the_report_the_gauges_and_the_cli(tr
             PredictionClient(server.target, insecure=True) as client:
         client.predict_batch(converters.frame_to_records(drifted))
         report = client.drift_report()
-        text = urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics", timeout=10).read().decode()
+        samples = metric_samples(port)
         cli = subprocess.run([sys.executable, "-m", "clients", "drift", "--target", server.target, "--insecure"],
                              capture_output=True, text=True, timeout=60)
     assert report.insufficient_data and report.min_records == 2_000 and report.window_records == 300
     assert report.features and not report.drifted
-    gauges = {f.name: f.samples[0].value for f in text_string_to_metric_families(text)
-              if f.name in ("feature_service_drift_insufficient_data", "feature_service_drift_drifted_entries")}
-    assert gauges == {"feature_service_drift_insufficient_data": 1, "feature_service_drift_drifted_entries": 0}
+    assert samples[("feature_service_drift_insufficient_data", ())] == 1
+    assert samples[("feature_service_drift_drifted_entries", ())] == 0
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert "insufficient data: 300 records in the window, 2000 needed before drift is judged" in cli.stdout
     assert "DRIFT" not in cli.stdout

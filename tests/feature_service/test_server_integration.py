@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from absenteeism.online import converters
 from absenteeism.v1 import prediction_service_pb2 as pb
 from clients import InvalidInputError, PredictionClient, PredictionError
+from testkit.bits import same_bits
 from testkit.loopback import free_port
 from testkit.server_process import ServerProcess
 
@@ -53,10 +54,6 @@ def assert_serving(channel):
     response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
     assert response.status == health_pb2.HealthCheckResponse.SERVING
 
-
-def same_bits(a, b) -> bool:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return a.shape == b.shape and bool(np.array_equal(a.view(np.uint64), b.view(np.uint64)))
 
 
 # ---- every RPC; predictions equal the training-time ones -----------------------------------------

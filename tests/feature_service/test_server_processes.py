@@ -18,9 +18,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from absenteeism.online import converters
-from absenteeism.parity import bits_differ
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc
+from testkit.bits import same_bits
 from testkit.loopback import LOOPBACK, free_port
 from testkit.server_process import ServerProcess
 from testkit.supervised_servers import (
@@ -38,9 +38,6 @@ PREDICT = "/absenteeism.v1.PredictionService/Predict"
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
 
-
-def same_bits(a, b) -> bool:
-    return len(a) == len(b) and not bits_differ(a, b).any()
 
 
 def predict_on_fresh_channels(server: ServerProcess, records, timeout: float = 20) -> list[float]:

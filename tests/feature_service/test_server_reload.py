@@ -29,6 +29,7 @@ from absenteeism.online import converters
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc
 from clients import PredictionClient
+from testkit.bits import same_bits
 from testkit.loopback import free_port
 from testkit.paths import REPO_ROOT
 from testkit.process_control import wait_until_catches
@@ -92,9 +93,6 @@ def expected(trained_config, *builds: Built) -> dict[str, np.ndarray]:
     rows = trained_config.accepted.index[:RECORDS]
     return {b.config_id: b.predictions.loc[rows].to_numpy(dtype=np.float64) for b in builds}
 
-
-def same_bits(value: float, wanted: np.float64) -> bool:
-    return np.float64(value).view(np.uint64) == np.float64(wanted).view(np.uint64)
 
 
 # ---- publishing a config, three ways -----------------------------------------------------------
