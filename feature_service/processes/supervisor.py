@@ -147,6 +147,7 @@ class Supervisor:
         self._http: WSGIServer | None = None
         self._config_id = ""
         self._config_dir: Path | None = None  # verified.pb: the config children boot on
+        self._verified: bytes | None = None  # what verified.pb holds
 
     # --- the whole life ------------------------------------------------------------------------
 
@@ -284,8 +285,9 @@ class Supervisor:
     def _keep_verified(self, data: bytes) -> None:
         """The newest config a child (or this process, at boot) verified: what a child started from
         now on boots on, so that a refused file at --config never costs a process."""
-        if self._config_dir is not None:
+        if self._config_dir is not None and data != self._verified:  # every child reports the same config
             atomic.write_bytes(self._config_dir / VERIFIED_CONFIG, data)
+            self._verified = data
 
     def _exited(self) -> list[_Child]:
         gone = [child for child in self.children.values() if child.process.exitcode is not None]
