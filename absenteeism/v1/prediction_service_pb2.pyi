@@ -75,28 +75,62 @@ class PredictResponse(_message.Message):
     PREDICTION_FIELD_NUMBER: _builtins.int
     FEATURES_FIELD_NUMBER: _builtins.int
     CONFIG_ID_FIELD_NUMBER: _builtins.int
+    PREDICTED_CLASS_FIELD_NUMBER: _builtins.int
+    PROBABILITIES_FIELD_NUMBER: _builtins.int
     prediction: _builtins.float
-    """Predicted absenteeism time in hours."""
+    """A regressor's prediction (for the absenteeism model: the hours of absence); for a classifier
+    the index of predicted_class in the config's class labels.
+    """
     config_id: _builtins.str
     """ServingConfig.config_id of the config that produced this prediction."""
+    predicted_class: _builtins.str
+    """Classifiers only: the predicted class's label, and every class's probability in the
+    config's class-label order.
+    """
     @_builtins.property
     def features(self) -> _containers.RepeatedCompositeFieldContainer[Global___FeatureValue]:
         """The model's features in model order; empty unless include_features."""
 
+    @_builtins.property
+    def probabilities(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClassProbability]: ...
     def __init__(
         self,
         *,
         prediction: _builtins.float = ...,
         features: _abc.Iterable[Global___FeatureValue] | None = ...,
         config_id: _builtins.str = ...,
+        predicted_class: _builtins.str = ...,
+        probabilities: _abc.Iterable[Global___ClassProbability] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_id", b"config_id", "features", b"features", "prediction", b"prediction"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_id", b"config_id", "features", b"features", "predicted_class", b"predicted_class", "prediction", b"prediction", "probabilities", b"probabilities"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PredictResponse: _TypeAlias = PredictResponse  # noqa: Y015
+
+@_typing.final
+class ClassProbability(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLASS_LABEL_FIELD_NUMBER: _builtins.int
+    PROBABILITY_FIELD_NUMBER: _builtins.int
+    class_label: _builtins.str
+    probability: _builtins.float
+    def __init__(
+        self,
+        *,
+        class_label: _builtins.str = ...,
+        probability: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["class_label", b"class_label", "probability", b"probability"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClassProbability: _TypeAlias = ClassProbability  # noqa: Y015
 
 @_typing.final
 class PredictBatchRequest(_message.Message):
@@ -131,6 +165,8 @@ class PredictBatchResponse(_message.Message):
     FEATURE_NAMES_FIELD_NUMBER: _builtins.int
     FEATURE_VALUES_FIELD_NUMBER: _builtins.int
     CONFIG_ID_FIELD_NUMBER: _builtins.int
+    CLASS_LABELS_FIELD_NUMBER: _builtins.int
+    PROBABILITIES_FIELD_NUMBER: _builtins.int
     config_id: _builtins.str
     @_builtins.property
     def predictions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
@@ -146,6 +182,15 @@ class PredictBatchResponse(_message.Message):
         record i's features are feature_values[i*k : (i+1)*k].
         """
 
+    @_builtins.property
+    def class_labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Classifiers only: the class labels, and the row-major probability matrix:
+        len(predictions) * len(class_labels) values; record i's are probabilities[i*c : (i+1)*c], and
+        predictions[i] is the index of its predicted class in class_labels.
+        """
+
+    @_builtins.property
+    def probabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
     def __init__(
         self,
         *,
@@ -153,10 +198,12 @@ class PredictBatchResponse(_message.Message):
         feature_names: _abc.Iterable[_builtins.str] | None = ...,
         feature_values: _abc.Iterable[_builtins.float] | None = ...,
         config_id: _builtins.str = ...,
+        class_labels: _abc.Iterable[_builtins.str] | None = ...,
+        probabilities: _abc.Iterable[_builtins.float] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_id", b"config_id", "feature_names", b"feature_names", "feature_values", b"feature_values", "predictions", b"predictions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["class_labels", b"class_labels", "config_id", b"config_id", "feature_names", b"feature_names", "feature_values", b"feature_values", "predictions", b"predictions", "probabilities", b"probabilities"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -370,7 +417,7 @@ class FeatureDrift(_message.Message):
     DRIFTED_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """A RawRecord field, a model feature, or "prediction"."""
+    """A RawRecord field, a model feature, "prediction" or "probability[<class label>]"."""
     metric: _builtins.str
     """"psi" (population stability index) or "jensen_shannon" (Jensen-Shannon divergence, base 2)
     for numeric values; "l_infinity" (largest difference of a category's share) for categorical.

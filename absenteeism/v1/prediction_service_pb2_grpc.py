@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class PredictionServiceStub:
-    """Predicts absenteeism hours from raw records. The server computes the
+    """Predicts from raw records (the absenteeism model: hours of absence, or a class). The server computes the
     features itself, with the same feature module and the same aggregate
     statistics that built the training set.
 
@@ -70,7 +70,7 @@ class PredictionServiceStub:
 
 
 class PredictionServiceServicer:
-    """Predicts absenteeism hours from raw records. The server computes the
+    """Predicts from raw records (the absenteeism model: hours of absence, or a class). The server computes the
     features itself, with the same feature module and the same aggregate
     statistics that built the training set.
 
@@ -157,7 +157,7 @@ def add_PredictionServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class PredictionService:
-    """Predicts absenteeism hours from raw records. The server computes the
+    """Predicts from raw records (the absenteeism model: hours of absence, or a class). The server computes the
     features itself, with the same feature module and the same aggregate
     statistics that built the training set.
 

@@ -27,7 +27,7 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class PredictionServiceStub:
-    """Predicts absenteeism hours from raw records. The server computes the
+    """Predicts from raw records (the absenteeism model: hours of absence, or a class). The server computes the
     features itself, with the same feature module and the same aggregate
     statistics that built the training set.
 
@@ -62,7 +62,7 @@ class PredictionServiceStub:
 
 @_typing.type_check_only
 class PredictionServiceAsyncStub(PredictionServiceStub):
-    """Predicts absenteeism hours from raw records. The server computes the
+    """Predicts from raw records (the absenteeism model: hours of absence, or a class). The server computes the
     features itself, with the same feature module and the same aggregate
     statistics that built the training set.
 
@@ -93,7 +93,7 @@ class PredictionServiceAsyncStub(PredictionServiceStub):
     """
 
 class PredictionServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Predicts absenteeism hours from raw records. The server computes the
+    """Predicts from raw records (the absenteeism model: hours of absence, or a class). The server computes the
     features itself, with the same feature module and the same aggregate
     statistics that built the training set.
 

@@ -9,6 +9,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -19,6 +20,26 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _Task:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TaskEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Task.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TASK_UNSPECIFIED: _Task.ValueType  # 0
+    TASK_REGRESSION: _Task.ValueType  # 1
+    TASK_BINARY_CLASSIFICATION: _Task.ValueType  # 2
+    TASK_MULTICLASS_CLASSIFICATION: _Task.ValueType  # 3
+
+class Task(_Task, metaclass=_TaskEnumTypeWrapper):
+    """What a model predicts."""
+
+TASK_UNSPECIFIED: Task.ValueType  # 0
+TASK_REGRESSION: Task.ValueType  # 1
+TASK_BINARY_CLASSIFICATION: Task.ValueType  # 2
+TASK_MULTICLASS_CLASSIFICATION: Task.ValueType  # 3
+Global___Task: _TypeAlias = Task  # noqa: Y015
 
 @_typing.final
 class ServingConfig(_message.Message):
@@ -39,20 +60,30 @@ class ServingConfig(_message.Message):
     EVALUATION_FIELD_NUMBER: _builtins.int
     GOLDEN_ROWS_FIELD_NUMBER: _builtins.int
     PROFILE_FIELD_NUMBER: _builtins.int
+    ONNX_MODEL_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
     format_version: _builtins.int
     """Version of this message's layout; the server refuses a version it does not know."""
     content_sha256: _builtins.str
     """sha256 (hex) of the deterministic serialization of this message with
     content_sha256 cleared. Also the config's identifier in responses.
     """
+    label: _builtins.str
+    """The node of the feature module (tagged stage="label") the model was trained to predict.
+    Empty in configs of releases before label nodes (their label was the raw hours).
+    """
     @_builtins.property
     def feature_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The model's features, in model order (the order of model.coefficients)."""
+        """The model's features, in model order (the order of model.coefficients, or of the columns of
+        onnx_model's input).
+        """
 
     @_builtins.property
     def statistics(self) -> Global___AggregateStatistics: ...
     @_builtins.property
-    def model(self) -> Global___LinearModel: ...
+    def model(self) -> Global___LinearModel:
+        """The model, when it is a linear model. Exactly one of `model` and `onnx_model` is set."""
+
     @_builtins.property
     def provenance(self) -> Global___Provenance: ...
     @_builtins.property
@@ -64,6 +95,12 @@ class ServingConfig(_message.Message):
         """How every raw input, every model feature and the prediction were distributed over the
         accepted training rows: what the server's drift report compares its traffic with. Configs of
         releases before drift monitoring have none (they are served, without a drift report).
+        """
+
+    @_builtins.property
+    def onnx_model(self) -> Global___OnnxModel:
+        """The model, when it is an ONNX graph (format_version 2). Exactly one of `model` and
+        `onnx_model` is set.
         """
 
     def __init__(
@@ -78,10 +115,12 @@ class ServingConfig(_message.Message):
         evaluation: Global___EvaluationMetrics | None = ...,
         golden_rows: _abc.Iterable[Global___GoldenRow] | None = ...,
         profile: Global___TrainingProfile | None = ...,
+        onnx_model: Global___OnnxModel | None = ...,
+        label: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["evaluation", b"evaluation", "model", b"model", "profile", b"profile", "provenance", b"provenance", "statistics", b"statistics"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["evaluation", b"evaluation", "model", b"model", "onnx_model", b"onnx_model", "profile", b"profile", "provenance", b"provenance", "statistics", b"statistics"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_sha256", b"content_sha256", "evaluation", b"evaluation", "feature_names", b"feature_names", "format_version", b"format_version", "golden_rows", b"golden_rows", "model", b"model", "profile", b"profile", "provenance", b"provenance", "statistics", b"statistics"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_sha256", b"content_sha256", "evaluation", b"evaluation", "feature_names", b"feature_names", "format_version", b"format_version", "golden_rows", b"golden_rows", "label", b"label", "model", b"model", "onnx_model", b"onnx_model", "profile", b"profile", "provenance", b"provenance", "statistics", b"statistics"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -241,6 +280,77 @@ class LinearModel(_message.Message):
 Global___LinearModel: _TypeAlias = LinearModel  # noqa: Y015
 
 @_typing.final
+class OnnxModel(_message.Message):
+    """A model as an ONNX graph, run by ONNX Runtime with one intra-op thread, offline and online alike.
+    Data only: the server refuses at boot a graph with an operator domain other than ai.onnx and
+    ai.onnx.ml, external data, more bytes than its cap, or an input that does not match
+    ServingConfig.feature_names.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    GRAPH_FIELD_NUMBER: _builtins.int
+    INPUT_NAME_FIELD_NUMBER: _builtins.int
+    INPUT_ELEMENT_TYPE_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
+    PREDICTION_OUTPUT_FIELD_NUMBER: _builtins.int
+    PROBABILITY_OUTPUT_FIELD_NUMBER: _builtins.int
+    CLASS_LABELS_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    FEATURE_IMPORTANCES_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """What produced it: "gbt" (the job's gradient-boosted trees), "estimator" (a scikit-learn
+    estimator the job fitted and converted), "package-model" (a graph trained elsewhere).
+    """
+    graph: _builtins.bytes
+    """The serialized onnx.ModelProto."""
+    input_name: _builtins.str
+    """The graph's one input: a [rows, len(feature_names)] tensor, features in model order."""
+    input_element_type: _builtins.str
+    """The input's element type: "float" (float32) or "double" (float64); the features are cast to it."""
+    task: Global___Task.ValueType
+    prediction_output: _builtins.str
+    """Regression: the output holding the predicted values ([rows] or [rows, 1]). Classification:
+    the output holding the predicted class, an int64 index into class_labels.
+    """
+    probability_output: _builtins.str
+    """Classification only: the [rows, len(class_labels)] output of class probabilities."""
+    description: _builtins.str
+    """A description of the estimator and its settings, for people (e.g. its repr)."""
+    @_builtins.property
+    def class_labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Classification only: the classes in index order (the training set's label column holds the
+        index).
+        """
+
+    @_builtins.property
+    def feature_importances(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """Per feature (feature_names order), the importance the learner reports, when it reports one."""
+
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        graph: _builtins.bytes = ...,
+        input_name: _builtins.str = ...,
+        input_element_type: _builtins.str = ...,
+        task: Global___Task.ValueType = ...,
+        prediction_output: _builtins.str = ...,
+        probability_output: _builtins.str = ...,
+        class_labels: _abc.Iterable[_builtins.str] | None = ...,
+        description: _builtins.str = ...,
+        feature_importances: _abc.Iterable[_builtins.float] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["class_labels", b"class_labels", "description", b"description", "feature_importances", b"feature_importances", "graph", b"graph", "input_element_type", b"input_element_type", "input_name", b"input_name", "kind", b"kind", "prediction_output", b"prediction_output", "probability_output", b"probability_output", "task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OnnxModel: _TypeAlias = OnnxModel  # noqa: Y015
+
+@_typing.final
 class RowCounts(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -359,7 +469,9 @@ Global___Provenance: _TypeAlias = Provenance  # noqa: Y015
 
 @_typing.final
 class EvaluationMetrics(_message.Message):
-    """Held-out evaluation of the fitted model against predicting the training mean."""
+    """Held-out evaluation of the fitted model: a regressor against predicting the training mean, a
+    classifier against predicting the training class shares.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -371,6 +483,12 @@ class EvaluationMetrics(_message.Message):
     RMSE_FIELD_NUMBER: _builtins.int
     BASELINE_MAE_FIELD_NUMBER: _builtins.int
     BASELINE_RMSE_FIELD_NUMBER: _builtins.int
+    LOG_LOSS_FIELD_NUMBER: _builtins.int
+    ACCURACY_FIELD_NUMBER: _builtins.int
+    ROC_AUC_FIELD_NUMBER: _builtins.int
+    BASELINE_LOG_LOSS_FIELD_NUMBER: _builtins.int
+    BASELINE_ACCURACY_FIELD_NUMBER: _builtins.int
+    BASELINE_ROC_AUC_FIELD_NUMBER: _builtins.int
     train_rows: _builtins.int
     test_rows: _builtins.int
     test_fraction: _builtins.float
@@ -379,6 +497,16 @@ class EvaluationMetrics(_message.Message):
     rmse: _builtins.float
     baseline_mae: _builtins.float
     baseline_rmse: _builtins.float
+    log_loss: _builtins.float
+    """Classifiers (mae and rmse are then 0): the held-out log loss, accuracy and ROC AUC (binary:
+    of the positive class's probability; multiclass: the mean of one-vs-rest AUCs), against a
+    baseline that predicts the training rows' class shares for every row.
+    """
+    accuracy: _builtins.float
+    roc_auc: _builtins.float
+    baseline_log_loss: _builtins.float
+    baseline_accuracy: _builtins.float
+    baseline_roc_auc: _builtins.float
     def __init__(
         self,
         *,
@@ -390,10 +518,16 @@ class EvaluationMetrics(_message.Message):
         rmse: _builtins.float = ...,
         baseline_mae: _builtins.float = ...,
         baseline_rmse: _builtins.float = ...,
+        log_loss: _builtins.float = ...,
+        accuracy: _builtins.float = ...,
+        roc_auc: _builtins.float = ...,
+        baseline_log_loss: _builtins.float = ...,
+        baseline_accuracy: _builtins.float = ...,
+        baseline_roc_auc: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["baseline_mae", b"baseline_mae", "baseline_rmse", b"baseline_rmse", "mae", b"mae", "rmse", b"rmse", "split_seed", b"split_seed", "test_fraction", b"test_fraction", "test_rows", b"test_rows", "train_rows", b"train_rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accuracy", b"accuracy", "baseline_accuracy", b"baseline_accuracy", "baseline_log_loss", b"baseline_log_loss", "baseline_mae", b"baseline_mae", "baseline_rmse", b"baseline_rmse", "baseline_roc_auc", b"baseline_roc_auc", "log_loss", b"log_loss", "mae", b"mae", "rmse", b"rmse", "roc_auc", b"roc_auc", "split_seed", b"split_seed", "test_fraction", b"test_fraction", "test_rows", b"test_rows", "train_rows", b"train_rows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -413,6 +547,7 @@ class GoldenRow(_message.Message):
     RECORD_FIELD_NUMBER: _builtins.int
     FEATURES_FIELD_NUMBER: _builtins.int
     PREDICTION_FIELD_NUMBER: _builtins.int
+    PROBABILITIES_FIELD_NUMBER: _builtins.int
     source_row: _builtins.int
     """0: the record is synthetic. (Releases before synthetic golden rows put
     the row number in the job's input here.)
@@ -424,6 +559,10 @@ class GoldenRow(_message.Message):
     def features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """In ServingConfig.feature_names order."""
 
+    @_builtins.property
+    def probabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """Classifiers: every class's probability, in class_labels order."""
+
     def __init__(
         self,
         *,
@@ -431,10 +570,11 @@ class GoldenRow(_message.Message):
         record: _raw_record_pb2.RawRecord | None = ...,
         features: _abc.Iterable[_builtins.float] | None = ...,
         prediction: _builtins.float = ...,
+        probabilities: _abc.Iterable[_builtins.float] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["features", b"features", "prediction", b"prediction", "record", b"record", "source_row", b"source_row"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["features", b"features", "prediction", b"prediction", "probabilities", b"probabilities", "record", b"record", "source_row", b"source_row"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -454,7 +594,9 @@ class TrainingProfile(_message.Message):
     """Rows profiled: every accepted training row."""
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProfileEntry]:
-        """The raw inputs (RawRecord order), then the model features (model order), then the prediction."""
+        """The raw inputs (RawRecord order), then the model features (model order), then the prediction,
+        then (classifiers) each class's probability, named "probability[<class label>]".
+        """
 
     def __init__(
         self,
@@ -481,9 +623,9 @@ class ProfileEntry(_message.Message):
     NUMERIC_FIELD_NUMBER: _builtins.int
     CATEGORICAL_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """A RawRecord field, a model feature, or "prediction"."""
+    """A RawRecord field, a model feature, "prediction" or "probability[<class label>]"."""
     source: _builtins.str
-    """"raw_input", "feature" or "prediction"."""
+    """"raw_input", "feature" or "prediction" (the prediction and the class probabilities)."""
     @_builtins.property
     def numeric(self) -> Global___NumericBins:
         """Numeric values: fixed bins (quantiles of the training rows) plus underflow and overflow."""
