@@ -1,5 +1,5 @@
 # One venv, two installs: `make run` installs the core (what the job and the server run on),
-# `make setup` (and everything that tests or lints) the core with every extra: .[dev,dask,viz].
+# `make setup` (and everything that tests or lints) the core with every extra: .[dev,dask,viz,models].
 # `make run` and `make test` are the README's two commands, in either order on a fresh clone.
 PYTHON ?= python3
 VENV ?= .venv
@@ -21,7 +21,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(DEV_INSTALL): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[dev,dask,viz]'
+	$(PY) -m pip install --quiet -e '.[dev,dask,viz,models]'
 	touch $@
 
 $(RUN_INSTALL): pyproject.toml | $(PY)
