@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 ServingConfig = serving_config_pb2.ServingConfig
 
 FORMAT_VERSION = 1
+ONNX_FORMAT_VERSION = 2  # a config whose model is an ONNX graph: older releases refuse it
 CONFIG_FILE = "serving_config.pb"
 CONFIG_JSON_FILE = "serving_config.json"
 # A config of today's feature module is about 50 KiB; the cap leaves room for models shipped as data.
@@ -138,9 +139,9 @@ def parse_config(data: bytes, path: Path) -> ServingConfig:
 def verify_config(config: ServingConfig, predictor: Predictor | None = None) -> None:
     """Raises ConfigError unless `config` is intact, built by this code, and (when `predictor` is
     given) reproduces its golden rows bit for bit through it."""
-    if config.format_version != FORMAT_VERSION:
-        raise ConfigError(f"config format version {config.format_version} is not the supported version "
-                          f"{FORMAT_VERSION}: rerun the ETL job with this release")
+    if config.format_version not in (FORMAT_VERSION, ONNX_FORMAT_VERSION):
+        raise ConfigError(f"config format version {config.format_version} is not a supported version "
+                          f"({FORMAT_VERSION} or {ONNX_FORMAT_VERSION}): rerun the ETL job with this release")
     if not config.content_sha256 or config.content_sha256 != content_digest(config):
         raise ConfigError("config content does not match its recorded digest (content_sha256): the file is "
                           "corrupted or was edited; rerun the ETL job to rebuild it")
@@ -181,6 +182,18 @@ def _verify_statistics(statistics: serving_config_pb2.AggregateStatistics) -> No
 
 
 def _verify_model(config: ServingConfig) -> None:
+    has_graph = config.HasField("onnx_model")
+    if has_graph == config.HasField("model") or has_graph != (config.format_version == ONNX_FORMAT_VERSION):
+        raise ConfigError("config must carry one model: a linear model (format version 1) or an ONNX graph "
+                          "(format version 2): rerun the ETL job")
+    if has_graph:
+        from absenteeism import onnx_checks  # onnx and onnxruntime load only for a config that needs them
+
+        try:
+            onnx_checks.check_model(config.onnx_model, len(config.feature_names))
+        except onnx_checks.ModelRefused as error:
+            raise ConfigError(f"config model refused: {error}") from None
+        return
     model = config.model
     if len(model.coefficients) != len(config.feature_names):
         raise ConfigError(f"config model has {len(model.coefficients)} coefficients for "
@@ -212,3 +225,9 @@ def verify_golden_rows(config: ServingConfig, predictor: Predictor) -> None:
         if parity.bits_differ(predictions[i], row.prediction).any():
             raise ConfigError(f"golden row {i} predicts {float(predictions[i])!r}, the ETL "
                               f"job recorded {row.prediction!r}: code and config disagree; rerun the ETL job")
+        got = result.probabilities[i] if result.probabilities is not None else np.empty(0)
+        expected = np.asarray(row.probabilities, dtype=np.float64)
+        if got.shape != expected.shape or parity.bits_differ(got, expected).any():
+            raise ConfigError(f"golden row {i} gives class probabilities {got.tolist()}, the ETL job recorded "
+                              f"{expected.tolist()}: the model runs differently here (another ONNX Runtime "
+                              "version or session options?); rerun the ETL job")

@@ -15,7 +15,13 @@ from hamilton import base, driver
 
 from absenteeism import aggregates as aggregate_values
 from absenteeism import features, graph_introspection
-from absenteeism.raw_schema import RAW_COLUMN_NAMES
+from absenteeism.raw_schema import LABEL, RAW_COLUMN_NAMES
+
+LABEL_TASKS = ("regression", "binary_classification", "multiclass_classification")
+
+
+class LabelError(ValueError):
+    """A label node that does not exist or does not say its task."""
 
 
 @cache
@@ -35,6 +41,35 @@ def analyze_columns() -> tuple[str, ...]:
     """The raw columns the aggregate nodes read: what the analyze pass collects of every row."""
     needed = {v.name for v in feature_driver().what_is_upstream_of(*aggregate_names())}
     return tuple(name for name in RAW_COLUMN_NAMES if name in needed)
+
+
+@cache
+def label_tasks() -> dict[str, str]:
+    """The label nodes (tagged stage="label") and the task each declares (its `task` tag)."""
+    nodes = feature_driver().graph.nodes
+    tasks = {name: nodes[name].tags.get("task", "") for name in
+             graph_introspection.stage_nodes(nodes, features.LABEL_STAGE)}
+    for name, task in tasks.items():
+        if task not in LABEL_TASKS:
+            raise LabelError(f"label node {name!r} has task tag {task!r}: one of {list(LABEL_TASKS)} is needed")
+    return tasks
+
+
+def label_task(name: str) -> str:
+    """The task of label node `name`; LabelError naming the label nodes there are otherwise."""
+    tasks = label_tasks()
+    if name not in tasks:
+        raise LabelError(f"{name!r} is not a label node of the feature module; its label nodes "
+                         f"(tagged stage={features.LABEL_STAGE!r}) are {sorted(tasks)}")
+    return tasks[name]
+
+
+def compute_label(raw: pd.DataFrame, name: str) -> np.ndarray:
+    """Label node `name` over typed raw rows that carry the raw label column (offline only).
+
+    Raises hamilton's DataValidationError when the label breaks its check."""
+    result = feature_driver().execute([name], inputs={**_inputs(raw), LABEL.name: raw[LABEL.name]})
+    return np.asarray(result[name])
 
 
 def _inputs(raw: pd.DataFrame) -> dict[str, pd.Series]:

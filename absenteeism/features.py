@@ -10,6 +10,9 @@ Two phases, as in tf.Transform:
   accepted training rows. They run offline only; the results travel in ServingConfig.statistics.
 - transform: every other function is per-row; the aggregates enter as overrides, offline (whole
   data set or one partition) exactly as online (the records of one request).
+- label: functions tagged `stage="label"` (and `task=` "regression", "binary_classification" or
+  "multiclass_classification") are what a model can learn to predict, computed from the raw label
+  column offline only; `python -m etl_job run --label NODE` chooses one (default: DEFAULT_LABEL).
 
 Feature bodies use only operations that mean the same on a pandas Series and a numpy array
 (arithmetic, comparisons, `|`/`&`, `.astype("int64")`), so the same functions run on whole columns
@@ -31,6 +34,8 @@ import pandera.pandas as pa
 from hamilton.function_modifiers import check_output, tag
 
 AGGREGATE = "analyze"  # the stage tag value of aggregate nodes, shipped in ServingConfig
+LABEL_STAGE = "label"  # the stage tag value of the label nodes (offline only)
+DEFAULT_LABEL = "absence_hours"
 
 _FLAG = pa.SeriesSchema("int64", pa.Check.isin([0, 1]), nullable=False)
 _STANDARDIZED = pa.SeriesSchema(
@@ -57,6 +62,22 @@ def age_mean(age: pd.Series) -> float:
 def age_std_dev(age: pd.Series) -> float:
     """Population standard deviation (ddof=0) of age over the accepted training rows."""
     return float(age.std(ddof=0))
+
+
+# ---- labels: what a model learns to predict (offline only; the server never computes one) -----
+
+
+@tag(stage=LABEL_STAGE, task="regression")
+def absence_hours(absenteeism_time_in_hours: pd.Series) -> pd.Series:
+    """Hours of absence, as recorded: the regression label."""
+    return absenteeism_time_in_hours
+
+
+@tag(stage=LABEL_STAGE, task="binary_classification")
+@_expect(_FLAG)
+def long_absence(absenteeism_time_in_hours: pd.Series) -> pd.Series:
+    """1 when the absence lasted more than 8 hours (more than a working day), else 0."""
+    return (absenteeism_time_in_hours > 8).astype("int64")
 
 
 # ---- transform: per-row features -------------------------------------------------------------

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import onnx
 import onnxruntime
+from google.protobuf.message import DecodeError
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from absenteeism.v1 import serving_config_pb2
 
 MAX_GRAPH_BYTES = 64 * 1024 * 1024  # a config must stay far below config_io's 256 MiB file cap
 ALLOWED_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
 INPUT_TYPES = {onnx.TensorProto.FLOAT: "float", onnx.TensorProto.DOUBLE: "double"}
+# What ONNX Runtime raises for a graph it cannot load (each derives from Exception directly).
+ORT_ERRORS = (ort_state.Fail, ort_state.InvalidGraph, ort_state.InvalidArgument, ort_state.InvalidProtobuf,
+              ort_state.NotImplemented, ort_state.RuntimeException)
 CLASSIFIERS = (serving_config_pb2.TASK_BINARY_CLASSIFICATION, serving_config_pb2.TASK_MULTICLASS_CLASSIFICATION)
 
 
@@ -46,7 +51,7 @@ def parse_graph(graph: bytes) -> onnx.ModelProto:
         raise ModelRefused("the ONNX graph is empty")
     try:
         return onnx.load_from_string(graph)
-    except Exception as error:  # onnx raises DecodeError, or others from its C++ side
+    except DecodeError as error:
         raise ModelRefused(f"the ONNX graph does not parse: {error}") from None
 
 
@@ -123,5 +128,5 @@ def check_model(message: serving_config_pb2.OnnxModel, feature_count: int) -> No
                                "zipmap=False so that probabilities come as a [rows, classes] tensor")
     try:
         session(message.graph)
-    except Exception as error:  # onnxruntime raises its own exception types
+    except ORT_ERRORS as error:
         raise ModelRefused(f"ONNX Runtime cannot load the graph: {error}") from None

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-PREDICTION = "prediction"
+from absenteeism import served_model
+from absenteeism.served_model import probability_name
+
+PREDICTION = served_model.PREDICTION
 WORST_KEPT = 3  # worst mismatches kept per feature
 
 
@@ -79,9 +82,11 @@ def bits_differ(a: npt.ArrayLike, b: npt.ArrayLike) -> np.ndarray:
 
 def compare(source_rows: Sequence[int], feature_names: Sequence[str],
             expected_features: np.ndarray, expected_predictions: np.ndarray,
-            got_feature_names: Sequence[str], got_features: np.ndarray, got_predictions: np.ndarray
-            ) -> ParityReport:
-    """Compares row i of the expected (offline) arrays with row i of the got (online) arrays."""
+            got_feature_names: Sequence[str], got_features: np.ndarray, got_predictions: np.ndarray,
+            *, class_labels: Sequence[str] = (), expected_probabilities: np.ndarray | None = None,
+            got_probabilities: np.ndarray | None = None) -> ParityReport:
+    """Compares row i of the expected (offline) arrays with row i of the got (online) arrays; a
+    classifier's probabilities (rows x class_labels) too, one column per class."""
     report = ParityReport(tuple(feature_names))
     if tuple(got_feature_names) != tuple(feature_names):
         report.problems.append(f"feature names/order differ: expected {list(feature_names)}, "
@@ -92,6 +97,15 @@ def compare(source_rows: Sequence[int], feature_names: Sequence[str],
         return report
     columns = {**{name: (expected_features[:, j], got_features[:, j]) for j, name in enumerate(feature_names)},
                PREDICTION: (expected_predictions, got_predictions)}
+    if class_labels:
+        shape = (len(source_rows), len(class_labels))
+        if expected_probabilities is None or got_probabilities is None or \
+                np.shape(expected_probabilities) != shape or np.shape(got_probabilities) != shape:
+            report.problems.append(f"class probabilities missing or of another shape: expected {shape}, got "
+                                   f"{None if got_probabilities is None else np.shape(got_probabilities)}")
+            return report
+        for j, label in enumerate(class_labels):
+            columns[probability_name(label)] = (expected_probabilities[:, j], got_probabilities[:, j])
     any_differs = np.zeros(len(source_rows), dtype=bool)
     rows = np.asarray(source_rows)
     for name, (expected, got) in columns.items():

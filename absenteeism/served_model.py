@@ -19,6 +19,7 @@ from absenteeism.model import predict_linear
 from absenteeism.v1 import serving_config_pb2
 
 REGRESSION = serving_config_pb2.TASK_REGRESSION
+PREDICTION = "prediction"
 CLASSIFIERS = (serving_config_pb2.TASK_BINARY_CLASSIFICATION, serving_config_pb2.TASK_MULTICLASS_CLASSIFICATION)
 
 
@@ -70,11 +71,16 @@ class OnnxServedModel(ServedModel):
 
         onnx_checks.check_model(model, feature_count)
         self.message = model
+        self.feature_count = feature_count
         self.task = model.task
         self.class_labels = tuple(model.class_labels)
         self.input_name = model.input_name
         self.input_dtype = np.float32 if model.input_element_type == "float" else np.float64
         self.output_names = [model.prediction_output] + ([model.probability_output] if self.is_classifier else [])
+
+    def __reduce__(self):
+        # Rebuilt (and checked again) where it is unpickled: a session does not travel (Dask workers).
+        return type(self), (self.message, self.feature_count)
 
     @cached_property
     def session(self):
@@ -107,9 +113,17 @@ def served_model(config: serving_config_pb2.ServingConfig) -> ServedModel:
     return LinearServedModel(config.model)
 
 
-def profile_names(model: ServedModel) -> list[str]:
-    """The names of a classifier's probability entries in the profile and the drift report."""
-    return [probability_name(label) for label in model.class_labels]
+def output_names(model: ServedModel) -> list[str]:
+    """What a model answers, by name: "prediction", then a classifier's "probability[<label>]"s. The
+    training set's columns, the profile's and the drift report's entries, the parity check's columns."""
+    return [PREDICTION, *(probability_name(label) for label in model.class_labels)]
+
+
+def output_columns(outputs: ModelOutputs) -> list[np.ndarray]:
+    """The columns of `outputs` in output_names order."""
+    if outputs.probabilities is None:
+        return [outputs.predictions]
+    return [outputs.predictions, *outputs.probabilities.T]
 
 
 def probability_name(class_label: str) -> str:

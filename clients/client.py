@@ -69,9 +69,11 @@ class InvalidInputError(PredictionError):
 
 @dataclass(frozen=True)
 class Prediction:
-    prediction: float
+    prediction: float  # a classifier's: the index of predicted_class among its class labels
     features: dict[str, float]  # model order; empty unless include_features
     config_id: str
+    predicted_class: str = ""  # a classifier's; empty for a regressor
+    probabilities: dict[str, float] = field(default_factory=dict)  # a classifier's, by class label, in order
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,12 @@ class BatchPrediction:
     feature_names: tuple[str, ...]  # empty unless include_features
     features: np.ndarray | None  # (records x features) or None
     config_id: str
+    class_labels: tuple[str, ...] = ()  # a classifier's; empty for a regressor
+    probabilities: np.ndarray | None = None  # a classifier's (records x class_labels)
+
+    @property
+    def predicted_classes(self) -> list[str]:
+        return [self.class_labels[int(i)] for i in self.predictions] if self.class_labels else []
 
 
 @dataclass(frozen=True)
@@ -149,7 +157,8 @@ def to_record(record: RecordLike) -> RawRecord:
 
 
 def _prediction(response: pb.PredictResponse) -> Prediction:
-    return Prediction(response.prediction, {f.name: f.value for f in response.features}, response.config_id)
+    return Prediction(response.prediction, {f.name: f.value for f in response.features}, response.config_id,
+                      response.predicted_class, {p.class_label: p.probability for p in response.probabilities})
 
 
 class PredictionClient:
@@ -212,7 +221,10 @@ class PredictionClient:
         names = tuple(response.feature_names)
         matrix = (np.asarray(response.feature_values, dtype=np.float64).reshape(len(predictions), len(names))
                   if names else None)
-        return BatchPrediction(predictions, names, matrix, response.config_id)
+        labels = tuple(response.class_labels)
+        probabilities = (np.asarray(response.probabilities, dtype=np.float64).reshape(len(predictions), len(labels))
+                         if labels else None)
+        return BatchPrediction(predictions, names, matrix, response.config_id, labels, probabilities)
 
     def serving_config(self, *, timeout: Timeout = ...) -> serving_config_pb2.ServingConfig:
         return self._unary(self._stub.GetServingConfig, pb.GetServingConfigRequest(), timeout).config

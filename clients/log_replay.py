@@ -1,7 +1,7 @@
 """Parity on live traffic: every record of a prediction log (the server's --prediction-log) that was
 served with a given config is recomputed through the batch path (the feature module run by a
 Hamilton driver with the config's aggregates, then the model) and compared bit for bit with the
-features and prediction the server logged.
+features, prediction and (a classifier's) class probabilities the server logged.
 
 Used by `python -m clients parity --prediction-log DIR --config CONFIG`.
 """
@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from absenteeism import aggregates, config_io, dataflow, parity, raw_schema
+from absenteeism import aggregates, config_io, dataflow, parity, raw_schema, served_model
 from absenteeism.dataset import prediction_log_files as log_format
-from absenteeism.model import predict_linear
 
 
 @dataclass
@@ -54,6 +53,7 @@ def replay(folder: Path, config_path: Path) -> Replay:
     config = config_io.read_config(config_path)
     config_io.verify_config(config)  # the same feature module and raw schema as the code replaying it
     values = aggregates.from_message(config.statistics, dataflow.aggregate_names())
+    model = served_model.served_model(config)
     files = log_format.complete_files(folder)
     if not files:
         raise ValueError(f"{folder} holds no prediction log file ({log_format.PREFIX}*{log_format.SUFFIX})")
@@ -64,14 +64,14 @@ def replay(folder: Path, config_path: Path) -> Replay:
         mine = frame[log_format.CONFIG_ID] == config.content_sha256
         result.other_configs.update(frame.loc[~mine, log_format.CONFIG_ID].tolist())
         if mine.any():
-            result.files[path.name] = _compare(frame.loc[mine], feature_names, config, values)
+            result.files[path.name] = _compare(frame.loc[mine], feature_names, config, values, model)
     if not result.files:
         raise ValueError(f"no record in {folder} was served with config {config.content_sha256} "
                          f"(records of configs {sorted(result.other_configs)})")
     return result
 
 
-def _compare(logged, feature_names, config, values) -> parity.ParityReport:
+def _compare(logged, feature_names, config, values, model: served_model.ServedModel) -> parity.ParityReport:
     """Each row recomputed offline ("expected") vs as logged ("got"), named by its row in the file (from 0)."""
     raw = logged.loc[:, list(raw_schema.RAW_COLUMN_NAMES)]
     rows = logged.index.to_numpy()
@@ -82,7 +82,14 @@ def _compare(logged, feature_names, config, values) -> parity.ParityReport:
         report.rows_identical = len(logged) - len({v.row for v in violations})
         return report
     offline = dataflow.feature_matrix(dataflow.compute_features(raw, values))
-    predictions = predict_linear(config.model.intercept, config.model.coefficients, offline)
+    answered = model.predict(offline)
     online = logged.loc[:, list(feature_names)].to_numpy(dtype=np.float64)
-    return parity.compare(rows, config.feature_names, offline, predictions, feature_names, online,
-                          logged[log_format.PREDICTION].to_numpy(dtype=np.float64))
+    logged_probabilities = None
+    if model.is_classifier:
+        column = logged.get(log_format.PROBABILITIES)
+        width = len(model.class_labels)
+        if column is not None and all(len(row) == width for row in column):
+            logged_probabilities = np.vstack(column.to_list()) if len(column) else np.empty((0, width))
+    return parity.compare(rows, config.feature_names, offline, answered.predictions, feature_names, online,
+                          logged[log_format.PREDICTION].to_numpy(dtype=np.float64), class_labels=model.class_labels,
+                          expected_probabilities=answered.probabilities, got_probabilities=logged_probabilities)

@@ -17,18 +17,19 @@ import argparse
 import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from absenteeism import parity
+from absenteeism import parity, served_model
 from absenteeism.dataset import training_set_files
 from absenteeism.dataset.reader import read_typed
 from absenteeism.online import converters
 from absenteeism.v1 import raw_record_pb2
-from clients.client import PredictionClient
+from clients.client import Prediction, PredictionClient
 
 MODES = ("predict", "batch", "stream")
 EXIT_IDENTICAL, EXIT_MISMATCH = 0, 4
@@ -43,8 +44,27 @@ def accepted_records(raw_input: Path, source_rows: np.ndarray) -> list[raw_recor
     return converters.frame_to_records(typed.loc[source_rows])
 
 
-def predict_one_by_one(client: PredictionClient, records: Sequence, concurrency: int, progress: bool
-                       ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class Served:
+    """What the server answered for the records, in their order."""
+
+    feature_names: tuple[str, ...]
+    features: np.ndarray  # records x feature_names
+    predictions: np.ndarray
+    probabilities: np.ndarray | None  # a classifier's (records x classes)
+
+
+def _probabilities(results: Sequence[Prediction]) -> np.ndarray | None:
+    """A classifier's probabilities from single answers (None for a regressor's)."""
+    if not results or not results[0].probabilities:
+        return None
+    labels = tuple(results[0].probabilities)
+    if any(tuple(r.probabilities) != labels for r in results):
+        raise ValueError("class labels or their order differ between responses")
+    return np.array([list(r.probabilities.values()) for r in results], dtype=np.float64)
+
+
+def predict_one_by_one(client: PredictionClient, records: Sequence, concurrency: int, progress: bool) -> Served:
     call = lambda record: client.predict(record, include_features=True)
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         results = list(tqdm(pool.map(call, records), total=len(records), desc="Predict", disable=not progress))
@@ -52,14 +72,14 @@ def predict_one_by_one(client: PredictionClient, records: Sequence, concurrency:
     if any(tuple(r.features) != names for r in results):
         raise ValueError("feature names or order differ between responses")
     matrix = np.array([list(r.features.values()) for r in results], dtype=np.float64).reshape(len(results), -1)
-    return names, matrix, np.array([r.prediction for r in results], dtype=np.float64)
+    return Served(names, matrix, np.array([r.prediction for r in results], dtype=np.float64), _probabilities(results))
 
 
-def predict_in_batches(client: PredictionClient, records: Sequence, batch_size: int, progress: bool
-                       ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+def predict_in_batches(client: PredictionClient, records: Sequence, batch_size: int, progress: bool) -> Served:
     names: tuple[str, ...] | None = None
     matrices: list[np.ndarray] = []
     predictions: list[np.ndarray] = []
+    probabilities: list[np.ndarray] = []
     for start in tqdm(range(0, len(records), batch_size), desc="PredictBatch", disable=not progress):
         batch = client.predict_batch(records[start:start + batch_size], include_features=True)
         if names is not None and batch.feature_names != names:
@@ -69,20 +89,24 @@ def predict_in_batches(client: PredictionClient, records: Sequence, batch_size: 
         names = batch.feature_names
         matrices.append(batch.features)
         predictions.append(batch.predictions)
-    return names or (), np.vstack(matrices), np.concatenate(predictions)
+        if batch.probabilities is not None:
+            probabilities.append(batch.probabilities)
+    return Served(names or (), np.vstack(matrices), np.concatenate(predictions),
+                  np.vstack(probabilities) if probabilities else None)
 
 
-def predict_streaming(client: PredictionClient, records: Sequence, progress: bool
-                      ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+def predict_streaming(client: PredictionClient, records: Sequence, progress: bool) -> Served:
     results = list(tqdm(client.predict_stream(records, include_features=True), total=len(records),
                         desc="PredictStream", disable=not progress))
     refused = [r for r in results if not r.ok]
     if refused:
         raise ValueError(f"{len(refused)} rows refused over PredictStream, first: record {refused[0].index}: "
                          + "; ".join(str(v) for v in refused[0].violations))
-    names = tuple(results[0].prediction.features) if results else ()
-    matrix = np.array([list(r.prediction.features.values()) for r in results], dtype=np.float64)
-    return names, matrix.reshape(len(results), -1), np.array([r.prediction.prediction for r in results])
+    answers = [r.prediction for r in results if r.prediction is not None]
+    names = tuple(answers[0].features) if answers else ()
+    matrix = np.array([list(r.features.values()) for r in answers], dtype=np.float64)
+    return Served(names, matrix.reshape(len(answers), -1), np.array([r.prediction for r in answers]),
+                  _probabilities(answers))
 
 
 def run_parity(client: PredictionClient, training_set: Path, raw_input: Path, modes: Sequence[str] = MODES,
@@ -95,13 +119,16 @@ def run_parity(client: PredictionClient, training_set: Path, raw_input: Path, mo
                          "config")
     table = pd.read_parquet(training_set)
     feature_names = tuple(served.feature_names)
-    absent = [name for name in (*feature_names, parity.PREDICTION) if name not in table.columns]
+    class_labels = tuple(served.onnx_model.class_labels)
+    probability_columns = [served_model.probability_name(label) for label in class_labels]
+    absent = [name for name in (*feature_names, parity.PREDICTION, *probability_columns) if name not in table.columns]
     if absent:
         raise ValueError(f"training set {training_set} lacks columns {absent} the server's model uses: "
                          "it was built with another config")
     source_rows = table["source_row"].to_numpy()
     expected = table.loc[:, list(feature_names)].to_numpy(dtype=np.float64)
     expected_predictions = table[parity.PREDICTION].to_numpy(dtype=np.float64)
+    expected_probabilities = table.loc[:, probability_columns].to_numpy(dtype=np.float64) if class_labels else None
     records = accepted_records(raw_input, source_rows)
     calls = {
         "predict": lambda: predict_one_by_one(client, records, concurrency, progress),
@@ -110,9 +137,11 @@ def run_parity(client: PredictionClient, training_set: Path, raw_input: Path, mo
     }
     reports = {}
     for mode in modes:
-        names, matrix, predictions = calls[mode]()
+        answered = calls[mode]()
         reports[mode] = parity.compare(source_rows, feature_names, expected, expected_predictions,
-                                       names, matrix, predictions)
+                                       answered.feature_names, answered.features, answered.predictions,
+                                       class_labels=class_labels, expected_probabilities=expected_probabilities,
+                                       got_probabilities=answered.probabilities)
     return reports
 
 

@@ -12,16 +12,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from absenteeism import dataflow, features
+from absenteeism import dataflow, features, served_model
 from absenteeism.aggregates import AggregateValue
 from absenteeism.dataset.raw_chunk import RawChunk
-from absenteeism.model import predict_linear
 from absenteeism.profile_bins import Entry
-from absenteeism.raw_schema import LABEL, RAW_COLUMN_NAMES
+from absenteeism.raw_schema import RAW_COLUMN_NAMES
 from etl_job import online_parity, outputs, ridge, training, validate
 from etl_job.split import held_out
 
 HELD_OUT = "_held_out"  # the held-out mask's column in a frame of CompactRows
+LABEL_VALUES = "_label"  # the label's column there
 
 
 # -- extract + validate -----------------------------------------------------------------------
@@ -53,7 +53,7 @@ class CompactRows:
 
     source_rows: np.ndarray
     columns: list[np.ndarray]  # one per model feature, in model order
-    labels: np.ndarray
+    labels: np.ndarray  # the label node's values
     held_out: np.ndarray
 
     def __len__(self) -> int:
@@ -69,20 +69,20 @@ class CompactRows:
     def frame(self) -> pd.DataFrame:
         """For a spill file (etl_job.spill keeps dtypes and index)."""
         columns: dict[str, np.ndarray] = dict(zip(features.MODEL_FEATURES, self.columns, strict=True))
-        columns[LABEL.name] = self.labels
+        columns[LABEL_VALUES] = self.labels
         columns[HELD_OUT] = self.held_out
         return pd.DataFrame(columns, index=pd.Index(self.source_rows))
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> CompactRows:
         return cls(frame.index.to_numpy(), [frame[name].to_numpy() for name in features.MODEL_FEATURES],
-                   frame[LABEL.name].to_numpy(), frame[HELD_OUT].to_numpy())
+                   frame[LABEL_VALUES].to_numpy(), frame[HELD_OUT].to_numpy())
 
 
 @dataclass(frozen=True)
 class TransformedChunk:
     design: np.ndarray  # [1 | X | y] of the training rows: what the fit's Z'Z sums (ridge.py)
-    train_label_sum: int
+    train_label_sum: float
     train_rows: int
     test_rows: int
     raw_counts: list[np.ndarray]  # per raw entry of the profile, its bins' counts
@@ -98,7 +98,7 @@ def transform_chunk(chunk: pd.DataFrame, aggregates: dict[str, AggregateValue], 
     chunk's first position in the stream `parity_positions` are counted in."""
     raw_counts = [entry.count(chunk[entry.name].to_numpy()) for entry in raw_entries]
     matrix = dataflow.feature_matrix(dataflow.compute_features(chunk, aggregates))
-    labels = chunk[LABEL.name].to_numpy()
+    labels = dataflow.compute_label(chunk, fit.label)
     source_rows = chunk.index.to_numpy(dtype=np.int64)
     test = held_out(source_rows, fit.seed, fit.test_fraction)
     train = ~test
@@ -107,7 +107,7 @@ def transform_chunk(chunk: pd.DataFrame, aggregates: dict[str, AggregateValue], 
                           [training.narrow(matrix[:, j]) for j in range(matrix.shape[1])],
                           training.narrow(labels), test)
     return TransformedChunk(
-        design=ridge.design_rows(matrix[train], labels[train]), train_label_sum=int(labels[train].sum()),
+        design=ridge.design_rows(matrix[train], labels[train]), train_label_sum=labels[train].sum().item(),
         train_rows=int(train.sum()), test_rows=int(test.sum()), raw_counts=raw_counts,
         parity_raw=chunk.iloc[here][list(RAW_COLUMN_NAMES)], parity_features=matrix[here], compact=compact)
 
@@ -115,24 +115,58 @@ def transform_chunk(chunk: pd.DataFrame, aggregates: dict[str, AggregateValue], 
 # -- write ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class WriteModel:
+    """What the write step needs of the fitted model; pickled to the Dask workers."""
+
+    served: served_model.ServedModel
+    label: str
+    baseline: float  # a regressor's predict-the-mean baseline
+    classes: np.ndarray | None  # a classifier's label values, ascending (training.Fitted.classes)
+
+    def class_index(self, labels: np.ndarray) -> np.ndarray:
+        assert self.classes is not None
+        return training.class_index(self.classes, labels, self.label)
+
+    def empty_table(self) -> pa.Table:
+        """The training set's columns, for a part of no row."""
+        dtype = training.label_dtype(self.label) if self.classes is None else np.dtype(np.int64)
+        return outputs.empty_training_set(self.label, dtype, self.served.class_labels)
+
+
+def write_model(fitted: training.Fitted) -> WriteModel:
+    return WriteModel(fitted.served, fitted.settings.label, fitted.baseline, fitted.classes)
+
+
+@dataclass(frozen=True)
 class WrittenChunk:
     table: pa.Table  # the chunk's rows of the training set
-    error_rows: np.ndarray  # truth, prediction, baseline of the held-out rows: what the error sums fold
+    error_rows: np.ndarray | None  # a regressor's held-out truth, prediction, baseline: what the error sums fold
+    held_out_classes: np.ndarray | None  # a classifier's held-out class indices and
+    held_out_probabilities: np.ndarray | None  # their probabilities: what its metrics read
     feature_counts: list[np.ndarray]  # per feature entry of the profile, its bins' counts
-    prediction_counts: np.ndarray
+    output_counts: list[np.ndarray]  # per output entry (prediction, each class's probability), its counts
 
 
-def write_chunk(rows: CompactRows, intercept: float, coefficients: Sequence[float], baseline: float,
-                feature_entries: Sequence[Entry], prediction_entry: Entry) -> WrittenChunk:
-    """The chunk's predictions, its training-set table, its held-out errors and its features and
-    predictions counted into the profile's bins."""
+def write_chunk(rows: CompactRows, model: WriteModel, feature_entries: Sequence[Entry],
+                output_entries: Sequence[Entry]) -> WrittenChunk:
+    """The chunk's predictions, its training-set table, its held-out errors (or a classifier's
+    held-out classes and probabilities) and its features and outputs counted into the profile's bins."""
     matrix = rows.matrix()
-    labels = rows.labels.astype(np.int64)
-    predictions = predict_linear(intercept, coefficients, matrix)
+    answered = model.served.predict(matrix)
     test = rows.held_out
+    if model.classes is None:
+        labels = rows.labels.astype(np.float64 if rows.labels.dtype.kind == "f" else np.int64)  # narrowed back
+        error_rows = ridge.error_rows(labels[test].astype(np.float64), answered.predictions[test], model.baseline)
+        classes = probabilities = None
+    else:
+        labels = model.class_index(rows.labels)
+        assert answered.probabilities is not None
+        error_rows, classes, probabilities = None, labels[test], answered.probabilities[test]
+    table = outputs.training_set_table(rows.source_rows.astype(np.int64), matrix, model.label, labels, answered,
+                                       test, model.served.class_labels)
     return WrittenChunk(
-        table=outputs.training_set_table(rows.source_rows.astype(np.int64), matrix, labels, predictions, test),
-        error_rows=ridge.error_rows(labels[test].astype(np.float64), predictions[test], baseline),
+        table=table, error_rows=error_rows, held_out_classes=classes, held_out_probabilities=probabilities,
         # each feature counted from its narrowed column: the same counts as from the float64 matrix, faster
         feature_counts=[entry.count(values) for entry, values in zip(feature_entries, rows.columns, strict=True)],
-        prediction_counts=prediction_entry.count(predictions))
+        output_counts=[entry.count(values) for entry, values in
+                       zip(output_entries, served_model.output_columns(answered), strict=True)])

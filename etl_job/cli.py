@@ -23,10 +23,10 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from absenteeism import log_lines, release
+from absenteeism import dataflow, log_lines, release
 from absenteeism.dataset.raw_chunk import InputFormatError
 from etl_job import dask_engine, pipeline, run_settings, training
-from etl_job.job_errors import BadData, ClusterError
+from etl_job.job_errors import BadData, ClusterError, ModelError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BAD_DATA = 0, 1, 2, 3
 EXIT_MISSING_TOOL = 69  # EX_UNAVAILABLE: a program the command needs is not installed
@@ -136,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-reject-fraction", type=_fraction(low_open=False),
                      default=run_settings.DEFAULT_MAX_REJECT_FRACTION,
                      help="fail (exit 3) when a larger fraction of rows breaks the raw schema (default: %(default)s)")
+    run.add_argument("--model", default=defaults.model, metavar="ridge|gbt|package.module:function",
+                     help="the learner: ridge (default), gbt (gradient-boosted trees, LightGBM), or a function "
+                          "returning an unfitted scikit-learn estimator or pipeline; all but ridge are served as "
+                          "ONNX and need the [models] extra")
+    run.add_argument("--label", default=defaults.label, metavar="NODE",
+                     help="the label node of the feature module (tagged stage=\"label\") to learn "
+                          "(default: %(default)s)")
+    run.add_argument("--max-fit-rows", type=_positive_int, default=defaults.max_fit_rows,
+                     help="training rows a learner other than ridge may hold in memory (default: %(default)s)")
     run.add_argument("--alpha", type=_positive_float, default=defaults.alpha, help="ridge regularisation (default: %(default)s)")
     run.add_argument("--test-fraction", type=_fraction(low_open=True), default=defaults.test_fraction,
                      help="held-out share of the accepted rows (default: %(default)s)")
@@ -183,7 +192,8 @@ def _run(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     settings = run_settings.RunSettings(
         input_path=args.input, output_dir=args.output_dir, max_reject_fraction=args.max_reject_fraction,
-        fit=training.FitSettings(alpha=args.alpha, test_fraction=args.test_fraction, seed=args.seed),
+        fit=training.FitSettings(alpha=args.alpha, test_fraction=args.test_fraction, seed=args.seed,
+                                 model=args.model, label=args.label, max_fit_rows=args.max_fit_rows),
         parity_rows=args.parity_rows, progress=progress, chunk_rows=args.chunk_rows, engine=args.engine,
         dask=run_settings.DaskSettings(scheduler=args.scheduler, workers=args.workers,
                                        connect_timeout=args.connect_timeout, part_bytes=args.part_bytes))
@@ -191,14 +201,29 @@ def _run(args: argparse.Namespace) -> int:
         raise _UsageError("--scheduler goes with --engine dask")
     if args.engine == "dask" and (why := dask_engine.missing()):
         raise _MissingExtra(why)  # before any work: the command asks for what this install lacks
+    _check_model_choice(settings.fit)
     # Log lines go through tqdm while bars are drawn, so they do not tear the bars apart.
     with logging_redirect_tqdm() if progress else contextlib.nullcontext():
         result = pipeline.run(settings)
     rows, metrics = result.report["rows"], result.report["metrics"]
-    log.info("done: %d rows read, %d accepted, %d rejected; MAE %.3f (baseline %.3f), RMSE %.3f (baseline %.3f); "
-             "outputs in %s", rows["read"], rows["accepted"], rows["rejected"], metrics["mae"],
-             metrics["baseline_mae"], metrics["rmse"], metrics["baseline_rmse"], args.output_dir)
+    names = ("mae", "rmse") if "mae" in metrics else ("log_loss", "accuracy", "roc_auc")
+    evaluated = ", ".join(f"{name} {metrics[name]:.3f} (baseline {metrics['baseline_' + name]:.3f})" for name in names)
+    log.info("done: %d rows read, %d accepted, %d rejected; %s; outputs in %s", rows["read"], rows["accepted"],
+             rows["rejected"], evaluated, args.output_dir)
     return EXIT_OK
+
+
+def _check_model_choice(fit: training.FitSettings) -> None:
+    """Before any row is read: the label exists, the model can learn its task, its extra is installed."""
+    from etl_job import learners  # its libraries load only when a model is fitted
+
+    try:
+        learners.parse_model_choice(fit.model)
+        training.check_model_fits_label(fit)
+    except (ValueError, dataflow.LabelError) as error:
+        raise _UsageError(str(error)) from None
+    if fit.model != training.RIDGE and (why := learners.missing()):
+        raise _MissingExtra(why)
 
 
 def _dag(args: argparse.Namespace) -> int:
@@ -243,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_MISSING_TOOL
     except (ClusterError, _MissingExtra) as error:
         print(f"etl_job: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModelError as error:  # an estimator that does not fit, convert or pass the serving checks
+        print(f"etl_job: model: {error}", file=sys.stderr)
         return EXIT_USAGE
     except (BadData, InputFormatError) as error:
         print(f"etl_job: bad data: {error}", file=sys.stderr)

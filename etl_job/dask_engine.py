@@ -32,9 +32,9 @@ from absenteeism import config_io, features
 from absenteeism.dataset import partitions
 from absenteeism.dataset import reader as input_reader
 from absenteeism.dataset.raw_chunk import InputFormatError
-from etl_job import online_parity, outputs, part_tasks, profile_builder, ridge, training
+from etl_job import chunk_steps, online_parity, outputs, part_tasks, profile_builder, ridge, training
 from etl_job import validate as validate_step
-from etl_job.engine import Engine, Trained, bad_data, log_tally
+from etl_job.engine import Engine, HeldOutEvaluation, Trained, bad_data, log_tally
 from etl_job.job_errors import BadData, ClusterError
 from etl_job.run_settings import RunSettings
 from etl_job.step_progress import StepProgress
@@ -174,10 +174,11 @@ class DaskEngine(Engine):
             shares = self._gather(steps, client.map(part_tasks.fit_share_of, transformed), "transform")
             gram = client.submit(part_tasks.gram_total, _pairwise(client, part_tasks.merge_gram_pieces,
                                                                    client.map(part_tasks.pieces_of, transformed)))
-            fitted = bad_data(self._fitted, aggregates, gram.result(), shares, counts, tally.rows_accepted)
+            fitted = bad_data(self._fitted, aggregates, gram.result(), shares, counts, tally.rows_accepted,
+                              lambda: self._training_rows(transformed))
             profiler.add_counts(raw=[sum(column) for column in zip(*(share[1] for share in shares))],
                                 rows=tally.rows_accepted)
-            profiler.place_prediction(fitted.predict)
+            profiler.place_outputs(fitted.served)
         self._transformed, self._offsets = transformed, offsets
         return Trained(tally, extracted, fitted, profiler)
 
@@ -185,17 +186,22 @@ class DaskEngine(Engine):
         client, fitted, profiler = self._client, trained.fitted, trained.profiler
         work = Path(work).resolve()  # as the workers reach it
         outputs.make_output_folders(work)
-        model = fitted.model
-        written = [client.submit(part_tasks.write, transformed, i, offset.test, model.intercept,
-                                 list(model.coefficients), fitted.baseline, profiler.features, profiler.prediction,
-                                 work, pure=False)
+        model = client.scatter(chunk_steps.write_model(fitted), broadcast=True)  # an ONNX graph is sent once
+        written = [client.submit(part_tasks.write, transformed, i, offset.test, model, profiler.features,
+                                 profiler.outputs, work, pure=False)
                    for i, (transformed, offset) in enumerate(zip(self._transformed, self._offsets))]
-        for feature_counts, prediction_counts in self._gather(steps, client.map(part_tasks.written_counts, written),
-                                                               "write"):
-            profiler.add_counts(features=feature_counts, prediction=prediction_counts)
-        total = client.submit(part_tasks.error_total, _pairwise(client, part_tasks.merge_error_pieces,
-                                                                 client.map(part_tasks.written_errors, written)))
-        metrics = ridge.error_metrics(total.result(), fitted.test_rows)
+        for feature_counts, output_counts in self._gather(steps, client.map(part_tasks.written_counts, written),
+                                                           "write"):
+            profiler.add_counts(features=feature_counts, outputs=output_counts)
+        if fitted.class_shares is None:
+            total = client.submit(part_tasks.error_total, _pairwise(client, part_tasks.merge_error_pieces,
+                                                                     client.map(part_tasks.written_errors, written)))
+            metrics = ridge.error_metrics(total.result(), fitted.test_rows)
+        else:  # a classifier's metrics read every held-out row's probabilities, in source order
+            evaluation = HeldOutEvaluation(fitted)
+            for part in client.map(part_tasks.written_classes, written):
+                evaluation.feed_classes(*part.result())
+            metrics = evaluation.metrics()
         self._transformed = []  # released: the workers drop what they held for the run
         _remove_spill(work)
         return metrics
@@ -203,13 +209,19 @@ class DaskEngine(Engine):
     # -- helpers ----------------------------------------------------------------------------
 
     def _fitted(self, aggregates: dict, gram: np.ndarray | None, shares: list, counts: list,
-                accepted_rows: int) -> training.Fitted:
+                accepted_rows: int, training_rows: Callable[[], tuple[np.ndarray, np.ndarray]]) -> training.Fitted:
         return training.fit(lambda alpha: ridge.solve(gram, len(features.MODEL_FEATURES), alpha),
                             aggregates=aggregates, settings=self.settings.fit,
                             train_rows=sum(train for _, train, _ in counts), test_rows=sum(test for _, _, test in counts),
                             train_label_sum=sum(share[0] for share in shares),
                             parity_raw=[share[2] for share in shares], parity_features=[share[3] for share in shares],
-                            accepted_rows=accepted_rows)
+                            accepted_rows=accepted_rows, training_rows=training_rows)
+
+    def _training_rows(self, transformed: list) -> tuple[np.ndarray, np.ndarray]:
+        """Every part's training rows gathered into this process, in source order (a learner other
+        than ridge fits on them all at once)."""
+        parts = [future.result() for future in self._client.map(part_tasks.training_rows_of, transformed)]
+        return np.vstack([matrix for matrix, _ in parts]), np.concatenate([labels for _, labels in parts])
 
     @staticmethod
     def _gather(steps: StepProgress, futures: list, desc: str) -> list:

@@ -13,10 +13,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import ParamSpec, Self, TypeVar
 
+import numpy as np
 from hamilton.data_quality.base import DataValidationError
 
 from absenteeism.dataset import reader as input_reader
-from etl_job import profile_builder, training, validate
+from etl_job import chunk_steps, classification_metrics, profile_builder, ridge, training, validate
 from etl_job.job_errors import BadData
 from etl_job.step_progress import StepProgress
 
@@ -69,6 +70,32 @@ def bad_data(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         raise BadData(str(error)) from None
     except DataValidationError as error:
         raise BadData(f"the accepted rows break a check of the feature module: {error}") from None
+
+
+class HeldOutEvaluation:
+    """The held-out rows' evaluation, fed chunk by chunk in source order: a regressor's errors
+    (etl_job.ridge) or a classifier's metrics (etl_job.classification_metrics)."""
+
+    def __init__(self, fitted: training.Fitted):
+        if fitted.class_shares is None:
+            self._errors: ridge.HeldOutErrors | None = ridge.HeldOutErrors(fitted.baseline)
+        else:
+            self._errors = None
+            self._classes = classification_metrics.HeldOutClassification(fitted.class_shares)
+
+    def feed(self, written: chunk_steps.WrittenChunk) -> None:
+        if self._errors is not None:
+            assert written.error_rows is not None
+            self._errors.feed(written.error_rows)
+        else:
+            self.feed_classes(written.held_out_classes, written.held_out_probabilities)
+
+    def feed_classes(self, classes: np.ndarray | None, probabilities: np.ndarray | None) -> None:
+        assert classes is not None and probabilities is not None
+        self._classes.feed(classes, probabilities)
+
+    def metrics(self) -> dict[str, float]:
+        return self._errors.metrics() if self._errors is not None else self._classes.metrics()
 
 
 def log_tally(tally: validate.Tally) -> None:

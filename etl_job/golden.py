@@ -13,9 +13,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from absenteeism import dataflow
+from absenteeism import dataflow, served_model
 from absenteeism.aggregates import AggregateValue
-from absenteeism.model import predict_linear
 from absenteeism.online import converters
 from absenteeism.raw_schema import RAW_COLUMNS, RawColumn
 from absenteeism.v1 import serving_config_pb2
@@ -47,10 +46,14 @@ def golden_frame() -> pd.DataFrame:
 
 
 def golden_rows(aggregates: Mapping[str, AggregateValue],
-                model: serving_config_pb2.LinearModel) -> list[serving_config_pb2.GoldenRow]:
-    """The golden records with the features and predictions of the batch path."""
+                model: served_model.ServedModel) -> list[serving_config_pb2.GoldenRow]:
+    """The golden records with the features and the model's answers (predictions, a classifier's
+    probabilities) of the batch path."""
     frame = golden_frame()
     matrix = dataflow.feature_matrix(dataflow.compute_features(frame, dict(aggregates)))
-    predictions = predict_linear(model.intercept, model.coefficients, matrix)
-    return [serving_config_pb2.GoldenRow(record=record, features=row.tolist(), prediction=float(prediction))
-            for record, row, prediction in zip(converters.frame_to_records(frame), matrix, predictions)]
+    answered = model.predict(matrix)
+    probabilities = answered.probabilities if answered.probabilities is not None else np.empty((len(frame), 0))
+    return [serving_config_pb2.GoldenRow(record=record, features=row.tolist(), prediction=float(prediction),
+                                         probabilities=row_probabilities.tolist())
+            for record, row, prediction, row_probabilities in zip(converters.frame_to_records(frame), matrix,
+                                                                   answered.predictions, probabilities)]

@@ -15,3 +15,8 @@ class BadData(Exception):
 class ClusterError(RuntimeError):
     """The Dask cluster cannot run the job: its scheduler cannot be reached, it has no worker, or its
     workers run another feature module. Exit code 2, as for bad usage: the command names the cluster."""
+
+
+class ModelError(Exception):
+    """The chosen model cannot be made or served: an estimator that does not fit or convert to ONNX,
+    or a graph the serving checks refuse (exit 2: the command's choice, not the data, is at fault)."""

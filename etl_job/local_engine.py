@@ -34,7 +34,7 @@ from etl_job import (
     training,
     validate,
 )
-from etl_job.engine import Engine, Trained, bad_data, log_tally
+from etl_job.engine import Engine, HeldOutEvaluation, Trained, bad_data, log_tally
 from etl_job.run_settings import RunSettings
 from etl_job.spill import Spill
 from etl_job.step_progress import StepProgress
@@ -70,8 +70,18 @@ def train(chunks: Iterable[pd.DataFrame], *, aggregates: dict[str, AggregateValu
         accepted += len(chunk)
     fitted = training.fit(normal.solve, aggregates=aggregates, settings=settings, train_rows=train_rows,
                           test_rows=test_rows, train_label_sum=train_label_sum, parity_raw=parity_raw,
-                          parity_features=parity_features, accepted_rows=accepted)
+                          parity_features=parity_features, accepted_rows=accepted,
+                          training_rows=lambda: training_rows(kept))
     return LocalFit(fitted, kept)
+
+
+def training_rows(kept: list[chunk_steps.CompactRows]) -> tuple[np.ndarray, np.ndarray]:
+    """The training rows' features and label values, in source order: what a learner other than
+    ridge fits on."""
+    matrices = [rows.matrix()[~rows.held_out] for rows in kept]
+    labels = [rows.labels[~rows.held_out] for rows in kept]
+    return (np.vstack(matrices) if matrices else np.empty((0, len(features.MODEL_FEATURES))),
+            np.concatenate(labels) if labels else np.empty(0))
 
 
 class LocalEngine(Engine):
@@ -102,24 +112,22 @@ class LocalEngine(Engine):
                 trained = bad_data(train, steps.rows(spill.chunks(), "transform", spill.rows), aggregates=aggregates,
                                    settings=settings.fit, parity_positions=parity_positions, profiler=profiler)
                 self._kept = trained.kept
-                profiler.place_prediction(trained.fitted.predict)
+                profiler.place_outputs(trained.fitted.served)
         return Trained(tally, extracted, trained.fitted, profiler)
 
     def write_training_set(self, work: Path, trained: Trained, steps: StepProgress) -> dict[str, float]:
         fitted, profiler = trained.fitted, trained.profiler
-        assert profiler.prediction is not None  # placed by fit
-        intercept, coefficients = fitted.model.intercept, list(fitted.model.coefficients)
-        errors = ridge.HeldOutErrors(fitted.baseline)
+        model = chunk_steps.write_model(fitted)
+        evaluation = HeldOutEvaluation(fitted)
         outputs.make_output_folders(work)
-        with outputs.training_set_writer(work) as append:
+        with outputs.training_set_writer(work, model.empty_table()) as append:
             for rows in steps.rows(self._kept, "write", fitted.rows):
-                written = chunk_steps.write_chunk(rows, intercept, coefficients, fitted.baseline, profiler.features,
-                                                  profiler.prediction)
-                errors.feed(written.error_rows)
-                profiler.add_counts(features=written.feature_counts, prediction=written.prediction_counts)
+                written = chunk_steps.write_chunk(rows, model, profiler.features, profiler.outputs)
+                evaluation.feed(written)
+                profiler.add_counts(features=written.feature_counts, outputs=written.output_counts)
                 append(written.table)
         self._kept = []
-        return errors.metrics()
+        return evaluation.metrics()
 
 
 def _extract_validate(reader: input_reader.Reader, spill: Spill, work: Path, steps: StepProgress,

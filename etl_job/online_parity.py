@@ -29,6 +29,7 @@ from absenteeism.online import converters
 from absenteeism.online.fast import FastPredictor
 from absenteeism.online.predictor import InvalidRecords, Predictions
 from absenteeism.raw_schema import RAW_COLUMN_NAMES
+from absenteeism.served_model import ModelOutputs
 from absenteeism.v1 import serving_config_pb2
 
 DEFAULT_ROWS = 2000
@@ -51,8 +52,8 @@ def positions_within(positions: np.ndarray, start: int, rows: int) -> np.ndarray
 
 
 def check(config: serving_config_pb2.ServingConfig, accepted: pd.DataFrame, matrix: np.ndarray,
-          predictions: np.ndarray, rows: int = DEFAULT_ROWS) -> parity.ParityReport:
-    """accepted: typed raw rows (index = source row); matrix, predictions: what the batch transform
+          answered: ModelOutputs, rows: int = DEFAULT_ROWS) -> parity.ParityReport:
+    """accepted: typed raw rows (index = source row); matrix, answered: what the batch transform
     and model gave for them. The job passes the sampled rows only (it streams; see sample_positions)."""
     positions = sample_positions(len(accepted), rows)
     records = converters.frame_to_records(accepted.iloc[positions][list(RAW_COLUMN_NAMES)])
@@ -71,9 +72,12 @@ def check(config: serving_config_pb2.ServingConfig, accepted: pd.DataFrame, matr
     online_features = np.vstack([s.features for s in singles])
     online_predictions = np.concatenate([s.predictions for s in singles])
     offline = np.asarray(matrix, dtype=np.float64)[positions]
+    classifier = answered.probabilities is not None
     return parity.compare(accepted.index[positions], features.MODEL_FEATURES, offline,
-                          np.asarray(predictions)[positions], predictor.feature_names, online_features,
-                          online_predictions)
+                          np.asarray(answered.predictions)[positions], predictor.feature_names, online_features,
+                          online_predictions, class_labels=predictor.model.class_labels,
+                          expected_probabilities=answered.probabilities[positions] if classifier else None,
+                          got_probabilities=np.vstack([s.probabilities for s in singles]) if classifier else None)
 
 
 def require_identical(report: parity.ParityReport) -> None:

@@ -10,7 +10,7 @@ import contextlib
 import csv
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +18,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from absenteeism import config_io, features, parity
+from absenteeism import config_io, features, parity, served_model
 from absenteeism.dataset import atomic, training_set_files
 from absenteeism.dataset.blocks import table_blocks
-from absenteeism.raw_schema import LABEL
 from etl_job.validate import REJECT_COLUMNS
 
 REJECTS_FILE = "rejects.csv"
@@ -73,18 +72,30 @@ def has_rejected_rows(output_dir: Path) -> bool:
         return stream.readline() != "" and stream.readline() != ""
 
 
-def training_set_table(source_rows: np.ndarray, matrix: np.ndarray, labels: np.ndarray,
-                       predictions: np.ndarray, held_out: np.ndarray) -> pa.Table:
-    """source_row, the features in model order (float64), the label, the model's prediction, and
-    which side of the split the row is on ("train" or "held_out")."""
+def training_set_table(source_rows: np.ndarray, matrix: np.ndarray, label: str, labels: np.ndarray,
+                       answered: served_model.ModelOutputs, held_out: np.ndarray,
+                       class_labels: Sequence[str] = ()) -> pa.Table:
+    """source_row, the features in model order (float64), the label (named after its node; a
+    classifier's: the class index), the model's prediction, a classifier's probability of each class
+    ("probability[<class label>]"), and which side of the split the row is on ("train" or "held_out")."""
     columns = {"source_row": pa.array(np.asarray(source_rows, dtype=np.int64))}
     for j, name in enumerate(features.MODEL_FEATURES):
         columns[name] = pa.array(np.ascontiguousarray(matrix[:, j], dtype=np.float64))
-    columns[LABEL.name] = pa.array(np.asarray(labels, dtype=np.int64))
-    columns[PREDICTION_COLUMN] = pa.array(np.asarray(predictions, dtype=np.float64))
+    columns[label] = pa.array(labels if labels.dtype.kind == "f" else np.asarray(labels, dtype=np.int64))
+    names = [PREDICTION_COLUMN, *map(served_model.probability_name, class_labels)]
+    for name, values in zip(names, served_model.output_columns(answered), strict=True):
+        columns[name] = pa.array(np.ascontiguousarray(values, dtype=np.float64))
     columns[training_set_files.SPLIT_COLUMN] = pa.DictionaryArray.from_arrays(
         pa.array(np.asarray(held_out, dtype=np.int8)), pa.array(training_set_files.SPLIT_VALUES))
     return pa.table(columns)
+
+
+def empty_training_set(label: str, label_dtype: np.dtype, class_labels: Sequence[str]) -> pa.Table:
+    """A training set of no row, with the columns of one that has rows: a part file of no row holds it."""
+    probabilities = np.empty((0, len(class_labels))) if class_labels else None
+    return training_set_table(np.empty(0), np.empty((0, len(features.MODEL_FEATURES))), label,
+                              np.empty(0, dtype=label_dtype), served_model.ModelOutputs(np.empty(0), probabilities),
+                              np.empty(0, dtype=bool), class_labels)
 
 
 ROW_GROUP_ROWS = 1 << 18  # fixed, so the file's bytes do not depend on the job's chunk size
@@ -102,7 +113,7 @@ def make_output_folders(output_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def training_set_writer(output_dir: Path, part: int = 0) -> Iterator[Callable[[pa.Table], None]]:
+def training_set_writer(output_dir: Path, empty: pa.Table, part: int = 0) -> Iterator[Callable[[pa.Table], None]]:
     """Yields `append(table)`: chunks are written in row groups of ROW_GROUP_ROWS to a temp file,
     renamed into place as the `part`-th file of the training set when the block ends (removed if it
     fails). The training set's folder must exist (make_output_folders)."""
@@ -123,9 +134,7 @@ def training_set_writer(output_dir: Path, part: int = 0) -> Iterator[Callable[[p
         try:
             yield lambda table: write(groups.feed(table))
             write(groups.flush())
-            if not writer:  # no row: still a Parquet file, with the columns of every other part
-                empty = training_set_table(np.empty(0), np.empty((0, len(features.MODEL_FEATURES))), np.empty(0),
-                                           np.empty(0), np.empty(0, dtype=bool))
+            if not writer:  # no row: still a Parquet file, with the columns of every other part (`empty`)
                 write([empty])
         finally:
             if writer:

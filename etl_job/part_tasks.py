@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from absenteeism import features
 from absenteeism.aggregates import AggregateValue
 from absenteeism.dataset import partitions
 from absenteeism.dataset.blocks import Pieces, PieceSum
@@ -231,36 +232,62 @@ def error_total(pieces: Pieces) -> np.ndarray | None:
     return pieces.total(ridge.errors)
 
 
+def training_rows_of(transformed: Transformed) -> tuple[np.ndarray, np.ndarray]:
+    """The part's training rows' features and label values, in source order, from its spill: for a
+    learner other than ridge, which fits on all of them in the job's process."""
+    matrices, labels = [], []
+    for frame in read_frames(transformed.features) if transformed.features is not None else ():
+        rows = chunk_steps.CompactRows.from_frame(frame)
+        matrices.append(rows.matrix()[~rows.held_out])
+        labels.append(rows.labels[~rows.held_out])
+    return (np.vstack(matrices) if matrices else np.empty((0, len(features.MODEL_FEATURES))),
+            np.concatenate(labels) if labels else np.empty(0))
+
+
 @dataclass
 class Written:
-    errors: Pieces  # of the held-out errors, in the held-out rows' global order
+    errors: Pieces  # of a regressor's held-out errors, in the held-out rows' global order
+    held_out_classes: np.ndarray  # a classifier's held-out class indices (empty for a regressor)
+    held_out_probabilities: np.ndarray  # and their probabilities
     feature_counts: list[np.ndarray]  # per feature entry of the profile, its bins' counts
-    prediction_counts: np.ndarray
+    output_counts: list[np.ndarray]  # per output entry of the profile (prediction, probabilities)
 
 
-def write(transformed: Transformed, index: int, test_offset: int, intercept: float, coefficients: list[float],
-          baseline: float, feature_entries: list[Entry], prediction_entry: Entry, work: Path) -> Written:
-    """The part's training set file (predictions included), its held-out errors, its profile
-    counts: each spilled chunk through chunk_steps.write_chunk."""
+def write(transformed: Transformed, index: int, test_offset: int, model: chunk_steps.WriteModel,
+          feature_entries: list[Entry], output_entries: list[Entry], work: Path) -> Written:
+    """The part's training set file (predictions included), its held-out errors (or classes and
+    probabilities), its profile counts: each spilled chunk through chunk_steps.write_chunk."""
     _in_run(work)
     errors = PieceSum(ridge.BLOCK_ROWS, ridge.errors, test_offset)
+    classes: list[np.ndarray] = []
+    probabilities: list[np.ndarray] = []
     feature_counts = [np.zeros_like(entry.counts) for entry in feature_entries]
-    prediction_counts = np.zeros_like(prediction_entry.counts)
-    with outputs.training_set_writer(work, index) as append:
+    output_counts = [np.zeros_like(entry.counts) for entry in output_entries]
+    with outputs.training_set_writer(work, model.empty_table(), index) as append:
         for frame in read_frames(transformed.features) if transformed.features is not None else ():
-            written = chunk_steps.write_chunk(chunk_steps.CompactRows.from_frame(frame), intercept, coefficients,
-                                              baseline, feature_entries, prediction_entry)
-            errors.feed(written.error_rows)
-            for total, counts in zip(feature_counts, written.feature_counts, strict=True):
+            written = chunk_steps.write_chunk(chunk_steps.CompactRows.from_frame(frame), model, feature_entries,
+                                              output_entries)
+            if written.error_rows is not None:
+                errors.feed(written.error_rows)
+            if written.held_out_classes is not None and written.held_out_probabilities is not None:
+                classes.append(written.held_out_classes)
+                probabilities.append(written.held_out_probabilities)
+            for total, counts in zip([*feature_counts, *output_counts],
+                                     [*written.feature_counts, *written.output_counts], strict=True):
                 total += counts
-            prediction_counts += written.prediction_counts
             append(written.table)
-    return Written(errors.finish(), feature_counts, prediction_counts)
+    width = len(model.served.class_labels)
+    return Written(errors.finish(), np.concatenate(classes) if classes else np.empty(0, np.int64),
+                   np.vstack(probabilities) if probabilities else np.empty((0, width)), feature_counts, output_counts)
 
 
-def written_counts(written: Written) -> tuple[list[np.ndarray], np.ndarray]:
-    return written.feature_counts, written.prediction_counts
+def written_counts(written: Written) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    return written.feature_counts, written.output_counts
 
 
 def written_errors(written: Written) -> Pieces:
     return written.errors
+
+
+def written_classes(written: Written) -> tuple[np.ndarray, np.ndarray]:
+    return written.held_out_classes, written.held_out_probabilities

@@ -11,13 +11,15 @@ and the write of the training set, in this process (local_engine.py) or on a Das
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from absenteeism import config_io
+from absenteeism import config_io, served_model
 from etl_job import (
     dask_engine,
     local_engine,
@@ -28,7 +30,7 @@ from etl_job import (
     serving_config,
 )
 from etl_job.engine import Engine
-from etl_job.job_errors import BadData
+from etl_job.job_errors import BadData, ModelError
 from etl_job.run_settings import RunSettings
 from etl_job.step_progress import StepProgress
 
@@ -65,6 +67,15 @@ def engine_for(settings: RunSettings) -> Engine:
     return local_engine.LocalEngine(settings)
 
 
+@contextlib.contextmanager
+def _model_errors() -> Iterator[None]:
+    """A model that answers a NaN (or a class it does not have) for some row cannot be served."""
+    try:
+        yield
+    except served_model.ModelOutputError as error:
+        raise ModelError(f"the model's answers cannot be served: {error}") from None
+
+
 def _run(settings: RunSettings, work: Path, out: Path) -> RunResult:
     """The job's steps, writing into `work`; the paths recorded are where the files are published in `out`."""
     created_at = settings.created_at or datetime.now(UTC)
@@ -72,7 +83,7 @@ def _run(settings: RunSettings, work: Path, out: Path) -> RunResult:
     started = time.perf_counter()
     paths = {"rejects": out / outputs.REJECTS_FILE}
     try:
-        with engine_for(settings) as engine:
+        with engine_for(settings) as engine, _model_errors():
             trained = engine.fit(work, steps)
             tally, extracted, fitted, profiler = trained.tally, trained.extracted, trained.fitted, trained.profiler
             provenance = serving_config.Provenance(

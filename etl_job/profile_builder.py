@@ -13,14 +13,14 @@ chunk size:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from absenteeism import dataflow, features, graph_introspection, parity, profile_bins, raw_schema
+from absenteeism import dataflow, features, graph_introspection, profile_bins, raw_schema, served_model
 from absenteeism.aggregates import AggregateValue
 from absenteeism.v1 import serving_config_pb2
 from etl_job.split import row_hash
@@ -107,7 +107,7 @@ class ProfileBuilder:
         categories = feature_categories()
         self.features = [self._entry(name, profile_bins.FEATURE, categories.get(name), self._sample_features[:, j])
                          for j, name in enumerate(features.MODEL_FEATURES)]
-        self.prediction: profile_bins.Entry | None = None
+        self.outputs: list[profile_bins.Entry] = []  # placed with the model (place_outputs)
         self.rows = 0
 
     @staticmethod
@@ -117,27 +117,29 @@ class ProfileBuilder:
         return profile_bins.numeric_entry(name, source, profile_bins.numeric_edges(np.asarray(sample_values)))
 
     def add_counts(self, raw: list[np.ndarray] | None = None, features: list[np.ndarray] | None = None,
-                   prediction: np.ndarray | None = None, rows: int = 0) -> None:
+                   outputs: list[np.ndarray] | None = None, rows: int = 0) -> None:
         """Counts of some rows (chunk_steps.transform_chunk and write_chunk count a chunk), added in."""
-        for entries, counts in ((self.raw, raw), (self.features, features)):
-            for entry, part in zip(entries, counts or ()):
+        if outputs is not None and not self.outputs:
+            raise RuntimeError("the outputs' bins are not placed yet (place_outputs)")
+        for entries, counts in ((self.raw, raw), (self.features, features), (self.outputs, outputs)):
+            for entry, part in zip(entries, counts or (), strict=counts is not None):
                 entry.counts[:] += part
-        if prediction is not None:
-            self._prediction_entry().counts[:] += prediction
         self.rows += rows
 
-    def place_prediction(self, predict: Callable[[np.ndarray], np.ndarray]) -> None:
-        """The prediction's edges, from the sample's predictions with the fitted model."""
-        self.prediction = profile_bins.numeric_entry(parity.PREDICTION, profile_bins.PREDICTION,
-                                                profile_bins.numeric_edges(predict(self._sample_features)))
-
-    def _prediction_entry(self) -> profile_bins.Entry:
-        if self.prediction is None:
-            raise RuntimeError("the prediction's bins are not placed yet (place_prediction)")
-        return self.prediction
+    def place_outputs(self, model: served_model.ServedModel) -> None:
+        """The entries of the model's answers (served_model.output_names), their numeric edges from
+        the sample's answers with the fitted model; a classifier's predicted class counted by class."""
+        columns = served_model.output_columns(model.predict(self._sample_features))
+        self.outputs = [profile_bins.numeric_entry(name, profile_bins.PREDICTION, profile_bins.numeric_edges(values))
+                        for name, values in zip(served_model.output_names(model), columns, strict=True)]
+        if model.is_classifier:
+            self.outputs[0] = profile_bins.categorical_entry(
+                served_model.PREDICTION, profile_bins.PREDICTION, tuple(float(i) for i in range(len(model.class_labels))))
 
     def message(self) -> serving_config_pb2.TrainingProfile:
-        return profile_bins.to_message([*self.raw, *self.features, self._prediction_entry()], self.rows)
+        if not self.outputs:
+            raise RuntimeError("the outputs' bins are not placed yet (place_outputs)")
+        return profile_bins.to_message([*self.raw, *self.features, *self.outputs], self.rows)
 
 
 def as_json(message: serving_config_pb2.TrainingProfile) -> dict:

@@ -15,6 +15,9 @@ from etl_job import golden
 from etl_job.training import Fitted
 
 LIBRARIES = ("numpy", "pandas", "pandera", "apache-hamilton", "protobuf", "pyarrow", "grpcio")
+# ...and for a model that is an ONNX graph, the runtime that computed its predictions (and the
+# learners and converters that made it, when installed).
+ONNX_LIBRARIES = ("onnx", "onnxruntime", "scikit-learn", "lightgbm", "skl2onnx", "onnxmltools")
 
 
 @dataclass(frozen=True)
@@ -26,27 +29,39 @@ class Provenance:
     created_at: datetime
 
 
-def library_versions() -> dict[str, str]:
-    return {name: importlib.metadata.version(name) for name in LIBRARIES}
+def library_versions(onnx: bool = False) -> dict[str, str]:
+    versions = {name: importlib.metadata.version(name) for name in LIBRARIES}
+    for name in ONNX_LIBRARIES if onnx else ():
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass  # a model packaged from a graph made elsewhere needs no learner here
+    return versions
 
 
 def build(fitted: Fitted, provenance: Provenance) -> serving_config_pb2.ServingConfig:
     """The sealed config without evaluation: all that the online path reads (the parity check
     runs on it)."""
     config = serving_config_pb2.ServingConfig(
-        format_version=config_io.FORMAT_VERSION,
+        # A config whose model is a graph is refused by releases that would read it as a linear model.
+        format_version=config_io.FORMAT_VERSION if fitted.onnx is None else config_io.ONNX_FORMAT_VERSION,
         feature_names=list(features.MODEL_FEATURES),
         statistics=aggregates.to_message(fitted.aggregates, fitted.rows),
-        model=fitted.model,
-        golden_rows=golden.golden_rows(fitted.aggregates, fitted.model),
+        golden_rows=golden.golden_rows(fitted.aggregates, fitted.served),
+        label=fitted.settings.label,
     )
+    if fitted.onnx is not None:
+        config.onnx_model.CopyFrom(fitted.onnx)
+    else:
+        assert fitted.linear is not None
+        config.model.CopyFrom(fitted.linear)
     recorded = config.provenance
     recorded.input_sha256 = provenance.input_sha256
     recorded.input_files.extend(sorted(provenance.input_files))
     recorded.rows.read, recorded.rows.accepted = provenance.rows_read, fitted.rows
     recorded.rows.rejected = provenance.rows_rejected
     recorded.code.CopyFrom(config_io.code_fingerprint())
-    recorded.library_versions.update(library_versions())
+    recorded.library_versions.update(library_versions(onnx=fitted.onnx is not None))
     recorded.created_at.FromDatetime(provenance.created_at)
     recorded.project_version = importlib.metadata.version("absenteeism-serving")
     return config_io.seal(config)

@@ -1,23 +1,34 @@
-"""Analyze and fit, whatever the engine: the aggregates over the accepted rows, the ridge fit from
-sufficient statistics summed over the training rows (etl_job.ridge), the rows of the parity check;
-the narrow dtypes the compact features are kept in. Deterministic for the same input, whatever the
-chunk size. The per-chunk transform is chunk_steps.transform_chunk.
+"""Analyze and fit, whatever the engine: the aggregates over the accepted rows; the model, either
+the ridge fit from sufficient statistics summed over the training rows (etl_job.ridge) or another
+learner fitted on the training rows gathered in memory and converted to ONNX (etl_job.learners);
+the rows of the parity check; the narrow dtypes the compact features are kept in. Deterministic for
+the same input, whatever the chunk size. The per-chunk transform is chunk_steps.transform_chunk.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from absenteeism import dataflow, features
+from absenteeism import dataflow, features, raw_schema, served_model
 from absenteeism.aggregates import AggregateValue
-from absenteeism.model import predict_linear
 from absenteeism.raw_schema import RAW_COLUMN_NAMES
 from absenteeism.v1 import serving_config_pb2
+from etl_job.job_errors import ModelError
 from etl_job.spill import narrowest_int
+
+RIDGE = "ridge"
+TASKS = {"regression": serving_config_pb2.TASK_REGRESSION,
+         "binary_classification": serving_config_pb2.TASK_BINARY_CLASSIFICATION,
+         "multiclass_classification": serving_config_pb2.TASK_MULTICLASS_CLASSIFICATION}
+# Learners other than ridge hold the training rows in memory (float64 here, float32 in the
+# learner): at 17 features about 200 bytes a row with the learner's own copy, so 10M rows take
+# about 2 GB. Above the cap the job stops with a message instead of running out of memory.
+DEFAULT_MAX_FIT_ROWS = 10_000_000
 
 
 class TrainingError(ValueError):
@@ -29,6 +40,25 @@ class FitSettings:
     alpha: float = 1.0
     test_fraction: float = 0.2
     seed: int = 20120713  # fixed: the same input always gives the same split
+    model: str = RIDGE  # "ridge", "gbt" or "package.module:function" (etl_job.learners)
+    label: str = features.DEFAULT_LABEL  # a label node of the feature module (stage="label")
+    max_fit_rows: int = DEFAULT_MAX_FIT_ROWS  # training rows a learner other than ridge may hold
+
+    @property
+    def task(self) -> int:
+        return TASKS[dataflow.label_task(self.label)]
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task != serving_config_pb2.TASK_REGRESSION
+
+
+def check_model_fits_label(settings: FitSettings) -> None:
+    """Before any row is read: the label exists and the model can learn its task (a usage error)."""
+    if settings.model == RIDGE and settings.is_classification:
+        raise ValueError(f"--model ridge fits a regression, and label {settings.label!r} is "
+                         f"{dataflow.label_task(settings.label)}: choose --model gbt or an estimator "
+                         "(--model package.module:function)")
 
 
 class AnalyzeInputs:
@@ -79,41 +109,106 @@ def narrow(values: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Fitted:
-    """The model and what the later steps need: the split's counts, the baseline, the rows of the parity check."""
+    """The model and what the later steps need: the split's counts, the baselines, the label's
+    classes, the rows of the parity check."""
 
     aggregates: dict[str, AggregateValue]
-    model: serving_config_pb2.LinearModel
     settings: FitSettings
     train_rows: int
     test_rows: int
-    baseline: float  # the mean training label: the predict-the-mean baseline
+    baseline: float  # the mean training label: the predict-the-mean baseline of a regressor
     parity_raw: pd.DataFrame  # accepted raw rows at the parity positions
     parity_features: np.ndarray
     rows: int  # accepted rows
+    linear: serving_config_pb2.LinearModel | None = None  # the ridge model, or
+    onnx: serving_config_pb2.OnnxModel | None = None  # any other, as an ONNX graph
+    classes: np.ndarray | None = None  # a classifier's label values, ascending: index i is class i
+    class_shares: np.ndarray | None = None  # a classifier's training class shares: its baseline
 
-    def predict(self, matrix: np.ndarray) -> np.ndarray:
-        return predict_linear(self.model.intercept, self.model.coefficients, matrix)
+    def __post_init__(self) -> None:
+        if self.onnx is not None:
+            self.served: served_model.ServedModel = served_model.OnnxServedModel(self.onnx,
+                                                                                 len(features.MODEL_FEATURES))
+        else:
+            assert self.linear is not None
+            self.served = served_model.LinearServedModel(self.linear)
+
+    def predict(self, matrix: np.ndarray) -> served_model.ModelOutputs:
+        return self.served.predict(matrix)
+
+    @property
+    def task(self) -> int:
+        return self.served.task if self.onnx is not None else serving_config_pb2.TASK_REGRESSION
+
 
 
 def fit(solve: Callable[[float], tuple[float, np.ndarray]], *, aggregates: dict[str, AggregateValue],
-        settings: FitSettings, train_rows: int, test_rows: int, train_label_sum: int,
-        parity_raw: list[pd.DataFrame], parity_features: list[np.ndarray], accepted_rows: int) -> Fitted:
-    """The model from the normal equations summed over the training rows (`solve`, see fit_model)
-    and what the later steps need, from the totals an engine summed over its chunks."""
-    model = fit_model(solve, settings, train_rows, test_rows, accepted_rows)
-    raw, matrix = parity_rows(parity_raw, parity_features)
-    return Fitted(aggregates=aggregates, model=model, settings=settings, train_rows=train_rows,
-                  test_rows=test_rows, baseline=train_label_sum / train_rows, parity_raw=raw,
-                  parity_features=matrix, rows=accepted_rows)
-
-
-def fit_model(solve: Callable[[float], tuple[float, np.ndarray]], settings: FitSettings, train_rows: int,
-              test_rows: int, accepted_rows: int) -> serving_config_pb2.LinearModel:
-    """The ridge model from `solve(alpha)` (the normal equations summed over the training rows);
-    TrainingError when the split leaves too few rows."""
+        settings: FitSettings, train_rows: int, test_rows: int, train_label_sum: float,
+        parity_raw: list[pd.DataFrame], parity_features: list[np.ndarray], accepted_rows: int,
+        training_rows: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None) -> Fitted:
+    """The model and what the later steps need, from the totals an engine summed over its chunks:
+    ridge from the normal equations summed over the training rows (`solve`, see fit_model), any
+    other learner on the training rows `training_rows()` gathers (features, label values)."""
     if test_rows < 1 or train_rows < 2:
         raise TrainingError(f"{accepted_rows} accepted rows are too few for a {settings.test_fraction:.0%} "
                             "held-out split")
+    raw, matrix = parity_rows(parity_raw, parity_features)
+    fitted = functools.partial(Fitted, aggregates=aggregates, settings=settings, train_rows=train_rows,
+                               test_rows=test_rows, baseline=train_label_sum / train_rows, parity_raw=raw,
+                               parity_features=matrix, rows=accepted_rows)
+    if settings.model == RIDGE:
+        return fitted(linear=fit_model(solve, settings))
+    if train_rows > settings.max_fit_rows:
+        raise TrainingError(f"--model {settings.model} fits in memory: {train_rows:,} training rows are over the cap "
+                            f"of {settings.max_fit_rows:,} (--max-fit-rows; about 200 bytes a row)")
+    assert training_rows is not None, "an engine must gather the training rows for a learner other than ridge"
+    train_matrix, train_labels = training_rows()
+    from absenteeism import onnx_checks  # as the learners: loaded for them only
+    from etl_job import learners  # scikit-learn, LightGBM and the converters load only for these learners
+
+    classes = shares = None
+    if settings.is_classification:
+        classes, counts = np.unique(train_labels, return_counts=True)
+        if len(classes) < 2:
+            raise TrainingError(f"label {settings.label!r} takes one value in every training row: nothing to classify")
+        shares = counts / counts.sum()
+        train_labels = class_index(classes, train_labels, settings.label)
+    try:
+        onnx = learners.fit_onnx_model(settings.model, settings.task, class_labels(classes), train_matrix,
+                                       train_labels, features.MODEL_FEATURES)
+    except (learners.LearnerError, onnx_checks.ModelRefused) as error:
+        raise ModelError(f"--model {settings.model}: {error}") from None
+    return fitted(onnx=onnx, classes=classes, class_shares=shares)
+
+
+def label_dtype(label: str) -> np.dtype:
+    """The dtype of label node `label` in the training set (float64 or int64), read off the node's
+    answer for one row at the raw label's lowest value: even a part of no row knows it."""
+    low = raw_schema.LABEL.check.statistics["min_value"]
+    values = dataflow.compute_label(pd.DataFrame({raw_schema.LABEL.name: np.array([low], dtype=raw_schema.LABEL.dtype)}),
+                                    label)
+    return np.dtype(np.float64 if values.dtype.kind == "f" else np.int64)
+
+
+def class_index(classes: np.ndarray, labels: np.ndarray, label: str) -> np.ndarray:
+    """A classifier's label values as class indices (what the model predicts, and the training set
+    holds); TrainingError for a value no training row had."""
+    index = np.searchsorted(classes, labels)
+    found = index < len(classes)
+    found[found] = classes[index[found]] == labels[found]
+    if not found.all():
+        raise TrainingError(f"label {label!r} takes the value {labels[~found][0]!r} in held-out rows but in no "
+                            f"training row (training classes: {classes.tolist()})")
+    return index.astype(np.int64)
+
+
+def class_labels(classes: np.ndarray | None) -> list[str]:
+    """A class's label is its value written out: 0 and 1 for a flag."""
+    return [] if classes is None else [str(value.item()) for value in classes]
+
+
+def fit_model(solve: Callable[[float], tuple[float, np.ndarray]], settings: FitSettings) -> serving_config_pb2.LinearModel:
+    """The ridge model from `solve(alpha)` (the normal equations summed over the training rows)."""
     intercept, coefficients = solve(settings.alpha)
     return serving_config_pb2.LinearModel(kind="ridge", intercept=intercept,
                                           coefficients=[float(c) for c in coefficients], alpha=settings.alpha)

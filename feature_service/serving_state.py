@@ -22,10 +22,12 @@ class Serving:
     config_id: str
     feature_names: tuple[str, ...]
     drift: Monitor  # this config's drift window: a new config starts an empty one
+    class_labels: tuple[str, ...] = ()  # a classifier's, in index order; empty for a regressor
 
     @classmethod
     def of(cls, config: serving_config_pb2.ServingConfig, predictor: Predictor, drift: Monitor) -> Serving:
-        return cls(config, predictor, config.content_sha256, tuple(config.feature_names), drift)
+        return cls(config, predictor, config.content_sha256, tuple(config.feature_names), drift,
+                   tuple(config.onnx_model.class_labels))
 
 
 class ServingState:

@@ -5,8 +5,9 @@ A folder of Parquet files, `predictions-<UTC start>-<pid>-<n>.parquet`, each com
 written under a hidden temp name (`.predictions-...parquet.tmp`) and renamed when it is closed,
 so a reader that lists `predictions-*.parquet` never sees half a file. One row per logged
 prediction: `logged_at` (UTC, microseconds), `config_id`, the raw record's fields (typed as in the
-raw schema), the model features (float64, model order; the file's metadata lists them) and the
-prediction (float64).
+raw schema), the model features (float64, model order; the file's metadata lists them), the
+prediction (float64) and `probabilities` (a classifier's, in its class-label order; empty for a
+regressor; files of releases before classifiers lack the column).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pyarrow.parquet as pq
 
 from absenteeism.raw_schema import RAW_COLUMNS
 
-LOGGED_AT, CONFIG_ID, PREDICTION = "logged_at", "config_id", "prediction"
+LOGGED_AT, CONFIG_ID, PREDICTION, PROBABILITIES = "logged_at", "config_id", "prediction", "probabilities"
 PREFIX, SUFFIX, TEMP_SUFFIX = "predictions-", ".parquet", ".tmp"
 FEATURES_KEY = b"absenteeism.feature_names"  # schema metadata: the feature columns, in model order
 
@@ -29,20 +30,26 @@ FEATURES_KEY = b"absenteeism.feature_names"  # schema metadata: the feature colu
 def schema(feature_names: Sequence[str]) -> pa.Schema:
     fields = [pa.field(LOGGED_AT, pa.timestamp("us", tz="UTC")), pa.field(CONFIG_ID, pa.string()),
               *(pa.field(c.name, pa.int64() if c.dtype == "int64" else pa.float64()) for c in RAW_COLUMNS),
-              *(pa.field(name, pa.float64()) for name in feature_names), pa.field(PREDICTION, pa.float64())]
+              *(pa.field(name, pa.float64()) for name in feature_names), pa.field(PREDICTION, pa.float64()),
+              pa.field(PROBABILITIES, pa.list_(pa.float64()))]
     return pa.schema(fields, metadata={FEATURES_KEY: json.dumps(list(feature_names)).encode()})
 
 
 def table(logged_at_us: np.ndarray, config_ids: Sequence[str], raw: np.ndarray, features: np.ndarray,
-          predictions: np.ndarray, feature_names: Sequence[str]) -> pa.Table:
+          predictions: np.ndarray, feature_names: Sequence[str], probabilities: Sequence[np.ndarray]) -> pa.Table:
     """Rows of the log: raw is rows x RAW_COLUMNS float64 (as converters.records_to_matrix reads a
-    record: every int32 value is exact in it), features rows x feature_names."""
+    record: every int32 value is exact in it), features rows x feature_names, probabilities one
+    array per row (empty for a regressor's)."""
     target = schema(feature_names)
     columns = [pa.array(logged_at_us, type=target.field(LOGGED_AT).type), pa.array(config_ids, type=pa.string())]
     columns += [pa.array(raw[:, j].astype(np.int64) if c.dtype == "int64" else np.ascontiguousarray(raw[:, j]))
                 for j, c in enumerate(RAW_COLUMNS)]
     columns += [pa.array(np.ascontiguousarray(features[:, j])) for j in range(len(feature_names))]
     columns.append(pa.array(predictions))
+    lengths = np.fromiter((len(row) for row in probabilities), dtype=np.int32, count=len(probabilities))
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    values = np.concatenate(probabilities) if len(probabilities) else np.empty(0)
+    columns.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.float64())))
     return pa.Table.from_arrays(columns, schema=target)
 
 

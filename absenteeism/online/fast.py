@@ -31,7 +31,6 @@ from absenteeism.compiled_checks import (
     find_column_violations,
     range_bounds,
 )
-from absenteeism.model import predict_linear
 from absenteeism.online import converters
 from absenteeism.online.predictor import ConfigPredictor, Predictions, raise_if_invalid
 from absenteeism.v1 import raw_record_pb2, serving_config_pb2
@@ -194,7 +193,7 @@ class FastPredictor(ConfigPredictor):
             for step in self.bounded_steps:  # Hamilton's check nodes raise at the first failing output
                 step.run(values)
         matrix = np.column_stack([values[name] for name in features.MODEL_FEATURES]).astype(np.float64)
-        return Predictions(matrix, predict_linear(self.intercept, self.coefficients, matrix), raw)
+        return Predictions.of(matrix, self.model.predict(matrix), raw)
 
     def _outputs_within_bounds(self, values: dict[str, Any]) -> bool:
         if not self.bounded_inputs:

@@ -15,7 +15,8 @@ from typing import Protocol
 import numpy as np
 
 from absenteeism import aggregates as aggregates_module
-from absenteeism import dataflow, raw_schema
+from absenteeism import dataflow, raw_schema, served_model
+from absenteeism.served_model import ModelOutputs
 from absenteeism.v1 import raw_record_pb2, serving_config_pb2
 from absenteeism.violation_table import ViolationTable
 
@@ -45,14 +46,23 @@ class InvalidRecords(ValueError):
 @dataclass(frozen=True)
 class Predictions:
     features: np.ndarray  # rows x model features, float64, in model order
-    predictions: np.ndarray  # rows, float64
+    predictions: np.ndarray  # rows, float64 (a classifier's: the predicted class's index)
     # The records' raw values (rows x RAW_COLUMNS, float64, as converters.records_to_matrix reads
     # them) when the path has them at hand; None otherwise. Monitoring reads them (drift, log).
     raw: np.ndarray | None = None
+    probabilities: np.ndarray | None = None  # a classifier's: rows x classes, float64
+
+    @classmethod
+    def of(cls, features: np.ndarray, answered: ModelOutputs, raw: np.ndarray | None = None) -> Predictions:
+        return cls(features, answered.predictions, raw, answered.probabilities)
 
     def rows(self, start: int, stop: int) -> Predictions:
         raw = None if self.raw is None else self.raw[start:stop]
-        return Predictions(self.features[start:stop], self.predictions[start:stop], raw)
+        probabilities = None if self.probabilities is None else self.probabilities[start:stop]
+        return Predictions(self.features[start:stop], self.predictions[start:stop], raw, probabilities)
+
+    def outputs(self) -> ModelOutputs:
+        return ModelOutputs(self.predictions, self.probabilities)
 
 
 class Predictor(Protocol):
@@ -75,8 +85,7 @@ class ConfigPredictor:
     def __init__(self, config: serving_config_pb2.ServingConfig):
         self.feature_names = tuple(config.feature_names)
         self.aggregates = aggregates_module.from_message(config.statistics, dataflow.aggregate_names())
-        self.intercept = config.model.intercept
-        self.coefficients = tuple(config.model.coefficients)
+        self.model = served_model.served_model(config)
 
     def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
         """Raises InvalidRecords if any record breaks the raw schema."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from absenteeism import dataflow, violation_table
-from absenteeism.model import predict_linear
 from absenteeism.online import converters
 from absenteeism.online.predictor import ConfigPredictor, Predictions, raise_if_invalid
 from absenteeism.v1 import raw_record_pb2
@@ -18,4 +17,4 @@ class ReferencePredictor(ConfigPredictor):
         frame, missing = converters.records_to_frame(records)
         raise_if_invalid(missing, violation_table.find(frame))
         matrix = dataflow.feature_matrix(dataflow.compute_features(frame, self.aggregates))
-        return Predictions(matrix, predict_linear(self.intercept, self.coefficients, matrix))
+        return Predictions.of(matrix, self.model.predict(matrix))

@@ -27,7 +27,7 @@ import numpy as np
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from absenteeism import config_io, divergence, features, profile_bins, raw_schema
+from absenteeism import config_io, divergence, features, profile_bins, raw_schema, served_model
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import serving_config_pb2
 from feature_service.rpc.status_mapping import FailedPrecondition
@@ -86,27 +86,36 @@ class DriftReport:
                                       threshold=e.threshold, drifted=e.drifted) for e in self.entries])
 
 
-def row_width(feature_count: int = len(features.MODEL_FEATURES)) -> int:
-    """Values in a window row: the raw values (records_to_matrix order), the features, the prediction."""
-    return len(raw_schema.RAW_COLUMN_NAMES) + feature_count + 1
+def row_width(feature_count: int = len(features.MODEL_FEATURES), class_count: int = 0) -> int:
+    """Values in a window row: the raw values (records_to_matrix order), the features, a classifier's
+    class probabilities, the prediction (last: a row is whole once it is written)."""
+    return len(raw_schema.RAW_COLUMN_NAMES) + feature_count + class_count + 1
+
+
+def config_row_width(config: serving_config_pb2.ServingConfig) -> int:
+    return row_width(len(config.feature_names), len(config.onnx_model.class_labels))
 
 
 class Window:
-    """A ring of the last len(rows) records added: per record a row of its raw values, its features
-    and its prediction (float64). `rows` is NaN where never written."""
+    """A ring of the last len(rows) records added: per record a row of its raw values, its features,
+    a classifier's probabilities and its prediction (float64). `rows` is NaN where never written."""
 
-    def __init__(self, rows: np.ndarray, feature_width: int):
+    def __init__(self, rows: np.ndarray, feature_width: int, class_count: int = 0):
         raw_width = len(raw_schema.RAW_COLUMN_NAMES)
         self.size = len(rows)
         self._rows = rows
         self._raw, self._features = slice(0, raw_width), slice(raw_width, raw_width + feature_width)
+        self._probabilities = slice(raw_width + feature_width, raw_width + feature_width + class_count)
         self._claims = itertools.count()
 
-    def add(self, raw: np.ndarray, features: np.ndarray, predictions: np.ndarray) -> None:
-        if len(predictions) == 1:  # the hot path: three copies into the claimed row, the prediction last
+    def add(self, raw: np.ndarray, features: np.ndarray, predictions: np.ndarray,
+            probabilities: np.ndarray | None = None) -> None:
+        if len(predictions) == 1:  # the hot path: copies into the claimed row, the prediction last
             row = self._rows[next(self._claims) % self.size]
             row[self._raw] = raw[0]
             row[self._features] = features[0]
+            if probabilities is not None:
+                row[self._probabilities] = probabilities[0]
             row[-1] = predictions[0]
             return
         keep = slice(-self.size, None)  # earlier records of a call larger than the window would be overwritten
@@ -115,6 +124,8 @@ class Window:
                             count=len(predictions)) % self.size
         rows = np.empty((len(predictions), self._rows.shape[1]))
         rows[:, self._raw], rows[:, self._features], rows[:, -1] = raw, features, predictions
+        if probabilities is not None:
+            rows[:, self._probabilities] = probabilities[keep]
         self._rows[slots] = rows
 
     def snapshot(self) -> np.ndarray:
@@ -133,13 +144,15 @@ class Comparison:
         self.entries = profile_bins.from_message(config.profile)
         raw = {name: j for j, name in enumerate(raw_schema.RAW_COLUMN_NAMES)}
         feature = {name: len(raw) + j for j, name in enumerate(config.feature_names)}
-        prediction = row_width(len(feature)) - 1
-        where = {profile_bins.RAW_INPUT: raw, profile_bins.FEATURE: feature}
-        self.columns = [prediction if e.source == profile_bins.PREDICTION else where[e.source].get(e.name)
-                        for e in self.entries]
+        first = len(raw) + len(feature)
+        output = {served_model.PREDICTION: -1, **{served_model.probability_name(label): first + j
+                                                for j, label in enumerate(config.onnx_model.class_labels)}}
+        where = {profile_bins.RAW_INPUT: raw, profile_bins.FEATURE: feature, profile_bins.PREDICTION: output}
+        self.columns = [where[e.source].get(e.name) for e in self.entries]
         unknown = [e.name for e, column in zip(self.entries, self.columns) if column is None]
         if unknown:
-            raise profile_bins.ProfileError(f"training profile entries {unknown} are neither raw inputs nor features")
+            raise profile_bins.ProfileError(f"training profile entries {unknown} are neither raw inputs, features "
+                                            "nor the model's outputs")
 
     def report(self, rows: np.ndarray) -> DriftReport:
         entries: list[EntryDrift] = []
@@ -162,21 +175,23 @@ class SharedWindows:
     FILE = "drift-windows"
     ID_BYTES = 32  # a config id (sha256 hex) as bytes
 
-    def __init__(self, path: Path, slots: int, window: int, width: int = 0):
+    def __init__(self, path: Path, slots: int, window: int, width: int):
         self.path, self.slots = Path(path), slots
         self.rows_per_slot = -(-window // slots)
-        self.width = width or row_width()
+        self.width = width
         self._ids = np.memmap(self.path, np.uint8, "r+", offset=0, shape=(slots, self.ID_BYTES))
         self._rows = np.memmap(self.path, np.float64, "r+", offset=slots * self.ID_BYTES,
                                shape=(slots, self.rows_per_slot, self.width))
 
     @classmethod
-    def create(cls, folder: Path, slots: int, window: int) -> SharedWindows:
+    def create(cls, folder: Path, slots: int, window: int, width: int) -> SharedWindows:
+        """Rows of `width` values: the booted config's (config_row_width); a config reloaded later
+        whose rows are wider is served unmonitored until a restart."""
         path = Path(folder) / cls.FILE
-        size = slots * cls.ID_BYTES + slots * -(-window // slots) * row_width() * 8
+        size = slots * cls.ID_BYTES + slots * -(-window // slots) * width * 8
         with open(path, "wb") as created:
             created.truncate(size)  # zeros: no config id in any slot
-        return cls(path, slots, window)
+        return cls(path, slots, window, width)
 
     def claim(self, slot: int, config_id: str) -> np.ndarray:
         """Slot `slot`, emptied, for the records of `config_id`: its rows (a view into the file)."""
@@ -208,7 +223,7 @@ class DriftMonitor:
                  shared: tuple[SharedWindows, int] | None = None):
         self.comparison = Comparison(config, thresholds)
         self.config_id = config.content_sha256
-        width = row_width(len(config.feature_names))
+        width = config_row_width(config)
         if shared is None:
             rows = np.full((window, width), np.nan)
             self._rows = self._own_rows
@@ -216,8 +231,9 @@ class DriftMonitor:
             windows, slot = shared
             rows = windows.claim(slot, self.config_id)
             self._rows = lambda: windows.rows_of(self.config_id)
-        self.window = Window(rows, len(config.feature_names))
-        # Records served: raw values (rows x RAW_COLUMNS), features (rows x features), predictions.
+        self.window = Window(rows, len(config.feature_names), len(config.onnx_model.class_labels))
+        # Records served: raw values (rows x RAW_COLUMNS), features (rows x features), predictions,
+        # a classifier's probabilities (rows x classes).
         self.observe = self.window.add
 
     def _own_rows(self) -> np.ndarray:
@@ -290,7 +306,7 @@ class SupervisorDrift:
 
     def __init__(self, folder: Path, slots: int, window: int, thresholds: Thresholds, config_path: Path,
                  booted: serving_config_pb2.ServingConfig):
-        self.windows = SharedWindows.create(folder, slots, window)
+        self.windows = SharedWindows.create(folder, slots, window, config_row_width(booted))
         self._thresholds = thresholds
         self._config_path = config_path
         self._comparisons: dict[str, Comparison | None] = {}

@@ -25,6 +25,7 @@ from feature_service.monitoring.drift_window import (
     SharedWindows,
     Thresholds,
     Unmonitored,
+    config_row_width,
     register_metrics,
 )
 from feature_service.monitoring.prediction_logger import LogSettings, PredictionLog
@@ -37,6 +38,7 @@ class SharedSlot:
     path: Path
     slot: int
     slots: int
+    width: int  # values in a row of the shared windows (drift_window.config_row_width)
 
 
 @dataclass(frozen=True)
@@ -62,9 +64,9 @@ class MonitoredPredictor:
         result = self._predictor.predict(records)
         raw = result.raw if result.raw is not None else converters.records_to_matrix(records)[0]
         if self._observe is not None:
-            self._observe(raw, result.features, result.predictions)
+            self._observe(raw, result.features, result.predictions, result.probabilities)
         if self._log is not None:
-            self._log.offer(self._config_id, raw, result.features, result.predictions)
+            self._log.offer(self._config_id, raw, result.features, result.predictions, result.probabilities)
         return result
 
 
@@ -77,7 +79,7 @@ class Monitoring:
                     if settings.prediction_log is not None else None)
         shared = settings.shared
         self._shared = (None if shared is None or not settings.drift_window else
-                        (SharedWindows(shared.path, shared.slots, settings.drift_window), shared.slot))
+                        (SharedWindows(shared.path, shared.slots, settings.drift_window, shared.width), shared.slot))
         register_metrics(registry, current)
 
     def start(self) -> None:
@@ -93,6 +95,11 @@ class Monitoring:
         elif not config.HasField("profile"):
             monitor = Unmonitored("the config carries no training profile (it was built by a release before "
                                         "drift monitoring): rerun the ETL job to monitor drift")
+        elif self._shared is not None and self._shared[0].width != config_row_width(config):
+            monitor = Unmonitored(f"the drift windows shared by --processes hold rows of {self._shared[0].width} "
+                                  f"values, and this config's need {config_row_width(config)} (another number of "
+                                  "features or classes than the config the server booted with): restart the "
+                                  "server to monitor it")
         else:
             monitor = DriftMonitor(config, self.settings.drift_window, self.settings.thresholds, self._shared)
         if isinstance(monitor, Unmonitored) and self.log is None:

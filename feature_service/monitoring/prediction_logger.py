@@ -140,7 +140,8 @@ class PredictionLog:
         self._thread.start()
 
     # -- the serving threads
-    def offer(self, config_id: str, raw: np.ndarray, features: np.ndarray, predictions: np.ndarray) -> None:
+    def offer(self, config_id: str, raw: np.ndarray, features: np.ndarray, predictions: np.ndarray,
+              probabilities: np.ndarray | None = None) -> None:
         """Records just served: logs each with probability sample_rate."""
         if len(predictions) == 1:
             if random.random() >= self.settings.sample_rate:
@@ -150,10 +151,13 @@ class PredictionLog:
             if not len(keep):
                 return
             raw, features, predictions = raw[keep], features[keep], predictions[keep]
+            probabilities = None if probabilities is None else probabilities[keep]
         if self._queue.qsize() >= MAX_PENDING_CALLS:
             self._dropped_full.inc(len(predictions))
             return
-        self._queue.put((time.time_ns() // 1000, config_id, raw, features, predictions))
+        if probabilities is None:
+            probabilities = np.empty((len(predictions), 0))
+        self._queue.put((time.time_ns() // 1000, config_id, raw, features, probabilities, predictions))
 
     def _draws(self, count: int) -> np.ndarray:
         generator = getattr(self._local, "generator", None)  # numpy generators are not thread-safe: one each
@@ -200,10 +204,11 @@ class PredictionLog:
             return
         try:
             table = log_format.table(
-                np.concatenate([np.full(len(item[4]), item[0], dtype=np.int64) for item in items]),
-                [item[1] for item in items for _ in range(len(item[4]))],
+                np.concatenate([np.full(len(item[-1]), item[0], dtype=np.int64) for item in items]),
+                [item[1] for item in items for _ in range(len(item[-1]))],
                 np.vstack([item[2] for item in items]), np.vstack([item[3] for item in items]),
-                np.concatenate([item[4] for item in items]), self.feature_names)
+                np.concatenate([item[-1] for item in items]), self.feature_names,
+                [row for item in items for row in item[4]])
             if self._file is None:
                 self._file = _OpenFile.create(self.settings.folder, next(self._numbers), self._schema)
             self._file.writer.write_table(table, row_group_size=len(table))

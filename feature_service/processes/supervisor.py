@@ -253,7 +253,8 @@ class Supervisor:
     def _start(self, index: int) -> None:
         if self.port is None:
             raise RuntimeError("a server process started before the supervisor probed its port (_prepare)")
-        shared = None if self._drift is None else SharedSlot(self._drift.windows.path, index, self.count)
+        shared = None if self._drift is None else SharedSlot(self._drift.windows.path, index, self.count,
+                                                             self._drift.windows.width)
         if self._config_dir is None:
             raise RuntimeError("a server process started before the supervisor verified the config (_prepare)")
         settings = dataclasses.replace(self.settings, port=self.port, metrics_port=0, processes=1, reuse_port=True,

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 import grpc
-import numpy as np
 
 from absenteeism.online.predictor import (
     InvalidRecords,
@@ -52,12 +51,17 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             raise
 
     @staticmethod
-    def _response(serving: Serving, features: np.ndarray, prediction: float,
-                  include_features: bool) -> pb.PredictResponse:
+    def _response(serving: Serving, result: Predictions, k: int, include_features: bool) -> pb.PredictResponse:
+        """Record k of `result`: its prediction, a classifier's class and probabilities, its features if asked."""
+        prediction = result.predictions[k]
         response = pb.PredictResponse(prediction=float(prediction), config_id=serving.config_id)
+        if result.probabilities is not None:
+            response.predicted_class = serving.class_labels[int(prediction)]
+            response.probabilities.extend(pb.ClassProbability(class_label=label, probability=float(probability))
+                                          for label, probability in zip(serving.class_labels, result.probabilities[k]))
         if include_features:
             response.features.extend(pb.FeatureValue(name=name, value=float(value))
-                                     for name, value in zip(serving.feature_names, features))
+                                     for name, value in zip(serving.feature_names, result.features[k]))
         return response
 
     @status_mapping.unary_boundary(status_mapping.single_record_field)
@@ -65,7 +69,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         _check_deadline(context)
         serving = self._state.current
         result = self._predict(serving.predictor, [request.record])
-        return self._response(serving, result.features[0], result.predictions[0], request.include_features)
+        return self._response(serving, result, 0, request.include_features)
 
     @status_mapping.unary_boundary(status_mapping.batch_record_field)
     def PredictBatch(self, request: pb.PredictBatchRequest, context: grpc.ServicerContext) -> pb.PredictBatchResponse:
@@ -80,6 +84,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             return response
         result = self._predict(serving.predictor, request.records)  # the repeated field is a sequence: no copy
         response.predictions.extend(result.predictions.tolist())
+        if result.probabilities is not None:  # a classifier: predictions index class_labels
+            response.class_labels.extend(serving.class_labels)
+            response.probabilities.extend(result.probabilities.ravel(order="C").tolist())
         if request.include_features:
             response.feature_names.extend(serving.feature_names)
             response.feature_values.extend(result.features.ravel(order="C").tolist())
@@ -116,8 +123,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 raise RuntimeError("predict_valid returned no predictions for records it found valid")
             else:
                 k = position[i]
-                yield pb.PredictStreamResponse(prediction=self._response(
-                    serving, result.features[k], result.predictions[k], request.include_features))
+                yield pb.PredictStreamResponse(prediction=self._response(serving, result, k, request.include_features))
 
     @status_mapping.unary_boundary()
     def GetServingConfig(self, request: pb.GetServingConfigRequest,
