@@ -72,3 +72,13 @@ def test_error_details_benchmark_smoke(trained_config):
     for label in ("server RSS growth (MiB)", "server CPU (s)", "server CPU per batch (ms)"):
         line = next(line for line in out.splitlines() if line.startswith(label))
         float(line.split()[-1])  # a figure is printed; its value is not asserted
+
+
+def test_model_kinds_benchmark_smoke():
+    out = run("bench/model_kinds.py")
+    header = next(line for line in out.splitlines() if line.startswith("measure"))
+    assert header.split()[1:] == ["ridge", "gbt", "gbt-binary", "logistic-binary"]
+    for label in ("Predict sequential p50 (ms)", "Predict 8 clients server CPU/call (us)", "PredictBatch 10000 (rows/s)",
+                  "server CPU/call over ridge (us)"):
+        line = next(line for line in out.splitlines() if line.startswith(label))
+        assert len(line.split()) == len(label.split()) + 4, line
