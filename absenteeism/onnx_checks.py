@@ -16,7 +16,7 @@ from absenteeism.v1 import serving_config_pb2
 
 MAX_GRAPH_BYTES = 64 * 1024 * 1024  # a config must stay far below config_io's 256 MiB file cap
 ALLOWED_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
-INPUT_TYPES = {onnx.TensorProto.FLOAT: "float", onnx.TensorProto.DOUBLE: "double"}
+INPUT_TYPES: dict[int, str] = {onnx.TensorProto.FLOAT: "float", onnx.TensorProto.DOUBLE: "double"}
 CLASSIFIERS = (serving_config_pb2.TASK_BINARY_CLASSIFICATION, serving_config_pb2.TASK_MULTICLASS_CLASSIFICATION)
 
 
@@ -46,7 +46,7 @@ def parse_graph(graph: bytes) -> onnx.ModelProto:
         raise ModelRefused("the ONNX graph is empty")
     try:
         return onnx.load_from_string(graph)
-    except Exception as error:  # onnx raises DecodeError, or others from its C++ side
+    except Exception as error:  # noqa: BLE001 - onnx raises DecodeError, or others from its C++ side
         raise ModelRefused(f"the ONNX graph does not parse: {error}") from None
 
 
@@ -123,5 +123,5 @@ def check_model(message: serving_config_pb2.OnnxModel, feature_count: int) -> No
                                "zipmap=False so that probabilities come as a [rows, classes] tensor")
     try:
         session(message.graph)
-    except Exception as error:  # onnxruntime raises its own exception types
+    except Exception as error:  # noqa: BLE001 - onnxruntime raises its own exception types
         raise ModelRefused(f"ONNX Runtime cannot load the graph: {error}") from None
