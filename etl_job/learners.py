@@ -213,6 +213,8 @@ def sklearn_base() -> Any:
 
 def to_onnx_gbt(estimator: Any, feature_count: int) -> Any:
     """The fitted LightGBM estimator as an onnx.ModelProto taking [rows, feature_count] float32."""
+    import onnx
+
     try:
         import onnxmltools
         from onnxmltools.convert.common.data_types import FloatTensorType
@@ -221,11 +223,18 @@ def to_onnx_gbt(estimator: Any, feature_count: int) -> Any:
     try:
         # zipmap=False: a classifier's probabilities as a [rows, classes] tensor, not a list of maps
         # a name: onnxmltools names the graph with a random uuid otherwise
-        return onnxmltools.convert_lightgbm(estimator, name=type(estimator).__name__, zipmap=False,
-                                            initial_types=[(INPUT_NAME, FloatTensorType([None, feature_count]))],
-                                            target_opset=OPSET)
+        graph = onnxmltools.convert_lightgbm(estimator, name=type(estimator).__name__, zipmap=False,
+                                             initial_types=[(INPUT_NAME, FloatTensorType([None, feature_count]))],
+                                             target_opset=OPSET)
     except Exception as error:  # noqa: BLE001 - converters raise anything, with messages up to megabytes long
         raise conversion_error(estimator, "onnxmltools", error) from None
+    for output in graph.graph.output:
+        tensor = output.type.tensor_type
+        if tensor.elem_type == onnx.TensorProto.INT64 and [dim.dim_value for dim in tensor.shape.dim] == [1]:
+            # onnxmltools declares a classifier's label output [1]; it is [rows], and ONNX Runtime
+            # warns at each run of more rows that the shape differs from the declared one
+            tensor.shape.dim[0].Clear()
+    return graph
 
 
 def to_onnx_sklearn(estimator: Any, task: int, feature_count: int) -> Any:
