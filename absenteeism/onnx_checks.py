@@ -18,7 +18,7 @@ from absenteeism.v1 import serving_config_pb2
 
 MAX_GRAPH_BYTES = 64 * 1024 * 1024  # a config must stay far below config_io's 256 MiB file cap
 ALLOWED_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
-INPUT_TYPES = {onnx.TensorProto.FLOAT: "float", onnx.TensorProto.DOUBLE: "double"}
+INPUT_TYPES: dict[int, str] = {onnx.TensorProto.FLOAT: "float", onnx.TensorProto.DOUBLE: "double"}
 # What ONNX Runtime raises for a graph it cannot load (each derives from Exception directly).
 ORT_ERRORS = (ort_state.Fail, ort_state.InvalidGraph, ort_state.InvalidArgument, ort_state.InvalidProtobuf,
               ort_state.NotImplemented, ort_state.RuntimeException)
@@ -92,6 +92,20 @@ def _value_info(values, name: str, what: str) -> onnx.ValueInfoProto:
     raise ModelRefused(f"the graph has no {what} named {name!r} (it has {[v.name for v in values]})")
 
 
+def _check_classifier_outputs(model: onnx.ModelProto, message: serving_config_pb2.OnnxModel) -> None:
+    """The predicted class as an int64 index, the probabilities as [rows, classes] where declared."""
+    label = _value_info(model.graph.output, message.prediction_output, "output").type.tensor_type
+    if label.elem_type != onnx.TensorProto.INT64:
+        raise ModelRefused(f"a classifier's prediction output {message.prediction_output!r} must be int64 class "
+                           f"indices; it is {onnx.TensorProto.DataType.Name(label.elem_type)} (train on the "
+                           "training set's label column: class indices 0..K-1)")
+    dims = _value_info(model.graph.output, message.probability_output, "output").type.tensor_type.shape.dim
+    width = dims[1].dim_value if len(dims) == 2 and dims[1].HasField("dim_value") else None
+    if width is not None and width != len(message.class_labels):
+        raise ModelRefused(f"output {message.probability_output!r} holds {width} class probabilities; the config "
+                           f"has {len(message.class_labels)} class labels")
+
+
 def check_model(message: serving_config_pb2.OnnxModel, feature_count: int) -> None:
     """Raises ModelRefused naming the first reason `message` cannot be served with `feature_count`
     features; also builds a session, so a graph ONNX Runtime cannot load is refused here."""
@@ -126,6 +140,8 @@ def check_model(message: serving_config_pb2.OnnxModel, feature_count: int) -> No
         if not output.type.HasField("tensor_type"):
             raise ModelRefused(f"output {name!r} is not a tensor (a ZipMap's map?): convert classifiers with "
                                "zipmap=False so that probabilities come as a [rows, classes] tensor")
+    if message.task in CLASSIFIERS:
+        _check_classifier_outputs(model, message)
     try:
         session(message.graph)
     except ORT_ERRORS as error:

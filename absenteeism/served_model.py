@@ -90,14 +90,22 @@ class OnnxServedModel(ServedModel):
         return onnx_checks.session(self.message.graph)
 
     def predict(self, matrix: np.ndarray) -> ModelOutputs:
-        outputs = self.session.run(self.output_names, {self.input_name: matrix.astype(self.input_dtype)})
-        predictions = np.asarray(outputs[0]).reshape(len(matrix)).astype(np.float64)
+        features = matrix.astype(self.input_dtype)
+        if len(features) == 1:
+            # ONNX Runtime multiplies a one-row matrix with another kernel than a matrix of several
+            # rows (a matrix-vector product, which sums in another order): a linear model's or a
+            # scaler's answer for a row alone then differs in its last bits from the same row's in a
+            # batch. A lone row goes in twice, so that it takes the kernel of any batch.
+            features = np.repeat(features, 2, axis=0)
+        outputs = self.session.run(self.output_names, {self.input_name: features})
+        predictions = np.asarray(outputs[0]).reshape(len(features))[:len(matrix)].astype(np.float64)
         if not self.is_classifier:
             if not np.isfinite(predictions).all():
                 raise ModelOutputError(f"the model's output {self.output_names[0]!r} holds a NaN or an infinity "
                                        f"(row {int(np.flatnonzero(~np.isfinite(predictions))[0])} of {len(matrix)})")
             return ModelOutputs(predictions)
-        probabilities = np.asarray(outputs[1], dtype=np.float64).reshape(len(matrix), len(self.class_labels))
+        probabilities = np.asarray(outputs[1], dtype=np.float64).reshape(len(features), len(self.class_labels))
+        probabilities = probabilities[:len(matrix)]
         if not np.isfinite(probabilities).all():
             raise ModelOutputError(f"the model's output {self.output_names[1]!r} holds a NaN or an infinity")
         if len(predictions) and (predictions.min() < 0 or predictions.max() >= len(self.class_labels)):
