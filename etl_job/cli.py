@@ -222,7 +222,7 @@ def _check_model_choice(fit: training.FitSettings) -> None:
         training.check_model_fits_label(fit)
     except (ValueError, dataflow.LabelError) as error:
         raise _UsageError(str(error)) from None
-    if fit.model != training.RIDGE and (why := learners.missing()):
+    if fit.model != training.RIDGE and (why := learners.missing(fit.model)):
         raise _MissingExtra(why)
 
 

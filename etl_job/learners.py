@@ -66,6 +66,17 @@ class LearnerError(ValueError):
     """The model choice cannot give a servable model; the message says why and what to change."""
 
 
+def missing(choice: str) -> str | None:
+    """Why this install cannot fit `choice` (its libraries are the optional [models] extra), or None."""
+    needed = ("lightgbm", "onnxmltools") if choice == "gbt" else ("sklearn", "skl2onnx")
+    for name in needed:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            return f"--model {choice} needs {name}, which is not installed ({error}): {INSTALL_HINT}"
+    return None
+
+
 def parse_model_choice(text: str) -> str:
     """`text` if it names a learner: "ridge", "gbt", or "package.module:function"."""
     if text in ("ridge", "gbt"):

@@ -55,6 +55,7 @@ class FitSettings:
 
 def check_model_fits_label(settings: FitSettings) -> None:
     """Before any row is read: the label exists and the model can learn its task (a usage error)."""
+    dataflow.label_task(settings.label)  # LabelError naming the label nodes there are
     if settings.model == RIDGE and settings.is_classification:
         raise ValueError(f"--model ridge fits a regression, and label {settings.label!r} is "
                          f"{dataflow.label_task(settings.label)}: choose --model gbt or an estimator "

@@ -58,7 +58,7 @@ def job(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(("args", "message"), [
     (["--label", "long_absence"], "--model ridge fits a regression, and label 'long_absence' is binary_classification"),
     (["--label", "hours"], "'hours' is not a label node of the feature module; its label nodes"),
-    (["--model", "not a module"], "--model"),
+    (["--model", "not a module"], "model choice 'not a module' is not one of"),
     (["--model", "gbt", "--label", "is_summer"], "'is_summer' is not a label node"),
 ])
 def test_a_choice_that_cannot_work_is_usage_before_any_row_is_read(tmp_path, args, message):
