@@ -67,7 +67,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from absenteeism import aggregates, config_io, dataflow, onnx_checks, served_model
+from absenteeism import aggregates, config_io, dataflow, onnx_checks, parity, served_model
 from absenteeism.dataset import atomic, raw_input, training_set_files
 from absenteeism.dataset import reader as input_reader
 from absenteeism.dataset.blocks import BlockSum
@@ -267,7 +267,7 @@ def scan(run: SourceRun, parity_positions: np.ndarray, classify: bool, chunk_row
         sample.add(frame)
         here = online_parity.positions_within(parity_positions, start, len(frame))
         parity_rows.append(source_rows[here])
-        parity_features.append(frame.to_numpy(dtype=np.float64)[here])
+        parity_features.append(frame.iloc[here].to_numpy(dtype=np.float64))
         start += len(frame)
     if (train_rows, test_rows) != (config.evaluation.train_rows, config.evaluation.test_rows):
         raise BadData(f"run folder {run.path}: its training set has {train_rows} training and {test_rows} held-out "
@@ -335,14 +335,15 @@ def task_of(label: str, requested: str | None) -> int:
 
 
 def graph_input(model, requested: str | None) -> tuple[str, str]:
-    """(name, "float" or "double") of the graph's input: its one input that is not an initializer."""
+    """(name, "float" or "double") of the graph's input: its one input that is not an initializer.
+    The server feeds the features and nothing else, so --input-name can only name that one input."""
     initializers = {initializer.name for initializer in model.graph.initializer}
     inputs = [value for value in model.graph.input if value.name not in initializers]
-    if requested is not None:
-        inputs = [value for value in inputs if value.name == requested] or inputs
-    if len(inputs) != 1 or (requested is not None and inputs[0].name != requested):
-        raise ModelError(f"the graph's inputs are {[value.name for value in inputs]}: a served graph takes one, "
-                         "the features (name it with --input-name)")
+    names = [value.name for value in inputs]
+    if len(inputs) != 1:
+        raise ModelError(f"the graph takes the inputs {names}: a served graph takes one, the features")
+    if requested is not None and requested != names[0]:
+        raise ModelError(f"--input-name {requested}: the graph's one input is {names[0]!r}")
     element = inputs[0].type.tensor_type.elem_type
     if element not in onnx_checks.INPUT_TYPES:
         raise ModelError(f"the graph's input {inputs[0].name!r} has element type {_type_name(element)}: the features "
@@ -510,24 +511,46 @@ def read_parity_records(path: Path, run: SourceRun, source_rows: np.ndarray, chu
         accepted = validation.accepted
         kept.append(accepted.loc[np.isin(accepted.index.to_numpy(), source_rows), list(RAW_COLUMN_NAMES)])
     parity_raw = pd.concat(kept) if kept else pd.DataFrame(columns=list(RAW_COLUMN_NAMES))
-    if tally.rows_accepted != run.accepted_rows or not np.array_equal(parity_raw.index.to_numpy(), source_rows):
-        raise BadData(f"--input {path}: this code accepts {tally.rows_accepted} of its rows, the run accepted "
-                      f"{run.accepted_rows}: the raw schema's checks differ from the run's")
+    # The same bytes and the same raw schema (the config's fingerprint) accept the same rows: a
+    # difference means the training set is not this input's.
+    if tally.rows_accepted != run.accepted_rows or tally.rows_read != run.config.provenance.rows.read:
+        raise BadData(f"--input {path}: this code reads {tally.rows_read} rows and accepts {tally.rows_accepted}, "
+                      f"the run read {run.config.provenance.rows.read} and accepted {run.accepted_rows}")
+    if not np.array_equal(parity_raw.index.to_numpy(), source_rows):
+        missing = np.setdiff1d(source_rows, parity_raw.index.to_numpy())
+        raise BadData(f"--input {path}: source row(s) {missing[:5].tolist()} of the run's training set are not "
+                      "accepted rows of its input")
     return InputRead(parity_raw, reader.extracted(), tally)
 
 
-def require_parity(parity_report) -> None:
+def require_parity(parity_report: parity.ParityReport) -> None:
     """Nothing is published unless every parity row got the training set's bits online. Answers
     that differ while the features agree are the graph's: it answers a record alone otherwise than
-    in a batch, which the server's one-record calls would show (exit 2)."""
+    in a batch, which the server's one-record calls would show (exit 2). Features that differ are
+    not the graph's doing: the training set is not what this code makes of the run's input (exit 3)."""
     if parity_report.identical:
         return
-    outputs_only = set(parity_report.mismatch_counts) <= {served_model.PREDICTION, *(
-        name for name in parity_report.mismatch_counts if name.startswith("probability["))}
+    names = set(parity_report.mismatch_counts)
+    outputs_only = all(name == served_model.PREDICTION or name.startswith("probability[") for name in names)
     if outputs_only and not parity_report.problems:
         raise ModelError("the graph answers records sent one at a time with other bits than the same rows in a "
-                         "batch, so the server would not reproduce the training set: " + parity_report.summary())
-    online_parity.require_identical(parity_report)  # features that differ: not the graph's doing
+                         f"batch, so the server would not reproduce the training set: {parity_line(parity_report)}")
+    raise BadData("the online path computes other features for the run's input than its training set holds: "
+                  f"{parity_line(parity_report)}")
+
+
+def parity_line(parity_report: parity.ParityReport) -> str:
+    """The parity report on one line: its counts, its problems, the first mismatch of each column."""
+    parts = [f"{parity_report.rows_identical} of {parity_report.rows_compared} rows identical", *parity_report.problems]
+    for name, count in sorted(parity_report.mismatch_counts.items(), key=lambda item: -item[1]):
+        worst = parity_report.worst[name][0]
+        parts.append(f"{name} differs in {count} rows, e.g. source row {worst.source_row}: "
+                     f"{worst.expected!r} in the training set, {worst.got!r} online")
+    return "; ".join(parts)
+
+
+def one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 # -- the job --------------------------------------------------------------------------------------
@@ -638,8 +661,9 @@ def write_outputs(prepared: Prepared, work: Path, steps: StepProgress):
             with steps.step("parity"):
                 try:
                     parity_report = check.result()
-                except online_parity.ParityError as error:
-                    raise BadData(f"the run's input is not what its training set was made of: {error}") from None
+                except online_parity.ParityError as error:  # rows the online path refuses: not the graph's doing
+                    raise BadData(f"the run's input is not what its training set was made of: "
+                                  f"{one_line(str(error))}") from None
     log.info("online parity: %s", parity_report.summary())
     require_parity(parity_report)
     with steps.step("write_config"):
