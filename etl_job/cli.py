@@ -42,6 +42,14 @@ EXIT_CODES = """exit codes:
        a run folder it cannot use (a file missing, a training set of another config, not its input)
   69   a program the command needs is missing (dag: graphviz's dot, or the [viz] extra)
   130  interrupted (Ctrl-C), 143 stopped by SIGTERM: cleaned up, the output folder as it was"""
+PACKAGE_EXIT_CODES = """exit codes:
+  0    packaged and published
+  1    internal error (rerun with --verbose for the traceback)
+  2    bad usage, or a graph that cannot be served (operator domains, external data, size,
+       input width or type, ZipMap outputs, class count, a NaN, answers that depend on the batch)
+  3    a run folder or input that cannot be used (a file missing, another feature module, a
+       training set of another config, an input that is not the run's)
+  130  interrupted (Ctrl-C), 143 stopped by SIGTERM: the output folder as it was"""
 EXIT_STOPPED = 128 + signal.SIGTERM  # what a shell reports for a TERM-killed program
 log = logging.getLogger("etl_job")
 
@@ -196,12 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_package_model(commands) -> None:
     package = commands.add_parser(
         "package-model", help="serve a model trained elsewhere (an ONNX graph) on the features of a run",
-        description="A new output folder from the run at --run and a model trained on its training set "
-                    "(rows whose split is train; columns: the config's feature_names in order; label: the "
-                    "column named after the config's label, a classifier's as class indices 0..K-1), "
-                    "exported to ONNX: the run's features and aggregates with the graph as the model, its "
-                    "predictions, held-out evaluation, golden rows and profile recomputed through the "
-                    "serving runtime, checked online record by record, published at once as run publishes.")
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=PACKAGE_EXIT_CODES,
+        description="""A new output folder from the run at --run and a model trained on its training set
+(rows whose split is train; columns: the config's feature_names, in order; label: the column
+named after the config's label, a classifier's as class indices 0..K-1) and exported to ONNX:
+the run's features and aggregates with the graph as the model; its predictions, held-out
+evaluation, golden rows and profile recomputed through the serving runtime; checked online
+record by record; published all at once, as run publishes (docs/etl.md).""")
     package.add_argument("--run", type=Path, required=True, metavar="RUN_DIR",
                          help="the output folder of the run whose training set the model was trained on")
     package.add_argument("--onnx", type=Path, required=True, metavar="FILE",
