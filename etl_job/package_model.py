@@ -13,21 +13,31 @@ command makes from that run and that graph a new output folder, as whole as one 
 - training_set.parquet: the run's rows with the graph's predictions (and class probabilities),
   computed by the serving runtime (served_model.OnnxServedModel: one ONNX Runtime thread), the run's
   training set streamed in chunks, so memory stays bounded whatever its size;
-- recomputed with the graph: the held-out evaluation, the golden rows, the profile's output
-  entries; report.json (with "packaged_from"); rejects.csv copied from the run.
+- recomputed with the graph: the held-out evaluation (the run's split; a regressor against the
+  training rows' mean label, a classifier against their class shares), the golden rows, the
+  profile's output entries (placed on the run's own sample rows, which profile_builder.RowSample
+  picks by source row alone, and counted over every row); report.json (with "packaged_from", the
+  run's config id and the graph's sha256); rejects.csv copied from the run.
 It is published as `run` publishes (output_folder.RunFolder): any refusal leaves --output-dir as it was.
 
 Refusals, one line each: exit 3 for a run folder that cannot be used (a file missing, a config this
-code does not verify, a training set of another config: training_set_files.config_id_of, an input
-that is not the run's); exit 2 for a graph that cannot be served (onnx_checks.check_model: operator
+code does not verify, a training set of another config: training_set_files.config_id_of, or one
+edited since: its row count, order, split or features counted into the profile; an input that is
+not the run's); exit 2 for a graph that cannot be served (onnx_checks.check_model: operator
 domains, external data, size cap, input [rows, features] of float or double; ZipMap outputs, which
 are not tensors: convert with zipmap=False; probabilities with another number of columns than the
-label has classes; a NaN or an infinity for some row; answers that differ for a record sent alone).
+label has classes; a NaN or an infinity for some row; answers that differ for a record sent alone;
+golden rows the server would not reproduce at boot). Every check that needs no output runs before
+--output-dir is touched.
+
+The run is read from RUN_DIR/..data resolved once, so a run published into RUN_DIR meanwhile never
+mixes its files with these; the reader takes no lock, though, so such a run's clean-up may remove
+the folder being read, and the packaging then fails (publishing nothing).
 
 Class labels. Class i is what the training set's label column holds as i. When the run's model is
 a classifier, its config's class_labels name the classes (its label column holds the indices).
-Otherwise the run fitted a classification label node as a regression (ridge fits any label node)
-and its label column holds the node's values: the classes are then the distinct values of the
+Otherwise the run fitted a classification label node as a regression (pipeline.run fits ridge on
+any label node; only the CLI refuses it) and its label column holds the node's values: the classes are then the distinct values of the
 training rows, ascending, each written out as its label ("0" and "1" for a flag such as
 long_absence), which is what the job itself does (training.class_labels). A regression graph for a
 classification label, or the reverse, is refused (--task may only pick binary or multiclass).
