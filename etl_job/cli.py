@@ -1,7 +1,8 @@
-"""Command line: `python -m etl_job run | dag | generate`.
+"""Command line: `python -m etl_job run | package-model | dag | generate`.
 
-Exit codes: 0 done; 2 bad usage (argparse), or a Dask scheduler that cannot be reached; 3 bad data (unreadable input, missing or duplicated
-columns, too many rejected rows, data that cannot train a model); 1 internal error; 143 stopped by
+Exit codes: 0 done; 2 bad usage (argparse), or a Dask scheduler that cannot be reached, or a model that
+cannot be served; 3 bad data (unreadable input, missing or duplicated columns, too many rejected rows,
+data that cannot train a model, a run folder package-model cannot use); 1 internal error; 143 stopped by
 SIGTERM, 130 by Ctrl-C (after cleaning up: the output folder keeps the previous run, the spill is
 removed). Failures print one line on stderr; logs and progress bars go to stderr as well, so stdout
 stays free.
@@ -34,11 +35,21 @@ EXIT_CODES = """exit codes:
   0    done
   1    internal error (rerun with --verbose for the traceback)
   2    bad usage, or a Dask scheduler that cannot be reached or was lost, or --engine dask
-       without Dask installed (the [dask] extra)
+       without Dask installed (the [dask] extra), or a model that cannot be served (package-model:
+       a graph the serving checks refuse)
   3    bad data: unreadable input, missing or repeated columns, too many rejected rows, data that
-       cannot train a model (the rejects are kept aside and the message says where)
+       cannot train a model (the rejects are kept aside and the message says where); package-model:
+       a run folder it cannot use (a file missing, a training set of another config, not its input)
   69   a program the command needs is missing (dag: graphviz's dot, or the [viz] extra)
   130  interrupted (Ctrl-C), 143 stopped by SIGTERM: cleaned up, the output folder as it was"""
+PACKAGE_EXIT_CODES = """exit codes:
+  0    packaged and published
+  1    internal error (rerun with --verbose for the traceback)
+  2    bad usage, or a graph that cannot be served (operator domains, external data, size,
+       input width or type, ZipMap outputs, class count, a NaN, answers that depend on the batch)
+  3    a run folder or input that cannot be used (a file missing, another feature module, a
+       training set of another config, an input that is not the run's)
+  130  interrupted (Ctrl-C), 143 stopped by SIGTERM: the output folder as it was"""
 EXIT_STOPPED = 128 + signal.SIGTERM  # what a shell reports for a TERM-killed program
 log = logging.getLogger("etl_job")
 
@@ -174,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "groups); never changes the outputs (default: %(default)s)")
     run.set_defaults(handler=_run)
 
+    _add_package_model(commands)
+
     dag = commands.add_parser("dag", help="draw the offline and online feature DAGs as PNG pictures")
     dag.add_argument("--output-dir", type=Path, default=run_settings.DEFAULT_OUTPUT_DIR, help="default: build/")
     dag.set_defaults(handler=_dag)
@@ -186,6 +199,51 @@ def build_parser() -> argparse.ArgumentParser:
                           help="share of rows given one realistic quirk each (default: %(default)s)")
     generate.set_defaults(handler=_generate)
     return parser
+
+
+def _add_package_model(commands) -> None:
+    package = commands.add_parser(
+        "package-model", help="serve a model trained elsewhere (an ONNX graph) on the features of a run",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=PACKAGE_EXIT_CODES,
+        description="""A new output folder from the run at --run and a model trained on its training set
+(rows whose split is train; columns: the config's feature_names, in order; label: the column
+named after the config's label, a classifier's as class indices 0..K-1) and exported to ONNX:
+the run's features and aggregates with the graph as the model; its predictions, held-out
+evaluation, golden rows and profile recomputed through the serving runtime; checked online
+record by record; published all at once, as run publishes (docs/etl.md).""")
+    package.add_argument("--run", type=Path, required=True, metavar="RUN_DIR",
+                         help="the output folder of the run whose training set the model was trained on")
+    package.add_argument("--onnx", type=Path, required=True, metavar="FILE",
+                         help="the model as an ONNX graph: ai.onnx / ai.onnx.ml operators, input [rows, features] "
+                              "(float or double); classifiers converted with zipmap=False")
+    package.add_argument("--output-dir", type=Path, required=True, metavar="DIR",
+                         help="where the new run is published (the run's own folder too: it is then replaced)")
+    package.add_argument("--input", type=Path, metavar="FILE_OR_DIR",
+                         help="the run's raw input, read again for the online parity check and refused unless its "
+                              "sha256 is the run's (default: the input path the run's report.json names)")
+    package.add_argument("--task", choices=tuple(training.TASKS),
+                         help="default: the task of the run's label node (a classification label may be "
+                              "served as binary or multiclass)")
+    package.add_argument("--input-name", metavar="NAME", help="the graph's input (default: its one input)")
+    package.add_argument("--prediction-output", metavar="NAME",
+                         help="the output holding the prediction, a classifier's the int64 class index "
+                              "(default: a regressor's one output; a classifier's one int64 tensor)")
+    package.add_argument("--probability-output", metavar="NAME",
+                         help="a classifier's [rows, classes] probabilities (default: its one float tensor)")
+    package.add_argument("--parity-rows", type=_positive_int, default=run_settings.RunSettings.parity_rows,
+                         help="rows of the run's input checked through the single-record online path, as run "
+                              "checks them (default: %(default)s)")
+    package.add_argument("--chunk-rows", type=_positive_int, default=run_settings.RunSettings.chunk_rows,
+                         help="rows read and processed at a time; bounds memory, never changes the outputs "
+                              "(default: %(default)s)")
+    package.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                         help="progress bars on stderr (default: when stderr is a terminal)")
+    package.set_defaults(handler=_package_model)
+
+
+def _evaluated(metrics: dict) -> str:
+    names = ("mae", "rmse") if "mae" in metrics else ("log_loss", "accuracy", "roc_auc")
+    return ", ".join(f"{name} {metrics[name]:.3f} (baseline {metrics['baseline_' + name]:.3f})" for name in names)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -205,11 +263,25 @@ def _run(args: argparse.Namespace) -> int:
     # Log lines go through tqdm while bars are drawn, so they do not tear the bars apart.
     with logging_redirect_tqdm() if progress else contextlib.nullcontext():
         result = pipeline.run(settings)
-    rows, metrics = result.report["rows"], result.report["metrics"]
-    names = ("mae", "rmse") if "mae" in metrics else ("log_loss", "accuracy", "roc_auc")
-    evaluated = ", ".join(f"{name} {metrics[name]:.3f} (baseline {metrics['baseline_' + name]:.3f})" for name in names)
+    rows = result.report["rows"]
     log.info("done: %d rows read, %d accepted, %d rejected; %s; outputs in %s", rows["read"], rows["accepted"],
-             rows["rejected"], evaluated, args.output_dir)
+             rows["rejected"], _evaluated(result.report["metrics"]), args.output_dir)
+    return EXIT_OK
+
+
+def _package_model(args: argparse.Namespace) -> int:
+    from etl_job import package_model  # only this command reads ONNX files: `run` starts without it
+
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    settings = package_model.PackageSettings(
+        run_dir=args.run, onnx_path=args.onnx, output_dir=args.output_dir, input_path=args.input, task=args.task,
+        input_name=args.input_name, prediction_output=args.prediction_output,
+        probability_output=args.probability_output, parity_rows=args.parity_rows, chunk_rows=args.chunk_rows,
+        progress=progress)
+    with logging_redirect_tqdm() if progress else contextlib.nullcontext():
+        result = package_model.package(settings)
+    log.info("done: %s packaged onto the features of %s; %s; outputs in %s", args.onnx, args.run,
+             _evaluated(result.report["metrics"]), args.output_dir)
     return EXIT_OK
 
 

@@ -32,10 +32,13 @@ SAMPLE_SEED = 0x5A4D  # fixed: the same input always gives the same sample
 class RowSample:
     """The `size` accepted rows with the smallest hash of (SAMPLE_SEED, source row), kept while the
     rows stream by: at most twice `size` rows are held, and once `size` are, a chunk's rows whose
-    hash is above the largest kept one are not even copied."""
+    hash is above the largest kept one are not even copied. The rows are picked by source row alone,
+    so the same rows are picked from a run's raw input (its raw columns, the default `columns`) and
+    from its training set (the features: etl_job.package_model)."""
 
-    def __init__(self, size: int | None = None):
+    def __init__(self, size: int | None = None, columns: Iterable[str] = raw_schema.RAW_COLUMN_NAMES):
         self.size = SAMPLE_ROWS if size is None else size
+        self.columns = list(columns)
         self._parts: list[pd.DataFrame] = []
         self._held = 0
         self._bound = np.iinfo(np.uint64).max  # a row hashed above it cannot be among the `size` smallest
@@ -46,7 +49,7 @@ class RowSample:
         keep = hashes <= self._bound
         if not keep.any():
             return
-        part = accepted.loc[keep, list(raw_schema.RAW_COLUMN_NAMES)]  # a copy: drops the chunk's block
+        part = accepted.loc[keep, self.columns]  # a copy: drops the chunk's block
         part.insert(len(part.columns), "_hash", hashes[keep])
         self._parts.append(part)
         self._held += len(part)
@@ -76,9 +79,9 @@ class RowSample:
         return sample
 
     def rows(self) -> pd.DataFrame:
-        """The sampled rows (raw columns), in source-row order."""
+        """The sampled rows (`columns`), in source-row order."""
         if not self._parts:
-            return pd.DataFrame(columns=list(raw_schema.RAW_COLUMN_NAMES))
+            return pd.DataFrame(columns=self.columns)
         return self._smallest().drop(columns="_hash").sort_index()
 
 
@@ -109,6 +112,20 @@ class ProfileBuilder:
                          for j, name in enumerate(features.MODEL_FEATURES)]
         self.outputs: list[profile_bins.Entry] = []  # placed with the model (place_outputs)
         self.rows = 0
+
+    @classmethod
+    def resumed(cls, profile: serving_config_pb2.TrainingProfile, sample_features: np.ndarray) -> ProfileBuilder:
+        """A builder holding the raw inputs' and features' entries of an earlier run's profile, counts
+        and all, for a new model over the same rows (etl_job.package_model): only its outputs are
+        placed (on `sample_features`, the features of that run's sample rows) and counted."""
+        entries = profile_bins.from_message(profile)
+        builder = cls.__new__(cls)  # not __init__: the entries come counted, not from a sample of raw rows
+        builder.raw = [entry for entry in entries if entry.source == profile_bins.RAW_INPUT]
+        builder.features = [entry for entry in entries if entry.source == profile_bins.FEATURE]
+        builder._sample_features = np.asarray(sample_features, dtype=np.float64)
+        builder.outputs = []
+        builder.rows = profile.row_count
+        return builder
 
     @staticmethod
     def _entry(name: str, source: str, categories, sample_values) -> profile_bins.Entry:
