@@ -82,7 +82,6 @@ class CompactRows:
 @dataclass(frozen=True)
 class TransformedChunk:
     design: np.ndarray  # [1 | X | y] of the training rows: what the fit's Z'Z sums (ridge.py)
-    train_label_sum: float
     train_rows: int
     test_rows: int
     raw_counts: list[np.ndarray]  # per raw entry of the profile, its bins' counts
@@ -107,7 +106,7 @@ def transform_chunk(chunk: pd.DataFrame, aggregates: dict[str, AggregateValue], 
                           [training.narrow(matrix[:, j]) for j in range(matrix.shape[1])],
                           training.narrow(labels), test)
     return TransformedChunk(
-        design=ridge.design_rows(matrix[train], labels[train]), train_label_sum=labels[train].sum().item(),
+        design=ridge.design_rows(matrix[train], labels[train]),
         train_rows=int(train.sum()), test_rows=int(test.sum()), raw_counts=raw_counts,
         parity_raw=chunk.iloc[here][list(RAW_COLUMN_NAMES)], parity_features=matrix[here], compact=compact)
 

@@ -176,7 +176,7 @@ class DaskEngine(Engine):
                                                                    client.map(part_tasks.pieces_of, transformed)))
             fitted = bad_data(self._fitted, aggregates, gram.result(), shares, counts, tally.rows_accepted,
                               lambda: self._training_rows(transformed))
-            profiler.add_counts(raw=[sum(column) for column in zip(*(share[1] for share in shares))],
+            profiler.add_counts(raw=[sum(column) for column in zip(*(share[0] for share in shares))],
                                 rows=tally.rows_accepted)
             profiler.place_outputs(fitted.served)
         self._transformed, self._offsets = transformed, offsets
@@ -213,8 +213,8 @@ class DaskEngine(Engine):
         return training.fit(lambda alpha: ridge.solve(gram, len(features.MODEL_FEATURES), alpha),
                             aggregates=aggregates, settings=self.settings.fit,
                             train_rows=sum(train for _, train, _ in counts), test_rows=sum(test for _, _, test in counts),
-                            train_label_sum=sum(share[0] for share in shares),
-                            parity_raw=[share[2] for share in shares], parity_features=[share[3] for share in shares],
+                            label_mean=lambda: ridge.label_mean(gram, len(features.MODEL_FEATURES)),
+                            parity_raw=[share[1] for share in shares], parity_features=[share[2] for share in shares],
                             accepted_rows=accepted_rows, training_rows=training_rows)
 
     def _training_rows(self, transformed: list) -> tuple[np.ndarray, np.ndarray]:

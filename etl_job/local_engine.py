@@ -55,13 +55,12 @@ def train(chunks: Iterable[pd.DataFrame], *, aggregates: dict[str, AggregateValu
     kept: list[chunk_steps.CompactRows] = []
     parity_raw: list[pd.DataFrame] = []
     parity_features: list[np.ndarray] = []
-    train_label_sum = train_rows = test_rows = accepted = 0
+    train_rows = test_rows = accepted = 0
     for chunk in chunks:
         done = chunk_steps.transform_chunk(chunk, aggregates, settings, raw_entries, parity_positions, accepted)
         normal.feed(done.design)
         if profiler is not None:
             profiler.add_counts(raw=done.raw_counts, rows=len(chunk))
-        train_label_sum += done.train_label_sum
         train_rows += done.train_rows
         test_rows += done.test_rows
         parity_raw.append(done.parity_raw)
@@ -69,7 +68,7 @@ def train(chunks: Iterable[pd.DataFrame], *, aggregates: dict[str, AggregateValu
         kept.append(done.compact)
         accepted += len(chunk)
     fitted = training.fit(normal.solve, aggregates=aggregates, settings=settings, train_rows=train_rows,
-                          test_rows=test_rows, train_label_sum=train_label_sum, parity_raw=parity_raw,
+                          test_rows=test_rows, label_mean=normal.label_mean, parity_raw=parity_raw,
                           parity_features=parity_features, accepted_rows=accepted,
                           training_rows=lambda: training_rows(kept))
     return LocalFit(fitted, kept)

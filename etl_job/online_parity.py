@@ -72,12 +72,14 @@ def check(config: serving_config_pb2.ServingConfig, accepted: pd.DataFrame, matr
     online_features = np.vstack([s.features for s in singles])
     online_predictions = np.concatenate([s.predictions for s in singles])
     offline = np.asarray(matrix, dtype=np.float64)[positions]
-    classifier = answered.probabilities is not None
+    expected_probabilities = got_probabilities = None
+    if answered.probabilities is not None:
+        expected_probabilities = answered.probabilities[positions]
+        got_probabilities = np.vstack([s.probabilities for s in singles if s.probabilities is not None])
     return parity.compare(accepted.index[positions], features.MODEL_FEATURES, offline,
                           np.asarray(answered.predictions)[positions], predictor.feature_names, online_features,
                           online_predictions, class_labels=predictor.model.class_labels,
-                          expected_probabilities=answered.probabilities[positions] if classifier else None,
-                          got_probabilities=np.vstack([s.probabilities for s in singles]) if classifier else None)
+                          expected_probabilities=expected_probabilities, got_probabilities=got_probabilities)
 
 
 def require_identical(report: parity.ParityReport) -> None:

@@ -161,7 +161,6 @@ class Transformed:
 
     features: Path | None
     normal: Pieces  # of Z'Z over the training rows, in their global order
-    train_label_sum: int
     raw_counts: list[np.ndarray]
     parity_raw: pd.DataFrame
     parity_features: np.ndarray
@@ -185,17 +184,16 @@ def transform(extract: Extract, offsets: Offsets, aggregates: dict[str, Aggregat
     folder = _in_run(work)
     normal = PieceSum(ridge.BLOCK_ROWS, ridge.gram, offsets.train)
     raw_counts = [np.zeros_like(entry.counts) for entry in raw_entries]
-    label_sum, seen = 0, 0
+    seen = 0
     parity_raw, parity_features = [], []
 
     def compact() -> Iterator[pd.DataFrame]:
-        nonlocal label_sum, seen
+        nonlocal seen
         for chunk in _accepted(extract, offsets.rows):
             done = chunk_steps.transform_chunk(chunk, aggregates, fit, raw_entries, parity_positions, seen)
             normal.feed(done.design)
             for total, counts in zip(raw_counts, done.raw_counts, strict=True):
                 total += counts
-            label_sum += done.train_label_sum
             parity_raw.append(done.parity_raw)
             parity_features.append(done.parity_features)
             seen += len(chunk)
@@ -203,12 +201,12 @@ def transform(extract: Extract, offsets: Offsets, aggregates: dict[str, Aggregat
 
     path = folder / f"features-{extract.part.index:05d}.arrow"
     rows = write_frames(path, compact())
-    return Transformed(path if rows else None, normal.finish(), label_sum, raw_counts,
+    return Transformed(path if rows else None, normal.finish(), raw_counts,
                        *training.parity_rows(parity_raw, parity_features))
 
 
-def fit_share_of(transformed: Transformed) -> tuple[int, list[np.ndarray], pd.DataFrame, np.ndarray]:
-    return (transformed.train_label_sum, transformed.raw_counts, transformed.parity_raw,
+def fit_share_of(transformed: Transformed) -> tuple[list[np.ndarray], pd.DataFrame, np.ndarray]:
+    return (transformed.raw_counts, transformed.parity_raw,
             transformed.parity_features)
 
 

@@ -32,6 +32,9 @@ class NormalEquations:
     def solve(self, alpha: float) -> tuple[float, np.ndarray]:
         return solve(self._sum.finish(), self.n_features, alpha)
 
+    def label_mean(self) -> float:
+        return label_mean(self._sum.finish(), self.n_features)
+
 
 def design_rows(matrix: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """[1 | X | y] for some training rows: what Z'Z sums."""
@@ -54,6 +57,14 @@ def solve(sums: np.ndarray | None, p: int, alpha: float) -> tuple[float, np.ndar
     centred_xy = sxy - sx * mean_y
     coefficients = np.linalg.solve(centred_xx + alpha * np.eye(p), centred_xy)
     return float(mean_y - mean_x @ coefficients), coefficients
+
+
+def label_mean(sums: np.ndarray | None, p: int) -> float:
+    """The training rows' mean label, from Z'Z (its 1'y over n): summed in the fixed blocks, so it
+    does not depend on the chunk size, whatever the label's dtype."""
+    if sums is None:
+        raise ValueError("no training rows")
+    return float(sums[0, p + 1] / sums[0, 0])
 
 
 def errors(block: np.ndarray) -> np.ndarray:

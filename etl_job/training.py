@@ -144,7 +144,7 @@ class Fitted:
 
 
 def fit(solve: Callable[[float], tuple[float, np.ndarray]], *, aggregates: dict[str, AggregateValue],
-        settings: FitSettings, train_rows: int, test_rows: int, train_label_sum: float,
+        settings: FitSettings, train_rows: int, test_rows: int, label_mean: Callable[[], float],
         parity_raw: list[pd.DataFrame], parity_features: list[np.ndarray], accepted_rows: int,
         training_rows: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None) -> Fitted:
     """The model and what the later steps need, from the totals an engine summed over its chunks:
@@ -155,7 +155,7 @@ def fit(solve: Callable[[float], tuple[float, np.ndarray]], *, aggregates: dict[
                             "held-out split")
     raw, matrix = parity_rows(parity_raw, parity_features)
     fitted = functools.partial(Fitted, aggregates=aggregates, settings=settings, train_rows=train_rows,
-                               test_rows=test_rows, baseline=train_label_sum / train_rows, parity_raw=raw,
+                               test_rows=test_rows, baseline=label_mean(), parity_raw=raw,
                                parity_features=matrix, rows=accepted_rows)
     if settings.model == RIDGE:
         return fitted(linear=fit_model(solve, settings))
@@ -185,7 +185,7 @@ def fit(solve: Callable[[float], tuple[float, np.ndarray]], *, aggregates: dict[
 def label_dtype(label: str) -> np.dtype:
     """The dtype of label node `label` in the training set (float64 or int64), read off the node's
     answer for one row at the raw label's lowest value: even a part of no row knows it."""
-    low = raw_schema.LABEL.check.statistics["min_value"]
+    low = (raw_schema.LABEL.check.statistics or {})["min_value"]
     values = dataflow.compute_label(pd.DataFrame({raw_schema.LABEL.name: np.array([low], dtype=raw_schema.LABEL.dtype)}),
                                     label)
     return np.dtype(np.float64 if values.dtype.kind == "f" else np.int64)

@@ -90,11 +90,11 @@ def test_an_input_of_another_width_is_refused(gbt_config, tmp_path):
 
 
 def test_a_graph_that_answers_other_bits_than_the_golden_rows_is_refused(gbt_config, tmp_path):
-    """The trees' thresholds nudged: the graph loads, but its answers are not the ones recorded."""
+    """The trees' leaf values scaled: the graph loads, but its answers are not the ones recorded."""
     graph = onnx.load_from_string(gbt_config.onnx_model.graph)
     ensemble = next(node for node in graph.graph.node if node.op_type.startswith("TreeEnsemble"))
-    values = next(a for a in ensemble.attribute if a.name in ("target_weights", "nodes_values"))
-    values.floats[:] = [v * 1.5 for v in values.floats]
+    leaves = next(a for a in ensemble.attribute if a.name == "target_weights")
+    leaves.floats[:] = [v * 1.5 for v in leaves.floats]
     refused(written(with_graph(gbt_config, graph), tmp_path), "golden row 0 predicts")
 
 
