@@ -355,7 +355,7 @@ def test_a_classifier_of_another_class_count_is_refused(binary_run, published, t
     three = lightgbm.LGBMClassifier(**LGBM).fit(matrix, np.arange(len(matrix)) % 3)
     code, line = _refused(binary_run, _lightgbm_onnx(three, tmp_path / "three.onnx"), published, capsys)
     assert code == cli.EXIT_USAGE
-    assert "have 3 columns, and label 'long_absence' has 2 classes ['0', '1']" in line
+    assert "output 'probabilities' holds 3 class probabilities; the config has 2 class labels" in line
 
 
 def test_a_regressor_for_a_classification_label_is_refused(binary_run, regressor, published, capsys):
