@@ -34,7 +34,7 @@ class RowSample:
     rows stream by: at most twice `size` rows are held, and once `size` are, a chunk's rows whose
     hash is above the largest kept one are not even copied. The rows are picked by source row alone,
     so the same rows are picked from a run's raw input (its raw columns, the default `columns`) and
-    from its training set (the features: etl_job.package_model)."""
+    from its training set (the features: etl_job.source_run)."""
 
     def __init__(self, size: int | None = None, columns: Iterable[str] = raw_schema.RAW_COLUMN_NAMES):
         self.size = SAMPLE_ROWS if size is None else size
