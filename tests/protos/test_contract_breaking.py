@@ -146,8 +146,8 @@ def test_additive_changes_pass(repo: Path) -> None:
          "  rpc GetServingConfig(GetServingConfigRequest) returns (GetServingConfigResponse);\n",
          "  rpc GetServingConfig(GetServingConfigRequest) returns (GetServingConfigResponse);\n"
          "  // Per-feature contributions to one prediction.\n  rpc Explain(ExplainRequest) returns (ExplainResponse);\n")
-    edit(repo, "prediction_service.proto", "  string config_id = 4;\n}",
-         "  string config_id = 4;\n  // Added later.\n  string model_kind = 5;\n}")
+    edit(repo, "prediction_service.proto", "  repeated double probabilities = 6;\n}",
+         "  repeated double probabilities = 6;\n  // Added later.\n  string model_kind = 7;\n}")
     commit_all(repo, "additive")
     result = run_check(repo)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -42,12 +42,26 @@ export interface FeatureValue {
 }
 
 export interface PredictResponse {
-  /** Predicted absenteeism time in hours. */
+  /**
+   * A regressor's prediction (for the absenteeism model: the hours of absence); for a classifier
+   * the index of predicted_class in the config's class labels.
+   */
   prediction: number;
   /** The model's features in model order; empty unless include_features. */
   features: FeatureValue[];
   /** ServingConfig.config_id of the config that produced this prediction. */
   configId: string;
+  /**
+   * Classifiers only: the predicted class's label, and every class's probability in the
+   * config's class-label order.
+   */
+  predictedClass: string;
+  probabilities: ClassProbability[];
+}
+
+export interface ClassProbability {
+  classLabel: string;
+  probability: number;
 }
 
 export interface PredictBatchRequest {
@@ -67,6 +81,13 @@ export interface PredictBatchResponse {
    */
   featureValues: number[];
   configId: string;
+  /**
+   * Classifiers only: the class labels, and the row-major probability matrix:
+   * len(predictions) * len(class_labels) values; record i's are probabilities[i*c : (i+1)*c], and
+   * predictions[i] is the index of its predicted class in class_labels.
+   */
+  classLabels: string[];
+  probabilities: number[];
 }
 
 export interface PredictStreamRequest {
@@ -127,7 +148,7 @@ export interface GetDriftReportResponse {
 
 /** One monitored value compared with training by one metric. */
 export interface FeatureDrift {
-  /** A RawRecord field, a model feature, or "prediction". */
+  /** A RawRecord field, a model feature, "prediction" or "probability[<class label>]". */
   name: string;
   /**
    * "psi" (population stability index) or "jensen_shannon" (Jensen-Shannon divergence, base 2)
@@ -320,7 +341,7 @@ export const FeatureValue: MessageFns<FeatureValue> = {
 };
 
 function createBasePredictResponse(): PredictResponse {
-  return { prediction: 0, features: [], configId: "" };
+  return { prediction: 0, features: [], configId: "", predictedClass: "", probabilities: [] };
 }
 
 export const PredictResponse: MessageFns<PredictResponse> = {
@@ -333,6 +354,12 @@ export const PredictResponse: MessageFns<PredictResponse> = {
     }
     if (message.configId !== "") {
       writer.uint32(26).string(message.configId);
+    }
+    if (message.predictedClass !== "") {
+      writer.uint32(34).string(message.predictedClass);
+    }
+    for (const v of message.probabilities) {
+      ClassProbability.encode(v!, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -374,6 +401,22 @@ export const PredictResponse: MessageFns<PredictResponse> = {
             message.configId = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.predictedClass = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.probabilities.push(ClassProbability.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -397,6 +440,14 @@ export const PredictResponse: MessageFns<PredictResponse> = {
         : isSet(object.config_id)
         ? globalThis.String(object.config_id)
         : "",
+      predictedClass: isSet(object.predictedClass)
+        ? globalThis.String(object.predictedClass)
+        : isSet(object.predicted_class)
+        ? globalThis.String(object.predicted_class)
+        : "",
+      probabilities: globalThis.Array.isArray(object?.probabilities)
+        ? object.probabilities.map((e: any) => ClassProbability.fromJSON(e))
+        : [],
     };
   },
 
@@ -411,6 +462,12 @@ export const PredictResponse: MessageFns<PredictResponse> = {
     if (message.configId !== "") {
       obj.configId = message.configId;
     }
+    if (message.predictedClass !== "") {
+      obj.predictedClass = message.predictedClass;
+    }
+    if (message.probabilities?.length) {
+      obj.probabilities = message.probabilities.map((e) => ClassProbability.toJSON(e));
+    }
     return obj;
   },
 
@@ -422,6 +479,97 @@ export const PredictResponse: MessageFns<PredictResponse> = {
     message.prediction = object.prediction ?? 0;
     message.features = object.features?.map((e) => FeatureValue.fromPartial(e)) || [];
     message.configId = object.configId ?? "";
+    message.predictedClass = object.predictedClass ?? "";
+    message.probabilities = object.probabilities?.map((e) => ClassProbability.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseClassProbability(): ClassProbability {
+  return { classLabel: "", probability: 0 };
+}
+
+export const ClassProbability: MessageFns<ClassProbability> = {
+  encode(message: ClassProbability, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.classLabel !== "") {
+      writer.uint32(10).string(message.classLabel);
+    }
+    if (message.probability !== 0) {
+      writer.uint32(17).double(message.probability);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClassProbability {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClassProbability();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.classLabel = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.probability = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClassProbability {
+    return {
+      classLabel: isSet(object.classLabel)
+        ? globalThis.String(object.classLabel)
+        : isSet(object.class_label)
+        ? globalThis.String(object.class_label)
+        : "",
+      probability: isSet(object.probability) ? globalThis.Number(object.probability) : 0,
+    };
+  },
+
+  toJSON(message: ClassProbability): unknown {
+    const obj: any = {};
+    if (message.classLabel !== "") {
+      obj.classLabel = message.classLabel;
+    }
+    if (message.probability !== 0) {
+      obj.probability = floatToJson(message.probability);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClassProbability>, I>>(base?: I): ClassProbability {
+    return ClassProbability.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClassProbability>, I>>(object: I): ClassProbability {
+    const message = createBaseClassProbability();
+    message.classLabel = object.classLabel ?? "";
+    message.probability = object.probability ?? 0;
     return message;
   },
 };
@@ -516,7 +664,7 @@ export const PredictBatchRequest: MessageFns<PredictBatchRequest> = {
 };
 
 function createBasePredictBatchResponse(): PredictBatchResponse {
-  return { predictions: [], featureNames: [], featureValues: [], configId: "" };
+  return { predictions: [], featureNames: [], featureValues: [], configId: "", classLabels: [], probabilities: [] };
 }
 
 export const PredictBatchResponse: MessageFns<PredictBatchResponse> = {
@@ -540,6 +688,16 @@ export const PredictBatchResponse: MessageFns<PredictBatchResponse> = {
     }
     if (message.configId !== "") {
       writer.uint32(34).string(message.configId);
+    }
+    for (const v of message.classLabels) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.probabilities.length !== 0) {
+      writer.uint32(50).fork();
+      for (const v of message.probabilities) {
+        writer.double(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -609,6 +767,32 @@ export const PredictBatchResponse: MessageFns<PredictBatchResponse> = {
             message.configId = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.classLabels.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag === 49) {
+              message.probabilities.push(reader.double());
+
+              continue;
+            }
+
+            if (tag === 50) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.probabilities.push(reader.double());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -641,6 +825,14 @@ export const PredictBatchResponse: MessageFns<PredictBatchResponse> = {
         : isSet(object.config_id)
         ? globalThis.String(object.config_id)
         : "",
+      classLabels: globalThis.Array.isArray(object?.classLabels)
+        ? object.classLabels.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.class_labels)
+        ? object.class_labels.map((e: any) => globalThis.String(e))
+        : [],
+      probabilities: globalThis.Array.isArray(object?.probabilities)
+        ? object.probabilities.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -658,6 +850,12 @@ export const PredictBatchResponse: MessageFns<PredictBatchResponse> = {
     if (message.configId !== "") {
       obj.configId = message.configId;
     }
+    if (message.classLabels?.length) {
+      obj.classLabels = message.classLabels;
+    }
+    if (message.probabilities?.length) {
+      obj.probabilities = message.probabilities.map((e) => floatToJson(e));
+    }
     return obj;
   },
 
@@ -670,6 +868,8 @@ export const PredictBatchResponse: MessageFns<PredictBatchResponse> = {
     message.featureNames = object.featureNames?.map((e) => e) || [];
     message.featureValues = object.featureValues?.map((e) => e) || [];
     message.configId = object.configId ?? "";
+    message.classLabels = object.classLabels?.map((e) => e) || [];
+    message.probabilities = object.probabilities?.map((e) => e) || [];
     return message;
   },
 };
@@ -1518,7 +1718,7 @@ export const FeatureDrift: MessageFns<FeatureDrift> = {
 };
 
 /**
- * Predicts absenteeism hours from raw records. The server computes the
+ * Predicts from raw records (the absenteeism model: hours of absence, or a class). The server computes the
  * features itself, with the same feature module and the same aggregate
  * statistics that built the training set.
  *

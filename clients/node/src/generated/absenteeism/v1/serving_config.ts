@@ -13,6 +13,52 @@ export const protobufPackage = "absenteeism.v1";
 
 export const protobufFileName = "absenteeism/v1/serving_config.proto";
 
+/** What a model predicts. */
+export enum Task {
+  TASK_UNSPECIFIED = 0,
+  TASK_REGRESSION = 1,
+  TASK_BINARY_CLASSIFICATION = 2,
+  TASK_MULTICLASS_CLASSIFICATION = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function taskFromJSON(object: any): Task {
+  switch (object) {
+    case 0:
+    case "TASK_UNSPECIFIED":
+      return Task.TASK_UNSPECIFIED;
+    case 1:
+    case "TASK_REGRESSION":
+      return Task.TASK_REGRESSION;
+    case 2:
+    case "TASK_BINARY_CLASSIFICATION":
+      return Task.TASK_BINARY_CLASSIFICATION;
+    case 3:
+    case "TASK_MULTICLASS_CLASSIFICATION":
+      return Task.TASK_MULTICLASS_CLASSIFICATION;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return Task.UNRECOGNIZED;
+  }
+}
+
+export function taskToJSON(object: Task): string {
+  switch (object) {
+    case Task.TASK_UNSPECIFIED:
+      return "TASK_UNSPECIFIED";
+    case Task.TASK_REGRESSION:
+      return "TASK_REGRESSION";
+    case Task.TASK_BINARY_CLASSIFICATION:
+      return "TASK_BINARY_CLASSIFICATION";
+    case Task.TASK_MULTICLASS_CLASSIFICATION:
+      return "TASK_MULTICLASS_CLASSIFICATION";
+    case Task.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /**
  * Everything the prediction server boots from, written by the batch job:
  * the offline aggregate statistics, the fitted model, the feature list, where
@@ -27,9 +73,15 @@ export interface ServingConfig {
    * content_sha256 cleared. Also the config's identifier in responses.
    */
   contentSha256: string;
-  /** The model's features, in model order (the order of model.coefficients). */
+  /**
+   * The model's features, in model order (the order of model.coefficients, or of the columns of
+   * onnx_model's input).
+   */
   featureNames: string[];
-  statistics: AggregateStatistics | undefined;
+  statistics:
+    | AggregateStatistics
+    | undefined;
+  /** The model, when it is a linear model. Exactly one of `model` and `onnx_model` is set. */
   model: LinearModel | undefined;
   provenance: Provenance | undefined;
   evaluation: EvaluationMetrics | undefined;
@@ -39,7 +91,21 @@ export interface ServingConfig {
    * accepted training rows: what the server's drift report compares its traffic with. Configs of
    * releases before drift monitoring have none (they are served, without a drift report).
    */
-  profile: TrainingProfile | undefined;
+  profile:
+    | TrainingProfile
+    | undefined;
+  /**
+   * The model, when it is an ONNX graph (format_version 2). Exactly one of `model` and
+   * `onnx_model` is set.
+   */
+  onnxModel:
+    | OnnxModel
+    | undefined;
+  /**
+   * The node of the feature module (tagged stage="label") the model was trained to predict.
+   * Empty in configs of releases before label nodes (their label was the raw hours).
+   */
+  label: string;
 }
 
 /**
@@ -95,6 +161,43 @@ export interface LinearModel {
   alpha: number;
 }
 
+/**
+ * A model as an ONNX graph, run by ONNX Runtime with one intra-op thread, offline and online alike.
+ * Data only: the server refuses at boot a graph with an operator domain other than ai.onnx and
+ * ai.onnx.ml, external data, more bytes than its cap, or an input that does not match
+ * ServingConfig.feature_names.
+ */
+export interface OnnxModel {
+  /**
+   * What produced it: "gbt" (the job's gradient-boosted trees), "estimator" (a scikit-learn
+   * estimator the job fitted and converted), "package-model" (a graph trained elsewhere).
+   */
+  kind: string;
+  /** The serialized onnx.ModelProto. */
+  graph: Buffer;
+  /** The graph's one input: a [rows, len(feature_names)] tensor, features in model order. */
+  inputName: string;
+  /** The input's element type: "float" (float32) or "double" (float64); the features are cast to it. */
+  inputElementType: string;
+  task: Task;
+  /**
+   * Regression: the output holding the predicted values ([rows] or [rows, 1]). Classification:
+   * the output holding the predicted class, an int64 index into class_labels.
+   */
+  predictionOutput: string;
+  /** Classification only: the [rows, len(class_labels)] output of class probabilities. */
+  probabilityOutput: string;
+  /**
+   * Classification only: the classes in index order (the training set's label column holds the
+   * index).
+   */
+  classLabels: string[];
+  /** A description of the estimator and its settings, for people (e.g. its repr). */
+  description: string;
+  /** Per feature (feature_names order), the importance the learner reports, when it reports one. */
+  featureImportances: number[];
+}
+
 export interface RowCounts {
   read: number;
   accepted: number;
@@ -130,7 +233,10 @@ export interface Provenance_LibraryVersionsEntry {
   value: string;
 }
 
-/** Held-out evaluation of the fitted model against predicting the training mean. */
+/**
+ * Held-out evaluation of the fitted model: a regressor against predicting the training mean, a
+ * classifier against predicting the training class shares.
+ */
 export interface EvaluationMetrics {
   trainRows: number;
   testRows: number;
@@ -140,6 +246,17 @@ export interface EvaluationMetrics {
   rmse: number;
   baselineMae: number;
   baselineRmse: number;
+  /**
+   * Classifiers (mae and rmse are then 0): the held-out log loss, accuracy and ROC AUC (binary:
+   * of the positive class's probability; multiclass: the mean of one-vs-rest AUCs), against a
+   * baseline that predicts the training rows' class shares for every row.
+   */
+  logLoss: number;
+  accuracy: number;
+  rocAuc: number;
+  baselineLogLoss: number;
+  baselineAccuracy: number;
+  baselineRocAuc: number;
 }
 
 /**
@@ -160,6 +277,8 @@ export interface GoldenRow {
   /** In ServingConfig.feature_names order. */
   features: number[];
   prediction: number;
+  /** Classifiers: every class's probability, in class_labels order. */
+  probabilities: number[];
 }
 
 /**
@@ -169,15 +288,18 @@ export interface GoldenRow {
 export interface TrainingProfile {
   /** Rows profiled: every accepted training row. */
   rowCount: number;
-  /** The raw inputs (RawRecord order), then the model features (model order), then the prediction. */
+  /**
+   * The raw inputs (RawRecord order), then the model features (model order), then the prediction,
+   * then (classifiers) each class's probability, named "probability[<class label>]".
+   */
   entries: ProfileEntry[];
 }
 
 /** One monitored value with its training counts. */
 export interface ProfileEntry {
-  /** A RawRecord field, a model feature, or "prediction". */
+  /** A RawRecord field, a model feature, "prediction" or "probability[<class label>]". */
   name: string;
-  /** "raw_input", "feature" or "prediction". */
+  /** "raw_input", "feature" or "prediction" (the prediction and the class probabilities). */
   source: string;
   /** Numeric values: fixed bins (quantiles of the training rows) plus underflow and overflow. */
   numeric?:
@@ -219,6 +341,8 @@ function createBaseServingConfig(): ServingConfig {
     evaluation: undefined,
     goldenRows: [],
     profile: undefined,
+    onnxModel: undefined,
+    label: "",
   };
 }
 
@@ -250,6 +374,12 @@ export const ServingConfig: MessageFns<ServingConfig> = {
     }
     if (message.profile !== undefined) {
       TrainingProfile.encode(message.profile, writer.uint32(74).fork()).join();
+    }
+    if (message.onnxModel !== undefined) {
+      OnnxModel.encode(message.onnxModel, writer.uint32(82).fork()).join();
+    }
+    if (message.label !== "") {
+      writer.uint32(90).string(message.label);
     }
     return writer;
   },
@@ -339,6 +469,22 @@ export const ServingConfig: MessageFns<ServingConfig> = {
             message.profile = TrainingProfile.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.onnxModel = OnnxModel.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.label = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -378,6 +524,12 @@ export const ServingConfig: MessageFns<ServingConfig> = {
         ? object.golden_rows.map((e: any) => GoldenRow.fromJSON(e))
         : [],
       profile: isSet(object.profile) ? TrainingProfile.fromJSON(object.profile) : undefined,
+      onnxModel: isSet(object.onnxModel)
+        ? OnnxModel.fromJSON(object.onnxModel)
+        : isSet(object.onnx_model)
+        ? OnnxModel.fromJSON(object.onnx_model)
+        : undefined,
+      label: isSet(object.label) ? globalThis.String(object.label) : "",
     };
   },
 
@@ -410,6 +562,12 @@ export const ServingConfig: MessageFns<ServingConfig> = {
     if (message.profile !== undefined) {
       obj.profile = TrainingProfile.toJSON(message.profile);
     }
+    if (message.onnxModel !== undefined) {
+      obj.onnxModel = OnnxModel.toJSON(message.onnxModel);
+    }
+    if (message.label !== "") {
+      obj.label = message.label;
+    }
     return obj;
   },
 
@@ -437,6 +595,10 @@ export const ServingConfig: MessageFns<ServingConfig> = {
     message.profile = (object.profile !== undefined && object.profile !== null)
       ? TrainingProfile.fromPartial(object.profile)
       : undefined;
+    message.onnxModel = (object.onnxModel !== undefined && object.onnxModel !== null)
+      ? OnnxModel.fromPartial(object.onnxModel)
+      : undefined;
+    message.label = object.label ?? "";
     return message;
   },
 };
@@ -1012,6 +1174,268 @@ export const LinearModel: MessageFns<LinearModel> = {
   },
 };
 
+function createBaseOnnxModel(): OnnxModel {
+  return {
+    kind: "",
+    graph: Buffer.alloc(0),
+    inputName: "",
+    inputElementType: "",
+    task: 0,
+    predictionOutput: "",
+    probabilityOutput: "",
+    classLabels: [],
+    description: "",
+    featureImportances: [],
+  };
+}
+
+export const OnnxModel: MessageFns<OnnxModel> = {
+  encode(message: OnnxModel, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.graph.length !== 0) {
+      writer.uint32(18).bytes(message.graph);
+    }
+    if (message.inputName !== "") {
+      writer.uint32(26).string(message.inputName);
+    }
+    if (message.inputElementType !== "") {
+      writer.uint32(34).string(message.inputElementType);
+    }
+    if (message.task !== 0) {
+      writer.uint32(40).int32(message.task);
+    }
+    if (message.predictionOutput !== "") {
+      writer.uint32(50).string(message.predictionOutput);
+    }
+    if (message.probabilityOutput !== "") {
+      writer.uint32(58).string(message.probabilityOutput);
+    }
+    for (const v of message.classLabels) {
+      writer.uint32(66).string(v!);
+    }
+    if (message.description !== "") {
+      writer.uint32(74).string(message.description);
+    }
+    if (message.featureImportances.length !== 0) {
+      writer.uint32(82).fork();
+      for (const v of message.featureImportances) {
+        writer.double(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OnnxModel {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOnnxModel();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.graph = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.inputName = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.inputElementType = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.task = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.predictionOutput = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.probabilityOutput = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.classLabels.push(reader.string());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag === 81) {
+              message.featureImportances.push(reader.double());
+
+              continue;
+            }
+
+            if (tag === 82) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.featureImportances.push(reader.double());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OnnxModel {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      graph: isSet(object.graph) ? Buffer.from(bytesFromBase64(object.graph)) : Buffer.alloc(0),
+      inputName: isSet(object.inputName)
+        ? globalThis.String(object.inputName)
+        : isSet(object.input_name)
+        ? globalThis.String(object.input_name)
+        : "",
+      inputElementType: isSet(object.inputElementType)
+        ? globalThis.String(object.inputElementType)
+        : isSet(object.input_element_type)
+        ? globalThis.String(object.input_element_type)
+        : "",
+      task: isSet(object.task) ? taskFromJSON(object.task) : 0,
+      predictionOutput: isSet(object.predictionOutput)
+        ? globalThis.String(object.predictionOutput)
+        : isSet(object.prediction_output)
+        ? globalThis.String(object.prediction_output)
+        : "",
+      probabilityOutput: isSet(object.probabilityOutput)
+        ? globalThis.String(object.probabilityOutput)
+        : isSet(object.probability_output)
+        ? globalThis.String(object.probability_output)
+        : "",
+      classLabels: globalThis.Array.isArray(object?.classLabels)
+        ? object.classLabels.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.class_labels)
+        ? object.class_labels.map((e: any) => globalThis.String(e))
+        : [],
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      featureImportances: globalThis.Array.isArray(object?.featureImportances)
+        ? object.featureImportances.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.feature_importances)
+        ? object.feature_importances.map((e: any) => globalThis.Number(e))
+        : [],
+    };
+  },
+
+  toJSON(message: OnnxModel): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.graph.length !== 0) {
+      obj.graph = base64FromBytes(message.graph);
+    }
+    if (message.inputName !== "") {
+      obj.inputName = message.inputName;
+    }
+    if (message.inputElementType !== "") {
+      obj.inputElementType = message.inputElementType;
+    }
+    if (message.task !== 0) {
+      obj.task = taskToJSON(message.task);
+    }
+    if (message.predictionOutput !== "") {
+      obj.predictionOutput = message.predictionOutput;
+    }
+    if (message.probabilityOutput !== "") {
+      obj.probabilityOutput = message.probabilityOutput;
+    }
+    if (message.classLabels?.length) {
+      obj.classLabels = message.classLabels;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.featureImportances?.length) {
+      obj.featureImportances = message.featureImportances.map((e) => floatToJson(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<OnnxModel>, I>>(base?: I): OnnxModel {
+    return OnnxModel.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<OnnxModel>, I>>(object: I): OnnxModel {
+    const message = createBaseOnnxModel();
+    message.kind = object.kind ?? "";
+    message.graph = object.graph ?? Buffer.alloc(0);
+    message.inputName = object.inputName ?? "";
+    message.inputElementType = object.inputElementType ?? "";
+    message.task = object.task ?? 0;
+    message.predictionOutput = object.predictionOutput ?? "";
+    message.probabilityOutput = object.probabilityOutput ?? "";
+    message.classLabels = object.classLabels?.map((e) => e) || [];
+    message.description = object.description ?? "";
+    message.featureImportances = object.featureImportances?.map((e) => e) || [];
+    return message;
+  },
+};
+
 function createBaseRowCounts(): RowCounts {
   return { read: 0, accepted: 0, rejected: 0 };
 }
@@ -1528,7 +1952,22 @@ export const Provenance_LibraryVersionsEntry: MessageFns<Provenance_LibraryVersi
 };
 
 function createBaseEvaluationMetrics(): EvaluationMetrics {
-  return { trainRows: 0, testRows: 0, testFraction: 0, splitSeed: 0, mae: 0, rmse: 0, baselineMae: 0, baselineRmse: 0 };
+  return {
+    trainRows: 0,
+    testRows: 0,
+    testFraction: 0,
+    splitSeed: 0,
+    mae: 0,
+    rmse: 0,
+    baselineMae: 0,
+    baselineRmse: 0,
+    logLoss: 0,
+    accuracy: 0,
+    rocAuc: 0,
+    baselineLogLoss: 0,
+    baselineAccuracy: 0,
+    baselineRocAuc: 0,
+  };
 }
 
 export const EvaluationMetrics: MessageFns<EvaluationMetrics> = {
@@ -1556,6 +1995,24 @@ export const EvaluationMetrics: MessageFns<EvaluationMetrics> = {
     }
     if (message.baselineRmse !== 0) {
       writer.uint32(65).double(message.baselineRmse);
+    }
+    if (message.logLoss !== 0) {
+      writer.uint32(73).double(message.logLoss);
+    }
+    if (message.accuracy !== 0) {
+      writer.uint32(81).double(message.accuracy);
+    }
+    if (message.rocAuc !== 0) {
+      writer.uint32(89).double(message.rocAuc);
+    }
+    if (message.baselineLogLoss !== 0) {
+      writer.uint32(97).double(message.baselineLogLoss);
+    }
+    if (message.baselineAccuracy !== 0) {
+      writer.uint32(105).double(message.baselineAccuracy);
+    }
+    if (message.baselineRocAuc !== 0) {
+      writer.uint32(113).double(message.baselineRocAuc);
     }
     return writer;
   },
@@ -1637,6 +2094,54 @@ export const EvaluationMetrics: MessageFns<EvaluationMetrics> = {
             message.baselineRmse = reader.double();
             continue;
           }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.logLoss = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.accuracy = reader.double();
+            continue;
+          }
+          case 11: {
+            if (tag !== 89) {
+              break;
+            }
+
+            message.rocAuc = reader.double();
+            continue;
+          }
+          case 12: {
+            if (tag !== 97) {
+              break;
+            }
+
+            message.baselineLogLoss = reader.double();
+            continue;
+          }
+          case 13: {
+            if (tag !== 105) {
+              break;
+            }
+
+            message.baselineAccuracy = reader.double();
+            continue;
+          }
+          case 14: {
+            if (tag !== 113) {
+              break;
+            }
+
+            message.baselineRocAuc = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1683,6 +2188,32 @@ export const EvaluationMetrics: MessageFns<EvaluationMetrics> = {
         : isSet(object.baseline_rmse)
         ? globalThis.Number(object.baseline_rmse)
         : 0,
+      logLoss: isSet(object.logLoss)
+        ? globalThis.Number(object.logLoss)
+        : isSet(object.log_loss)
+        ? globalThis.Number(object.log_loss)
+        : 0,
+      accuracy: isSet(object.accuracy) ? globalThis.Number(object.accuracy) : 0,
+      rocAuc: isSet(object.rocAuc)
+        ? globalThis.Number(object.rocAuc)
+        : isSet(object.roc_auc)
+        ? globalThis.Number(object.roc_auc)
+        : 0,
+      baselineLogLoss: isSet(object.baselineLogLoss)
+        ? globalThis.Number(object.baselineLogLoss)
+        : isSet(object.baseline_log_loss)
+        ? globalThis.Number(object.baseline_log_loss)
+        : 0,
+      baselineAccuracy: isSet(object.baselineAccuracy)
+        ? globalThis.Number(object.baselineAccuracy)
+        : isSet(object.baseline_accuracy)
+        ? globalThis.Number(object.baseline_accuracy)
+        : 0,
+      baselineRocAuc: isSet(object.baselineRocAuc)
+        ? globalThis.Number(object.baselineRocAuc)
+        : isSet(object.baseline_roc_auc)
+        ? globalThis.Number(object.baseline_roc_auc)
+        : 0,
     };
   },
 
@@ -1712,6 +2243,24 @@ export const EvaluationMetrics: MessageFns<EvaluationMetrics> = {
     if (message.baselineRmse !== 0) {
       obj.baselineRmse = floatToJson(message.baselineRmse);
     }
+    if (message.logLoss !== 0) {
+      obj.logLoss = floatToJson(message.logLoss);
+    }
+    if (message.accuracy !== 0) {
+      obj.accuracy = floatToJson(message.accuracy);
+    }
+    if (message.rocAuc !== 0) {
+      obj.rocAuc = floatToJson(message.rocAuc);
+    }
+    if (message.baselineLogLoss !== 0) {
+      obj.baselineLogLoss = floatToJson(message.baselineLogLoss);
+    }
+    if (message.baselineAccuracy !== 0) {
+      obj.baselineAccuracy = floatToJson(message.baselineAccuracy);
+    }
+    if (message.baselineRocAuc !== 0) {
+      obj.baselineRocAuc = floatToJson(message.baselineRocAuc);
+    }
     return obj;
   },
 
@@ -1728,12 +2277,18 @@ export const EvaluationMetrics: MessageFns<EvaluationMetrics> = {
     message.rmse = object.rmse ?? 0;
     message.baselineMae = object.baselineMae ?? 0;
     message.baselineRmse = object.baselineRmse ?? 0;
+    message.logLoss = object.logLoss ?? 0;
+    message.accuracy = object.accuracy ?? 0;
+    message.rocAuc = object.rocAuc ?? 0;
+    message.baselineLogLoss = object.baselineLogLoss ?? 0;
+    message.baselineAccuracy = object.baselineAccuracy ?? 0;
+    message.baselineRocAuc = object.baselineRocAuc ?? 0;
     return message;
   },
 };
 
 function createBaseGoldenRow(): GoldenRow {
-  return { sourceRow: 0, record: undefined, features: [], prediction: 0 };
+  return { sourceRow: 0, record: undefined, features: [], prediction: 0, probabilities: [] };
 }
 
 export const GoldenRow: MessageFns<GoldenRow> = {
@@ -1753,6 +2308,13 @@ export const GoldenRow: MessageFns<GoldenRow> = {
     }
     if (message.prediction !== 0) {
       writer.uint32(33).double(message.prediction);
+    }
+    if (message.probabilities.length !== 0) {
+      writer.uint32(42).fork();
+      for (const v of message.probabilities) {
+        writer.double(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -1812,6 +2374,24 @@ export const GoldenRow: MessageFns<GoldenRow> = {
             message.prediction = reader.double();
             continue;
           }
+          case 5: {
+            if (tag === 41) {
+              message.probabilities.push(reader.double());
+
+              continue;
+            }
+
+            if (tag === 42) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.probabilities.push(reader.double());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1834,6 +2414,9 @@ export const GoldenRow: MessageFns<GoldenRow> = {
       record: isSet(object.record) ? RawRecord.fromJSON(object.record) : undefined,
       features: globalThis.Array.isArray(object?.features) ? object.features.map((e: any) => globalThis.Number(e)) : [],
       prediction: isSet(object.prediction) ? globalThis.Number(object.prediction) : 0,
+      probabilities: globalThis.Array.isArray(object?.probabilities)
+        ? object.probabilities.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -1851,6 +2434,9 @@ export const GoldenRow: MessageFns<GoldenRow> = {
     if (message.prediction !== 0) {
       obj.prediction = floatToJson(message.prediction);
     }
+    if (message.probabilities?.length) {
+      obj.probabilities = message.probabilities.map((e) => floatToJson(e));
+    }
     return obj;
   },
 
@@ -1865,6 +2451,7 @@ export const GoldenRow: MessageFns<GoldenRow> = {
       : undefined;
     message.features = object.features?.map((e) => e) || [];
     message.prediction = object.prediction ?? 0;
+    message.probabilities = object.probabilities?.map((e) => e) || [];
     return message;
   },
 };
@@ -2326,6 +2913,14 @@ export const CategoryCounts: MessageFns<CategoryCounts> = {
     return message;
   },
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 function floatToJson(value: number | null | undefined): number | string | null | undefined {
   return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
