@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+from absenteeism import served_model
+
 
 class BadData(Exception):
     """The input cannot make a config: unreadable, missing columns, too many rejects, too few rows.
@@ -20,3 +25,13 @@ class ClusterError(RuntimeError):
 class ModelError(Exception):
     """The chosen model cannot be made or served: an estimator that does not fit or convert to ONNX,
     or a graph the serving checks refuse (exit 2: the command's choice, not the data, is at fault)."""
+
+
+@contextlib.contextmanager
+def unservable_answers(whose: str) -> Iterator[None]:
+    """A model that answers a NaN, an infinity or a class it does not have for some row cannot be
+    served: a ModelError naming `whose` answers ("the model's", "the graph's")."""
+    try:
+        yield
+    except served_model.ModelOutputError as error:
+        raise ModelError(f"{whose} answers cannot be served: {error}") from None

@@ -20,7 +20,7 @@ import onnx
 from absenteeism import dataflow, onnx_checks, served_model
 from absenteeism.v1 import serving_config_pb2
 from etl_job import training
-from etl_job.job_errors import ModelError
+from etl_job.job_errors import ModelError, unservable_answers
 
 KIND = "package-model"  # OnnxModel.kind of a graph trained elsewhere (the contract names it)
 TASK_NAMES: dict[int, str] = {int(task): name for name, task in training.TASKS.items()}
@@ -183,9 +183,8 @@ def check_answers(model: served_model.ServedModel, matrix: np.ndarray, label: st
 def model_errors() -> Iterator[None]:
     """A graph that answers a NaN, an infinity or a class it does not have for some row cannot be served."""
     try:
-        yield
-    except served_model.ModelOutputError as error:
-        raise ModelError(f"the graph's answers cannot be served: {error}") from None
+        with unservable_answers("the graph's"):
+            yield
     except onnx_checks.ORT_ERRORS as error:  # a graph that loads but fails on some rows
         raise ModelError(f"ONNX Runtime fails to run the graph: {error}") from None
 

@@ -11,15 +11,13 @@ and the write of the training set, in this process (local_engine.py) or on a Das
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from absenteeism import config_io, served_model
+from absenteeism import config_io
 from etl_job import (
     dask_engine,
     local_engine,
@@ -30,7 +28,7 @@ from etl_job import (
     serving_config,
 )
 from etl_job.engine import Engine
-from etl_job.job_errors import BadData, ModelError
+from etl_job.job_errors import BadData, unservable_answers
 from etl_job.run_settings import RunSettings
 from etl_job.step_progress import StepProgress
 
@@ -67,15 +65,6 @@ def engine_for(settings: RunSettings) -> Engine:
     return local_engine.LocalEngine(settings)
 
 
-@contextlib.contextmanager
-def _model_errors() -> Iterator[None]:
-    """A model that answers a NaN (or a class it does not have) for some row cannot be served."""
-    try:
-        yield
-    except served_model.ModelOutputError as error:
-        raise ModelError(f"the model's answers cannot be served: {error}") from None
-
-
 def _run(settings: RunSettings, work: Path, out: Path) -> RunResult:
     """The job's steps, writing into `work`; the paths recorded are where the files are published in `out`."""
     created_at = settings.created_at or datetime.now(UTC)
@@ -83,7 +72,7 @@ def _run(settings: RunSettings, work: Path, out: Path) -> RunResult:
     started = time.perf_counter()
     paths = {"rejects": out / outputs.REJECTS_FILE}
     try:
-        with engine_for(settings) as engine, _model_errors():
+        with engine_for(settings) as engine, unservable_answers("the model's"):
             trained = engine.fit(work, steps)
             tally, extracted, fitted, profiler = trained.tally, trained.extracted, trained.fitted, trained.profiler
             provenance = serving_config.Provenance(
