@@ -175,7 +175,7 @@ class DaskEngine(Engine):
             gram = client.submit(part_tasks.gram_total, _pairwise(client, part_tasks.merge_gram_pieces,
                                                                    client.map(part_tasks.pieces_of, transformed)))
             fitted = bad_data(self._fitted, aggregates, gram.result(), shares, counts, tally.rows_accepted,
-                              lambda: self._training_rows(transformed))
+                              lambda: self._training_rows(transformed, sum(train for _, train, _ in counts)))
             profiler.add_counts(raw=[sum(column) for column in zip(*(share[0] for share in shares))],
                                 rows=tally.rows_accepted)
             profiler.place_outputs(fitted.served)
@@ -217,11 +217,19 @@ class DaskEngine(Engine):
                             parity_raw=[share[1] for share in shares], parity_features=[share[2] for share in shares],
                             accepted_rows=accepted_rows, training_rows=training_rows)
 
-    def _training_rows(self, transformed: list) -> tuple[np.ndarray, np.ndarray]:
+    def _training_rows(self, transformed: list, train_rows: int) -> tuple[np.ndarray, np.ndarray]:
         """Every part's training rows gathered into this process, in source order (a learner other
-        than ridge fits on them all at once)."""
-        parts = [future.result() for future in self._client.map(part_tasks.training_rows_of, transformed)]
-        return np.vstack([matrix for matrix, _ in parts]), np.concatenate([labels for _, labels in parts])
+        than ridge fits on them all at once), each part copied into one float32 array as it comes."""
+        matrix = np.empty((train_rows, len(features.MODEL_FEATURES)), dtype=np.float32)
+        labels: list[np.ndarray] = []
+        start = 0
+        for future in self._client.map(part_tasks.training_rows_of, transformed):
+            part, part_labels = future.result()
+            future.release()
+            matrix[start:start + len(part)] = part
+            labels.append(part_labels)
+            start += len(part)
+        return matrix, np.concatenate(labels)
 
     @staticmethod
     def _gather(steps: StepProgress, futures: list, desc: str) -> list:

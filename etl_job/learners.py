@@ -40,7 +40,7 @@ SEED = 20120713  # the job's split seed (training.FitSettings.seed), for the lea
 # predict-the-class-shares baseline (log loss 0.396 against 0.302) where these beat it (0.244) and
 # beat ridge on the hours (MAE 5.76 against 6.10). Tune them with --model package.module:function.
 # Each tree costs one histogram pass over the rows (17 features bin into at most 255 values each),
-# so time grows linearly with the rows, with about 0.2 GB beside the float64 matrix at 1M rows.
+# so time grows linearly with the rows (10M rows: docs/etl.md).
 # No bagging or column sampling: nothing to draw, nothing to tune. "gain" importances say how much
 # each feature reduced the loss; LightGBM's default ("split", a count of splits) favours the one
 # continuous feature, which has many more places to split than a 0/1 flag.
@@ -93,7 +93,7 @@ def fit_onnx_model(choice: str, task: int, class_labels: Sequence[str], train_ma
                    train_labels: np.ndarray, feature_names: Sequence[str]) -> serving_config_pb2.OnnxModel:
     """Fits `choice` ("gbt" or "package.module:function") on the training rows and converts it.
 
-    train_matrix: float64 rows x features, in `feature_names` order. train_labels: the values
+    train_matrix: float32 (the engines gather it so) or float64 rows x features, in `feature_names` order. train_labels: the values
     (regression), or the class indices 0..K-1 naming `class_labels` (classification)."""
     if parse_model_choice(choice) == "ridge":
         raise LearnerError("ridge is fitted by etl_job.ridge, not converted to ONNX")
@@ -142,7 +142,7 @@ def training_rows(task: int, class_labels: Sequence[str], train_matrix: np.ndarr
         labels = labels.astype(np.float64)
         if not np.isfinite(labels).all():
             raise LearnerError("the training labels hold a NaN or an infinity")
-        return matrix.astype(np.float32), labels
+        return matrix.astype(np.float32, copy=False), labels
     classes = len(class_labels)
     if classes < 2 or (task == serving_config_pb2.TASK_BINARY_CLASSIFICATION and classes != 2):
         raise LearnerError(f"{TASK_NAMES[task]} with {classes} class label(s) {list(class_labels)}")
@@ -159,7 +159,7 @@ def training_rows(task: int, class_labels: Sequence[str], train_matrix: np.ndarr
         missing = sorted(set(range(classes)) - set(present.tolist()))
         raise LearnerError(f"no training row has class(es) {[class_labels[i] for i in missing]}: "
                            "every class label needs training rows")
-    return matrix.astype(np.float32), indices
+    return matrix.astype(np.float32, copy=False), indices
 
 
 def gbt_estimator(task: int) -> Any:

@@ -70,17 +70,22 @@ def train(chunks: Iterable[pd.DataFrame], *, aggregates: dict[str, AggregateValu
     fitted = training.fit(normal.solve, aggregates=aggregates, settings=settings, train_rows=train_rows,
                           test_rows=test_rows, label_mean=normal.label_mean, parity_raw=parity_raw,
                           parity_features=parity_features, accepted_rows=accepted,
-                          training_rows=lambda: training_rows(kept))
+                          training_rows=lambda: training_rows(kept, train_rows))
     return LocalFit(fitted, kept)
 
 
-def training_rows(kept: list[chunk_steps.CompactRows]) -> tuple[np.ndarray, np.ndarray]:
-    """The training rows' features and label values, in source order: what a learner other than
-    ridge fits on."""
-    matrices = [rows.matrix()[~rows.held_out] for rows in kept]
-    labels = [rows.labels[~rows.held_out] for rows in kept]
-    return (np.vstack(matrices) if matrices else np.empty((0, len(features.MODEL_FEATURES))),
-            np.concatenate(labels) if labels else np.empty(0))
+def training_rows(kept: list[chunk_steps.CompactRows], train_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training rows' features (float32) and label values, in source order: what a learner
+    other than ridge fits on, filled into one array chunk by chunk (no second copy)."""
+    matrix = np.empty((train_rows, len(features.MODEL_FEATURES)), dtype=np.float32)
+    labels: list[np.ndarray] = []
+    start = 0
+    for rows in kept:
+        part = rows.training_matrix()
+        matrix[start:start + len(part)] = part
+        labels.append(rows.labels[~rows.held_out])
+        start += len(part)
+    return matrix, (np.concatenate(labels) if labels else np.empty(0))
 
 
 class LocalEngine(Engine):

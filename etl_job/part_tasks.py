@@ -231,14 +231,14 @@ def error_total(pieces: Pieces) -> np.ndarray | None:
 
 
 def training_rows_of(transformed: Transformed) -> tuple[np.ndarray, np.ndarray]:
-    """The part's training rows' features and label values, in source order, from its spill: for a
-    learner other than ridge, which fits on all of them in the job's process."""
+    """The part's training rows' features (float32) and label values, in source order, from its
+    spill: for a learner other than ridge, which fits on all of them in the job's process."""
     matrices, labels = [], []
     for frame in read_frames(transformed.features) if transformed.features is not None else ():
         rows = chunk_steps.CompactRows.from_frame(frame)
-        matrices.append(rows.matrix()[~rows.held_out])
+        matrices.append(rows.training_matrix())
         labels.append(rows.labels[~rows.held_out])
-    return (np.vstack(matrices) if matrices else np.empty((0, len(features.MODEL_FEATURES))),
+    return (np.vstack(matrices) if matrices else np.empty((0, len(features.MODEL_FEATURES)), dtype=np.float32),
             np.concatenate(labels) if labels else np.empty(0))
 
 

@@ -25,9 +25,9 @@ RIDGE = "ridge"
 TASKS = {"regression": serving_config_pb2.TASK_REGRESSION,
          "binary_classification": serving_config_pb2.TASK_BINARY_CLASSIFICATION,
          "multiclass_classification": serving_config_pb2.TASK_MULTICLASS_CLASSIFICATION}
-# Learners other than ridge hold the training rows in memory (float64 here, float32 in the
-# learner): at 17 features about 200 bytes a row with the learner's own copy, so 10M rows take
-# about 2 GB. Above the cap the job stops with a message instead of running out of memory.
+# Learners other than ridge hold the training rows in memory (float32, gathered once, plus the
+# learner's own bins: docs/etl.md has the figures at 10M rows). Above the cap the job stops with a
+# message instead of running out of memory.
 DEFAULT_MAX_FIT_ROWS = 10_000_000
 
 
@@ -161,7 +161,7 @@ def fit(solve: Callable[[float], tuple[float, np.ndarray]], *, aggregates: dict[
         return fitted(linear=fit_model(solve, settings))
     if train_rows > settings.max_fit_rows:
         raise TrainingError(f"--model {settings.model} fits in memory: {train_rows:,} training rows are over the cap "
-                            f"of {settings.max_fit_rows:,} (--max-fit-rows; about 200 bytes a row)")
+                            f"of {settings.max_fit_rows:,} (--max-fit-rows; see docs/etl.md for the memory it takes)")
     assert training_rows is not None, "an engine must gather the training rows for a learner other than ridge"
     train_matrix, train_labels = training_rows()
     from absenteeism import onnx_checks  # as the learners: loaded for them only
