@@ -31,10 +31,6 @@ class ModelOutputs:
     predictions: np.ndarray
     probabilities: np.ndarray | None = None
 
-    def rows(self, start: int, stop: int) -> ModelOutputs:
-        probabilities = None if self.probabilities is None else self.probabilities[start:stop]
-        return ModelOutputs(self.predictions[start:stop], probabilities)
-
 
 class ModelOutputError(ValueError):
     """The model answered something no caller may receive (a NaN, a class index out of range)."""

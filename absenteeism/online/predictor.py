@@ -61,9 +61,6 @@ class Predictions:
         probabilities = None if self.probabilities is None else self.probabilities[start:stop]
         return Predictions(self.features[start:stop], self.predictions[start:stop], raw, probabilities)
 
-    def outputs(self) -> ModelOutputs:
-        return ModelOutputs(self.predictions, self.probabilities)
-
 
 class Predictor(Protocol):
     feature_names: tuple[str, ...]

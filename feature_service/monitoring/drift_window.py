@@ -186,7 +186,7 @@ class SharedWindows:
     @classmethod
     def create(cls, folder: Path, slots: int, window: int, width: int) -> SharedWindows:
         """Rows of `width` values: the booted config's (config_row_width); a config reloaded later
-        whose rows are wider is served unmonitored until a restart."""
+        whose rows have another width (other features or classes) is served unmonitored until a restart."""
         path = Path(folder) / cls.FILE
         size = slots * cls.ID_BYTES + slots * -(-window // slots) * width * 8
         with open(path, "wb") as created:
