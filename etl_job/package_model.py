@@ -223,7 +223,7 @@ def packaged_model(run: source_run.SourceRun, onnx: serving_config_pb2.OnnxModel
     return training.Fitted(
         aggregates=aggregates.from_message(config.statistics, dataflow.aggregate_names()), settings=fit,
         train_rows=scanned.train_rows, test_rows=scanned.test_rows,
-        baseline=scanned.label_sum / scanned.train_rows, parity_raw=parity_raw,
+        baseline=scanned.label_mean, parity_raw=parity_raw,
         parity_features=scanned.parity_features, rows=run.accepted_rows, onnx=onnx,
         classes=classes.values if classes else None, class_shares=classes.shares if classes else None)
 

@@ -149,19 +149,7 @@ def model_message(graph: bytes, *, onnx_file: Path, task: int, class_labels: lis
         onnx_checks.check_model(message, len(run_config.feature_names))
     except onnx_checks.ModelRefused as error:
         raise ModelError(f"--onnx {onnx_file}: {error}") from None
-    if classifier:
-        _check_class_count(model, probability, class_labels, run_config.label)
     return message
-
-
-def _check_class_count(model, probability: str, class_labels: list[str], label: str) -> None:
-    """The probabilities' declared columns against the label's classes (answers are checked too:
-    check_answers, for a graph that declares no width)."""
-    value = next(value for value in model.graph.output if value.name == probability)
-    dims = value.type.tensor_type.shape.dim
-    if len(dims) == 2 and dims[1].HasField("dim_value") and dims[1].dim_value != len(class_labels):
-        raise ModelError(f"the graph's probabilities ({probability!r}) have {dims[1].dim_value} columns, and label "
-                         f"{label!r} has {len(class_labels)} classes {class_labels} in the run's training set")
 
 
 def check_answers(model: served_model.ServedModel, matrix: np.ndarray, label: str) -> None:

@@ -32,7 +32,6 @@ import pyarrow.parquet as pq
 from absenteeism import config_io, served_model
 from absenteeism.dataset import raw_input, training_set_files
 from absenteeism.dataset import reader as input_reader
-from absenteeism.dataset.blocks import BlockSum
 from absenteeism.dataset.raw_chunk import InputFormatError
 from absenteeism.raw_schema import RAW_COLUMN_NAMES
 from absenteeism.v1 import serving_config_pb2
@@ -148,7 +147,7 @@ class Scanned:
 
     train_rows: int
     test_rows: int
-    label_sum: float  # the training rows' label values summed over fixed blocks (a regressor's baseline)
+    label_mean: float  # the training rows' mean label from Z'Z, as the run computed it (a regressor's baseline)
     train_values: Counter  # classification labels: training rows per label value
     held_out_values: frozenset  # classification labels: the label values of the held-out rows
     sample_features: np.ndarray  # the profile's sample rows (profile_builder.RowSample), their features
@@ -162,7 +161,7 @@ def scan(run: SourceRun, parity_positions: np.ndarray, classify: bool, chunk_row
     config, label = run.config, run.config.label
     names = list(config.feature_names)
     sample = profile_builder.RowSample(columns=names)
-    label_sum = BlockSum(ridge.BLOCK_ROWS, lambda block: block.sum(keepdims=True))
+    normal = ridge.NormalEquations(len(names))  # the run's own sums: its baseline's very bits
     train_values: Counter = Counter()
     held_out_values: set = set()
     parity_rows, parity_features = [], []
@@ -181,12 +180,12 @@ def scan(run: SourceRun, parity_positions: np.ndarray, classify: bool, chunk_row
         labels = batch.column(label).to_numpy()
         train_rows += int((~held).sum())
         test_rows += int(held.sum())
-        label_sum.feed(labels[~held].astype(np.float64))
         if classify:
             values, counts = np.unique(labels[~held], return_counts=True)
             train_values.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
             held_out_values.update(np.unique(labels[held]).tolist())
         frame = pd.DataFrame({name: batch.column(name).to_numpy() for name in names}, index=pd.Index(source_rows))
+        normal.add(frame.to_numpy(dtype=np.float64)[~held], labels[~held])
         sample.add(frame)
         here = online_parity.positions_within(parity_positions, start, len(frame))
         parity_rows.append(source_rows[here])
@@ -195,8 +194,7 @@ def scan(run: SourceRun, parity_positions: np.ndarray, classify: bool, chunk_row
     if (train_rows, test_rows) != (config.evaluation.train_rows, config.evaluation.test_rows):
         raise BadData(f"run folder {run.path}: its training set has {train_rows} training and {test_rows} held-out "
                       f"rows, its config {config.evaluation.train_rows} and {config.evaluation.test_rows}")
-    total = label_sum.finish()
-    return Scanned(train_rows, test_rows, float(total[0]) if total is not None else 0.0, train_values,
+    return Scanned(train_rows, test_rows, normal.label_mean() if train_rows else 0.0, train_values,
                    frozenset(held_out_values), sample.rows().to_numpy(dtype=np.float64),
                    np.vstack(parity_features), np.concatenate(parity_rows))
 
