@@ -78,7 +78,7 @@ class PredictResponse(_message.Message):
     PREDICTED_CLASS_FIELD_NUMBER: _builtins.int
     PROBABILITIES_FIELD_NUMBER: _builtins.int
     prediction: _builtins.float
-    """A regressor's prediction (for the absenteeism model: the hours of absence); for a classifier
+    """A regressor's prediction (absenteeism's: the hours of absence); for a classifier
     the index of predicted_class in the config's class labels.
     """
     config_id: _builtins.str
@@ -265,7 +265,7 @@ class FieldViolation(_message.Message):
     RULE_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     field: _builtins.str
-    """The field's name in RawRecord, e.g. "age"."""
+    """The field's name in the data set's RawRecord, e.g. "age"."""
     rule: _builtins.str
     """The rule broken, e.g. "required" or "in_range(16, 100)"."""
     description: _builtins.str
@@ -417,7 +417,7 @@ class FeatureDrift(_message.Message):
     DRIFTED_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """A RawRecord field, a model feature, "prediction" or "probability[<class label>]"."""
+    """A field of the data set's RawRecord, a model feature, "prediction" or "probability[<class label>]"."""
     metric: _builtins.str
     """"psi" (population stability index) or "jensen_shannon" (Jensen-Shannon divergence, base 2)
     for numeric values; "l_infinity" (largest difference of a category's share) for categorical.

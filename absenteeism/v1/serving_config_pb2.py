@@ -26,7 +26,7 @@ from absenteeism.v1 import raw_record_pb2 as absenteeism_dot_v1_dot_raw__record_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#absenteeism/v1/serving_config.proto\x12\x0e\x61\x62senteeism.v1\x1a\x1f\x61\x62senteeism/v1/raw_record.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x03\n\rServingConfig\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x16\n\x0e\x63ontent_sha256\x18\x02 \x01(\t\x12\x15\n\rfeature_names\x18\x03 \x03(\t\x12\x37\n\nstatistics\x18\x04 \x01(\x0b\x32#.absenteeism.v1.AggregateStatistics\x12*\n\x05model\x18\x05 \x01(\x0b\x32\x1b.absenteeism.v1.LinearModel\x12.\n\nprovenance\x18\x06 \x01(\x0b\x32\x1a.absenteeism.v1.Provenance\x12\x35\n\nevaluation\x18\x07 \x01(\x0b\x32!.absenteeism.v1.EvaluationMetrics\x12.\n\x0bgolden_rows\x18\x08 \x03(\x0b\x32\x19.absenteeism.v1.GoldenRow\x12\x30\n\x07profile\x18\t \x01(\x0b\x32\x1f.absenteeism.v1.TrainingProfile\x12-\n\nonnx_model\x18\n \x01(\x0b\x32\x19.absenteeism.v1.OnnxModel\x12\r\n\x05label\x18\x0b \x01(\t\"\xf1\x01\n\x13\x41ggregateStatistics\x12\x10\n\x08\x61ge_mean\x18\x01 \x01(\x01\x12\x13\n\x0b\x61ge_std_dev\x18\x02 \x01(\x01\x12\x10\n\x08std_ddof\x18\x03 \x01(\r\x12\x11\n\trow_count\x18\x04 \x01(\x04\x12?\n\x06values\x18\x05 \x03(\x0b\x32/.absenteeism.v1.AggregateStatistics.ValuesEntry\x1aM\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12-\n\x05value\x18\x02 \x01(\x0b\x32\x1e.absenteeism.v1.AggregateValue:\x02\x38\x01\"Z\n\x0e\x41ggregateValue\x12\x10\n\x06scalar\x18\x01 \x01(\x01H\x00\x12.\n\x06vector\x18\x02 \x01(\x0b\x32\x1c.absenteeism.v1.DoubleVectorH\x00\x42\x06\n\x04kind\"\x1e\n\x0c\x44oubleVector\x12\x0e\n\x06values\x18\x01 \x03(\x01\"S\n\x0bLinearModel\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tintercept\x18\x02 \x01(\x01\x12\x14\n\x0c\x63oefficients\x18\x03 \x03(\x01\x12\r\n\x05\x61lpha\x18\x04 \x01(\x01\"\xfb\x01\n\tOnnxModel\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05graph\x18\x02 \x01(\x0c\x12\x12\n\ninput_name\x18\x03 \x01(\t\x12\x1a\n\x12input_element_type\x18\x04 \x01(\t\x12\"\n\x04task\x18\x05 \x01(\x0e\x32\x14.absenteeism.v1.Task\x12\x19\n\x11prediction_output\x18\x06 \x01(\t\x12\x1a\n\x12probability_output\x18\x07 \x01(\t\x12\x14\n\x0c\x63lass_labels\x18\x08 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\t \x01(\t\x12\x1b\n\x13\x66\x65\x61ture_importances\x18\n \x03(\x01\"=\n\tRowCounts\x12\x0c\n\x04read\x18\x01 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x04\x12\x10\n\x08rejected\x18\x03 \x01(\x04\"K\n\x0f\x43odeFingerprint\x12\x1d\n\x15\x66\x65\x61ture_module_sha256\x18\x01 \x01(\t\x12\x19\n\x11raw_schema_sha256\x18\x02 \x01(\t\"\xdb\x02\n\nProvenance\x12\x14\n\x0cinput_sha256\x18\x01 \x01(\t\x12\x13\n\x0binput_files\x18\x02 \x03(\t\x12\'\n\x04rows\x18\x03 \x01(\x0b\x32\x19.absenteeism.v1.RowCounts\x12-\n\x04\x63ode\x18\x04 \x01(\x0b\x32\x1f.absenteeism.v1.CodeFingerprint\x12I\n\x10library_versions\x18\x05 \x03(\x0b\x32/.absenteeism.v1.Provenance.LibraryVersionsEntry\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fproject_version\x18\x07 \x01(\t\x1a\x36\n\x14LibraryVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb2\x02\n\x11\x45valuationMetrics\x12\x12\n\ntrain_rows\x18\x01 \x01(\x04\x12\x11\n\ttest_rows\x18\x02 \x01(\x04\x12\x15\n\rtest_fraction\x18\x03 \x01(\x01\x12\x12\n\nsplit_seed\x18\x04 \x01(\x04\x12\x0b\n\x03mae\x18\x05 \x01(\x01\x12\x0c\n\x04rmse\x18\x06 \x01(\x01\x12\x14\n\x0c\x62\x61seline_mae\x18\x07 \x01(\x01\x12\x15\n\rbaseline_rmse\x18\x08 \x01(\x01\x12\x10\n\x08log_loss\x18\t \x01(\x01\x12\x10\n\x08\x61\x63\x63uracy\x18\n \x01(\x01\x12\x0f\n\x07roc_auc\x18\x0b \x01(\x01\x12\x19\n\x11\x62\x61seline_log_loss\x18\x0c \x01(\x01\x12\x19\n\x11\x62\x61seline_accuracy\x18\r \x01(\x01\x12\x18\n\x10\x62\x61seline_roc_auc\x18\x0e \x01(\x01\"\x87\x01\n\tGoldenRow\x12\x12\n\nsource_row\x18\x01 \x01(\x04\x12)\n\x06record\x18\x02 \x01(\x0b\x32\x19.absenteeism.v1.RawRecord\x12\x10\n\x08\x66\x65\x61tures\x18\x03 \x03(\x01\x12\x12\n\nprediction\x18\x04 \x01(\x01\x12\x15\n\rprobabilities\x18\x05 \x03(\x01\"S\n\x0fTrainingProfile\x12\x11\n\trow_count\x18\x01 \x01(\x04\x12-\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x1c.absenteeism.v1.ProfileEntry\"\x9b\x01\n\x0cProfileEntry\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12.\n\x07numeric\x18\x03 \x01(\x0b\x32\x1b.absenteeism.v1.NumericBinsH\x00\x12\x35\n\x0b\x63\x61tegorical\x18\x04 \x01(\x0b\x32\x1e.absenteeism.v1.CategoryCountsH\x00\x42\x06\n\x04kind\",\n\x0bNumericBins\x12\r\n\x05\x65\x64ges\x18\x01 \x03(\x01\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\x04\"E\n\x0e\x43\x61tegoryCounts\x12\x0e\n\x06values\x18\x01 \x03(\x01\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\x04\x12\x13\n\x0bother_count\x18\x03 \x01(\x04*u\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\x13\n\x0fTASK_REGRESSION\x10\x01\x12\x1e\n\x1aTASK_BINARY_CLASSIFICATION\x10\x02\x12\"\n\x1eTASK_MULTICLASS_CLASSIFICATION\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#absenteeism/v1/serving_config.proto\x12\x0e\x61\x62senteeism.v1\x1a\x1f\x61\x62senteeism/v1/raw_record.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x03\n\rServingConfig\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x16\n\x0e\x63ontent_sha256\x18\x02 \x01(\t\x12\x15\n\rfeature_names\x18\x03 \x03(\t\x12\x37\n\nstatistics\x18\x04 \x01(\x0b\x32#.absenteeism.v1.AggregateStatistics\x12*\n\x05model\x18\x05 \x01(\x0b\x32\x1b.absenteeism.v1.LinearModel\x12.\n\nprovenance\x18\x06 \x01(\x0b\x32\x1a.absenteeism.v1.Provenance\x12\x35\n\nevaluation\x18\x07 \x01(\x0b\x32!.absenteeism.v1.EvaluationMetrics\x12.\n\x0bgolden_rows\x18\x08 \x03(\x0b\x32\x19.absenteeism.v1.GoldenRow\x12\x30\n\x07profile\x18\t \x01(\x0b\x32\x1f.absenteeism.v1.TrainingProfile\x12-\n\nonnx_model\x18\n \x01(\x0b\x32\x19.absenteeism.v1.OnnxModel\x12\r\n\x05label\x18\x0b \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x0c \x01(\t\"\xf1\x01\n\x13\x41ggregateStatistics\x12\x10\n\x08\x61ge_mean\x18\x01 \x01(\x01\x12\x13\n\x0b\x61ge_std_dev\x18\x02 \x01(\x01\x12\x10\n\x08std_ddof\x18\x03 \x01(\r\x12\x11\n\trow_count\x18\x04 \x01(\x04\x12?\n\x06values\x18\x05 \x03(\x0b\x32/.absenteeism.v1.AggregateStatistics.ValuesEntry\x1aM\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12-\n\x05value\x18\x02 \x01(\x0b\x32\x1e.absenteeism.v1.AggregateValue:\x02\x38\x01\"Z\n\x0e\x41ggregateValue\x12\x10\n\x06scalar\x18\x01 \x01(\x01H\x00\x12.\n\x06vector\x18\x02 \x01(\x0b\x32\x1c.absenteeism.v1.DoubleVectorH\x00\x42\x06\n\x04kind\"\x1e\n\x0c\x44oubleVector\x12\x0e\n\x06values\x18\x01 \x03(\x01\"S\n\x0bLinearModel\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tintercept\x18\x02 \x01(\x01\x12\x14\n\x0c\x63oefficients\x18\x03 \x03(\x01\x12\r\n\x05\x61lpha\x18\x04 \x01(\x01\"\xfb\x01\n\tOnnxModel\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05graph\x18\x02 \x01(\x0c\x12\x12\n\ninput_name\x18\x03 \x01(\t\x12\x1a\n\x12input_element_type\x18\x04 \x01(\t\x12\"\n\x04task\x18\x05 \x01(\x0e\x32\x14.absenteeism.v1.Task\x12\x19\n\x11prediction_output\x18\x06 \x01(\t\x12\x1a\n\x12probability_output\x18\x07 \x01(\t\x12\x14\n\x0c\x63lass_labels\x18\x08 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\t \x01(\t\x12\x1b\n\x13\x66\x65\x61ture_importances\x18\n \x03(\x01\"=\n\tRowCounts\x12\x0c\n\x04read\x18\x01 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x04\x12\x10\n\x08rejected\x18\x03 \x01(\x04\"K\n\x0f\x43odeFingerprint\x12\x1d\n\x15\x66\x65\x61ture_module_sha256\x18\x01 \x01(\t\x12\x19\n\x11raw_schema_sha256\x18\x02 \x01(\t\"\xdb\x02\n\nProvenance\x12\x14\n\x0cinput_sha256\x18\x01 \x01(\t\x12\x13\n\x0binput_files\x18\x02 \x03(\t\x12\'\n\x04rows\x18\x03 \x01(\x0b\x32\x19.absenteeism.v1.RowCounts\x12-\n\x04\x63ode\x18\x04 \x01(\x0b\x32\x1f.absenteeism.v1.CodeFingerprint\x12I\n\x10library_versions\x18\x05 \x03(\x0b\x32/.absenteeism.v1.Provenance.LibraryVersionsEntry\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fproject_version\x18\x07 \x01(\t\x1a\x36\n\x14LibraryVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb2\x02\n\x11\x45valuationMetrics\x12\x12\n\ntrain_rows\x18\x01 \x01(\x04\x12\x11\n\ttest_rows\x18\x02 \x01(\x04\x12\x15\n\rtest_fraction\x18\x03 \x01(\x01\x12\x12\n\nsplit_seed\x18\x04 \x01(\x04\x12\x0b\n\x03mae\x18\x05 \x01(\x01\x12\x0c\n\x04rmse\x18\x06 \x01(\x01\x12\x14\n\x0c\x62\x61seline_mae\x18\x07 \x01(\x01\x12\x15\n\rbaseline_rmse\x18\x08 \x01(\x01\x12\x10\n\x08log_loss\x18\t \x01(\x01\x12\x10\n\x08\x61\x63\x63uracy\x18\n \x01(\x01\x12\x0f\n\x07roc_auc\x18\x0b \x01(\x01\x12\x19\n\x11\x62\x61seline_log_loss\x18\x0c \x01(\x01\x12\x19\n\x11\x62\x61seline_accuracy\x18\r \x01(\x01\x12\x18\n\x10\x62\x61seline_roc_auc\x18\x0e \x01(\x01\"\x9d\x01\n\tGoldenRow\x12\x12\n\nsource_row\x18\x01 \x01(\x04\x12)\n\x06record\x18\x02 \x01(\x0b\x32\x19.absenteeism.v1.RawRecord\x12\x10\n\x08\x66\x65\x61tures\x18\x03 \x03(\x01\x12\x12\n\nprediction\x18\x04 \x01(\x01\x12\x15\n\rprobabilities\x18\x05 \x03(\x01\x12\x14\n\x0crecord_bytes\x18\x06 \x01(\x0c\"S\n\x0fTrainingProfile\x12\x11\n\trow_count\x18\x01 \x01(\x04\x12-\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x1c.absenteeism.v1.ProfileEntry\"\x9b\x01\n\x0cProfileEntry\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12.\n\x07numeric\x18\x03 \x01(\x0b\x32\x1b.absenteeism.v1.NumericBinsH\x00\x12\x35\n\x0b\x63\x61tegorical\x18\x04 \x01(\x0b\x32\x1e.absenteeism.v1.CategoryCountsH\x00\x42\x06\n\x04kind\",\n\x0bNumericBins\x12\r\n\x05\x65\x64ges\x18\x01 \x03(\x01\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\x04\"E\n\x0e\x43\x61tegoryCounts\x12\x0e\n\x06values\x18\x01 \x03(\x01\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\x04\x12\x13\n\x0bother_count\x18\x03 \x01(\x04*u\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\x13\n\x0fTASK_REGRESSION\x10\x01\x12\x1e\n\x1aTASK_BINARY_CLASSIFICATION\x10\x02\x12\"\n\x1eTASK_MULTICLASS_CLASSIFICATION\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,40 +37,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AGGREGATESTATISTICS_VALUESENTRY']._serialized_options = b'8\001'
   _globals['_PROVENANCE_LIBRARYVERSIONSENTRY']._loaded_options = None
   _globals['_PROVENANCE_LIBRARYVERSIONSENTRY']._serialized_options = b'8\001'
-  _globals['_TASK']._serialized_start=2578
-  _globals['_TASK']._serialized_end=2695
+  _globals['_TASK']._serialized_start=2617
+  _globals['_TASK']._serialized_end=2734
   _globals['_SERVINGCONFIG']._serialized_start=122
-  _globals['_SERVINGCONFIG']._serialized_end=572
-  _globals['_AGGREGATESTATISTICS']._serialized_start=575
-  _globals['_AGGREGATESTATISTICS']._serialized_end=816
-  _globals['_AGGREGATESTATISTICS_VALUESENTRY']._serialized_start=739
-  _globals['_AGGREGATESTATISTICS_VALUESENTRY']._serialized_end=816
-  _globals['_AGGREGATEVALUE']._serialized_start=818
-  _globals['_AGGREGATEVALUE']._serialized_end=908
-  _globals['_DOUBLEVECTOR']._serialized_start=910
-  _globals['_DOUBLEVECTOR']._serialized_end=940
-  _globals['_LINEARMODEL']._serialized_start=942
-  _globals['_LINEARMODEL']._serialized_end=1025
-  _globals['_ONNXMODEL']._serialized_start=1028
-  _globals['_ONNXMODEL']._serialized_end=1279
-  _globals['_ROWCOUNTS']._serialized_start=1281
-  _globals['_ROWCOUNTS']._serialized_end=1342
-  _globals['_CODEFINGERPRINT']._serialized_start=1344
-  _globals['_CODEFINGERPRINT']._serialized_end=1419
-  _globals['_PROVENANCE']._serialized_start=1422
-  _globals['_PROVENANCE']._serialized_end=1769
-  _globals['_PROVENANCE_LIBRARYVERSIONSENTRY']._serialized_start=1715
-  _globals['_PROVENANCE_LIBRARYVERSIONSENTRY']._serialized_end=1769
-  _globals['_EVALUATIONMETRICS']._serialized_start=1772
-  _globals['_EVALUATIONMETRICS']._serialized_end=2078
-  _globals['_GOLDENROW']._serialized_start=2081
-  _globals['_GOLDENROW']._serialized_end=2216
-  _globals['_TRAININGPROFILE']._serialized_start=2218
-  _globals['_TRAININGPROFILE']._serialized_end=2301
-  _globals['_PROFILEENTRY']._serialized_start=2304
-  _globals['_PROFILEENTRY']._serialized_end=2459
-  _globals['_NUMERICBINS']._serialized_start=2461
-  _globals['_NUMERICBINS']._serialized_end=2505
-  _globals['_CATEGORYCOUNTS']._serialized_start=2507
-  _globals['_CATEGORYCOUNTS']._serialized_end=2576
+  _globals['_SERVINGCONFIG']._serialized_end=589
+  _globals['_AGGREGATESTATISTICS']._serialized_start=592
+  _globals['_AGGREGATESTATISTICS']._serialized_end=833
+  _globals['_AGGREGATESTATISTICS_VALUESENTRY']._serialized_start=756
+  _globals['_AGGREGATESTATISTICS_VALUESENTRY']._serialized_end=833
+  _globals['_AGGREGATEVALUE']._serialized_start=835
+  _globals['_AGGREGATEVALUE']._serialized_end=925
+  _globals['_DOUBLEVECTOR']._serialized_start=927
+  _globals['_DOUBLEVECTOR']._serialized_end=957
+  _globals['_LINEARMODEL']._serialized_start=959
+  _globals['_LINEARMODEL']._serialized_end=1042
+  _globals['_ONNXMODEL']._serialized_start=1045
+  _globals['_ONNXMODEL']._serialized_end=1296
+  _globals['_ROWCOUNTS']._serialized_start=1298
+  _globals['_ROWCOUNTS']._serialized_end=1359
+  _globals['_CODEFINGERPRINT']._serialized_start=1361
+  _globals['_CODEFINGERPRINT']._serialized_end=1436
+  _globals['_PROVENANCE']._serialized_start=1439
+  _globals['_PROVENANCE']._serialized_end=1786
+  _globals['_PROVENANCE_LIBRARYVERSIONSENTRY']._serialized_start=1732
+  _globals['_PROVENANCE_LIBRARYVERSIONSENTRY']._serialized_end=1786
+  _globals['_EVALUATIONMETRICS']._serialized_start=1789
+  _globals['_EVALUATIONMETRICS']._serialized_end=2095
+  _globals['_GOLDENROW']._serialized_start=2098
+  _globals['_GOLDENROW']._serialized_end=2255
+  _globals['_TRAININGPROFILE']._serialized_start=2257
+  _globals['_TRAININGPROFILE']._serialized_end=2340
+  _globals['_PROFILEENTRY']._serialized_start=2343
+  _globals['_PROFILEENTRY']._serialized_end=2498
+  _globals['_NUMERICBINS']._serialized_start=2500
+  _globals['_NUMERICBINS']._serialized_end=2544
+  _globals['_CATEGORYCOUNTS']._serialized_start=2546
+  _globals['_CATEGORYCOUNTS']._serialized_end=2615
 # @@protoc_insertion_point(module_scope)

@@ -62,6 +62,7 @@ class ServingConfig(_message.Message):
     PROFILE_FIELD_NUMBER: _builtins.int
     ONNX_MODEL_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
+    DATASET_FIELD_NUMBER: _builtins.int
     format_version: _builtins.int
     """Version of this message's layout; the server refuses a version it does not know."""
     content_sha256: _builtins.str
@@ -71,6 +72,10 @@ class ServingConfig(_message.Message):
     label: _builtins.str
     """The node of the feature module (tagged stage="label") the model was trained to predict.
     Empty in configs of releases before label nodes (their label was the raw hours).
+    """
+    dataset: _builtins.str
+    """The data set the config was built for (its raw schema, feature module and typed
+    PredictionService). Empty in configs of releases before data sets, which means "absenteeism".
     """
     @_builtins.property
     def feature_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -117,10 +122,11 @@ class ServingConfig(_message.Message):
         profile: Global___TrainingProfile | None = ...,
         onnx_model: Global___OnnxModel | None = ...,
         label: _builtins.str = ...,
+        dataset: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["evaluation", b"evaluation", "model", b"model", "onnx_model", b"onnx_model", "profile", b"profile", "provenance", b"provenance", "statistics", b"statistics"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_sha256", b"content_sha256", "evaluation", b"evaluation", "feature_names", b"feature_names", "format_version", b"format_version", "golden_rows", b"golden_rows", "label", b"label", "model", b"model", "onnx_model", b"onnx_model", "profile", b"profile", "provenance", b"provenance", "statistics", b"statistics"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_sha256", b"content_sha256", "dataset", b"dataset", "evaluation", b"evaluation", "feature_names", b"feature_names", "format_version", b"format_version", "golden_rows", b"golden_rows", "label", b"label", "model", b"model", "onnx_model", b"onnx_model", "profile", b"profile", "provenance", b"provenance", "statistics", b"statistics"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -548,13 +554,20 @@ class GoldenRow(_message.Message):
     FEATURES_FIELD_NUMBER: _builtins.int
     PREDICTION_FIELD_NUMBER: _builtins.int
     PROBABILITIES_FIELD_NUMBER: _builtins.int
+    RECORD_BYTES_FIELD_NUMBER: _builtins.int
     source_row: _builtins.int
     """0: the record is synthetic. (Releases before synthetic golden rows put
     the row number in the job's input here.)
     """
     prediction: _builtins.float
+    record_bytes: _builtins.bytes
+    """For data sets other than absenteeism, whose records are not absenteeism.v1.RawRecord: the golden
+    record as the config's data set's RawRecord, serialized (deterministically); `record` is then unset.
+    """
     @_builtins.property
-    def record(self) -> _raw_record_pb2.RawRecord: ...
+    def record(self) -> _raw_record_pb2.RawRecord:
+        """The golden record, for the absenteeism data set (see record_bytes for the others)."""
+
     @_builtins.property
     def features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """In ServingConfig.feature_names order."""
@@ -571,10 +584,11 @@ class GoldenRow(_message.Message):
         features: _abc.Iterable[_builtins.float] | None = ...,
         prediction: _builtins.float = ...,
         probabilities: _abc.Iterable[_builtins.float] | None = ...,
+        record_bytes: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["features", b"features", "prediction", b"prediction", "probabilities", b"probabilities", "record", b"record", "source_row", b"source_row"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["features", b"features", "prediction", b"prediction", "probabilities", b"probabilities", "record", b"record", "record_bytes", b"record_bytes", "source_row", b"source_row"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -594,7 +608,7 @@ class TrainingProfile(_message.Message):
     """Rows profiled: every accepted training row."""
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProfileEntry]:
-        """The raw inputs (RawRecord order), then the model features (model order), then the prediction,
+        """The raw inputs (the data set's RawRecord order), then the model features (model order), then the prediction,
         then (classifiers) each class's probability, named "probability[<class label>]".
         """
 
@@ -623,7 +637,7 @@ class ProfileEntry(_message.Message):
     NUMERIC_FIELD_NUMBER: _builtins.int
     CATEGORICAL_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """A RawRecord field, a model feature, "prediction" or "probability[<class label>]"."""
+    """A field of the data set's RawRecord, a model feature, "prediction" or "probability[<class label>]"."""
     source: _builtins.str
     """"raw_input", "feature" or "prediction" (the prediction and the class probabilities)."""
     @_builtins.property

@@ -43,7 +43,7 @@ export interface FeatureValue {
 
 export interface PredictResponse {
   /**
-   * A regressor's prediction (for the absenteeism model: the hours of absence); for a classifier
+   * A regressor's prediction (absenteeism's: the hours of absence); for a classifier
    * the index of predicted_class in the config's class labels.
    */
   prediction: number;
@@ -102,7 +102,7 @@ export interface RecordError {
 }
 
 export interface FieldViolation {
-  /** The field's name in RawRecord, e.g. "age". */
+  /** The field's name in the data set's RawRecord, e.g. "age". */
   field: string;
   /** The rule broken, e.g. "required" or "in_range(16, 100)". */
   rule: string;
@@ -148,7 +148,7 @@ export interface GetDriftReportResponse {
 
 /** One monitored value compared with training by one metric. */
 export interface FeatureDrift {
-  /** A RawRecord field, a model feature, "prediction" or "probability[<class label>]". */
+  /** A field of the data set's RawRecord, a model feature, "prediction" or "probability[<class label>]". */
   name: string;
   /**
    * "psi" (population stability index) or "jensen_shannon" (Jensen-Shannon divergence, base 2)

@@ -106,6 +106,11 @@ export interface ServingConfig {
    * Empty in configs of releases before label nodes (their label was the raw hours).
    */
   label: string;
+  /**
+   * The data set the config was built for (its raw schema, feature module and typed
+   * PredictionService). Empty in configs of releases before data sets, which means "absenteeism".
+   */
+  dataset: string;
 }
 
 /**
@@ -271,6 +276,7 @@ export interface GoldenRow {
    * the row number in the job's input here.)
    */
   sourceRow: number;
+  /** The golden record, for the absenteeism data set (see record_bytes for the others). */
   record:
     | RawRecord
     | undefined;
@@ -279,6 +285,11 @@ export interface GoldenRow {
   prediction: number;
   /** Classifiers: every class's probability, in class_labels order. */
   probabilities: number[];
+  /**
+   * For data sets other than absenteeism, whose records are not absenteeism.v1.RawRecord: the golden
+   * record as the config's data set's RawRecord, serialized (deterministically); `record` is then unset.
+   */
+  recordBytes: Buffer;
 }
 
 /**
@@ -289,7 +300,7 @@ export interface TrainingProfile {
   /** Rows profiled: every accepted training row. */
   rowCount: number;
   /**
-   * The raw inputs (RawRecord order), then the model features (model order), then the prediction,
+   * The raw inputs (the data set's RawRecord order), then the model features (model order), then the prediction,
    * then (classifiers) each class's probability, named "probability[<class label>]".
    */
   entries: ProfileEntry[];
@@ -297,7 +308,7 @@ export interface TrainingProfile {
 
 /** One monitored value with its training counts. */
 export interface ProfileEntry {
-  /** A RawRecord field, a model feature, "prediction" or "probability[<class label>]". */
+  /** A field of the data set's RawRecord, a model feature, "prediction" or "probability[<class label>]". */
   name: string;
   /** "raw_input", "feature" or "prediction" (the prediction and the class probabilities). */
   source: string;
@@ -343,6 +354,7 @@ function createBaseServingConfig(): ServingConfig {
     profile: undefined,
     onnxModel: undefined,
     label: "",
+    dataset: "",
   };
 }
 
@@ -380,6 +392,9 @@ export const ServingConfig: MessageFns<ServingConfig> = {
     }
     if (message.label !== "") {
       writer.uint32(90).string(message.label);
+    }
+    if (message.dataset !== "") {
+      writer.uint32(98).string(message.dataset);
     }
     return writer;
   },
@@ -485,6 +500,14 @@ export const ServingConfig: MessageFns<ServingConfig> = {
             message.label = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.dataset = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -530,6 +553,7 @@ export const ServingConfig: MessageFns<ServingConfig> = {
         ? OnnxModel.fromJSON(object.onnx_model)
         : undefined,
       label: isSet(object.label) ? globalThis.String(object.label) : "",
+      dataset: isSet(object.dataset) ? globalThis.String(object.dataset) : "",
     };
   },
 
@@ -568,6 +592,9 @@ export const ServingConfig: MessageFns<ServingConfig> = {
     if (message.label !== "") {
       obj.label = message.label;
     }
+    if (message.dataset !== "") {
+      obj.dataset = message.dataset;
+    }
     return obj;
   },
 
@@ -599,6 +626,7 @@ export const ServingConfig: MessageFns<ServingConfig> = {
       ? OnnxModel.fromPartial(object.onnxModel)
       : undefined;
     message.label = object.label ?? "";
+    message.dataset = object.dataset ?? "";
     return message;
   },
 };
@@ -2288,7 +2316,14 @@ export const EvaluationMetrics: MessageFns<EvaluationMetrics> = {
 };
 
 function createBaseGoldenRow(): GoldenRow {
-  return { sourceRow: 0, record: undefined, features: [], prediction: 0, probabilities: [] };
+  return {
+    sourceRow: 0,
+    record: undefined,
+    features: [],
+    prediction: 0,
+    probabilities: [],
+    recordBytes: Buffer.alloc(0),
+  };
 }
 
 export const GoldenRow: MessageFns<GoldenRow> = {
@@ -2315,6 +2350,9 @@ export const GoldenRow: MessageFns<GoldenRow> = {
         writer.double(v);
       }
       writer.join();
+    }
+    if (message.recordBytes.length !== 0) {
+      writer.uint32(50).bytes(message.recordBytes);
     }
     return writer;
   },
@@ -2392,6 +2430,14 @@ export const GoldenRow: MessageFns<GoldenRow> = {
 
             break;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.recordBytes = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2417,6 +2463,11 @@ export const GoldenRow: MessageFns<GoldenRow> = {
       probabilities: globalThis.Array.isArray(object?.probabilities)
         ? object.probabilities.map((e: any) => globalThis.Number(e))
         : [],
+      recordBytes: isSet(object.recordBytes)
+        ? Buffer.from(bytesFromBase64(object.recordBytes))
+        : isSet(object.record_bytes)
+        ? Buffer.from(bytesFromBase64(object.record_bytes))
+        : Buffer.alloc(0),
     };
   },
 
@@ -2437,6 +2488,9 @@ export const GoldenRow: MessageFns<GoldenRow> = {
     if (message.probabilities?.length) {
       obj.probabilities = message.probabilities.map((e) => floatToJson(e));
     }
+    if (message.recordBytes.length !== 0) {
+      obj.recordBytes = base64FromBytes(message.recordBytes);
+    }
     return obj;
   },
 
@@ -2452,6 +2506,7 @@ export const GoldenRow: MessageFns<GoldenRow> = {
     message.features = object.features?.map((e) => e) || [];
     message.prediction = object.prediction ?? 0;
     message.probabilities = object.probabilities?.map((e) => e) || [];
+    message.recordBytes = object.recordBytes ?? Buffer.alloc(0);
     return message;
   },
 };
