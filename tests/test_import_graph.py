@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("absenteeism", "etl_job", "feature_service", "clients", "testkit", "bench", "tools")
+PACKAGES = ("absenteeism", "penguins", "etl_job", "feature_service", "clients", "testkit", "bench", "tools")
 
 
 def project_modules() -> dict[str, Path]:

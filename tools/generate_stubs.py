@@ -1,9 +1,10 @@
 """Generate the Python protobuf/gRPC stubs (and mypy .pyi stubs) from protos/.
 
 The one documented command:  python tools/generate_stubs.py
-Writes absenteeism/v1/*_pb2.py, *_pb2_grpc.py, *.pyi, and a copy of each .proto (the contract ships
-in the wheel as package data beside its stubs: importlib.resources.files("absenteeism.v1")).
-Never edit those by hand: protos/ is the source.
+Writes, for each contract package (absenteeism/v1/ and penguins/v1/), its *_pb2.py, *_pb2_grpc.py,
+*.pyi, and a copy of each .proto (the contract ships in the wheel as package data beside its stubs:
+importlib.resources.files("absenteeism.v1")). One protoc run: penguins.v1 imports absenteeism.v1's
+framework messages. Never edit those by hand: protos/ is the source.
 `--out DIR` writes the same files elsewhere (the freshness test uses it).
 """
 
@@ -18,11 +19,12 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "protos"
-PACKAGE_DIR = Path("absenteeism") / "v1"
+# Every contract package, as its folder under protos/ (and under the output root).
+PACKAGE_DIRS = (Path("absenteeism") / "v1", Path("penguins") / "v1")
 
 
-def proto_files() -> list[Path]:
-    return sorted((PROTO_ROOT / PACKAGE_DIR).glob("*.proto"))
+def proto_files(package_dir: Path) -> list[Path]:
+    return sorted((PROTO_ROOT / package_dir).glob("*.proto"))
 
 
 def mypy_plugin() -> str:
@@ -37,6 +39,7 @@ def generate(out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     bin_dir = mypy_plugin()
     well_known = Path(protoc.__file__).parent / "_proto"
+    protos = [proto for package_dir in PACKAGE_DIRS for proto in proto_files(package_dir)]
     args = [
         "grpc_tools.protoc",
         f"-I{PROTO_ROOT}",
@@ -47,20 +50,25 @@ def generate(out_dir: Path) -> list[Path]:
         f"--plugin=protoc-gen-mypy_grpc={bin_dir}/protoc-gen-mypy_grpc",
         f"--mypy_out={out_dir}",
         f"--mypy_grpc_out={out_dir}",
-        *[str(p.relative_to(PROTO_ROOT)) for p in proto_files()],
+        *[str(p.relative_to(PROTO_ROOT)) for p in protos],
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
-    package = out_dir / PACKAGE_DIR
-    for proto in proto_files():  # the contract itself, shipped with the stubs (package data)
-        shutil.copyfile(proto, package / proto.name)
-    (package / "__init__.py").write_text('"""Generated from protos/absenteeism/v1 by tools/generate_stubs.py."""\n')
-    return sorted(p for p in package.iterdir() if p.is_file())
+    written = []
+    for package_dir in PACKAGE_DIRS:
+        package = out_dir / package_dir
+        for proto in proto_files(package_dir):  # the contract itself, shipped with the stubs (package data)
+            shutil.copyfile(proto, package / proto.name)
+        (package / "__init__.py").write_text(
+            f'"""Generated from protos/{package_dir.as_posix()} by tools/generate_stubs.py."""\n')
+        written += sorted(p for p in package.iterdir() if p.is_file())
+    return written
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT, help="root to write absenteeism/v1/ under")
+    parser.add_argument("--out", type=Path, default=ROOT,
+                        help="root to write absenteeism/v1/ and penguins/v1/ under")
     args = parser.parse_args()
     for path in generate(args.out):
         print(path.relative_to(args.out))
