@@ -9,7 +9,9 @@ from testkit.paths import REPO_ROOT
 
 pytestmark = pytest.mark.process  # builds a wheel: `make test`, not `make test-fast`
 
-SHIPPED = ("absenteeism", "etl_job", "feature_service", "clients")
+SHIPPED = ("absenteeism", "penguins", "etl_job", "feature_service", "clients")
+# Each data set's contract package: its stubs with the .proto files they were generated from.
+CONTRACTS = ("absenteeism/v1", "penguins/v1")
 
 
 @pytest.mark.parametrize("package", SHIPPED)
@@ -17,14 +19,16 @@ def test_each_shipped_package_is_typed(built_wheel, package):
     assert f"{package}/py.typed" in built_wheel.names()
 
 
-def test_the_proto_files_ship_beside_their_stubs(built_wheel):
-    protos = sorted(p.name for p in (REPO_ROOT / "protos" / "absenteeism" / "v1").glob("*.proto"))
+@pytest.mark.parametrize("contract", CONTRACTS)
+def test_the_proto_files_ship_beside_their_stubs(built_wheel, contract):
+    protos = sorted((REPO_ROOT / "protos" / contract).glob("*.proto"))
     assert protos
-    for name in protos:
-        assert f"absenteeism/v1/{name}" in built_wheel.names()
-        assert f"absenteeism/v1/{name.removesuffix('.proto')}_pb2.pyi" in built_wheel.names()
-    shipped = built_wheel.read("absenteeism/v1/serving_config.proto")
-    assert shipped == (REPO_ROOT / "protos" / "absenteeism" / "v1" / "serving_config.proto").read_text()
+    for proto in protos:
+        stem = proto.name.removesuffix(".proto")
+        for name in (proto.name, f"{stem}_pb2.py", f"{stem}_pb2.pyi", f"{stem}_pb2_grpc.py"):
+            assert f"{contract}/{name}" in built_wheel.names()
+        assert built_wheel.read(f"{contract}/{proto.name}") == proto.read_text()
+    assert f"{contract}/__init__.py" in built_wheel.names()
 
 
 def test_the_sample_data_ships(built_wheel):
