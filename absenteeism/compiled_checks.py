@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pandera.pandas as pa
 from hamilton.data_quality import base as dq_base
 
@@ -85,7 +86,8 @@ class CompiledSchema:
     def from_pandera(cls, schema: pa.SeriesSchema | pa.Column) -> CompiledSchema:
         if schema.coerce or schema.unique:
             raise UnsupportedCheck("coerce/unique schemas are not compiled")
-        dtype = np.dtype(str(schema.dtype))
+        text = str(schema.dtype).startswith("str")  # pandera's str, string[pyarrow], ...: object arrays
+        dtype = np.dtype(object) if text else np.dtype(str(schema.dtype))
         return cls(dtype, schema.nullable, tuple((rule_text(c), compile_check(c, dtype)) for c in schema.checks),
                    tuple(schema.checks))
 
@@ -103,7 +105,7 @@ class CompiledSchema:
         """failures(values) == [], decided with as little work as possible (the common case)."""
         if values.dtype != self.dtype:
             return False
-        if values.dtype.kind == "f" and np.isnan(values).any():
+        if (values.dtype.kind == "f" and np.isnan(values).any()) or values.dtype == object:
             return not self.failures(values)
         return all(predicate(values).all() for _, predicate in self.checks)
 
@@ -117,8 +119,8 @@ class CompiledSchema:
             return [(f"dtype('{self.dtype}')", np.arange(values.size))]
         broken = []
         present = None  # None: no nulls possible (integers) or none found
-        if values.dtype.kind == "f":
-            nulls = np.isnan(values)
+        if values.dtype.kind == "f" or values.dtype == object:
+            nulls = np.isnan(values) if values.dtype.kind == "f" else pd.isna(values)  # text: None or NaN
             if nulls.any():
                 present = ~nulls
                 if not self.nullable:

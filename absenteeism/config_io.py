@@ -18,8 +18,9 @@ import numpy as np
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
-from absenteeism import dataflow, features, parity, profile_bins, raw_schema
+from absenteeism import data_sets, dataflow, parity, profile_bins
 from absenteeism.dataset import atomic
+from absenteeism.online import converters
 from absenteeism.v1 import serving_config_pb2
 
 if TYPE_CHECKING:
@@ -53,10 +54,11 @@ def seal(config: ServingConfig) -> ServingConfig:
 
 
 def code_fingerprint() -> serving_config_pb2.CodeFingerprint:
-    """sha256 of the source of the feature module and the raw schema running in this process."""
+    """sha256 of the source of the active data set's feature module and raw table."""
+    data_set = data_sets.active()
     return serving_config_pb2.CodeFingerprint(
-        feature_module_sha256=_source_sha256(features),
-        raw_schema_sha256=_source_sha256(raw_schema),
+        feature_module_sha256=_source_sha256(data_set.features),
+        raw_schema_sha256=_source_sha256(data_set.table_module),
     )
 
 
@@ -145,14 +147,17 @@ def verify_config(config: ServingConfig, predictor: Predictor | None = None) -> 
     if not config.content_sha256 or config.content_sha256 != content_digest(config):
         raise ConfigError("config content does not match its recorded digest (content_sha256): the file is "
                           "corrupted or was edited; rerun the ETL job to rebuild it")
+    built_for, running_set = data_sets.of_config_name(config.dataset), data_sets.active().name
+    if built_for != running_set:
+        raise ConfigError(f"config was built for data set {built_for!r}, not {running_set!r}")
     running, recorded = code_fingerprint(), config.provenance.code
     if recorded.feature_module_sha256 != running.feature_module_sha256:
         raise ConfigError("config was built with a different feature module: rerun the ETL job")
     if recorded.raw_schema_sha256 != running.raw_schema_sha256:
         raise ConfigError("config was built with a different raw schema: rerun the ETL job")
-    if tuple(config.feature_names) != features.MODEL_FEATURES:
+    if tuple(config.feature_names) != dataflow.model_features():
         raise ConfigError(f"config feature list {list(config.feature_names)} differs from this code's "
-                          f"{list(features.MODEL_FEATURES)}: rerun the ETL job")
+                          f"{list(dataflow.model_features())}: rerun the ETL job")
     _verify_statistics(config.statistics)
     _verify_model(config)
     if config.HasField("profile"):  # configs of earlier releases have none: served, without a drift report
@@ -207,7 +212,7 @@ def verify_golden_rows(config: ServingConfig, predictor: Predictor) -> None:
     if not config.golden_rows:
         raise ConfigError("config carries no golden rows to self-test with: rerun the ETL job")
     try:
-        result = predictor.predict([row.record for row in config.golden_rows])
+        result = predictor.predict(converters.golden_records(config))
     except Exception as error:  # noqa: BLE001 - whatever the reason, this config cannot be served
         raise ConfigError(f"the golden rows cannot be computed with this config ({type(error).__name__}: "
                           f"{error}): code and config disagree; rerun the ETL job") from None

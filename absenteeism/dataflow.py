@@ -8,14 +8,14 @@ one request with the aggregates from its ServingConfig. Same module, same driver
 from __future__ import annotations
 
 from functools import cache
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
 from hamilton import base, driver
 
 from absenteeism import aggregates as aggregate_values
-from absenteeism import features, graph_introspection
-from absenteeism.raw_schema import LABEL, RAW_COLUMN_NAMES
+from absenteeism import data_sets, graph_introspection
 
 LABEL_TASKS = ("regression", "binary_classification", "multiclass_classification")
 
@@ -24,31 +24,55 @@ class LabelError(ValueError):
     """A label node that does not exist or does not say its task."""
 
 
-@cache
+def feature_module() -> ModuleType:
+    """The active data set's feature module."""
+    return data_sets.active().features
+
+
+def model_features() -> tuple[str, ...]:
+    """The active data set's model features, in model order."""
+    return tuple(data_sets.active().features.MODEL_FEATURES)
+
+
 def feature_driver() -> driver.Driver:
-    """The Hamilton driver over the feature module (built once per process)."""
-    return driver.Builder().with_modules(features).with_adapters(base.DictResult()).build()
+    """The Hamilton driver over the active data set's feature module (built once per process)."""
+    return _driver(feature_module())
 
 
 @cache
+def _driver(module: ModuleType) -> driver.Driver:
+    return driver.Builder().with_modules(module).with_adapters(base.DictResult()).build()
+
+
 def aggregate_names() -> tuple[str, ...]:
     """The analyze-phase nodes, found by their tag: these values come from the config online."""
-    return graph_introspection.stage_nodes(feature_driver().graph.nodes, features.AGGREGATE)
+    return _aggregate_names(feature_module())
 
 
 @cache
+def _aggregate_names(module: ModuleType) -> tuple[str, ...]:
+    return graph_introspection.stage_nodes(_driver(module).graph.nodes, module.AGGREGATE)
+
+
 def analyze_columns() -> tuple[str, ...]:
     """The raw columns the aggregate nodes read: what the analyze pass collects of every row."""
-    needed = {v.name for v in feature_driver().what_is_upstream_of(*aggregate_names())}
-    return tuple(name for name in RAW_COLUMN_NAMES if name in needed)
+    names = aggregate_names()
+    if not names:
+        return ()
+    needed = {v.name for v in feature_driver().what_is_upstream_of(*names)}
+    return tuple(name for name in data_sets.active().table.column_names if name in needed)
+
+
+def label_tasks() -> dict[str, str]:
+    """The label nodes (tagged stage="label") and the task each declares (its `task` tag)."""
+    return _label_tasks(feature_module())
 
 
 @cache
-def label_tasks() -> dict[str, str]:
-    """The label nodes (tagged stage="label") and the task each declares (its `task` tag)."""
-    nodes = feature_driver().graph.nodes
+def _label_tasks(module: ModuleType) -> dict[str, str]:
+    nodes = _driver(module).graph.nodes
     tasks = {name: nodes[name].tags.get("task", "") for name in
-             graph_introspection.stage_nodes(nodes, features.LABEL_STAGE)}
+             graph_introspection.stage_nodes(nodes, module.LABEL_STAGE)}
     for name, task in tasks.items():
         if task not in LABEL_TASKS:
             raise LabelError(f"label node {name!r} has task tag {task!r}: one of {list(LABEL_TASKS)} is needed")
@@ -60,22 +84,23 @@ def label_task(name: str) -> str:
     tasks = label_tasks()
     if name not in tasks:
         raise LabelError(f"{name!r} is not a label node of the feature module; its label nodes "
-                         f"(tagged stage={features.LABEL_STAGE!r}) are {sorted(tasks)}")
+                         f"(tagged stage={feature_module().LABEL_STAGE!r}) are {sorted(tasks)}")
     return tasks[name]
 
 
 def compute_label(raw: pd.DataFrame, name: str) -> np.ndarray:
-    """Label node `name` over typed raw rows that carry the raw label column (offline only).
+    """Label node `name` over typed raw rows that carry the raw label columns (offline only).
 
     Raises hamilton's DataValidationError when the label breaks its check."""
-    result = feature_driver().execute([name], inputs={**_inputs(raw), LABEL.name: raw[LABEL.name]})
+    labels = {column: raw[column] for column in data_sets.active().table.label_names if column in raw.columns}
+    result = feature_driver().execute([name], inputs={**_inputs(raw), **labels})
     return np.asarray(result[name])
 
 
 def _inputs(raw: pd.DataFrame) -> dict[str, pd.Series]:
     # The columns present: the analyze pass hands over only the columns it collected across
     # chunks; Hamilton names any input a requested node lacks.
-    return {name: raw[name] for name in RAW_COLUMN_NAMES if name in raw.columns}
+    return {name: raw[name] for name in data_sets.active().table.column_names if name in raw.columns}
 
 
 def compute_aggregates(raw: pd.DataFrame) -> dict[str, aggregate_values.AggregateValue]:
@@ -96,11 +121,12 @@ def compute_features(raw: pd.DataFrame, aggregates: dict[str, aggregate_values.A
     missing = set(aggregate_names()) - set(aggregates)
     if missing:
         raise ValueError(f"aggregate statistics missing: {sorted(missing)}")
-    outputs = [*features.MODEL_FEATURES, *features.GUARDS]
+    module = feature_module()
+    outputs = [*module.MODEL_FEATURES, *module.GUARDS]
     result = feature_driver().execute(outputs, inputs=_inputs(raw), overrides=dict(aggregates))
-    return pd.DataFrame({name: result[name] for name in features.MODEL_FEATURES}, index=raw.index)
+    return pd.DataFrame({name: result[name] for name in module.MODEL_FEATURES}, index=raw.index)
 
 
 def feature_matrix(feature_frame: pd.DataFrame) -> np.ndarray:
     """The features as the float64 matrix the model reads (rows x MODEL_FEATURES)."""
-    return feature_frame.loc[:, list(features.MODEL_FEATURES)].to_numpy(dtype=np.float64)
+    return feature_frame.loc[:, list(model_features())].to_numpy(dtype=np.float64)

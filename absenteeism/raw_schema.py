@@ -1,80 +1,193 @@
-"""The raw record schema: one pandera schema, used by the batch job on whole files and by the
-server on the records of each request, so that "valid" means the same thing everywhere.
+"""What a raw record is, for any data set: its columns (type, nullability, rule), its CSV dialect,
+and the pandera schema built from them, used by the batch job on whole files and by the server on
+the records of each request, so that "valid" means the same thing everywhere.
 
-Ranges follow the data set's documentation (UCI "Absenteeism at work", Martiniano et al. 2012)
-with generous physical bounds where it gives none. A column either parses to its type and passes
-its rule, or the row is refused with the column and the rule named.
+A data set declares one RawTable (see absenteeism_schema.py, penguins/penguin_schema.py). A column
+either parses to its type and passes its rule, or the row is refused with the column and the rule
+named. A nullable column may be empty (or a missing-value token) in a file and absent in a request;
+the feature module decides what missing means.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+
+# The kinds a raw column may have, and the dtype its values have in a frame or array:
+# whole numbers and floats as int64/float64; bool as bool; a date (text "YYYY-MM-DD" in a file and
+# in a request) as whole days since 1970-01-01, int64; text as str. A nullable number, bool or date
+# is carried as float64 with NaN where it is missing (numpy's integers and bools have no NaN); a
+# missing text is NaN in a frame and None in a request's arrays.
+RAW_KINDS = ("int64", "float64", "bool", "date", "str")
 
 
 @dataclass(frozen=True)
 class RawColumn:
     name: str  # snake_case name: the RawRecord field and the DataFrame column
     csv_header: str  # the header in the data set's CSV file
-    dtype: str  # "int64" or "float64"
-    check: pa.Check
+    dtype: str  # one of RAW_KINDS
+    check: pa.Check | None = None  # None: any value of the kind (free text)
+    nullable: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dtype not in RAW_KINDS:
+            raise ValueError(f"raw column {self.name}: kind {self.dtype!r} is not one of {list(RAW_KINDS)}")
+
+    @property
+    def frame_dtype(self) -> str:
+        """The dtype of this column's values in a typed frame or array."""
+        if self.dtype == "str":
+            return "str"
+        if self.nullable and self.dtype != "float64":
+            return "float64"
+        return "int64" if self.dtype == "date" else self.dtype
+
+    @property
+    def text_categories(self) -> tuple[str, ...]:
+        """A text column's allowed values, sorted (its isin rule); empty for free text."""
+        if self.dtype != "str" or self.check is None or self.check.name != "isin":
+            return ()
+        return tuple(sorted((self.check.statistics or {})["allowed_values"]))
+
+    def as_numbers(self, values: Any) -> np.ndarray:
+        """The column's values as monitoring bins them: numbers, bools and dates as their values (as
+        they are); a text category as its position in text_categories, and free text, a category
+        outside the list or a missing text as NaN (float64)."""
+        if self.dtype != "str":
+            return np.asarray(values)
+        codes = {category: float(k) for k, category in enumerate(self.text_categories)}
+        return np.array([codes.get(value, np.nan) if isinstance(value, str) else np.nan for value in values],
+                        dtype=np.float64)
+
+    @property
+    def numeric(self) -> bool:
+        """Read from a file as a number (int64 or float64): the readers' fast path."""
+        return self.dtype in ("int64", "float64")
 
 
-def _ints(low: int, high: int) -> list[int]:
-    return list(range(low, high + 1))
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a data set's CSV files are written (RFC 4180 quoting with `"`)."""
+
+    delimiter: str = ","
+    line_end: str = "\n"  # what the writers use; the readers take LF, CRLF and CR alike
+    missing_values: tuple[str, ...] = ("",)  # cells (stripped) that mean "missing"
+    true_values: tuple[str, ...] = ("true", "True", "1")
+    false_values: tuple[str, ...] = ("false", "False", "0")
 
 
-RAW_COLUMNS: tuple[RawColumn, ...] = (
-    # The contract (raw_record.proto) promises 1..10000; the real data set has ids 1..36.
-    RawColumn("id", "ID", "int64", pa.Check.in_range(1, 10_000)),
-    # 0 is "no reason recorded" in the data set; 1..21 are ICD chapters, 22..28 other codes.
-    RawColumn("reason_for_absence", "Reason for absence", "int64", pa.Check.isin(_ints(0, 28))),
-    RawColumn("month_of_absence", "Month of absence", "int64", pa.Check.isin(_ints(1, 12))),
-    RawColumn("day_of_the_week", "Day of the week", "int64", pa.Check.isin(_ints(2, 6))),
-    RawColumn("seasons", "Seasons", "int64", pa.Check.isin(_ints(1, 4))),
-    RawColumn("transportation_expense", "Transportation expense", "int64", pa.Check.in_range(0, 1000)),
-    RawColumn("distance_from_residence_to_work", "Distance from Residence to Work", "int64", pa.Check.in_range(0, 200)),
-    RawColumn("service_time", "Service time", "int64", pa.Check.in_range(0, 60)),
-    RawColumn("age", "Age", "int64", pa.Check.in_range(16, 100)),
-    # The original header has a trailing space; extract strips headers before mapping.
-    RawColumn("work_load_average_per_day", "Work load Average/day", "float64", pa.Check.in_range(0.0, 1000.0)),
-    RawColumn("hit_target", "Hit target", "int64", pa.Check.in_range(0, 100)),
-    RawColumn("disciplinary_failure", "Disciplinary failure", "int64", pa.Check.isin([0, 1])),
-    RawColumn("education", "Education", "int64", pa.Check.isin(_ints(1, 4))),
-    RawColumn("son", "Son", "int64", pa.Check.in_range(0, 20)),
-    RawColumn("social_drinker", "Social drinker", "int64", pa.Check.isin([0, 1])),
-    RawColumn("social_smoker", "Social smoker", "int64", pa.Check.isin([0, 1])),
-    RawColumn("pet", "Pet", "int64", pa.Check.in_range(0, 50)),
-    RawColumn("weight", "Weight", "float64", pa.Check.in_range(30.0, 250.0)),
-    RawColumn("height", "Height", "float64", pa.Check.in_range(120.0, 230.0)),
-    RawColumn("body_mass_index", "Body mass index", "float64", pa.Check.in_range(10.0, 70.0)),
-)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: caches are kept per table
+class RawTable:
+    """A data set's raw record: the request fields, the label columns (read by the job only, never
+    part of a request; every one is required in a training row) and the CSV dialect."""
 
-# The label is read by the batch job only; it is never part of a request.
-LABEL = RawColumn("absenteeism_time_in_hours", "Absenteeism time in hours", "int64",
-                  pa.Check.in_range(0, 744))  # at most the hours in a month
+    columns: tuple[RawColumn, ...]
+    labels: tuple[RawColumn, ...]
+    dialect: CsvDialect = field(default_factory=CsvDialect)
 
-RAW_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in RAW_COLUMNS)
-RAW_DTYPES: dict[str, str] = {c.name: c.dtype for c in RAW_COLUMNS}
+    @cached_property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @cached_property
+    def all_columns(self) -> tuple[RawColumn, ...]:
+        return (*self.columns, *self.labels)
+
+    @cached_property
+    def label_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.labels)
+
+    @cached_property
+    def header_to_name(self) -> dict[str, str]:
+        """Stripped CSV headers -> field names (readers strip a file's headers before mapping them)."""
+        return {c.csv_header.strip(): c.name for c in self.all_columns}
+
+    @cached_property
+    def by_name(self) -> dict[str, RawColumn]:
+        return {c.name: c for c in self.all_columns}
+
+    @cached_property
+    def all_numeric(self) -> bool:
+        """Every column a required number: records fit one float64 matrix (the fast paths)."""
+        return all(c.numeric and not c.nullable for c in self.all_columns)
+
+    @cached_property
+    def schema(self) -> pa.DataFrameSchema:
+        return _schema(self.columns, "raw_record")
+
+    @cached_property
+    def training_schema(self) -> pa.DataFrameSchema:
+        return _schema(self.all_columns, "training_record")
+
+    @cached_property
+    def rules(self) -> dict[str, str]:
+        return {c.name: rule_text(c.check) for c in self.all_columns if c.check is not None}
+
+    def find_violations(self, frame: pd.DataFrame, training: bool = False) -> list[Violation]:
+        """Every rule the rows of `frame` break (empty when all rows are valid).
+
+        `frame` holds typed columns (see RawColumn.frame_dtype); its index labels identify the rows
+        in the result. `training`: the label columns too.
+        """
+        try:
+            (self.training_schema if training else self.schema).validate(frame, lazy=True)
+        except pa.errors.SchemaErrors as errors:
+            return self._violations_from_failure_cases(errors.failure_cases)
+        return []
+
+    def _violations_from_failure_cases(self, cases: pd.DataFrame) -> list[Violation]:
+        violations = []
+        for case in cases.itertuples(index=False):
+            if case.check == "column_in_dataframe":  # a whole column is absent
+                violations.append(Violation(row=None, column=str(case.failure_case), rule=REQUIRED, value=None))
+                continue
+            column = str(case.column)
+            value = case.failure_case
+            kind = self.by_name[column].frame_dtype if column in self.by_name else None
+            if kind == "int64" and isinstance(value, float) and value.is_integer():
+                value = int(value)  # pandera gathers failure cases in one float column
+            rule = self.rule_of_failure_case(column, str(case.check), case.check_number)
+            violations.append(Violation(row=case.index, column=column, rule=rule, value=value))
+        return violations
+
+    def rule_of_failure_case(self, column: str, check: str, check_number: Any) -> str:
+        """The rule a pandera failure case broke: a check number means a value check (named as in
+        rule_text); otherwise pandera's own rule (dtype, not_nullable)."""
+        return self.rules.get(column, check) if check_number is not None else check
 
 
 def _schema(columns: tuple[RawColumn, ...], name: str) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
-        {c.name: pa.Column(c.dtype, c.check, nullable=False) for c in columns},
+        {c.name: pa.Column(c.frame_dtype, [] if c.check is None else c.check, nullable=c.nullable) for c in columns},
         strict=False,
         ordered=False,
         name=name,
     )
 
 
-RAW_SCHEMA = _schema(RAW_COLUMNS, "raw_record")
-TRAINING_SCHEMA = _schema((*RAW_COLUMNS, LABEL), "training_record")
-
-
 REQUIRED = "required"  # the rule a missing field or empty cell breaks
+DATE_RULE = "date(YYYY-MM-DD)"  # the rule a date that is no calendar date breaks
+EPOCH = datetime.date(1970, 1, 1)
+
+
+def parse_date(text: Any) -> int | None:
+    """Days since 1970-01-01 of an ISO date "YYYY-MM-DD"; None when `text` is not one."""
+    if not isinstance(text, str) or len(text.strip()) != 10:
+        return None
+    try:
+        return (datetime.date.fromisoformat(text.strip()) - EPOCH).days
+    except ValueError:
+        return None
+
+
+def days_to_date(days: int) -> str:
+    return (EPOCH + datetime.timedelta(days=int(days))).isoformat()
 
 
 @dataclass(frozen=True)
@@ -100,40 +213,3 @@ def rule_text(check: pa.Check) -> str:
     if check.name == "isin":
         return f"isin({sorted(stats['allowed_values'])})"
     return str(check.name)
-
-
-_RULES = {c.name: rule_text(c.check) for c in (*RAW_COLUMNS, LABEL)}
-_DTYPES = {c.name: c.dtype for c in (*RAW_COLUMNS, LABEL)}
-
-
-def find_violations(frame: pd.DataFrame, schema: pa.DataFrameSchema = RAW_SCHEMA) -> list[Violation]:
-    """Every rule the rows of `frame` break (empty when all rows are valid).
-
-    `frame` holds typed columns (see RAW_DTYPES); its index labels identify the rows in the result.
-    """
-    try:
-        schema.validate(frame, lazy=True)
-    except pa.errors.SchemaErrors as errors:
-        return _violations_from_failure_cases(errors.failure_cases)
-    return []
-
-
-def _violations_from_failure_cases(cases: pd.DataFrame) -> list[Violation]:
-    violations = []
-    for case in cases.itertuples(index=False):
-        if case.check == "column_in_dataframe":  # a whole column is absent
-            violations.append(Violation(row=None, column=str(case.failure_case), rule=REQUIRED, value=None))
-            continue
-        column = str(case.column)
-        value = case.failure_case
-        if _DTYPES.get(column) == "int64" and isinstance(value, float) and value.is_integer():
-            value = int(value)  # pandera gathers failure cases in one float column
-        rule = rule_of_failure_case(column, str(case.check), case.check_number)
-        violations.append(Violation(row=case.index, column=column, rule=rule, value=value))
-    return violations
-
-
-def rule_of_failure_case(column: str, check: str, check_number: Any) -> str:
-    """The rule a pandera failure case broke: a check number means a value check (named as in
-    rule_text); otherwise pandera's own rule (dtype, not_nullable)."""
-    return _RULES.get(column, check) if check_number is not None else check

@@ -15,12 +15,29 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from absenteeism.raw_schema import RAW_COLUMNS, RAW_SCHEMA, REQUIRED, Violation, rule_of_failure_case
+from absenteeism import data_sets
+from absenteeism.raw_schema import REQUIRED, RawTable, Violation
 
-_NAMES = tuple(c.name for c in RAW_COLUMNS)
-_INDEX = {name: j for j, name in enumerate(_NAMES)}
-_IS_INT = tuple(c.dtype == "int64" for c in RAW_COLUMNS)
-_RANK = np.argsort(np.argsort(_NAMES))  # a column's place in name order: entries sort by (record, name)
+
+class _Columns:
+    """The request fields of a raw table as the table's entries number them."""
+
+    def __init__(self, table: RawTable):
+        self.names = table.column_names
+        self.index = {name: j for j, name in enumerate(self.names)}
+        self.is_int = tuple(c.frame_dtype == "int64" for c in table.columns)
+        self.rank = np.argsort(np.argsort(self.names))  # a column's place in name order: entries sort by (record, name)
+
+
+_COLUMNS: dict[int, tuple[RawTable, _Columns]] = {}
+
+
+def _columns() -> _Columns:
+    table = data_sets.active().table
+    found = _COLUMNS.get(id(table))
+    if found is None or found[0] is not table:
+        found = _COLUMNS[id(table)] = (table, _Columns(table))
+    return found[1]
 
 # Rules are stored as small codes into this list (a few dozen texts at most: the raw schema's rules,
 # "required", pandera's own), so that an entry takes 15 bytes.
@@ -55,14 +72,16 @@ class ViolationTable:
     def __init__(self, rows: Sequence[int] | np.ndarray, columns: Sequence[int] | np.ndarray,
                  rules: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray):
         self.rows = np.asarray(rows, dtype=np.int32)  # record positions (a batch is far below 2**31)
-        self.columns = np.asarray(columns, dtype=np.int8)  # positions in RAW_COLUMNS
+        self.columns = np.asarray(columns, dtype=np.int8)  # positions in the active table's request fields
         self.rules = np.asarray(rules, dtype=np.int16)  # codes of _RULE_TEXTS
-        self.values = np.asarray(values, dtype=np.float64)  # the value read; NaN for a missing field
+        # The value read (NaN for a missing field): float64, or object where a value is text.
+        values = np.asarray(values)
+        self.values = values if values.dtype == object else values.astype(np.float64)
 
     # -- building
     @classmethod
     def missing(cls, unset: np.ndarray, positions: np.ndarray | None = None) -> ViolationTable:
-        """A "required" entry per True cell of a (records x RAW_COLUMNS) mask; `positions`: the
+        """A "required" entry per True cell of a (records x request fields) mask; `positions`: the
         record each mask row stands for (default: the row's own index)."""
         rows, columns = np.nonzero(unset)
         if positions is not None:
@@ -72,7 +91,7 @@ class ViolationTable:
     @classmethod
     def broken(cls, column: str, rule: str, rows: np.ndarray, values: np.ndarray) -> ViolationTable:
         """Entries for the `rows` where `column` breaks `rule`, with the values found there."""
-        return cls(rows, np.full(len(rows), _INDEX[column]), np.full(len(rows), _rule_code(rule)), values)
+        return cls(rows, np.full(len(rows), _columns().index[column]), np.full(len(rows), _rule_code(rule)), values)
 
     @classmethod
     def concat(cls, tables: Iterable[ViolationTable]) -> ViolationTable:
@@ -85,20 +104,22 @@ class ViolationTable:
     @classmethod
     def of(cls, violations: Iterable[Violation]) -> ViolationTable:
         found = list(violations)
-        return cls([v.row for v in found], [_INDEX[v.column] for v in found], [_rule_code(v.rule) for v in found],
-                   [np.nan if v.value is None else v.value for v in found])
+        values = [np.nan if v.value is None else v.value for v in found]
+        return cls([v.row for v in found], [_columns().index[v.column] for v in found],
+                   [_rule_code(v.rule) for v in found],
+                   np.array(values, dtype=object) if any(isinstance(v, str) for v in values) else values)
 
     @staticmethod
     def merged(missing: ViolationTable, broken: ViolationTable) -> ViolationTable:
         """Missing fields and broken rules, the 0 an unset field reads as not judged again, sorted."""
-        width = len(_NAMES)
+        width = len(_columns().names)
         def cells(table: ViolationTable) -> np.ndarray:
             return table.rows.astype(np.int64) * width + table.columns
 
         unset = np.isin(cells(broken), cells(missing))
         kept = ViolationTable(*(getattr(broken, name)[~unset] for name in ViolationTable.__slots__))
         table = ViolationTable.concat([missing, kept])
-        order = np.lexsort((_RANK[table.columns], table.rows))  # stable: a cell's rules keep their order
+        order = np.lexsort((_columns().rank[table.columns], table.rows))  # stable: a cell's rules keep their order
         return ViolationTable(*(getattr(table, name)[order] for name in ViolationTable.__slots__))
 
     # -- reading
@@ -109,8 +130,9 @@ class ViolationTable:
         return int(np.unique(self.rows).size)
 
     def counts_by_column(self) -> dict[str, int]:
-        counts = np.bincount(self.columns, minlength=len(_NAMES))
-        return {_NAMES[j]: int(n) for j, n in enumerate(counts) if n}
+        names = _columns().names
+        counts = np.bincount(self.columns, minlength=len(names))
+        return {names[j]: int(n) for j, n in enumerate(counts) if n}
 
     def first(self, count: int) -> list[Violation]:
         return [self._violation(k) for k in range(min(count, len(self)))]
@@ -119,18 +141,21 @@ class ViolationTable:
         return (self._violation(k) for k in range(len(self)))
 
     def _violation(self, k: int) -> Violation:
+        columns = _columns()
         j, rule = int(self.columns[k]), _RULE_TEXTS[self.rules[k]]
-        value = None if rule == REQUIRED else self.values[k].item()
-        if value is not None and _IS_INT[j] and not math.isnan(value) and float(value).is_integer():
+        value = None if rule == REQUIRED else self.values[k]
+        value = value.item() if isinstance(value, np.generic) else value
+        if isinstance(value, float) and columns.is_int[j] and not math.isnan(value) and value.is_integer():
             value = int(value)  # int32 values are exact in float64
-        return Violation(row=int(self.rows[k]), column=_NAMES[j], rule=rule, value=value)
+        return Violation(row=int(self.rows[k]), column=columns.names[j], rule=rule, value=value)
 
 
 def find(frame: pd.DataFrame) -> ViolationTable:
     """raw_schema.find_violations for the typed raw columns of a request (index = positions), as a
     table: pandera's failure cases are converted group by group, not row by row."""
+    table = data_sets.active().table
     try:
-        RAW_SCHEMA.validate(frame, lazy=True)
+        table.schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
         cases = errors.failure_cases
     else:
@@ -138,7 +163,9 @@ def find(frame: pd.DataFrame) -> ViolationTable:
     tables = []
     for (column, check, check_number), group in cases.groupby(["column", "check", "check_number"], dropna=False,
                                                               sort=False):
-        rule = rule_of_failure_case(str(column), str(check), None if pd.isna(check_number) else check_number)
-        values = pd.to_numeric(group["failure_case"], errors="coerce").to_numpy(dtype=np.float64)
+        rule = table.rule_of_failure_case(str(column), str(check), None if pd.isna(check_number) else check_number)
+        found = group["failure_case"]
+        values = (found.to_numpy(dtype=object) if table.by_name[str(column)].dtype == "str"
+                  else pd.to_numeric(found, errors="coerce").to_numpy(dtype=np.float64))
         tables.append(ViolationTable.broken(str(column), rule, group["index"].to_numpy(dtype=np.int64), values))
     return ViolationTable.concat(tables)

@@ -15,13 +15,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from absenteeism import dataflow, features
-from absenteeism.dataset.csv_files import CSV_SEPARATOR
-from absenteeism.dataset.raw_chunk import HEADER_TO_NAME
+from absenteeism.absenteeism_schema import TABLE
 
 
 def main(path: str) -> None:
-    frame = pd.read_csv(path, sep=CSV_SEPARATOR)
-    frame.columns = [HEADER_TO_NAME[h.strip()] for h in frame.columns]
+    frame = pd.read_csv(path, sep=TABLE.dialect.delimiter)
+    frame.columns = [TABLE.header_to_name[h.strip()] for h in frame.columns]
     inputs = {name: frame[name] for name in frame.columns}
     outputs = [*dataflow.aggregate_names(), *features.MODEL_FEATURES]
     result = dataflow.feature_driver().execute(outputs, inputs=inputs)

@@ -16,9 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+from absenteeism.v1 import raw_record_pb2
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from absenteeism.online import converters
 from bench.common import build_config, machine_line, process_tree_cpu_seconds
 from clients import InvalidInputError, PredictionClient
 from testkit.records import VALID_ROW
@@ -51,7 +52,7 @@ def main() -> None:
         refused = 0
         for _ in range(batches):
             try:
-                client.predict_batch([converters.RawRecord()] * records)
+                client.predict_batch([raw_record_pb2.RawRecord()] * records)
             except InvalidInputError:
                 refused += 1
         wall = time.perf_counter() - started

@@ -193,7 +193,7 @@ class PredictionClient:
             options.append(("grpc.ssl_target_name_override", tls.server_name_override))
         self._channel = (grpc.insecure_channel(target, options=options) if tls is None  # i.e. insecure (checked above)
                          else grpc.secure_channel(target, tls.credentials(), options=options))
-        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)  # absenteeism.v1's
         self.timeout = timeout
         self.stream_timeout = stream_timeout
         self.wait_for_ready = wait_for_ready

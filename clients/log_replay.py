@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from absenteeism import aggregates, config_io, dataflow, parity, raw_schema, served_model
+from absenteeism import aggregates, config_io, data_sets, dataflow, parity, served_model
 from absenteeism.dataset import prediction_log_files as log_format
 
 
@@ -73,9 +73,10 @@ def replay(folder: Path, config_path: Path) -> Replay:
 
 def _compare(logged, feature_names, config, values, model: served_model.ServedModel) -> parity.ParityReport:
     """Each row recomputed offline ("expected") vs as logged ("got"), named by its row in the file (from 0)."""
-    raw = logged.loc[:, list(raw_schema.RAW_COLUMN_NAMES)]
+    table = data_sets.active().table
+    raw = logged.loc[:, list(table.column_names)]
     rows = logged.index.to_numpy()
-    violations = raw_schema.find_violations(raw)
+    violations = table.find_violations(raw)
     if violations:  # the batch path refuses such a record: the log does not hold what was served
         report = parity.ParityReport(tuple(config.feature_names), rows_compared=len(logged))
         report.problems.extend(f"row {v.row}: {v.describe()} (refused by the raw schema)" for v in violations[:5])

@@ -12,11 +12,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from absenteeism import dataflow, features, served_model
+from absenteeism import data_sets, dataflow, served_model
 from absenteeism.aggregates import AggregateValue
 from absenteeism.dataset.raw_chunk import RawChunk
 from absenteeism.profile_bins import Entry
-from absenteeism.raw_schema import RAW_COLUMN_NAMES
 from etl_job import online_parity, outputs, ridge, training, validate
 from etl_job.split import held_out
 
@@ -77,14 +76,14 @@ class CompactRows:
 
     def frame(self) -> pd.DataFrame:
         """For a spill file (etl_job.spill keeps dtypes and index)."""
-        columns: dict[str, np.ndarray] = dict(zip(features.MODEL_FEATURES, self.columns, strict=True))
+        columns: dict[str, np.ndarray] = dict(zip(dataflow.model_features(), self.columns, strict=True))
         columns[LABEL_VALUES] = self.labels
         columns[HELD_OUT] = self.held_out
         return pd.DataFrame(columns, index=pd.Index(self.source_rows))
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> CompactRows:
-        return cls(frame.index.to_numpy(), [frame[name].to_numpy() for name in features.MODEL_FEATURES],
+        return cls(frame.index.to_numpy(), [frame[name].to_numpy() for name in dataflow.model_features()],
                    frame[LABEL_VALUES].to_numpy(), frame[HELD_OUT].to_numpy())
 
 
@@ -104,7 +103,8 @@ def transform_chunk(chunk: pd.DataFrame, aggregates: dict[str, AggregateValue], 
     """Accepted typed raw rows (index = source row) through the feature module with the aggregates
     injected (as the server runs them), split, counted into the raw profile's bins; `start` is the
     chunk's first position in the stream `parity_positions` are counted in."""
-    raw_counts = [entry.count(chunk[entry.name].to_numpy()) for entry in raw_entries]
+    table = data_sets.active().table
+    raw_counts = [entry.count(table.by_name[entry.name].as_numbers(chunk[entry.name].to_numpy())) for entry in raw_entries]
     matrix = dataflow.feature_matrix(dataflow.compute_features(chunk, aggregates))
     labels = dataflow.compute_label(chunk, fit.label)
     source_rows = chunk.index.to_numpy(dtype=np.int64)
@@ -117,7 +117,7 @@ def transform_chunk(chunk: pd.DataFrame, aggregates: dict[str, AggregateValue], 
     return TransformedChunk(
         design=ridge.design_rows(matrix[train], labels[train]),
         train_rows=int(train.sum()), test_rows=int(test.sum()), raw_counts=raw_counts,
-        parity_raw=chunk.iloc[here][list(RAW_COLUMN_NAMES)], parity_features=matrix[here], compact=compact)
+        parity_raw=chunk.iloc[here][list(data_sets.active().table.column_names)], parity_features=matrix[here], compact=compact)
 
 
 # -- write ------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import math
 import signal
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from absenteeism import dataflow, log_lines, release
+from absenteeism import data_sets, dataflow, log_lines, release
 from absenteeism.dataset.raw_chunk import InputFormatError
 from etl_job import dask_engine, pipeline, run_settings, training
 from etl_job.job_errors import BadData, ClusterError, ModelError
@@ -124,6 +125,14 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _delimiter(text: str) -> str:
+    """One character (`\\t` for a tab) that is not a quote or a line end."""
+    delimiter = "\t" if text in ("\\t", "tab") else text
+    if len(delimiter) != 1 or delimiter in "\"\r\n":
+        raise argparse.ArgumentTypeError(f"{text!r}: one character that is not a quote or a line end (\\t: a tab)")
+    return delimiter
+
+
 def _positive_int(text: str) -> int:
     value = _non_negative_int(text)
     if value < 1:
@@ -142,8 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     defaults = training.FitSettings()
     run = commands.add_parser("run", help="build the serving config and training set from raw records")
-    run.add_argument("--input", type=Path, default=run_settings.SAMPLE_INPUT,
-                     help="a .csv/.parquet file or a folder of them (default: the bundled sample)")
+    run.add_argument("--dataset", default=data_sets.DEFAULT, choices=sorted(data_sets.KNOWN),
+                     help="the data set the input holds: its raw schema, features and contract (default: %(default)s)")
+    run.add_argument("--input", type=Path, default=None,
+                     help="a .csv/.parquet file or a folder of them (default: the data set's bundled sample)")
+    run.add_argument("--delimiter", type=_delimiter, default=None,
+                     help="the CSV files' delimiter, when not the data set's own (e.g. ',' or '\\t')")
     run.add_argument("--output-dir", type=Path, default=run_settings.DEFAULT_OUTPUT_DIR, help="default: build/")
     run.add_argument("--max-reject-fraction", type=_fraction(low_open=False),
                      default=run_settings.DEFAULT_MAX_REJECT_FRACTION,
@@ -152,9 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the learner: ridge (default), gbt (gradient-boosted trees, LightGBM), or a function "
                           "returning an unfitted scikit-learn estimator or pipeline; all but ridge are served as "
                           "ONNX and need the [models] extra")
-    run.add_argument("--label", default=defaults.label, metavar="NODE",
+    run.add_argument("--label", default="", metavar="NODE",
                      help="the label node of the feature module (tagged stage=\"label\") to learn "
-                          "(default: %(default)s)")
+                          "(default: the data set's DEFAULT_LABEL; absenteeism's is absence_hours)")
     run.add_argument("--max-fit-rows", type=_positive_int, default=defaults.max_fit_rows,
                      help="training rows a learner other than ridge may hold in memory (default: %(default)s)")
     run.add_argument("--alpha", type=_positive_float, default=defaults.alpha, help="ridge regularisation (default: %(default)s)")
@@ -249,8 +262,10 @@ def _evaluated(metrics: dict) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
+    chosen = data_sets.named(args.dataset)
     settings = run_settings.RunSettings(
-        input_path=args.input, output_dir=args.output_dir, max_reject_fraction=args.max_reject_fraction,
+        input_path=chosen.sample_input if args.input is None else args.input, output_dir=args.output_dir,
+        data_set=args.dataset, delimiter=args.delimiter, max_reject_fraction=args.max_reject_fraction,
         fit=training.FitSettings(alpha=args.alpha, test_fraction=args.test_fraction, seed=args.seed,
                                  model=args.model, label=args.label, max_fit_rows=args.max_fit_rows),
         parity_rows=args.parity_rows, progress=progress, chunk_rows=args.chunk_rows, engine=args.engine,
@@ -260,6 +275,8 @@ def _run(args: argparse.Namespace) -> int:
         raise _UsageError("--scheduler goes with --engine dask")
     if args.engine == "dask" and (why := dask_engine.missing()):
         raise _MissingExtra(why)  # before any work: the command asks for what this install lacks
+    data_sets.activate(settings.chosen_data_set())  # the label and model checks read its feature module
+    settings = dataclasses.replace(settings, fit=settings.fit.resolved())
     _check_model_choice(settings.fit)
     # Log lines go through tqdm while bars are drawn, so they do not tear the bars apart.
     with logging_redirect_tqdm() if progress else contextlib.nullcontext():

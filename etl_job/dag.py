@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from absenteeism import dataflow, features
-from absenteeism.raw_schema import RAW_COLUMNS
+from absenteeism import data_sets, dataflow
 
 PICTURES = ("offline_dag", "online_dag", "all_functions")
 
@@ -43,8 +42,8 @@ def render(output_dir: Path) -> list[Path]:
     output_dir.mkdir(parents=True, exist_ok=True)
     driver = dataflow.feature_driver()
     # Empty typed columns: the picture shows the node types; no value is computed.
-    inputs = {c.name: pd.Series([], dtype=c.dtype) for c in RAW_COLUMNS}
-    transform = [*features.MODEL_FEATURES, *features.GUARDS]
+    inputs = {c.name: pd.Series([], dtype=c.dtype) for c in data_sets.active().table.columns}
+    transform = [*dataflow.model_features(), *dataflow.feature_module().GUARDS]
     # The override values do not change the picture; the server's come from its config.
     overrides = {name: 0.0 for name in dataflow.aggregate_names()}
     png = {"format": "png", "view": False}

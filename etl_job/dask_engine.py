@@ -28,7 +28,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from absenteeism import config_io, features
+from absenteeism import config_io, dataflow
 from absenteeism.dataset import partitions
 from absenteeism.dataset import reader as input_reader
 from absenteeism.dataset.raw_chunk import InputFormatError
@@ -105,6 +105,9 @@ class DaskEngine(Engine):
         self._address = self._client.scheduler.address
         try:
             log.info("dask cluster: %s, %d workers", self._address, len(self._client.scheduler_info()["workers"]))
+            from etl_job.data_set_plugin import ActivateDataSet  # it imports distributed
+
+            self._client.register_plugin(ActivateDataSet(self.settings.data_set, self.settings.delimiter))
             _check_workers(self._client)
         except BaseException as error:
             self.__exit__(type(error), error, error.__traceback__)
@@ -210,17 +213,17 @@ class DaskEngine(Engine):
 
     def _fitted(self, aggregates: dict, gram: np.ndarray | None, shares: list, counts: list,
                 accepted_rows: int, training_rows: Callable[[], tuple[np.ndarray, np.ndarray]]) -> training.Fitted:
-        return training.fit(lambda alpha: ridge.solve(gram, len(features.MODEL_FEATURES), alpha),
+        return training.fit(lambda alpha: ridge.solve(gram, len(dataflow.model_features()), alpha),
                             aggregates=aggregates, settings=self.settings.fit,
                             train_rows=sum(train for _, train, _ in counts), test_rows=sum(test for _, _, test in counts),
-                            label_mean=lambda: ridge.label_mean(gram, len(features.MODEL_FEATURES)),
+                            label_mean=lambda: ridge.label_mean(gram, len(dataflow.model_features())),
                             parity_raw=[share[1] for share in shares], parity_features=[share[2] for share in shares],
                             accepted_rows=accepted_rows, training_rows=training_rows)
 
     def _training_rows(self, transformed: list, train_rows: int) -> tuple[np.ndarray, np.ndarray]:
         """Every part's training rows gathered into this process, in source order (a learner other
         than ridge fits on them all at once), each part copied into one float32 array as it comes."""
-        matrix = np.empty((train_rows, len(features.MODEL_FEATURES)), dtype=np.float32)
+        matrix = np.empty((train_rows, len(dataflow.model_features())), dtype=np.float32)
         labels: list[np.ndarray] = []
         start = 0
         for future in self._client.map(part_tasks.training_rows_of, transformed):

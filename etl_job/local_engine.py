@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from absenteeism import features
+from absenteeism import dataflow
 from absenteeism.aggregates import AggregateValue
 from absenteeism.dataset import reader as input_reader
 from absenteeism.dataset.read_ahead import read_ahead
@@ -51,7 +51,7 @@ def train(chunks: Iterable[pd.DataFrame], *, aggregates: dict[str, AggregateValu
     """Transform each chunk of accepted typed raw rows (index = source row, in source order),
     sum the fit's statistics, keep the compact rows; raw inputs counted into `profiler`, if any."""
     raw_entries: list[Entry] = profiler.raw if profiler is not None else []
-    normal = ridge.NormalEquations(len(features.MODEL_FEATURES))
+    normal = ridge.NormalEquations(len(dataflow.model_features()))
     kept: list[chunk_steps.CompactRows] = []
     parity_raw: list[pd.DataFrame] = []
     parity_features: list[np.ndarray] = []
@@ -77,7 +77,7 @@ def train(chunks: Iterable[pd.DataFrame], *, aggregates: dict[str, AggregateValu
 def training_rows(kept: list[chunk_steps.CompactRows], train_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """The training rows' features (float32) and label values, in source order: what a learner
     other than ridge fits on, filled into one array chunk by chunk (no second copy)."""
-    matrix = np.empty((train_rows, len(features.MODEL_FEATURES)), dtype=np.float32)
+    matrix = np.empty((train_rows, len(dataflow.model_features())), dtype=np.float32)
     labels: list[np.ndarray] = []
     start = 0
     for rows in kept:

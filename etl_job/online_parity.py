@@ -24,11 +24,10 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
-from absenteeism import features, parity
+from absenteeism import data_sets, dataflow, parity
 from absenteeism.online import converters
 from absenteeism.online.fast import FastPredictor
 from absenteeism.online.predictor import InvalidRecords, Predictions
-from absenteeism.raw_schema import RAW_COLUMN_NAMES
 from absenteeism.served_model import ModelOutputs
 from absenteeism.v1 import serving_config_pb2
 
@@ -56,7 +55,7 @@ def check(config: serving_config_pb2.ServingConfig, accepted: pd.DataFrame, matr
     """accepted: typed raw rows (index = source row); matrix, answered: what the batch transform
     and model gave for them. The job passes the sampled rows only (it streams; see sample_positions)."""
     positions = sample_positions(len(accepted), rows)
-    records = converters.frame_to_records(accepted.iloc[positions][list(RAW_COLUMN_NAMES)])
+    records = converters.frame_to_records(accepted.iloc[positions][list(data_sets.active().table.column_names)])
     predictor = FastPredictor(config)
     singles: list[Predictions] = []
     refused: list[str] = []  # one line per rule a refused row breaks
@@ -76,7 +75,7 @@ def check(config: serving_config_pb2.ServingConfig, accepted: pd.DataFrame, matr
     if answered.probabilities is not None:
         expected_probabilities = answered.probabilities[positions]
         got_probabilities = np.vstack([s.probabilities for s in singles if s.probabilities is not None])
-    return parity.compare(accepted.index[positions], features.MODEL_FEATURES, offline,
+    return parity.compare(accepted.index[positions], dataflow.model_features(), offline,
                           np.asarray(answered.predictions)[positions], predictor.feature_names, online_features,
                           online_predictions, class_labels=predictor.model.class_labels,
                           expected_probabilities=expected_probabilities, got_probabilities=got_probabilities)

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from absenteeism import config_io, features, parity, served_model
+from absenteeism import config_io, dataflow, parity, served_model
 from absenteeism.dataset import atomic, training_set_files
 from absenteeism.dataset.blocks import table_blocks
 from etl_job.validate import REJECT_COLUMNS
@@ -79,7 +79,7 @@ def training_set_table(source_rows: np.ndarray, matrix: np.ndarray, label: str, 
     classifier's: the class index), the model's prediction, a classifier's probability of each class
     ("probability[<class label>]"), and which side of the split the row is on ("train" or "held_out")."""
     columns = {"source_row": pa.array(np.asarray(source_rows, dtype=np.int64))}
-    for j, name in enumerate(features.MODEL_FEATURES):
+    for j, name in enumerate(dataflow.model_features()):
         columns[name] = pa.array(np.ascontiguousarray(matrix[:, j], dtype=np.float64))
     columns[label] = pa.array(labels if labels.dtype.kind == "f" else np.asarray(labels, dtype=np.int64))
     names = [PREDICTION_COLUMN, *map(served_model.probability_name, class_labels)]
@@ -93,7 +93,7 @@ def training_set_table(source_rows: np.ndarray, matrix: np.ndarray, label: str, 
 def empty_training_set(label: str, label_dtype: np.dtype, class_labels: Sequence[str]) -> pa.Table:
     """A training set of no row, with the columns of one that has rows: a part file of no row holds it."""
     probabilities = np.empty((0, len(class_labels))) if class_labels else None
-    return training_set_table(np.empty(0), np.empty((0, len(features.MODEL_FEATURES))), label,
+    return training_set_table(np.empty(0), np.empty((0, len(dataflow.model_features()))), label,
                               np.empty(0, dtype=label_dtype), served_model.ModelOutputs(np.empty(0), probabilities),
                               np.empty(0, dtype=bool), class_labels)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from absenteeism import features
+from absenteeism import dataflow
 from absenteeism.aggregates import AggregateValue
 from absenteeism.dataset import partitions
 from absenteeism.dataset.blocks import Pieces, PieceSum
@@ -238,7 +238,7 @@ def training_rows_of(transformed: Transformed) -> tuple[np.ndarray, np.ndarray]:
         rows = chunk_steps.CompactRows.from_frame(frame)
         matrices.append(rows.training_matrix())
         labels.append(rows.labels[~rows.held_out])
-    return (np.vstack(matrices) if matrices else np.empty((0, len(features.MODEL_FEATURES)), dtype=np.float32),
+    return (np.vstack(matrices) if matrices else np.empty((0, len(dataflow.model_features())), dtype=np.float32),
             np.concatenate(labels) if labels else np.empty(0))
 
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from absenteeism import config_io
+from absenteeism import config_io, data_sets
 from etl_job import (
     dask_engine,
     local_engine,
@@ -45,6 +45,8 @@ def run(settings: RunSettings) -> RunResult:
     """Runs the job into a run folder of its own and publishes it whole (output_folder.py); raises
     BadData for input that cannot make a config, leaving the output folder as it was (the rejects,
     if any, are kept aside and the message says where)."""
+    data_sets.activate(settings.chosen_data_set())
+    settings = replace(settings, fit=settings.fit.resolved())
     out = Path(settings.output_dir)
     with output_folder.RunFolder(out, outputs.FILES) as folder:
         try:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from absenteeism import dataflow, features, graph_introspection, profile_bins, raw_schema, served_model
+from absenteeism import data_sets, dataflow, graph_introspection, profile_bins, raw_schema, served_model
 from absenteeism.aggregates import AggregateValue
 from absenteeism.v1 import serving_config_pb2
 from etl_job.split import row_hash
@@ -36,9 +36,9 @@ class RowSample:
     so the same rows are picked from a run's raw input (its raw columns, the default `columns`) and
     from its training set (the features: etl_job.source_run)."""
 
-    def __init__(self, size: int | None = None, columns: Iterable[str] = raw_schema.RAW_COLUMN_NAMES):
+    def __init__(self, size: int | None = None, columns: Iterable[str] | None = None):
         self.size = SAMPLE_ROWS if size is None else size
-        self.columns = list(columns)
+        self.columns = list(data_sets.active().table.column_names if columns is None else columns)
         self._parts: list[pd.DataFrame] = []
         self._held = 0
         self._bound = np.iinfo(np.uint64).max  # a row hashed above it cannot be among the `size` smallest
@@ -88,11 +88,14 @@ class RowSample:
 @cache
 def feature_categories() -> dict[str, tuple[float, ...]]:
     """Model features whose check allows a fixed list of values (pandera `isin`): those values."""
-    return graph_introspection.check_categories(dataflow.feature_driver().graph.nodes, features.MODEL_FEATURES)
+    return graph_introspection.check_categories(dataflow.feature_driver().graph.nodes, dataflow.model_features())
 
 
 def raw_categories(column: raw_schema.RawColumn) -> tuple[float, ...] | None:
-    if column.check.name == "isin":
+    """The categories of a raw input whose rule is a fixed list (a text category: its code)."""
+    if column.dtype == "str":
+        return tuple(float(k) for k in range(len(column.text_categories))) if column.text_categories else None
+    if column.check is not None and column.check.name == "isin":
         statistics = column.check.statistics
         if statistics is None:
             raise ValueError(f"the isin check of raw column {column.name} has no statistics (allowed_values)")
@@ -104,12 +107,12 @@ class ProfileBuilder:
     """Holds the entries while their counts are summed; `message()` once every row is counted."""
 
     def __init__(self, sample: pd.DataFrame, aggregates: dict[str, AggregateValue]):
-        self.raw = [self._entry(c.name, profile_bins.RAW_INPUT, raw_categories(c), sample[c.name])
-                    for c in raw_schema.RAW_COLUMNS]
+        self.raw = [self._entry(c.name, profile_bins.RAW_INPUT, raw_categories(c), c.as_numbers(sample[c.name]))
+                    for c in data_sets.active().table.columns if c.dtype != "str" or c.text_categories]  # not free text
         self._sample_features = dataflow.feature_matrix(dataflow.compute_features(sample, aggregates))
         categories = feature_categories()
         self.features = [self._entry(name, profile_bins.FEATURE, categories.get(name), self._sample_features[:, j])
-                         for j, name in enumerate(features.MODEL_FEATURES)]
+                         for j, name in enumerate(dataflow.model_features())]
         self.outputs: list[profile_bins.Entry] = []  # placed with the model (place_outputs)
         self.rows = 0
 
@@ -131,7 +134,10 @@ class ProfileBuilder:
     def _entry(name: str, source: str, categories, sample_values) -> profile_bins.Entry:
         if categories is not None:
             return profile_bins.categorical_entry(name, source, categories)
-        return profile_bins.numeric_entry(name, source, profile_bins.numeric_edges(np.asarray(sample_values)))
+        values = np.asarray(sample_values)
+        if values.dtype.kind == "f":
+            values = values[~np.isnan(values)]  # a missing value counts in the last bin; edges come from the others
+        return profile_bins.numeric_entry(name, source, profile_bins.numeric_edges(values))
 
     def add_counts(self, raw: list[np.ndarray] | None = None, features: list[np.ndarray] | None = None,
                    outputs: list[np.ndarray] | None = None, rows: int = 0) -> None:

@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from absenteeism import data_sets
 from absenteeism.dataset import partitions
 from absenteeism.dataset import reader as input_reader
 from etl_job import online_parity, training
 
-SAMPLE_INPUT = Path(__file__).parent / "sample_data" / "absenteeism_sample.csv"
+SAMPLE_INPUT = Path(__file__).parent / "sample_data" / "absenteeism_sample.csv"  # absenteeism's (its DataSet's)
 DEFAULT_OUTPUT_DIR = Path("build")
 DEFAULT_MAX_REJECT_FRACTION = 0.05
 
@@ -35,3 +36,10 @@ class RunSettings:
     chunk_rows: int = input_reader.DEFAULT_CHUNK_ROWS  # rows per chunk; outputs do not depend on it
     engine: str = "local"  # "local" (this process: local_engine.py) or "dask" (a cluster: dask_engine.py)
     dask: DaskSettings = field(default_factory=DaskSettings)
+    data_set: str = data_sets.DEFAULT  # the data set the input holds (data_sets.KNOWN)
+    delimiter: str | None = None  # its CSV files' delimiter, when not the data set's own
+
+    def chosen_data_set(self) -> data_sets.DataSet:
+        """The data set this run works on, with --delimiter applied."""
+        chosen = data_sets.named(self.data_set)
+        return chosen if self.delimiter is None else chosen.with_delimiter(self.delimiter)

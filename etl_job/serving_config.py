@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from absenteeism import aggregates, config_io, features
+from absenteeism import aggregates, config_io, data_sets, dataflow
 from absenteeism.v1 import serving_config_pb2
 from etl_job import golden
 from etl_job.training import Fitted
@@ -45,10 +45,11 @@ def build(fitted: Fitted, provenance: Provenance) -> serving_config_pb2.ServingC
     config = serving_config_pb2.ServingConfig(
         # A config whose model is a graph is refused by releases that would read it as a linear model.
         format_version=config_io.FORMAT_VERSION if fitted.onnx is None else config_io.ONNX_FORMAT_VERSION,
-        feature_names=list(features.MODEL_FEATURES),
+        feature_names=list(dataflow.model_features()),
         statistics=aggregates.to_message(fitted.aggregates, fitted.rows),
         golden_rows=golden.golden_rows(fitted.aggregates, fitted.served),
         label=fitted.settings.label,
+        dataset=data_sets.active().name,
     )
     if fitted.onnx is not None:
         config.onnx_model.CopyFrom(fitted.onnx)

@@ -29,11 +29,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from absenteeism import config_io, served_model
+from absenteeism import config_io, data_sets, served_model
 from absenteeism.dataset import raw_input, training_set_files
 from absenteeism.dataset import reader as input_reader
 from absenteeism.dataset.raw_chunk import InputFormatError
-from absenteeism.raw_schema import RAW_COLUMN_NAMES
 from absenteeism.v1 import serving_config_pb2
 from etl_job import online_parity, output_folder, outputs, profile_builder, ridge, split, training, validate
 from etl_job.job_errors import BadData
@@ -271,8 +270,8 @@ def read_parity_records(path: Path, run: SourceRun, source_rows: np.ndarray, chu
         validation = validate.validate_chunk(chunk.rows)
         tally.add(validation, chunk.file.name)
         accepted = validation.accepted
-        kept.append(accepted.loc[np.isin(accepted.index.to_numpy(), source_rows), list(RAW_COLUMN_NAMES)])
-    parity_raw = pd.concat(kept) if kept else pd.DataFrame(columns=list(RAW_COLUMN_NAMES))
+        kept.append(accepted.loc[np.isin(accepted.index.to_numpy(), source_rows), list(data_sets.active().table.column_names)])
+    parity_raw = pd.concat(kept) if kept else pd.DataFrame(columns=list(data_sets.active().table.column_names))
     # The same bytes and the same raw schema (the config's fingerprint) accept the same rows: a
     # difference means the training set is not this input's.
     if tally.rows_accepted != run.accepted_rows or tally.rows_read != run.config.provenance.rows.read:

@@ -78,8 +78,9 @@ class Spill:
 def arrow_table(frame: pd.DataFrame) -> pa.Table:
     """The frame's columns, whole numbers in the narrowest integer type that holds them (most raw
     values fit a byte: a file a fifth the size to write and read back), its index as `source_row`,
-    and the dtypes to restore in the schema's metadata. Numeric and boolean columns only."""
-    columns = {name: narrowest_int(frame[name].to_numpy()) for name in frame.columns}
+    and the dtypes to restore in the schema's metadata. Numeric, boolean and text columns."""
+    columns = {name: (pa.array(frame[name]) if frame[name].dtype == "str" else narrowest_int(frame[name].to_numpy()))
+               for name in frame.columns}
     columns[SOURCE_ROW] = narrowest_int(frame.index.to_numpy())
     dtypes = {name: str(frame[name].dtype) for name in frame.columns}
     return pa.table(columns).replace_schema_metadata({_DTYPES: json.dumps(dtypes)})
@@ -89,7 +90,8 @@ def frame_of(table: pa.Table) -> pd.DataFrame:
     """The frame `arrow_table` was made from (dtypes as they were, index = source row)."""
     dtypes = json.loads(table.schema.metadata[_DTYPES.encode()])
     index = pd.Index(table.column(SOURCE_ROW).to_numpy().astype(np.int64), name=SOURCE_ROW)
-    return pd.DataFrame({name: table.column(name).to_numpy().astype(dtype, copy=False)
+    return pd.DataFrame({name: (pd.array(table.column(name).to_pylist(), dtype="str") if dtype == "str"
+                                else table.column(name).to_numpy().astype(dtype, copy=False))
                          for name, dtype in dtypes.items()}, index=index)
 
 

@@ -29,9 +29,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from absenteeism.absenteeism_schema import LABEL, RAW_COLUMNS, TABLE
 from absenteeism.dataset import atomic
-from absenteeism.dataset.csv_files import CSV_LINE_END, CSV_SEPARATOR
-from absenteeism.raw_schema import LABEL, RAW_COLUMNS
 
 ROWS_PER_EMPLOYEE = 20  # the real data has ~20 absences per employee
 
@@ -347,5 +346,5 @@ def write_chunks(chunks: Iterable[Records], path: Path, all_text: bool = False) 
                 writer.close()
 
 
-_CSV_OPTIONS = pa_csv.WriteOptions(delimiter=CSV_SEPARATOR, eol=CSV_LINE_END, quoting_style="none",
+_CSV_OPTIONS = pa_csv.WriteOptions(delimiter=TABLE.dialect.delimiter, eol=TABLE.dialect.line_end, quoting_style="none",
                                    quoting_header="none", batch_size=1 << 16)

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from absenteeism import dataflow, features, raw_schema, served_model
+from absenteeism import data_sets, dataflow, served_model
 from absenteeism.aggregates import AggregateValue
-from absenteeism.raw_schema import RAW_COLUMN_NAMES
 from absenteeism.v1 import serving_config_pb2
+from etl_job import golden
 from etl_job.job_errors import ModelError
 from etl_job.spill import narrowest_int
 
@@ -41,7 +41,12 @@ class FitSettings:
     test_fraction: float = 0.2
     seed: int = 20120713  # fixed: the same input always gives the same split
     model: str = RIDGE  # "ridge", "gbt" or "package.module:function" (etl_job.learners)
-    label: str = features.DEFAULT_LABEL  # a label node of the feature module (stage="label")
+    # A label node of the feature module (stage="label"); "" until resolved: the data set's DEFAULT_LABEL.
+    label: str = ""
+
+    def resolved(self) -> FitSettings:
+        """These settings with the label set: the active data set's DEFAULT_LABEL when none is."""
+        return self if self.label else replace(self, label=dataflow.feature_module().DEFAULT_LABEL)
     max_fit_rows: int = DEFAULT_MAX_FIT_ROWS  # training rows a learner other than ridge may hold
 
     @property
@@ -129,7 +134,7 @@ class Fitted:
     def __post_init__(self) -> None:
         if self.onnx is not None:
             self.served: served_model.ServedModel = served_model.OnnxServedModel(self.onnx,
-                                                                                 len(features.MODEL_FEATURES))
+                                                                                 len(dataflow.model_features()))
         else:
             assert self.linear is not None
             self.served = served_model.LinearServedModel(self.linear)
@@ -176,7 +181,7 @@ def fit(solve: Callable[[float], tuple[float, np.ndarray]], *, aggregates: dict[
         train_labels = class_index(classes, train_labels, settings.label)
     try:
         onnx = learners.fit_onnx_model(settings.model, settings.task, class_labels(classes), train_matrix,
-                                       train_labels, features.MODEL_FEATURES)
+                                       train_labels, dataflow.model_features())
     except (learners.LearnerError, onnx_checks.ModelRefused) as error:
         raise ModelError(f"--model {settings.model}: {error}") from None
     return fitted(onnx=onnx, classes=classes, class_shares=shares)
@@ -184,10 +189,8 @@ def fit(solve: Callable[[float], tuple[float, np.ndarray]], *, aggregates: dict[
 
 def label_dtype(label: str) -> np.dtype:
     """The dtype of label node `label` in the training set (float64 or int64), read off the node's
-    answer for one row at the raw label's lowest value: even a part of no row knows it."""
-    low = (raw_schema.LABEL.check.statistics or {})["min_value"]
-    values = dataflow.compute_label(pd.DataFrame({raw_schema.LABEL.name: np.array([low], dtype=raw_schema.LABEL.dtype)}),
-                                    label)
+    answer for one row at the raw label columns' first valid values: even a part of no row knows it."""
+    values = dataflow.compute_label(golden.golden_frame(data_sets.active().table.labels).iloc[:1], label)
     return np.dtype(np.float64 if values.dtype.kind == "f" else np.int64)
 
 
@@ -219,5 +222,5 @@ def parity_rows(raw_parts: list[pd.DataFrame], feature_parts: list[np.ndarray]) 
     """The parity check's raw rows and batch features, put together from the chunks that held some."""
     raw = [part for part in raw_parts if len(part)]
     features_ = [part for part in feature_parts if len(part)]
-    return (pd.concat(raw) if raw else pd.DataFrame(columns=list(RAW_COLUMN_NAMES)),
-            np.vstack(features_) if features_ else np.empty((0, len(features.MODEL_FEATURES))))
+    return (pd.concat(raw) if raw else pd.DataFrame(columns=list(data_sets.active().table.column_names)),
+            np.vstack(features_) if features_ else np.empty((0, len(dataflow.model_features()))))

@@ -11,14 +11,13 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from absenteeism import raw_schema
+from absenteeism import data_sets
 from absenteeism.compiled_checks import CompiledSchema
 from absenteeism.dataset import cell_parsing, raw_chunk
-from absenteeism.raw_schema import Violation
+from absenteeism.raw_schema import RawTable, Violation
 from etl_job.job_errors import BadData
 
 REJECT_COLUMNS = ("source_row", "source_file", "column", "rule", "value", "description")
-_COLUMN_ORDER = {name: i for i, name in enumerate((*raw_schema.RAW_COLUMN_NAMES, raw_schema.LABEL.name))}
 
 
 @dataclass(frozen=True)
@@ -49,9 +48,10 @@ def validate(cells: pd.DataFrame) -> Validation:
     # A cell that did not parse is 0 in `typed`; its range check would only repeat the same fault.
     unparsed = {(v.row, v.column) for v in parse_failures}
     broken = [] if _all_pass(typed) else _as_written([
-        v for v in raw_schema.find_violations(typed, raw_schema.TRAINING_SCHEMA) if (v.row, v.column) not in unparsed],
+        v for v in data_sets.active().table.find_violations(typed, training=True) if (v.row, v.column) not in unparsed],
         cells)
-    violations = sorted([*parse_failures, *broken], key=lambda v: (v.row, _COLUMN_ORDER.get(v.column, 99)))
+    order = _column_order(data_sets.active().table)
+    violations = sorted([*parse_failures, *broken], key=lambda v: (v.row, order.get(v.column, 99)))
     if any(v.row is None for v in violations):  # a whole column is absent (read_file normally stops this)
         absent = sorted({v.column for v in violations if v.row is None})
         raise BadData(f"input lacks required columns {absent}")
@@ -113,8 +113,13 @@ class Tally:
 
 
 @cache
-def _compiled() -> dict[str, CompiledSchema]:
-    return {name: CompiledSchema.from_pandera(column) for name, column in raw_schema.TRAINING_SCHEMA.columns.items()}
+def _column_order(table: RawTable) -> dict[str, int]:
+    return {name: i for i, name in enumerate(c.name for c in table.all_columns)}
+
+
+@cache
+def _compiled(table: RawTable) -> dict[str, CompiledSchema]:
+    return {name: CompiledSchema.from_pandera(column) for name, column in table.training_schema.columns.items()}
 
 
 def _all_pass(typed: pd.DataFrame) -> bool:
@@ -123,7 +128,7 @@ def _all_pass(typed: pd.DataFrame) -> bool:
     exactly what pandera does). Pandera itself validates any chunk where one fails, so it alone
     words every violation; a clean chunk skips its per-column overhead."""
     return all(name in typed.columns and _passes(compiled, typed[name].to_numpy())
-               for name, compiled in _compiled().items())
+               for name, compiled in _compiled(data_sets.active().table).items())
 
 
 def _passes(compiled: CompiledSchema, values: np.ndarray) -> bool:

@@ -3,7 +3,7 @@ every reload and the supervisor's check before its children start all go through
 
 from __future__ import annotations
 
-from absenteeism import config_io
+from absenteeism import config_io, data_sets
 from absenteeism.online.predictor import Predictor
 from absenteeism.v1 import serving_config_pb2
 from feature_service import predictor_registry
@@ -20,6 +20,16 @@ def load_verified(settings: Settings, data: bytes | None = None
         return config, verified_predictor(config, settings.predictor)
     except config_io.ConfigError as error:
         raise config_io.ConfigError(f"config file {settings.config}: {error}") from None
+
+
+def activate_data_set_of(settings: Settings, data: bytes) -> data_sets.DataSet:
+    """Makes the data set the config in `data` names the one this process serves (every later
+    config must be built for it too: config_io.verify_config refuses another)."""
+    config = config_io.parse_config(data, settings.config)
+    try:
+        return data_sets.activate(data_sets.of_config_name(config.dataset))
+    except data_sets.UnknownDataSet as error:
+        raise config_io.ConfigError(f"config file {settings.config}: {error}: this release cannot serve it") from None
 
 
 def verified_predictor(config: serving_config_pb2.ServingConfig, name: str) -> Predictor:

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from absenteeism import config_io, dataflow
+from absenteeism.absenteeism_schema import RAW_DTYPES
 from absenteeism.dataset import reader
-from absenteeism.raw_schema import RAW_DTYPES
 from etl_job import local_engine, serving_config, training
 from testkit.paths import require_real_data
 from testkit.records import VALID_ROW

@@ -9,8 +9,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from absenteeism.dataset.raw_chunk import ALL_COLUMNS, RawChunk
-from absenteeism.raw_schema import REQUIRED, Violation
+from absenteeism import data_sets
+from absenteeism.dataset.raw_chunk import RawChunk
+from absenteeism.raw_schema import DATE_RULE, REQUIRED, CsvDialect, RawColumn, Violation, parse_date
 
 
 def parse_columns(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[Violation]]:
@@ -19,14 +20,19 @@ def parse_columns(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[Violation]]:
     Cells may carry surrounding whitespace (the chunked reader leaves it, trimming costs more than
     parsing): a cell is read as its stripped text, and a violation shows the stripped text.
     Cells that fail are left as 0 in the typed frame; the violations name their rows (index labels),
-    which the caller must refuse.
+    which the caller must refuse. A cell that is empty or a missing-value token of the dialect is
+    missing: NaN (or a missing text) in a nullable column, a "required" violation in another.
     """
+    table = data_sets.active().table
     typed = {}
     violations: list[Violation] = []
-    for column in ALL_COLUMNS:
+    for column in table.all_columns:
         if column.name not in cells.columns:
             continue
         raw = cells[column.name]
+        if not column.numeric or column.nullable or table.dialect.missing_values != ("",):
+            typed[column.name] = _parse_cells(column, raw, table.dialect, violations)
+            continue
         numbers = to_numbers(raw).to_numpy(dtype=np.float64, copy=True)
         with np.errstate(invalid="ignore"):
             bad = ~np.isfinite(numbers)
@@ -57,7 +63,7 @@ def parse_numbers(chunk: RawChunk) -> pd.DataFrame | None:
     if chunk.numbers is None:
         return None
     typed = {}
-    for column in ALL_COLUMNS:
+    for column in data_sets.active().table.all_columns:
         if column.name not in chunk.numbers:
             continue
         numbers = chunk.numbers[column.name]
@@ -120,3 +126,50 @@ def _cast_numbers(text: pa.Array) -> np.ndarray:
                 cast = pc.cast(pc.if_else(pc.match_substring_regex(piece, _NUMBER), piece, None), pa.float64())
         numbers[start:start + len(piece)] = cast.to_numpy(zero_copy_only=False)
     return numbers
+
+
+def _parse_cells(column: RawColumn, raw: pd.Series, dialect: CsvDialect, violations: list[Violation]) -> pd.Series:
+    """One column of any kind from its cells, cell by cell where it is no plain number column:
+    missing cells (empty or a missing-value token), then the kind's parse."""
+    texts = [value.strip() if isinstance(value, str) else None for value in raw.tolist()]
+    missing = np.array([text is None or text in dialect.missing_values or text == "" for text in texts], dtype=bool)
+    for label in raw.index[missing & (not column.nullable)]:
+        violations.append(Violation(row=label, column=column.name, rule=REQUIRED, value=None))
+    if column.dtype == "str":
+        return pd.Series([None if gone else text for text, gone in zip(texts, missing)], index=raw.index,
+                         dtype="str")
+    values = np.zeros(len(texts), dtype=np.float64)
+    for i, (label, text) in enumerate(zip(raw.index, texts)):
+        if missing[i]:
+            continue
+        value, rule = _parse_cell(column, text, dialect)
+        if rule is None:
+            values[i] = value
+        else:
+            violations.append(Violation(row=label, column=column.name, rule=rule, value=text))
+    if column.frame_dtype == "float64":
+        values[missing] = np.nan if column.nullable else 0.0
+        return pd.Series(values, index=raw.index)
+    if column.dtype == "int64":
+        np.clip(values, _INT64_LOW, _INT64_HIGH, out=values)
+    return pd.Series(values.astype(column.frame_dtype), index=raw.index)
+
+
+_TRUE, _FALSE = ("True", "true"), ("False", "false")  # also taken: how Parquet's bools read as text
+
+
+def _parse_cell(column: RawColumn, text: str, dialect: CsvDialect) -> tuple[float, str | None]:
+    """A cell's value as float64, or the rule it breaks (its kind's)."""
+    if column.dtype == "bool":
+        if text in dialect.true_values or text in _TRUE:
+            return 1.0, None
+        if text in dialect.false_values or text in _FALSE:
+            return 0.0, None
+        return 0.0, f"bool({'/'.join((*dialect.true_values, *dialect.false_values))})"
+    if column.dtype == "date":
+        days = parse_date(text)
+        return (0.0, DATE_RULE) if days is None else (float(days), None)
+    number = to_numbers(pd.Series([text], dtype=object)).iloc[0]
+    if not np.isfinite(number) or (column.dtype == "int64" and number != np.floor(number)):
+        return 0.0, "integer" if column.dtype == "int64" else "number"
+    return float(number), None

@@ -1,6 +1,7 @@
-"""The data set's CSV format as UCI ships it: semicolon-separated, CRLF line ends, original header
-names (one with a trailing space). Records are cut by counting line ends, then parsed by Arrow:
-as float64 first (no strings), as text only when that fails or is asked for.
+"""The active data set's CSV files, in its dialect (raw_schema.CsvDialect: the delimiter, which
+`--delimiter` may override; line ends LF, CRLF or CR). Records are cut by counting line ends, then
+parsed by Arrow: the numbers as float64 first (no strings), as text only when that fails, when a
+column is no number, or when asked for.
 
 A line end inside a quoted field (RFC 4180: a field that starts with `"`, a quote inside written
 `""`) is part of the value, not a record end, as Arrow reads it: the cutters (`line_pieces` for
@@ -11,6 +12,7 @@ changes what is read. A record is one source row however many lines it spans.
 from __future__ import annotations
 
 import csv
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +22,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from absenteeism.dataset.raw_chunk import ALL_COLUMNS, HEADER_TO_NAME, InputFormatError, RawChunk, column_names
+from absenteeism import data_sets
+from absenteeism.dataset.raw_chunk import InputFormatError, RawChunk, column_names
 
-CSV_SEPARATOR = ";"
 
-
-CSV_LINE_END = "\r\n"
+def delimiter() -> str:
+    """The active data set's CSV delimiter."""
+    return data_sets.active().table.dialect.delimiter
 
 
 _CSV_BLOCK_BYTES = 1 << 20  # Arrow reads ahead several blocks: small ones keep that memory small
@@ -78,7 +81,7 @@ def _walk_to_record_end(stream: BinaryIO, start: int, target: int) -> int:
         data = stream.read(_READ_BYTES)
         buffer += data
         last_end = 0  # in buffer: just after the last record end found
-        for token in _TOKENS.finditer(buffer):
+        for token in _tokens().finditer(buffer):
             if token.group() == b"\n":
                 if base + token.start() >= target:
                     return base + token.end()
@@ -97,21 +100,28 @@ def csv_chunks(path: Path, start: int, stop: int, require_label: bool, chunk_row
     numbers first (one pass, no strings) and as text only when that fails or is asked for."""
     header = csv_header(path)
     names = csv_column_names(header, path, require_label)
-    kept = [c.name for c in ALL_COLUMNS if c.name in names]
+    table = data_sets.active().table
+    kept = [c.name for c in table.all_columns if c.name in names]
+    # Numbers first only when every kept column is a required number: a text, bool or date column,
+    # or a missing-value token, needs the text.
+    numeric = all(table.by_name[name].numeric and not table.by_name[name].nullable for name in kept)
     number_types = {h: (pa.float64() if n in kept else pa.large_string()) for h, n in zip(header, names)}
     with open(path, "rb") as stream:
         stream.seek(start)
         for piece in line_pieces(stream, stop - start, chunk_rows):
-            chunk = _csv_chunk(piece, header, names, kept, number_types)
+            chunk = _csv_chunk(piece, header, names, kept, number_types if numeric else None)
             if len(chunk):  # a piece of blank lines holds no row
                 yield chunk
 
 
 def _csv_chunk(piece: bytes, header: list[str], names: list[str], kept: list[str],
-               number_types: dict[str, pa.DataType]) -> RawChunk:
+               number_types: dict[str, pa.DataType] | None) -> RawChunk:
     def text() -> pd.DataFrame:
         return _read_csv_piece(piece, header, _csv_convert_options(header)).rename_columns(names).select(kept).to_pandas()
 
+    if number_types is None:
+        cells = text()
+        return RawChunk(len(cells), None, lambda: cells)
     try:
         table = _read_csv_piece(piece, header, pa_csv.ConvertOptions(column_types=number_types, null_values=[""]))
     except pa.ArrowInvalid:  # a cell that is no number (or a ragged line: the text read says so)
@@ -130,7 +140,7 @@ def _read_csv_piece(piece: bytes, header: list[str], convert: pa_csv.ConvertOpti
 def _parse_options(quoted: bool = True) -> pa_csv.ParseOptions:
     """The data set's dialect. Where a quoted field may hold a line end, Arrow must look for quotes
     to cut its blocks (else it cuts a block at any line end, and so inside such a field)."""
-    return pa_csv.ParseOptions(delimiter=CSV_SEPARATOR, newlines_in_values=quoted)
+    return pa_csv.ParseOptions(delimiter=delimiter(), newlines_in_values=quoted)
 
 
 def csv_data_start(path: Path) -> int | None:
@@ -169,10 +179,17 @@ def line_pieces(stream: BinaryIO, size: int, lines: int) -> Iterator[bytes]:
         buffer, position = buffer[position:] + data, 0
 
 
-# A quoted field (a `"` at a field's start, up to its closing `"`; `""` inside is a quote), or a
-# line feed outside one: as Arrow's parser reads them. A quote inside an unquoted field is a
-# character. A field still open at the end of the data matches to the end.
-_TOKENS = re.compile(rb'(?<![^;\r\n])"(?:[^"]|"")*+"?|\n')
+def _tokens() -> re.Pattern[bytes]:
+    """A quoted field (a `"` at a field's start, up to its closing `"`; `""` inside is a quote), or a
+    line feed outside one: as Arrow's parser reads them. A quote inside an unquoted field is a
+    character. A field still open at the end of the data matches to the end."""
+    return _tokens_for(delimiter())
+
+
+@functools.cache
+def _tokens_for(separator: str) -> re.Pattern[bytes]:
+    field_start = re.escape(separator.encode())
+    return re.compile(rb'(?<![^' + field_start + rb'\r\n])"(?:[^"]|"")*+"?|\n')
 
 _MAX_QUOTED_BYTES = 1 << 24  # a quoted field longer than this is taken for a quote never closed
 
@@ -184,7 +201,7 @@ def _after_records(data: bytes, start: int, lines: int, guess: int) -> int | Non
     if data.find(b'"', start, len(data) if cut is None else cut) < 0:
         return cut  # no quote: every line feed ends a record
     found = 0
-    for token in _TOKENS.finditer(data, start):
+    for token in _tokens().finditer(data, start):
         if token.group() == b"\n":
             found += 1
             if found == lines:
@@ -198,7 +215,7 @@ def _open_quote(data: bytes, start: int) -> int | None:
     """Where a quoted field that runs to the end of `data` starts (from `start`, a record start)."""
     if data.find(b'"', start) < 0:
         return None
-    for token in _TOKENS.finditer(data, start):
+    for token in _tokens().finditer(data, start):
         if token.group() != b"\n" and token.end() == len(data):
             return token.start()
     return None
@@ -232,7 +249,7 @@ def _after_lines(data: bytes, start: int, lines: int, guess: int) -> int | None:
 
 def csv_header(path: Path) -> list[str]:
     with open(path, newline="", encoding="utf-8-sig") as stream:
-        header = next(csv.reader(stream, delimiter=CSV_SEPARATOR), None)
+        header = next(csv.reader(stream, delimiter=delimiter()), None)
     if not header:
         raise InputFormatError(f"{path.name} is empty: it has no header line")
     return header
@@ -250,7 +267,7 @@ def csv_column_names(header: list[str], path: Path, require_label: bool) -> list
         raise InputFormatError(f"{error}: {hint}") from None
 
 
-_OTHER_DELIMITERS = {",": "comma", "\t": "tab", "|": "pipe", ":": "colon"}
+_OTHER_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe", ":": "colon"}
 
 
 def _delimiter_hint(path: Path) -> str | None:
@@ -260,17 +277,20 @@ def _delimiter_hint(path: Path) -> str | None:
         line = stream.readline(1 << 16)
     line = line.split("\n")[0].split("\r")[0]
 
-    def found(delimiter: str) -> int:
-        cells = next(csv.reader([line], delimiter=delimiter), [])
-        return len({cell.strip() for cell in cells} & HEADER_TO_NAME.keys())
+    headers = data_sets.active().table.header_to_name.keys()
+    separator = delimiter()
 
-    ours = found(CSV_SEPARATOR)
-    best = max(_OTHER_DELIMITERS, key=found)
+    def found(candidate: str) -> int:
+        cells = next(csv.reader([line], delimiter=candidate), [])
+        return len({cell.strip() for cell in cells} & headers)
+
+    ours = found(separator)
+    best = max((d for d in _OTHER_DELIMITERS if d != separator), key=found)
     if found(best) <= ours:
         return None
-    return (f"the header looks {_OTHER_DELIMITERS[best]}-separated ({found(best)} of the {len(HEADER_TO_NAME)} columns "
-            f"are found when it is split at {best!r}, {ours} at {CSV_SEPARATOR!r}); this data set's CSV uses "
-            f"{CSV_SEPARATOR!r}")
+    return (f"the header looks {_OTHER_DELIMITERS[best]}-separated ({found(best)} of the {len(headers)} columns "
+            f"are found when it is split at {best!r}, {ours} at {separator!r}); this data set's CSV uses "
+            f"{separator!r}")
 
 
 def csv_batches(path: Path) -> Iterator:

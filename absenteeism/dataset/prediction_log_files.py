@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from absenteeism.raw_schema import RAW_COLUMNS
+from absenteeism import data_sets
 
 LOGGED_AT, CONFIG_ID, PREDICTION, PROBABILITIES = "logged_at", "config_id", "prediction", "probabilities"
 PREFIX, SUFFIX, TEMP_SUFFIX = "predictions-", ".parquet", ".tmp"
@@ -29,7 +29,8 @@ FEATURES_KEY = b"absenteeism.feature_names"  # schema metadata: the feature colu
 
 def schema(feature_names: Sequence[str]) -> pa.Schema:
     fields = [pa.field(LOGGED_AT, pa.timestamp("us", tz="UTC")), pa.field(CONFIG_ID, pa.string()),
-              *(pa.field(c.name, pa.int64() if c.dtype == "int64" else pa.float64()) for c in RAW_COLUMNS),
+              *(pa.field(c.name, pa.int64() if c.frame_dtype == "int64" else pa.float64())
+                for c in data_sets.active().table.columns),
               *(pa.field(name, pa.float64()) for name in feature_names), pa.field(PREDICTION, pa.float64()),
               pa.field(PROBABILITIES, pa.list_(pa.float64()))]
     return pa.schema(fields, metadata={FEATURES_KEY: json.dumps(list(feature_names)).encode()})
@@ -37,13 +38,13 @@ def schema(feature_names: Sequence[str]) -> pa.Schema:
 
 def table(logged_at_us: np.ndarray, config_ids: Sequence[str], raw: np.ndarray, features: np.ndarray,
           predictions: np.ndarray, feature_names: Sequence[str], probabilities: Sequence[np.ndarray]) -> pa.Table:
-    """Rows of the log: raw is rows x RAW_COLUMNS float64 (as converters.records_to_matrix reads a
-    record: every int32 value is exact in it), features rows x feature_names, probabilities one
+    """Rows of the log: raw is rows x request fields float64 (as converters.records_to_matrix or
+    numeric_view read a record: every int32 value is exact in it; a text category is its code), features rows x feature_names, probabilities one
     array per row (empty for a regressor's)."""
     target = schema(feature_names)
     columns = [pa.array(logged_at_us, type=target.field(LOGGED_AT).type), pa.array(config_ids, type=pa.string())]
-    columns += [pa.array(raw[:, j].astype(np.int64) if c.dtype == "int64" else np.ascontiguousarray(raw[:, j]))
-                for j, c in enumerate(RAW_COLUMNS)]
+    columns += [pa.array(raw[:, j].astype(np.int64) if c.frame_dtype == "int64" else np.ascontiguousarray(raw[:, j]))
+                for j, c in enumerate(data_sets.active().table.columns)]
     columns += [pa.array(np.ascontiguousarray(features[:, j])) for j in range(len(feature_names))]
     columns.append(pa.array(predictions))
     lengths = np.fromiter((len(row) for row in probabilities), dtype=np.int32, count=len(probabilities))

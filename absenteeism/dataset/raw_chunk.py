@@ -12,12 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from absenteeism.raw_schema import LABEL, RAW_COLUMNS
-
-ALL_COLUMNS = (*RAW_COLUMNS, LABEL)
-
-
-HEADER_TO_NAME = {c.csv_header: c.name for c in ALL_COLUMNS}
+from absenteeism import data_sets
 
 
 class InputFormatError(ValueError):
@@ -51,12 +46,13 @@ class RawChunk:
 def column_names(headers, path: Path, require_label: bool) -> list[str]:
     """The snake_case name of each header (stripped); InputFormatError when a column the job reads
     is missing or appears more than once (which of the two would hold the data?)."""
-    names = [HEADER_TO_NAME.get(str(h).strip(), str(h).strip()) for h in headers]
+    table = data_sets.active().table
+    names = [table.header_to_name.get(str(h).strip(), str(h).strip()) for h in headers]
     counts = Counter(names)
-    repeated = [f"column {c.name!r} appears {counts[c.name]} times" for c in ALL_COLUMNS if counts[c.name] > 1]
+    repeated = [f"column {c.name!r} appears {counts[c.name]} times" for c in table.all_columns if counts[c.name] > 1]
     if repeated:
         raise InputFormatError(f"{path.name}: {', '.join(repeated)} in the header")
-    needed = [c.name for c in RAW_COLUMNS] + ([LABEL.name] if require_label else [])
+    needed = [*table.column_names, *(table.label_names if require_label else ())]
     absent = [name for name in needed if name not in counts]
     if absent:
         raise InputFormatError(f"{path.name}: missing columns {absent}")

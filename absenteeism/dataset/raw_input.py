@@ -11,10 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from absenteeism import data_sets
 from absenteeism.dataset.blocks import table_blocks
 from absenteeism.dataset.csv_files import csv_batches, csv_chunks, csv_column_names, csv_data_start, csv_header
 from absenteeism.dataset.parquet_files import parquet_batches, parquet_numbers, parquet_text
-from absenteeism.dataset.raw_chunk import ALL_COLUMNS, InputFormatError, RawChunk, clean_cells, column_names
+from absenteeism.dataset.raw_chunk import InputFormatError, RawChunk, clean_cells, column_names
 
 SUFFIXES = (".csv", ".parquet")
 
@@ -89,7 +90,7 @@ def _text_chunks(batches: Iterator, path: Path, require_label: bool, chunk_rows:
     """Chunks of cells as text only, from the header and the record batches of a file."""
     csv_file = path.suffix.lower() == ".csv"
     names = (csv_column_names if csv_file else column_names)(next(batches), path, require_label)
-    kept = [c.name for c in ALL_COLUMNS if c.name in names]
+    kept = [c.name for c in data_sets.active().table.all_columns if c.name in names]
     blocks = table_blocks(chunk_rows)
 
     def chunks(tables: Iterable[pa.Table]) -> Iterator[RawChunk]:

@@ -20,9 +20,9 @@ from typing import TypeVar
 import pandas as pd
 import pyarrow as pa
 
-from absenteeism import raw_schema
+from absenteeism import data_sets
 from absenteeism.dataset import cell_parsing, raw_chunk, raw_input
-from absenteeism.raw_schema import RAW_COLUMN_NAMES, Violation
+from absenteeism.raw_schema import Violation
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -144,7 +144,7 @@ def read_typed(path: Path, require_label: bool = False) -> Typed:
         typed, violations = (typed, []) if typed is not None else cell_parsing.parse_columns(chunk.cells)
         frames.append(typed)
         unparsed.extend(violations)
-    frame = pd.concat(frames) if frames else pd.DataFrame(columns=list(RAW_COLUMN_NAMES))
+    frame = pd.concat(frames) if frames else pd.DataFrame(columns=list(data_sets.active().table.column_names))
     return Typed(frame, unparsed)
 
 
@@ -152,7 +152,7 @@ def read_valid(path: Path) -> pd.DataFrame:
     """The rows of an input that the raw schema accepts, typed, index = source row: what a client
     would send."""
     typed = read_typed(path)
-    bad = {v.row for v in typed.unparsed} | {v.row for v in raw_schema.find_violations(typed.frame)}
+    bad = {v.row for v in typed.unparsed} | {v.row for v in data_sets.active().table.find_violations(typed.frame)}
     return typed.frame.drop(index=sorted(bad))
 
 

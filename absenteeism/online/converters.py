@@ -1,111 +1,239 @@
 """The one place where protobuf records meet pandas/numpy: raw records <-> matrices, arrays and frames.
 
 Used by the server, the clients and the tests alike, so that every side reads a record the same way.
+Records are the active data set's RawRecord. A data set whose fields are all required numbers
+(absenteeism) is read through one float64 matrix; any other field by field, with its kind.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from itertools import chain
 from operator import attrgetter, methodcaller
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from absenteeism.raw_schema import RAW_COLUMNS
+from absenteeism import data_sets
+from absenteeism.data_sets import DataSet
+from absenteeism.raw_schema import DATE_RULE, RawColumn, days_to_date, parse_date
 from absenteeism.v1 import raw_record_pb2
 from absenteeism.violation_table import ViolationTable
 
-RawRecord = raw_record_pb2.RawRecord
 
-_NUMPY_DTYPES = {c.name: np.dtype(c.dtype) for c in RAW_COLUMNS}
-_FIELD_NAMES = tuple(c.name for c in RAW_COLUMNS)
-_FIELD_NUMBERS = tuple(RawRecord.DESCRIPTOR.fields_by_name[name].number for name in _FIELD_NAMES)
-_ALL_FIELDS = attrgetter(*_FIELD_NAMES)
-_INT_FIELDS = frozenset(c.name for c in RAW_COLUMNS if c.dtype == "int64")
+class _Layout:
+    """How the records of one data set are read."""
+
+    def __init__(self, data_set: DataSet):
+        self.record_type = data_set.records.RawRecord
+        self.columns = data_set.table.columns
+        self.names = data_set.table.column_names
+        self.all_fields = attrgetter(*self.names)
+        self.numpy_dtypes = {c.name: np.dtype(c.frame_dtype) for c in self.columns}
+        self.is_int = frozenset(c.name for c in self.columns if c.dtype == "int64")
+        fields = [self.record_type.DESCRIPTOR.fields_by_name[name] for name in self.names]
+        self.numbers = tuple(f.number for f in fields)
+        kinds = {FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_DOUBLE}
+        # records_to_matrix's presence test relies on every field being an optional int32 or double.
+        self.matrix = data_set.table.all_numeric and all(f.type in kinds and f.has_presence for f in fields)
+        tags = sum(1 if f.number < 16 else 2 for f in fields)
+        doubles = sum(8 for f in fields if f.type == FieldDescriptor.TYPE_DOUBLE)
+        self.int_columns = np.array([f.type == FieldDescriptor.TYPE_INT32 for f in fields])
+        self.fixed_bytes = tags + doubles
 
 
-def _wire_layout() -> tuple[np.ndarray, int]:
-    """Which columns are int32 varints, and the bytes every record spends on tags and doubles."""
-    fields = [RawRecord.DESCRIPTOR.fields_by_name[name] for name in _FIELD_NAMES]
-    kinds = {FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_DOUBLE}
-    if any(f.type not in kinds or not f.has_presence for f in fields):
-        raise TypeError("RawRecord fields must be optional int32 or double (records_to_matrix relies on it)")
-    tags = sum(1 if f.number < 16 else 2 for f in fields)
-    doubles = sum(8 for f in fields if f.type == FieldDescriptor.TYPE_DOUBLE)
-    return np.array([f.type == FieldDescriptor.TYPE_INT32 for f in fields]), tags + doubles
+@cache
+def _layout_of(data_set: str, records: Any) -> _Layout:
+    return _Layout(data_sets.named(data_set))
 
 
-_INT_COLUMNS, _FIXED_BYTES = _wire_layout()
+def _layout() -> _Layout:
+    data_set = data_sets.active()
+    return _layout_of(data_set.name, data_set.records)
 
 
-def records_to_matrix(records: Sequence[RawRecord]) -> tuple[np.ndarray, ViolationTable]:
-    """All fields of `records` as a float64 (records x RAW_COLUMNS) matrix, and a "required"
-    violation per unset field (row = position). int32 values are exact in float64.
+def raw_record(**fields: Any) -> Message:
+    """A RawRecord of the active data set."""
+    return _layout().record_type(**fields)
+
+
+def records_to_matrix(records: Sequence[Message]) -> tuple[np.ndarray, ViolationTable]:
+    """All fields of `records` as a float64 (records x request fields) matrix, and a "required"
+    violation per unset field (row = position). int32 values are exact in float64. Only for a data
+    set whose fields are all required numbers (see `reads_as_matrix`).
 
     Unset fields read as 0; rows with a missing field must be refused by the caller.
     """
-    count = len(records)
-    matrix = np.fromiter(chain.from_iterable(map(_ALL_FIELDS, records)), dtype=np.float64,
-                         count=count * len(_FIELD_NAMES)).reshape(count, len(_FIELD_NAMES))
+    layout = _layout()
+    if not layout.matrix:
+        raise TypeError(f"the records of data set {data_sets.active().name!r} are not all numbers: "
+                        "read them with records_to_arrays")
+    count, width = len(records), len(layout.names)
+    matrix = np.fromiter(chain.from_iterable(map(layout.all_fields, records)), dtype=np.float64,
+                         count=count * width).reshape(count, width)
     # Presence without asking every field: a set field is always on the wire (proto3 optional), an
     # unset one never, so a record with no unknown fields whose encoded size is what its values take
     # with every field set has every field. (Unknown fields add bytes that can make up for a missing
     # field's.) Only the others are asked which fields they have.
     sizes = np.fromiter(map(methodcaller("ByteSize"), records), dtype=np.int64, count=count)
     unknown = np.fromiter(map(len, map(UnknownFieldSet, records)), dtype=np.int64, count=count)
-    suspects = np.flatnonzero((sizes != _size_with_every_field_set(matrix)) | (unknown != 0))
-    unset = np.zeros((suspects.size, len(_FIELD_NAMES)), dtype=bool)
+    suspects = np.flatnonzero((sizes != _size_with_every_field_set(layout, matrix)) | (unknown != 0))
+    unset = np.zeros((suspects.size, width), dtype=bool)
     for k, i in enumerate(suspects.tolist()):
         present = {field.number for field, _ in records[i].ListFields()}
-        unset[k] = [number not in present for number in _FIELD_NUMBERS]
+        unset[k] = [number not in present for number in layout.numbers]
     return matrix, ViolationTable.missing(unset, positions=suspects)
 
 
-def _size_with_every_field_set(matrix: np.ndarray) -> np.ndarray:
+def reads_as_matrix() -> bool:
+    """True when the active data set's records are read through records_to_matrix."""
+    return _layout().matrix
+
+
+def _size_with_every_field_set(layout: _Layout, matrix: np.ndarray) -> np.ndarray:
     """Encoded bytes of each record if all its fields were set, from the values (wire format:
     a tag, then a varint for int32 (10 bytes when negative) or 8 bytes for a double)."""
-    ints = matrix[:, _INT_COLUMNS]
+    ints = matrix[:, layout.int_columns]
     varint_bytes = np.where(ints < 0, 10, 1 + (ints >= 1 << 7) + (ints >= 1 << 14) + (ints >= 1 << 21)
                             + (ints >= 1 << 28))
-    return _FIXED_BYTES + varint_bytes.sum(axis=1, dtype=np.int64)
+    return layout.fixed_bytes + varint_bytes.sum(axis=1, dtype=np.int64)
 
 
 def matrix_to_arrays(matrix: np.ndarray) -> dict[str, np.ndarray]:
     """The columns of a records_to_matrix matrix, each with its raw schema dtype."""
-    return {name: matrix[:, j].astype(_NUMPY_DTYPES[name]) for j, name in enumerate(_FIELD_NAMES)}
+    layout = _layout()
+    return {name: matrix[:, j].astype(layout.numpy_dtypes[name]) for j, name in enumerate(layout.names)}
 
 
-def records_to_arrays(records: Sequence[RawRecord]) -> tuple[dict[str, np.ndarray], ViolationTable]:
-    """Typed column arrays of `records` and the missing-field violations (see records_to_matrix)."""
-    matrix, missing = records_to_matrix(records)
-    return matrix_to_arrays(matrix), missing
+def records_to_arrays(records: Sequence[Message]) -> tuple[dict[str, np.ndarray], ViolationTable]:
+    """Typed column arrays of `records` (RawColumn.frame_dtype; text as object arrays, None where
+    missing) and the violations found reading them: a "required" one per unset required field, a
+    date rule per text that is no calendar date. Unset required fields read as 0, "" or False."""
+    if _layout().matrix:
+        matrix, missing = records_to_matrix(records)
+        return matrix_to_arrays(matrix), missing
+    return _field_arrays(records)
 
 
-def records_to_frame(records: Sequence[RawRecord]) -> tuple[pd.DataFrame, ViolationTable]:
+def _field_arrays(records: Sequence[Message]) -> tuple[dict[str, np.ndarray], ViolationTable]:
+    layout = _layout()
+    count = len(records)
+    unset = np.zeros((count, len(layout.columns)), dtype=bool)
+    arrays: dict[str, np.ndarray] = {}
+    broken = []
+    for j, column in enumerate(layout.columns):
+        present = np.fromiter((record.HasField(column.name) for record in records), dtype=bool, count=count)
+        if not column.nullable:
+            unset[:, j] = ~present
+        values = [getattr(record, column.name) for record in records]
+        arrays[column.name], bad = _typed(column, values, present)
+        if bad.size:
+            broken.append(ViolationTable.broken(column.name, DATE_RULE, bad, np.array(values, dtype=object)[bad]))
+    return arrays, ViolationTable.concat([ViolationTable.missing(unset), *broken])
+
+
+def _typed(column: RawColumn, values: list[Any], present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A column's values with its frame dtype, and the positions of dates that do not parse."""
+    bad = np.empty(0, dtype=np.int64)
+    if column.dtype == "str":
+        typed = np.array(values, dtype=object)
+        typed[~present] = None
+        return typed, bad
+    if column.dtype == "date":
+        days, bad = dates_to_days(values, present)
+        numbers = days.astype(np.float64)
+    else:
+        numbers = np.array(values, dtype=np.float64)
+    if column.nullable and column.frame_dtype == "float64":
+        numbers[~present] = np.nan
+        return numbers, bad
+    return numbers.astype(column.frame_dtype), bad
+
+
+def dates_to_days(texts: Sequence[Any], present: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Whole days since 1970-01-01 of ISO dates "YYYY-MM-DD" (int64; 0 where absent or not a date),
+    and the positions of present texts that are not a calendar date."""
+    days = np.zeros(len(texts), dtype=np.int64)
+    bad = []
+    for i, text in enumerate(texts):
+        if present is not None and not present[i]:
+            continue
+        parsed = parse_date(text)
+        if parsed is None:
+            bad.append(i)
+        else:
+            days[i] = parsed
+    return days, np.array(bad, dtype=np.int64)
+
+
+def records_to_frame(records: Sequence[Message]) -> tuple[pd.DataFrame, ViolationTable]:
     """records_to_arrays as a DataFrame (index 0..n-1)."""
     columns, missing = records_to_arrays(records)
     return pd.DataFrame(columns), missing
 
 
-def frame_to_records(frame: pd.DataFrame) -> list[RawRecord]:
+def frame_to_records(frame: pd.DataFrame) -> list[Message]:
     """One RawRecord per row; a null cell (or a column not in the frame) leaves the field unset."""
-    present = [c.name for c in RAW_COLUMNS if c.name in frame.columns]
+    layout = _layout()
+    present = [c for c in layout.columns if c.name in frame.columns]
     records = []
-    for row in frame[present].itertuples(index=False):
-        record = RawRecord()
-        for name, value in zip(present, row):
+    for row in frame[[c.name for c in present]].itertuples(index=False):
+        record = layout.record_type()
+        for column, value in zip(present, row):
             if pd.isna(value):
                 continue
-            setattr(record, name, int(value) if name in _INT_FIELDS else float(value))
+            setattr(record, column.name, _field_value(column, value))
         records.append(record)
     return records
 
 
-def record_to_dict(record: RawRecord) -> dict[str, float | int | None]:
+def _field_value(column: RawColumn, value: Any) -> Any:
+    if column.dtype == "int64":
+        return int(value)
+    if column.dtype == "float64":
+        return float(value)
+    if column.dtype == "bool":
+        return bool(value)
+    if column.dtype == "date":
+        return days_to_date(value)
+    return str(value)
+
+
+def golden_record_fields(record: Message) -> dict[str, Any]:
+    """A GoldenRow's record fields: `record` for absenteeism.v1's RawRecord (as configs always had
+    it), else `record_bytes`, the active data set's record serialized deterministically."""
+    if isinstance(record, raw_record_pb2.RawRecord):
+        return {"record": record}
+    return {"record_bytes": record.SerializeToString(deterministic=True)}
+
+
+def golden_records(config: Any) -> list[Message]:
+    """The golden records of a ServingConfig, as the active data set's RawRecords."""
+    record_type = _layout().record_type
+    return [row.record if row.HasField("record") else record_type.FromString(row.record_bytes)
+            for row in config.golden_rows]
+
+
+def record_to_dict(record: Message) -> dict[str, Any]:
     """A record as a plain dict (None for unset fields), for logs, reports and CLIs."""
-    # HasField's stub takes a Literal of RawRecord's field names; RAW_COLUMNS' names are those fields.
-    return {c.name: (getattr(record, c.name) if record.HasField(c.name) else None)  # type: ignore[arg-type]
-            for c in RAW_COLUMNS}
+    return {name: (getattr(record, name) if record.HasField(name) else None) for name in _layout().names}
+
+
+def raw_numbers(records: Sequence[Message]) -> np.ndarray:
+    """The records' request fields as monitoring reads them (records_to_matrix's matrix, or
+    numeric_view of their arrays)."""
+    if _layout().matrix:
+        return records_to_matrix(records)[0]
+    return numeric_view(records_to_arrays(records)[0])
+
+
+def numeric_view(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """The request fields as one float64 (records x fields) matrix: what monitoring bins and the
+    prediction log keeps (RawColumn.as_numbers)."""
+    columns = _layout().columns
+    return np.column_stack([column.as_numbers(arrays[column.name]) for column in columns])

@@ -22,7 +22,7 @@ import pandas as pd
 from hamilton import node as hamilton_node
 from hamilton.data_quality import base as dq_base
 
-from absenteeism import dataflow, features, graph_introspection, raw_schema
+from absenteeism import data_sets, dataflow, graph_introspection
 from absenteeism.compiled_checks import (
     Bounds,
     CompiledSchema,
@@ -33,7 +33,7 @@ from absenteeism.compiled_checks import (
 )
 from absenteeism.online import converters
 from absenteeism.online.predictor import ConfigPredictor, Predictions, raise_if_invalid
-from absenteeism.v1 import raw_record_pb2, serving_config_pb2
+from absenteeism.v1 import serving_config_pb2
 
 
 class UnplannableNode(ValueError):
@@ -142,10 +142,14 @@ def _takes_positionally(function: Callable[..., Any], inputs: tuple[str, ...]) -
 
 
 def _matrix_bounds() -> tuple[np.ndarray, np.ndarray] | None:
-    """[low, high] per raw column (records_to_matrix order) when every raw rule is a closed range."""
+    """[low, high] per raw column (records_to_matrix order) when the records are read as a matrix
+    and every raw rule is a closed range."""
+    if not converters.reads_as_matrix():
+        return None
+    table = data_sets.active().table
     bounds = []
-    for column in raw_schema.RAW_COLUMNS:
-        checks = raw_schema.RAW_SCHEMA.columns[column.name].checks
+    for column in table.columns:
+        checks = table.schema.columns[column.name].checks
         found = [range_bounds(check, np.dtype(column.dtype)) for check in checks]
         if len(found) != 1 or found[0] is None:
             return None
@@ -166,11 +170,12 @@ class FastPredictor(ConfigPredictor):
 
     def __init__(self, config: serving_config_pb2.ServingConfig):
         super().__init__(config)
-        self.raw_checks = tuple((c.name, CompiledSchema.from_pandera(raw_schema.RAW_SCHEMA.columns[c.name]))
-                                for c in raw_schema.RAW_COLUMNS)
+        table, module = data_sets.active().table, dataflow.feature_module()
+        self.raw_checks = tuple((c.name, CompiledSchema.from_pandera(table.schema.columns[c.name])) for c in table.columns)
         self.raw_bounds = _matrix_bounds()
-        self.steps = plan((*features.MODEL_FEATURES, *features.GUARDS),
-                          set(raw_schema.RAW_COLUMN_NAMES) | set(self.aggregates))
+        self.matrix_records = converters.reads_as_matrix()
+        self.model_features = tuple(module.MODEL_FEATURES)
+        self.steps = plan((*module.MODEL_FEATURES, *module.GUARDS), set(table.column_names) | set(self.aggregates))
         # Checked outputs whose checks are all closed bounds are checked together, in one pass.
         self.bounded_steps = [s for s in self.steps if s.checks and all(
             c.validator.bounds() is not None for c in s.checks)]
@@ -181,18 +186,23 @@ class FastPredictor(ConfigPredictor):
         self.bounded_low = np.array([bounds.low for _, _, bounds in bounded])
         self.bounded_high = np.array([bounds.high for _, _, bounds in bounded])
 
-    def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
-        raw, missing = converters.records_to_matrix(records)
-        arrays = converters.matrix_to_arrays(raw)
-        if missing or not self._all_within_bounds(raw):
+    def predict(self, records: Sequence[Any]) -> Predictions:
+        if self.matrix_records:
+            raw, missing = converters.records_to_matrix(records)
+            arrays = converters.matrix_to_arrays(raw)
+            if missing or not self._all_within_bounds(raw):
+                raise_if_invalid(missing, find_column_violations(self.raw_checks, arrays))
+        else:
+            arrays, missing = converters.records_to_arrays(records)
             raise_if_invalid(missing, find_column_violations(self.raw_checks, arrays))
+            raw = converters.numeric_view(arrays)
         values: dict[str, Any] = {**arrays, **self.aggregates}
         for step in self.steps:
             values[step.name] = values[step.inputs[0]] if step.name in self.bounded else step.run(values)
         if not self._outputs_within_bounds(values):
             for step in self.bounded_steps:  # Hamilton's check nodes raise at the first failing output
                 step.run(values)
-        matrix = np.column_stack([values[name] for name in features.MODEL_FEATURES]).astype(np.float64)
+        matrix = np.column_stack([values[name] for name in self.model_features]).astype(np.float64)
         return Predictions.of(matrix, self.model.predict(matrix), raw)
 
     def _outputs_within_bounds(self, values: dict[str, Any]) -> bool:

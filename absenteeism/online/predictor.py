@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from absenteeism import aggregates as aggregates_module
 from absenteeism import dataflow, raw_schema, served_model
 from absenteeism.served_model import ModelOutputs
-from absenteeism.v1 import raw_record_pb2, serving_config_pb2
+from absenteeism.v1 import serving_config_pb2
 from absenteeism.violation_table import ViolationTable
 
 
@@ -47,8 +47,8 @@ class InvalidRecords(ValueError):
 class Predictions:
     features: np.ndarray  # rows x model features, float64, in model order
     predictions: np.ndarray  # rows, float64 (a classifier's: the predicted class's index)
-    # The records' raw values (rows x RAW_COLUMNS, float64, as converters.records_to_matrix reads
-    # them) when the path has them at hand; None otherwise. Monitoring reads them (drift, log).
+    # The records' raw values (rows x request fields, float64: records_to_matrix's matrix, or
+    # converters.numeric_view) when the path has them at hand; None otherwise. Monitoring reads them.
     raw: np.ndarray | None = None
     probabilities: np.ndarray | None = None  # a classifier's: rows x classes, float64
 
@@ -65,7 +65,7 @@ class Predictions:
 class Predictor(Protocol):
     feature_names: tuple[str, ...]
 
-    def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
+    def predict(self, records: Sequence[Any]) -> Predictions:
         """Raises InvalidRecords if any record breaks the raw schema."""
 
 
@@ -84,7 +84,7 @@ class ConfigPredictor:
         self.aggregates = aggregates_module.from_message(config.statistics, dataflow.aggregate_names())
         self.model = served_model.served_model(config)
 
-    def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
+    def predict(self, records: Sequence[Any]) -> Predictions:
         """Raises InvalidRecords if any record breaks the raw schema."""
         raise NotImplementedError
 
@@ -98,7 +98,7 @@ class PartlyValid:
     invalid: dict[int, list[raw_schema.Violation]]
 
 
-def predict_valid(predictor: Predictor, records: Sequence[raw_record_pb2.RawRecord]) -> PartlyValid:
+def predict_valid(predictor: Predictor, records: Sequence[Any]) -> PartlyValid:
     """Predicts the records that are valid and reports the others; never raises InvalidRecords.
 
     Validation comes first in every path, so a refused batch costs its validation and nothing more

@@ -5,16 +5,20 @@ give identical bits."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
 
 from absenteeism import dataflow, violation_table
 from absenteeism.online import converters
 from absenteeism.online.predictor import ConfigPredictor, Predictions, raise_if_invalid
-from absenteeism.v1 import raw_record_pb2
 
 
 class ReferencePredictor(ConfigPredictor):
-    def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
-        frame, missing = converters.records_to_frame(records)
+    def predict(self, records: Sequence[Any]) -> Predictions:
+        """`records`: the active data set's RawRecords."""
+        arrays, missing = converters.records_to_arrays(records)
+        frame = pd.DataFrame(arrays)
         raise_if_invalid(missing, violation_table.find(frame))
         matrix = dataflow.feature_matrix(dataflow.compute_features(frame, self.aggregates))
         return Predictions.of(matrix, self.model.predict(matrix))

@@ -27,7 +27,7 @@ import numpy as np
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from absenteeism import config_io, divergence, features, profile_bins, raw_schema, served_model
+from absenteeism import config_io, data_sets, dataflow, divergence, profile_bins, served_model
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import serving_config_pb2
 from feature_service.rpc.status_mapping import FailedPrecondition
@@ -86,10 +86,12 @@ class DriftReport:
                                       threshold=e.threshold, drifted=e.drifted) for e in self.entries])
 
 
-def row_width(feature_count: int = len(features.MODEL_FEATURES), class_count: int = 0) -> int:
-    """Values in a window row: the raw values (records_to_matrix order), the features, a classifier's
-    class probabilities, the prediction (last: a row is whole once it is written)."""
-    return len(raw_schema.RAW_COLUMN_NAMES) + feature_count + class_count + 1
+def row_width(feature_count: int | None = None, class_count: int = 0) -> int:
+    """Values in a window row: the raw values (converters.raw_numbers order), the features (default:
+    the active data set's count), a classifier's class probabilities, the prediction (last: a row is
+    whole once it is written)."""
+    features = len(dataflow.model_features()) if feature_count is None else feature_count
+    return len(data_sets.active().table.column_names) + features + class_count + 1
 
 
 def config_row_width(config: serving_config_pb2.ServingConfig) -> int:
@@ -101,7 +103,7 @@ class Window:
     a classifier's probabilities and its prediction (float64). `rows` is NaN where never written."""
 
     def __init__(self, rows: np.ndarray, feature_width: int, class_count: int = 0):
-        raw_width = len(raw_schema.RAW_COLUMN_NAMES)
+        raw_width = len(data_sets.active().table.column_names)
         self.size = len(rows)
         self._rows = rows
         self._raw, self._features = slice(0, raw_width), slice(raw_width, raw_width + feature_width)
@@ -142,7 +144,7 @@ class Comparison:
         self.config_id = config.content_sha256
         self.thresholds = thresholds
         self.entries = profile_bins.from_message(config.profile)
-        raw = {name: j for j, name in enumerate(raw_schema.RAW_COLUMN_NAMES)}
+        raw = {name: j for j, name in enumerate(data_sets.active().table.column_names)}
         feature = {name: len(raw) + j for j, name in enumerate(config.feature_names)}
         first = len(raw) + len(feature)
         output = {served_model.PREDICTION: -1, **{served_model.probability_name(label): first + j
@@ -232,7 +234,7 @@ class DriftMonitor:
             rows = windows.claim(slot, self.config_id)
             self._rows = lambda: windows.rows_of(self.config_id)
         self.window = Window(rows, len(config.feature_names), len(config.onnx_model.class_labels))
-        # Records served: raw values (rows x RAW_COLUMNS), features (rows x features), predictions,
+        # Records served: raw values (rows x request fields), features (rows x features), predictions,
         # a classifier's probabilities (rows x classes).
         self.observe = self.window.add
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from absenteeism.online import converters
 from absenteeism.online.predictor import Predictions, Predictor
-from absenteeism.v1 import raw_record_pb2, serving_config_pb2
+from absenteeism.v1 import serving_config_pb2
 from feature_service.monitoring.drift_window import (
     DEFAULT_WINDOW,
     DriftMonitor,
@@ -60,9 +61,9 @@ class MonitoredPredictor:
         self._log = prediction_log
         self._config_id = config_id
 
-    def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
+    def predict(self, records: Sequence[Any]) -> Predictions:
         result = self._predictor.predict(records)
-        raw = result.raw if result.raw is not None else converters.records_to_matrix(records)[0]
+        raw = result.raw if result.raw is not None else converters.raw_numbers(records)
         if self._observe is not None:
             self._observe(raw, result.features, result.predictions, result.probabilities)
         if self._log is not None:

@@ -62,7 +62,7 @@ from feature_service.processes.supervised_child import run_child
 from feature_service.processes.temp_folders import owned_folder, sweep_abandoned
 from feature_service.rpc.tls import server_credentials
 from feature_service.settings import Settings
-from feature_service.verified_config import load_verified
+from feature_service.verified_config import activate_data_set_of, load_verified
 
 EXIT_FAILED = 1  # a child failed or did not stop cleanly (a child's own exit code is passed on as it is)
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -174,6 +174,7 @@ class Supervisor:
         settings = self.settings
         try:
             booted = read_settled(settings.config)
+            activate_data_set_of(settings, booted.data)
             config, _ = load_verified(settings, booted.data)
             server_credentials(settings)  # TLS files readable (spawned children share no gRPC state with this)
             require_log_folder(settings.prediction_log)

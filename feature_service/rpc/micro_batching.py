@@ -19,17 +19,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from absenteeism.online.predictor import InvalidRecords, Predictions, predict_valid
 from absenteeism.raw_schema import Violation
-from absenteeism.v1 import raw_record_pb2
 
 
 @dataclass
 class _Call:
-    records: Sequence[raw_record_pb2.RawRecord]
+    records: Sequence[Any]
     done: threading.Event = field(default_factory=threading.Event)
     result: Predictions | None = None
     error: BaseException | None = None
@@ -47,7 +47,7 @@ class MicroBatchingPredictor:
         self._pending: list[_Call] = []
         self._leading = False
 
-    def predict(self, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
+    def predict(self, records: Sequence[Any]) -> Predictions:
         if len(records) > self._max_rows:
             return self._predictor.predict(records)
         call = _Call(records)

@@ -14,8 +14,8 @@ from concurrent import futures
 
 import grpc
 
-from absenteeism import config_io, features, profile_bins
-from absenteeism.v1 import prediction_service_pb2_grpc, serving_config_pb2
+from absenteeism import config_io, dataflow, profile_bins
+from absenteeism.v1 import serving_config_pb2
 from feature_service import config_reloader
 from feature_service.monitoring.metrics import Metrics
 from feature_service.monitoring.monitored_predictor import Monitoring
@@ -29,7 +29,7 @@ from feature_service.rpc.micro_batching import MicroBatchingPredictor
 from feature_service.rpc.prediction_servicer import PredictionServicer
 from feature_service.serving_state import Serving, ServingState
 from feature_service.settings import Settings
-from feature_service.verified_config import load_verified
+from feature_service.verified_config import activate_data_set_of, load_verified
 
 ConfigListener = Callable[[str, str, bytes], None]
 
@@ -58,11 +58,12 @@ class PredictionServer:
     def start(self) -> int:
         """Verifies the config, binds, starts; returns the bound port. Raises config_io.ConfigError."""
         settings = self.settings
-        self.monitoring = Monitoring(settings.monitoring, features.MODEL_FEATURES, self.metrics.registry,
-                                     lambda: self.state.current.drift if self.state is not None else None)
         booted = config_reloader.read_settled(settings.boot_config or settings.config)
         if settings.boot_config is not None:  # the supervisor's copy: the first look at --config reads it
             booted = config_reloader.Snapshot(booted.data, None, booted.sha256)
+        data_set = activate_data_set_of(settings, booted.data)
+        self.monitoring = Monitoring(settings.monitoring, dataflow.model_features(), self.metrics.registry,
+                                     lambda: self.state.current.drift if self.state is not None else None)
         self.state = ServingState(self._verified_serving(booted.data))
         credentials = tls.server_credentials(settings)
         require_log_folder(settings.prediction_log)
@@ -77,8 +78,8 @@ class PredictionServer:
                      # 0: a port already taken is an error; 1 only for a supervisor's children,
                      # which share the port the supervisor checked is free (processes/supervisor.py)
                      ("grpc.so_reuseport", 1 if settings.reuse_port else 0)])
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
-        self.health.add_to(server)
+        data_set.service_grpc.add_PredictionServiceServicer_to_server(servicer, server)
+        self.health.add_to(server, data_set.service_name)
         address = f"{settings.host}:{settings.port}"
         try:
             port = (server.add_insecure_port(address) if credentials is None

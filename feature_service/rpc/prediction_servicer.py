@@ -8,6 +8,7 @@ goes on across a reload.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import grpc
 
@@ -18,7 +19,7 @@ from absenteeism.online.predictor import (
     predict_valid,
 )
 from absenteeism.v1 import prediction_service_pb2 as pb
-from absenteeism.v1 import prediction_service_pb2_grpc, raw_record_pb2
+from absenteeism.v1 import prediction_service_pb2_grpc
 from absenteeism.violation_table import ViolationTable
 from feature_service.monitoring.metrics import Metrics
 from feature_service.rpc import status_mapping, streaming
@@ -42,7 +43,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._stream_idle_seconds = stream_idle_seconds  # 0: a stream may stay idle for ever
         self._metrics = metrics or Metrics()
 
-    def _predict(self, predictor: Predictor, records: Sequence[raw_record_pb2.RawRecord]) -> Predictions:
+    def _predict(self, predictor: Predictor, records: Sequence[Any]) -> Predictions:
         """The predictor's answer; invalid records are counted on their way to the error boundary."""
         try:
             return predictor.predict(records)

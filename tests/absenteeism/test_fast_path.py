@@ -11,13 +11,14 @@ import pandera.pandas as pa
 import pytest
 from hamilton.data_quality.base import DataValidationError
 
-from absenteeism import features, parity, raw_schema
+from absenteeism import absenteeism_schema, features, parity
 from absenteeism.compiled_checks import CompiledSchema, UnsupportedCheck, compile_check
 from absenteeism.dataset import reader
 from absenteeism.online import converters
 from absenteeism.online import predictor as online
 from absenteeism.online.fast import FastPredictor, Step
 from absenteeism.online.reference import ReferencePredictor
+from absenteeism.v1 import raw_record_pb2
 from testkit.paths import require_real_data
 from testkit.records import VALID_ROW
 
@@ -28,7 +29,7 @@ SCHEMAS = [
     pa.SeriesSchema("float64", pa.Check.in_range(30.0, 250.0), nullable=False),
     pa.SeriesSchema("float64", pa.Check.in_range(0.0, 1.0, include_min=False, include_max=False), nullable=True),
     pa.SeriesSchema("float64", pa.Check(np.isfinite, element_wise=False, name="finite"), nullable=False),
-    *[pa.SeriesSchema(c.dtype, c.check, nullable=False) for c in raw_schema.RAW_COLUMNS],
+    *[pa.SeriesSchema(c.dtype, c.check, nullable=False) for c in absenteeism_schema.RAW_COLUMNS],
 ]
 
 SPECIAL_FLOATS = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, 16.0, 100.0, 30.0, 250.0, 1e-300, 0.5])
@@ -161,13 +162,13 @@ def test_fast_path_equals_the_reference_path_on_every_row_of_a_data_set(trained_
 def test_records_to_matrix_finds_exactly_the_unset_fields():
     """Presence is read from encoded sizes; compare with asking every field, on random records."""
     rng = np.random.default_rng(5)
-    names = raw_schema.RAW_COLUMN_NAMES
+    names = absenteeism_schema.RAW_COLUMN_NAMES
     int_values = [0, 1, -1, 127, 128, 16383, 16384, 2 ** 21, 2 ** 28, 2 ** 31 - 1, -2 ** 31]
     float_values = [0.0, -0.0, 1.5, float("nan"), float("inf"), -3.25]
     records_ = []
     for _ in range(3000):
-        record = converters.RawRecord()
-        for column in raw_schema.RAW_COLUMNS:
+        record = raw_record_pb2.RawRecord()
+        for column in absenteeism_schema.RAW_COLUMNS:
             if rng.random() < 0.08:
                 continue  # unset
             options = int_values if column.dtype == "int64" else float_values
@@ -188,7 +189,7 @@ def test_a_node_that_cannot_be_planned_is_named_and_refused_at_boot(config, monk
     from absenteeism.online import fast
     from feature_service import verified_config
 
-    given = {*raw_schema.RAW_COLUMN_NAMES, *dataflow.aggregate_names()}
+    given = {*absenteeism_schema.RAW_COLUMN_NAMES, *dataflow.aggregate_names()}
     with pytest.raises(fast.UnplannableNode, match=r"node \w+ needs 'age', which is neither a raw record field"):
         fast.plan(features.MODEL_FEATURES, given - {"age"})
     # At boot: the server refuses the config with the planner's message, never serves another plan.

@@ -11,7 +11,7 @@ import pytest
 from hamilton.data_quality.base import DataValidationError
 
 from absenteeism import dataflow, features
-from absenteeism.raw_schema import RAW_COLUMNS, RAW_DTYPES
+from absenteeism.absenteeism_schema import RAW_COLUMNS, RAW_DTYPES
 from testkit.feature_oracle import expected_features
 from testkit.records import VALID_ROW
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from absenteeism import config_io, features, profile_bins, raw_schema
+from absenteeism import absenteeism_schema, config_io, features, profile_bins
 from etl_job import profile_builder
 from etl_job.split import row_hash
 
@@ -81,10 +81,10 @@ def test_the_job_profiles_every_raw_input_feature_and_the_prediction(trained_con
     entries = profile_bins.from_message(message)
     accepted = trained_config.accepted
     assert message.row_count == len(accepted)
-    assert [e.name for e in entries] == [*raw_schema.RAW_COLUMN_NAMES, *features.MODEL_FEATURES, "prediction"]
-    assert [e.source for e in entries] == (["raw_input"] * len(raw_schema.RAW_COLUMN_NAMES)
+    assert [e.name for e in entries] == [*absenteeism_schema.RAW_COLUMN_NAMES, *features.MODEL_FEATURES, "prediction"]
+    assert [e.source for e in entries] == (["raw_input"] * len(absenteeism_schema.RAW_COLUMN_NAMES)
                                            + ["feature"] * len(features.MODEL_FEATURES) + ["prediction"])
-    values = {**{name: accepted[name] for name in raw_schema.RAW_COLUMN_NAMES},
+    values = {**{name: accepted[name] for name in absenteeism_schema.RAW_COLUMN_NAMES},
               **{name: trained_config.features[name] for name in features.MODEL_FEATURES},
               "prediction": trained_config.predictions}
     for entry in entries:
@@ -96,9 +96,9 @@ def test_the_job_profiles_every_raw_input_feature_and_the_prediction(trained_con
 
 def test_categorical_entries_take_their_categories_from_the_schema_and_the_checks(trained_config):
     entries = {e.name: e for e in profile_bins.from_message(trained_config.config.profile)}
-    isin = {c.name: sorted(c.check.statistics["allowed_values"]) for c in raw_schema.RAW_COLUMNS
+    isin = {c.name: sorted(c.check.statistics["allowed_values"]) for c in absenteeism_schema.RAW_COLUMNS
             if c.check.name == "isin"}
-    assert {name for name in raw_schema.RAW_COLUMN_NAMES if not entries[name].numeric} == set(isin)
+    assert {name for name in absenteeism_schema.RAW_COLUMN_NAMES if not entries[name].numeric} == set(isin)
     for name, allowed in isin.items():
         assert entries[name].categories.tolist() == allowed  # also the categories training never saw
     flags = {name for name in features.MODEL_FEATURES if not entries[name].numeric}
@@ -108,7 +108,7 @@ def test_categorical_entries_take_their_categories_from_the_schema_and_the_check
 
 
 def test_the_sample_is_the_same_rows_whatever_the_chunking():
-    rows = pd.DataFrame({name: np.arange(1000, dtype=np.int64) % 50 + 16 for name in raw_schema.RAW_COLUMN_NAMES},
+    rows = pd.DataFrame({name: np.arange(1000, dtype=np.int64) % 50 + 16 for name in absenteeism_schema.RAW_COLUMN_NAMES},
                         index=np.arange(1, 1001))
     samples = []
     for sizes in ([1000], [7] * 142 + [6], [333, 1, 600, 66]):

@@ -6,20 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from absenteeism.absenteeism_schema import LABEL, RAW_COLUMNS, RAW_DTYPES, TABLE
 from absenteeism.dataset import cell_parsing
 from absenteeism.online import converters
 from absenteeism.online.fast import FastPredictor
 from absenteeism.online.predictor import InvalidRecords
-from absenteeism.raw_schema import (
-    LABEL,
-    RAW_COLUMNS,
-    RAW_DTYPES,
-    RAW_SCHEMA,
-    REQUIRED,
-    TRAINING_SCHEMA,
-    RawColumn,
-    find_violations,
-)
+from absenteeism.raw_schema import REQUIRED, RawColumn
 from testkit.contract_docs import contract_table, documented_range
 from testkit.records import VALID_ROW
 
@@ -54,8 +46,8 @@ def test_each_rule_accepts_its_bound_and_refuses_the_value_beyond(config, column
     both accept the documented bound and refuse the nearest value past it, naming column and rule."""
     value = int(bound) if column.dtype == "int64" else bound
     outside = int(beyond) if column.dtype == "int64" else beyond
-    assert find_violations(rows({column.name: value})) == []
-    violations = find_violations(rows({}, {column.name: outside}))
+    assert TABLE.find_violations(rows({column.name: value})) == []
+    violations = TABLE.find_violations(rows({}, {column.name: outside}))
     assert [(v.row, v.column, v.value) for v in violations] == [(1, column.name, outside)]
     assert violations[0].rule.startswith(("in_range(", "isin(")) and column.name in violations[0].describe()
     online = FastPredictor(config)
@@ -66,25 +58,25 @@ def test_each_rule_accepts_its_bound_and_refuses_the_value_beyond(config, column
 
 
 def test_several_violations_in_several_rows_are_all_reported():
-    violations = find_violations(rows({"age": 5, "seasons": 9}, {}, {"pet": 99}))
+    violations = TABLE.find_violations(rows({"age": 5, "seasons": 9}, {}, {"pet": 99}))
     assert sorted((v.row, v.column) for v in violations) == [(0, "age"), (0, "seasons"), (2, "pet")]
 
 
 def test_a_missing_column_is_reported_as_required():
-    violations = find_violations(rows({}).drop(columns=["son"]))
+    violations = TABLE.find_violations(rows({}).drop(columns=["son"]))
     assert [(v.column, v.rule) for v in violations] == [("son", REQUIRED)]
 
 
 def test_a_null_is_refused():
     frame = rows({}).astype({"weight": "float64"})
     frame.loc[0, "weight"] = float("nan")
-    assert [v.column for v in find_violations(frame)] == ["weight"]
+    assert [v.column for v in TABLE.find_violations(frame)] == ["weight"]
 
 
 def test_the_label_is_checked_only_by_the_training_schema():
     frame = rows({}).assign(absenteeism_time_in_hours=745)
-    assert find_violations(frame, RAW_SCHEMA) == []
-    [violation] = find_violations(frame, TRAINING_SCHEMA)
+    assert TABLE.find_violations(frame) == []
+    [violation] = TABLE.find_violations(frame, training=True)
     assert (violation.column, violation.rule) == (LABEL.name, "in_range(0, 744)")
 
 

@@ -9,11 +9,12 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from absenteeism import raw_schema
+from absenteeism import absenteeism_schema, raw_schema
 from absenteeism.online import converters
 from absenteeism.online.fast import FastPredictor
 from absenteeism.online.predictor import InvalidRecords
 from absenteeism.online.reference import ReferencePredictor
+from absenteeism.v1 import raw_record_pb2
 from testkit.records import VALID_ROW
 from testkit.server_process import ServerProcess
 
@@ -35,7 +36,7 @@ def varint(value: int) -> bytes:
 
 def record_bytes(*unset: str, tail: bytes = b"") -> bytes:
     """VALID_ROW's encoding without the `unset` fields, with `tail` (raw wire bytes) appended."""
-    record = converters.RawRecord(**{k: v for k, v in VALID_ROW.items() if k not in unset})
+    record = raw_record_pb2.RawRecord(**{k: v for k, v in VALID_ROW.items() if k not in unset})
     return record.SerializeToString() + tail
 
 
@@ -48,7 +49,7 @@ def unknown_field(rng: np.random.Generator) -> bytes:
     it does not have, or a number above 20, with any wire type."""
     number = int(rng.integers(1, 40))
     wire_types = [1, 2, 5] if number <= 20 else [0, 1, 2, 5]  # RawRecord fields are varints or doubles
-    if 1 <= number <= 20 and converters.RawRecord.DESCRIPTOR.fields_by_number[number].type == 1:  # double
+    if 1 <= number <= 20 and raw_record_pb2.RawRecord.DESCRIPTOR.fields_by_number[number].type == 1:  # double
         wire_types = [0, 2, 5]
     wire_type = int(rng.choice(wire_types))
     payload = {0: varint(int(rng.integers(0, 2 ** 35))), 1: bytes(8), 5: bytes(4)}.get(wire_type)
@@ -64,32 +65,32 @@ def padding(size: int) -> bytes:
     return varint(21 << 3 | 2) + varint(size - 3) + bytes(size - 3)  # field 21, length-delimited
 
 
-def random_records(count: int, seed: int) -> list[converters.RawRecord]:
+def random_records(count: int, seed: int) -> list[raw_record_pb2.RawRecord]:
     """Parsed records with random fields unset, many with unknown fields, some padded so that their
     encoded size is what it would be with every field set."""
     rng = np.random.default_rng(seed)
     records = []
     for _ in range(count):
-        unset = [name for name in raw_schema.RAW_COLUMN_NAMES if rng.random() < 0.1]
+        unset = [name for name in absenteeism_schema.RAW_COLUMN_NAMES if rng.random() < 0.1]
         data = record_bytes(*unset)
         data += b"".join(unknown_field(rng) for _ in range(int(rng.integers(0, 3))))
         if (deficit := as_if_zero_size(unset) - len(data)) >= 2 and rng.random() < 0.5:
             data += padding(deficit)
-        records.append(converters.RawRecord.FromString(data))
+        records.append(raw_record_pb2.RawRecord.FromString(data))
     return records
 
 
 def as_if_zero_size(unset) -> int:
     """VALID_ROW's encoded size with the `unset` fields set to 0 instead: what a record missing
     them would read as."""
-    return converters.RawRecord(**{**VALID_ROW, **{name: 0 for name in unset}}).ByteSize()
+    return raw_record_pb2.RawRecord(**{**VALID_ROW, **{name: 0 for name in unset}}).ByteSize()
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_records_to_matrix_finds_unset_fields_whatever_unknown_fields_come_with_them(seed):
     records = random_records(2000, seed)
     matrix, missing = converters.records_to_matrix(records)
-    names = raw_schema.RAW_COLUMN_NAMES
+    names = absenteeism_schema.RAW_COLUMN_NAMES
     expected = sorted((i, name) for i, r in enumerate(records) for name in names if not r.HasField(name))
     assert sorted((v.row, v.column) for v in missing) == expected
     unset = [[name for name in names if not r.HasField(name)] for r in records]
@@ -103,13 +104,13 @@ def test_records_to_matrix_finds_unset_fields_whatever_unknown_fields_come_with_
 @pytest.mark.parametrize("predictor", [FastPredictor, ReferencePredictor])
 @pytest.mark.parametrize("unset, tail", [(("son",), SON_WRONG_WIRE_TYPE), (("son", "pet"), FIELD_21)])
 def test_both_predictors_refuse_a_missing_field_hidden_by_an_unknown_one(config, predictor, unset, tail):
-    record = converters.RawRecord.FromString(record_bytes(*unset, tail=tail))
+    record = raw_record_pb2.RawRecord.FromString(record_bytes(*unset, tail=tail))
     assert record.ByteSize() == as_if_zero_size(unset)  # sizes alone cannot tell
     with pytest.raises(InvalidRecords) as caught:
         predictor(config).predict([record])
     assert sorted((v.column, v.rule) for v in caught.value.violations) == [(name, raw_schema.REQUIRED)
                                                                            for name in sorted(unset)]
-    assert predictor(config).predict([converters.RawRecord.FromString(record_bytes(tail=tail))]).predictions.size == 1
+    assert predictor(config).predict([raw_record_pb2.RawRecord.FromString(record_bytes(tail=tail))]).predictions.size == 1
 
 
 @pytest.mark.parametrize("predictor", ["fast", "reference"])

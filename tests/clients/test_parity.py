@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from absenteeism import aggregates, config_io, dataflow, features, parity
+from absenteeism.absenteeism_schema import RAW_COLUMNS
 from absenteeism.online import converters
-from absenteeism.raw_schema import RAW_COLUMNS
 from clients import PredictionClient
 from etl_job import online_parity, pipeline, run_settings
 from testkit.paths import REPO_ROOT

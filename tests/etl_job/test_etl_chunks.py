@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from absenteeism import aggregates, config_io, dataflow
+from absenteeism import absenteeism_schema, aggregates, config_io, dataflow
 from absenteeism.dataset import blocks, cell_parsing, raw_writers
 from etl_job import cli, outputs, profile_builder, ridge, synthetic
 from etl_job.split import held_out
@@ -116,17 +116,16 @@ def test_held_out_split_is_a_per_row_draw():
 
 
 def test_the_pre_screen_that_lets_clean_chunks_skip_pandera_agrees_with_pandera():
-    from absenteeism import raw_schema
     from etl_job import validate
 
     typed = synthetic.to_frame(synthetic.generate(300, seed=4)).astype(
-        {**raw_schema.RAW_DTYPES, raw_schema.LABEL.name: "int64"})  # as parse_columns types them
-    assert validate._all_pass(typed) and raw_schema.find_violations(typed, raw_schema.TRAINING_SCHEMA) == []
+        {**absenteeism_schema.RAW_DTYPES, absenteeism_schema.LABEL.name: "int64"})  # as parse_columns types them
+    assert validate._all_pass(typed) and absenteeism_schema.TABLE.find_violations(typed, training=True) == []
     for column, value in (("month_of_absence", 0), ("age", 101), ("age", 15), ("weight", 250.5),
                           ("absenteeism_time_in_hours", 745), ("day_of_the_week", 7), ("son", -1)):
         broken = typed.copy()
         broken.loc[17, column] = value
-        violations = raw_schema.find_violations(broken, raw_schema.TRAINING_SCHEMA)
+        violations = absenteeism_schema.TABLE.find_violations(broken, training=True)
         assert not validate._all_pass(broken) and [(v.row, v.column) for v in violations] == [(17, column)]
 
 

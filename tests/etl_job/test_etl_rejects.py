@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from absenteeism import raw_schema
+from absenteeism.absenteeism_schema import LABEL, RAW_COLUMNS
 from absenteeism.dataset import raw_writers
-from absenteeism.raw_schema import LABEL, RAW_COLUMNS
 from etl_job import cli, local_engine, synthetic
 
 pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from absenteeism import aggregates, config_io, dataflow, features
+from absenteeism.absenteeism_schema import LABEL, RAW_COLUMNS
 from absenteeism.dataset import training_set_files
 from absenteeism.online.reference import ReferencePredictor
-from absenteeism.raw_schema import LABEL, RAW_COLUMNS
 from etl_job import cli, run_settings, step_progress
 from etl_job.split import held_out
 from etl_job.training import FitSettings

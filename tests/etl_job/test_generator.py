@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from absenteeism import raw_schema
+from absenteeism import absenteeism_schema, raw_schema
+from absenteeism.absenteeism_schema import LABEL, RAW_COLUMNS
 from absenteeism.dataset import cell_parsing, raw_input, raw_writers
-from absenteeism.raw_schema import LABEL, RAW_COLUMNS
 from etl_job import cli, run_settings, synthetic
 
 HEADER = ("ID;Reason for absence;Month of absence;Day of the week;Seasons;Transportation expense;"
@@ -57,7 +57,7 @@ def test_real_file_has_the_same_header_and_line_ends(real_data):
 def test_clean_records_pass_the_training_schema(frame):
     typed, parse_failures = cell_parsing.parse_columns(frame.astype(object).map(str))
     assert parse_failures == []
-    assert raw_schema.find_violations(typed, raw_schema.TRAINING_SCHEMA) == []
+    assert absenteeism_schema.TABLE.find_violations(typed, training=True) == []
     assert list(frame.columns) == [c.name for c in (*RAW_COLUMNS, LABEL)]
 
 
@@ -110,7 +110,7 @@ def test_bad_fraction_injects_each_kind_of_quirk_in_that_many_rows(tmp_path, bad
     synthetic.write(synthetic.generate(rows, seed=9, bad_fraction=bad_fraction), path)
     cells = raw_input.read_file(path, require_label=True)
     typed, violations = cell_parsing.parse_columns(cells)
-    violations += raw_schema.find_violations(typed, raw_schema.TRAINING_SCHEMA)
+    violations += absenteeism_schema.TABLE.find_violations(typed, training=True)
     assert len({v.row for v in violations}) == round(rows * bad_fraction)
     rules = {(v.column, v.rule) for v in violations}
     assert ("month_of_absence", "isin([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])") in rules
@@ -182,7 +182,7 @@ def test_chunked_generation_is_seeded_shares_employees_and_spreads_quirks(tmp_pa
     assert path.read_bytes() == whole.read_bytes()
     cells = raw_input.read_file(path, require_label=True)
     typed, violations = cell_parsing.parse_columns(cells)
-    violations += raw_schema.find_violations(typed, raw_schema.TRAINING_SCHEMA)
+    violations += absenteeism_schema.TABLE.find_violations(typed, training=True)
     assert len({v.row for v in violations}) == round(rows * bad_fraction)
 
 

@@ -18,8 +18,8 @@ import pytest
 from scipy.stats import spearmanr
 
 from absenteeism import dataflow, features, onnx_checks
+from absenteeism.absenteeism_schema import LABEL
 from absenteeism.dataset import cell_parsing
-from absenteeism.raw_schema import LABEL
 from absenteeism.served_model import OnnxServedModel
 from absenteeism.v1 import serving_config_pb2
 from etl_job import learners, synthetic

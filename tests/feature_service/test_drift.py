@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from scipy.spatial import distance
 
-from absenteeism import config_io, raw_schema
+from absenteeism import absenteeism_schema, config_io
 from absenteeism.online import converters
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc
@@ -39,7 +39,7 @@ JUDGED = ("--drift-min-records", "100")
 
 @pytest.fixture(scope="module")
 def training_rows(trained_config) -> pd.DataFrame:
-    return trained_config.accepted.loc[:, list(raw_schema.RAW_COLUMN_NAMES)]
+    return trained_config.accepted.loc[:, list(absenteeism_schema.RAW_COLUMN_NAMES)]
 
 
 def served(client: PredictionClient, rows: pd.DataFrame, how: str = "batch") -> tuple[np.ndarray, np.ndarray]:

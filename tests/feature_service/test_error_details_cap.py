@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from absenteeism import raw_schema
-from absenteeism.online import converters
+from absenteeism import absenteeism_schema, raw_schema
 from absenteeism.online.reference import ReferencePredictor
+from absenteeism.v1 import raw_record_pb2
 from absenteeism.violation_table import ViolationTable
 from clients import InvalidInputError, PredictionClient
 from feature_service.rpc import status_mapping
@@ -64,18 +64,18 @@ def test_10000_empty_records_give_invalid_argument_and_the_server_serves_on(clie
     prediction bit for bit."""
     for _ in range(3):
         with pytest.raises(InvalidInputError) as caught:
-            client.predict_batch([converters.RawRecord()] * 10_000)
+            client.predict_batch([raw_record_pb2.RawRecord()] * 10_000)
     error = caught.value
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     listed, summary = listed_and_summary(error)
-    names = sorted(raw_schema.RAW_COLUMN_NAMES)  # in record order, then field name order
+    names = sorted(absenteeism_schema.RAW_COLUMN_NAMES)  # in record order, then field name order
     assert [(v.field, v.description) for v in listed] == [
         (f"records[{k // 20}].{names[k % 20]}", f"{names[k % 20]}: required field is missing")
         for k in range(len(listed))]
     left_out = 200_000 - len(listed)
     assert f"{left_out} more invalid field(s) not listed" in summary.description
     assert "200000 invalid field(s) in 10000 record(s)" in error.message and f"{left_out} left out" in error.message
-    expected = ReferencePredictor(trained_config.config).predict([converters.RawRecord(**VALID_ROW)]).predictions
+    expected = ReferencePredictor(trained_config.config).predict([raw_record_pb2.RawRecord(**VALID_ROW)]).predictions
     assert_same_bits(client.predict(VALID_ROW).prediction, expected[0])  # still serving, the same bits
 
 
@@ -84,8 +84,8 @@ def longest_violations(records: int) -> ViolationTable:
     rows = np.arange(records)
     broken = [ViolationTable.broken(c.name, raw_schema.rule_text(c.check), rows,
                                     np.full(records, -2.0 ** 31 if c.dtype == "int64" else -1.7976931348623157e308))
-              for c in raw_schema.RAW_COLUMNS]
-    return ViolationTable.merged(ViolationTable.missing(np.zeros((0, len(raw_schema.RAW_COLUMNS)), dtype=bool)),
+              for c in absenteeism_schema.RAW_COLUMNS]
+    return ViolationTable.merged(ViolationTable.missing(np.zeros((0, len(absenteeism_schema.RAW_COLUMNS)), dtype=bool)),
                                  ViolationTable.concat(broken))
 
 
@@ -109,7 +109,7 @@ def test_the_status_trailers_stay_under_the_client_limit_for_any_number_of_viola
 
 
 def test_a_table_reads_like_the_violations_it_holds():
-    missing = np.zeros((3, len(raw_schema.RAW_COLUMNS)), dtype=bool)
+    missing = np.zeros((3, len(absenteeism_schema.RAW_COLUMNS)), dtype=bool)
     missing[1, [0, 13]] = True  # id and son unset in record 1
     broken = ViolationTable.concat([
         ViolationTable.broken("id", "in_range(1, 10000)", np.array([1, 2]), np.array([0.0, 0.0])),

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from absenteeism.absenteeism_schema import RAW_COLUMN_NAMES
 from absenteeism.online import converters
-from absenteeism.raw_schema import RAW_COLUMN_NAMES
 from clients import PredictionClient
 from testkit.bits import assert_same_bits
 from testkit.paths import REPO_ROOT

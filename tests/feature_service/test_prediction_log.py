@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from absenteeism import raw_schema
+from absenteeism import absenteeism_schema
 from absenteeism.dataset import prediction_log_files as log_format
 from absenteeism.online import converters
 from clients import PredictionClient
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.process  # starts real processes: `make test`, not `mak
 
 @pytest.fixture(scope="module")
 def records(trained_config):
-    return converters.frame_to_records(trained_config.accepted.loc[:, list(raw_schema.RAW_COLUMN_NAMES)])
+    return converters.frame_to_records(trained_config.accepted.loc[:, list(absenteeism_schema.RAW_COLUMN_NAMES)])
 
 
 def send_every_way(target: str, records) -> int:
@@ -77,7 +77,7 @@ def test_logged_traffic_replays_bit_for_bit_and_a_skewed_value_is_named(trained_
     logged = logged_rows(folder)
     assert len(logged) == sent and set(logged[log_format.CONFIG_ID]) == {trained_config.config.content_sha256}
     expected_raw = converters.records_to_matrix([*records, *records[:300]])[0]
-    np.testing.assert_array_equal(logged.loc[:, list(raw_schema.RAW_COLUMN_NAMES)].to_numpy(np.float64),
+    np.testing.assert_array_equal(logged.loc[:, list(absenteeism_schema.RAW_COLUMN_NAMES)].to_numpy(np.float64),
                                   expected_raw)  # every record, as sent, in the order served
 
     result = parity(folder, trained_config.path)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from absenteeism import data_sets
 from absenteeism.online import converters
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc
-from feature_service.rpc.health import PREDICTION_SERVICE
 from feature_service.rpc.prediction_server import PredictionServer
 from feature_service.settings import Settings
 from testkit.bits import assert_same_bits, same_bits
@@ -32,9 +32,9 @@ def test_health_serving_after_boot_and_not_serving_at_shutdown(trained_config):
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)
-            for service in ("", PREDICTION_SERVICE):
+            for service in ("", data_sets.named("absenteeism").service_name):
                 assert health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status == SERVING
-            watch = health.Watch(health_pb2.HealthCheckRequest(service=PREDICTION_SERVICE), timeout=20)
+            watch = health.Watch(health_pb2.HealthCheckRequest(service=data_sets.named("absenteeism").service_name), timeout=20)
             assert next(watch).status == SERVING
             stopper = threading.Thread(target=server.stop)
             stopper.start()

@@ -10,10 +10,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from absenteeism.online import converters
 from absenteeism.online.reference import ReferencePredictor
 from absenteeism.v1 import prediction_service_pb2 as pb
-from absenteeism.v1 import prediction_service_pb2_grpc
+from absenteeism.v1 import prediction_service_pb2_grpc, raw_record_pb2
 from feature_service import settings
 from testkit.bits import same_bits
 from testkit.records import VALID_ROW
@@ -21,7 +20,7 @@ from testkit.server_process import ServerProcess
 
 pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
 
-REQUEST = pb.PredictStreamRequest(record=converters.RawRecord(**VALID_ROW))
+REQUEST = pb.PredictStreamRequest(record=raw_record_pb2.RawRecord(**VALID_ROW))
 
 
 class OpenStream:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from absenteeism.raw_schema import RAW_COLUMNS
+from absenteeism.absenteeism_schema import RAW_COLUMNS
 from testkit.contract_docs import contract_table, documented_range, proto_field_comments
 from testkit.paths import REPO_ROOT
 
@@ -91,7 +91,7 @@ def test_a_stale_stub_of_either_package_is_caught(generated_stubs, tmp_path):
 
 
 def test_raw_record_fields_match_the_raw_schema():
-    from absenteeism.raw_schema import RAW_COLUMN_NAMES
+    from absenteeism.absenteeism_schema import RAW_COLUMN_NAMES
     from absenteeism.v1 import raw_record_pb2
 
     fields = raw_record_pb2.RawRecord.DESCRIPTOR.fields

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from absenteeism.absenteeism_schema import LABEL, RAW_COLUMNS
 from absenteeism.dataset import cell_parsing, raw_input, raw_writers
 from absenteeism.dataset import reader as extract
-from absenteeism.raw_schema import LABEL, RAW_COLUMNS, REQUIRED
+from absenteeism.raw_schema import REQUIRED
 from etl_job import synthetic
 
 ODD_CELLS = ["1", "+5", "-0", ".5", "5.", "1e3", "1E-2", "inf", "nan", "3,5", "0x10", "1_000",
