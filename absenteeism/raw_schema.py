@@ -65,6 +65,14 @@ class RawColumn:
         return np.array([codes.get(value, np.nan) if isinstance(value, str) else np.nan for value in values],
                         dtype=np.float64)
 
+    def from_numbers(self, numbers: np.ndarray) -> Any:
+        """The column's frame values back from as_numbers' (free text: missing, it is not kept)."""
+        if self.dtype != "str":
+            return np.asarray(numbers).astype(self.frame_dtype)
+        categories = self.text_categories
+        return pd.array([categories[int(code)] if categories and not np.isnan(code) else None for code in numbers],
+                        dtype="str")
+
     @property
     def numeric(self) -> bool:
         """Read from a file as a number (int64 or float64): the readers' fast path."""

@@ -15,8 +15,9 @@ import numpy as np
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from absenteeism import data_sets
 from absenteeism.v1 import prediction_service_pb2 as pb
-from absenteeism.v1 import prediction_service_pb2_grpc, raw_record_pb2, serving_config_pb2
+from absenteeism.v1 import raw_record_pb2, serving_config_pb2
 
 RawRecord = raw_record_pb2.RawRecord
 RecordLike = RawRecord | Mapping[str, int | float | None]
@@ -148,12 +149,13 @@ class TlsOptions:
         return grpc.ssl_channel_credentials(self.root_certificates, self.client_key, self.client_certificate)
 
 
-def to_record(record: RecordLike) -> RawRecord:
-    if isinstance(record, RawRecord):
+def to_record(record: RecordLike, record_type: type = RawRecord) -> Any:
+    """A RawRecord of `record_type` (a data set's RawRecord class; absenteeism's by default)."""
+    if isinstance(record, record_type):
         return record
     # field names and value types are only known at runtime: the RawRecord constructor checks each
     values: dict[str, Any] = {name: value for name, value in record.items() if value is not None}
-    return RawRecord(**values)
+    return record_type(**values)
 
 
 def _prediction(response: pb.PredictResponse) -> Prediction:
@@ -174,7 +176,7 @@ class PredictionClient:
     def __init__(self, target: str, *, insecure: bool = False, tls: TlsOptions | None = None,
                  timeout: float | None = 10.0, stream_timeout: float | None = None, retries: int = 3,
                  backoff: float = 0.1, max_backoff: float = 5.0, max_message_bytes: int = 64 * 1024 * 1024,
-                 wait_for_ready: bool = False):
+                 wait_for_ready: bool = False, data_set: str = data_sets.DEFAULT):
         if insecure == (tls is not None):
             raise ValueError("pass exactly one of insecure=True or tls=TlsOptions(...)")
         if not 0 <= retries <= MAX_RETRIES:
@@ -187,13 +189,18 @@ class PredictionClient:
             ("grpc.initial_reconnect_backoff_ms", max(1, int(backoff * 1000))),
             ("grpc.max_reconnect_backoff_ms", max(1, int(max_backoff * 1000))),
             ("grpc.enable_retries", 1 if retries else 0)]
+        # The data set's typed PredictionService: its requests carry its RawRecord; the answers are
+        # the framework's messages, the same for every data set.
+        served = data_sets.named(data_set)
+        self._requests, self._record_type = served.service, served.records.RawRecord
         if retries:
-            options.append(("grpc.service_config", retry_service_config(retries, backoff, max_backoff)))
+            options.append(("grpc.service_config", retry_service_config(retries, backoff, max_backoff,
+                                                                        served.service_name)))
         if tls is not None and tls.server_name_override:
             options.append(("grpc.ssl_target_name_override", tls.server_name_override))
         self._channel = (grpc.insecure_channel(target, options=options) if tls is None  # i.e. insecure (checked above)
                          else grpc.secure_channel(target, tls.credentials(), options=options))
-        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)  # absenteeism.v1's
+        self._stub = served.service_grpc.PredictionServiceStub(self._channel)
         self.timeout = timeout
         self.stream_timeout = stream_timeout
         self.wait_for_ready = wait_for_ready
@@ -210,12 +217,13 @@ class PredictionClient:
 
     # -- calls
     def predict(self, record: RecordLike, *, include_features: bool = False, timeout: Timeout = ...) -> Prediction:
-        request = pb.PredictRequest(record=to_record(record), include_features=include_features)
+        request = self._requests.PredictRequest(record=self._record(record), include_features=include_features)
         return _prediction(self._unary(self._stub.Predict, request, timeout))
 
     def predict_batch(self, records: Iterable[RecordLike], *, include_features: bool = False,
                       timeout: Timeout = ...) -> BatchPrediction:
-        request = pb.PredictBatchRequest(records=[to_record(r) for r in records], include_features=include_features)
+        request = self._requests.PredictBatchRequest(records=[self._record(r) for r in records],
+                                                     include_features=include_features)
         response = self._unary(self._stub.PredictBatch, request, timeout)
         predictions = np.asarray(response.predictions, dtype=np.float64)
         names = tuple(response.feature_names)
@@ -240,7 +248,8 @@ class PredictionClient:
                        timeout: Timeout = ...) -> Iterator[StreamResult]:
         """One StreamResult per record, in order; refused records carry their violations."""
         timeout = self.stream_timeout if timeout is ... else timeout
-        requests = (pb.PredictStreamRequest(record=to_record(r), include_features=include_features) for r in records)
+        requests = (self._requests.PredictStreamRequest(record=self._record(r), include_features=include_features)
+                    for r in records)
         try:
             for index, response in enumerate(self._stub.PredictStream(requests, timeout=timeout,
                                                                       wait_for_ready=self.wait_for_ready)):
@@ -255,6 +264,9 @@ class PredictionClient:
         violations = [FieldViolation(v.field, v.description, v.rule) for v in response.error.field_violations]
         return StreamResult(index, violations=violations, error_message=response.error.message)
 
+    def _record(self, record: RecordLike) -> Any:
+        return to_record(record, self._record_type)
+
     def _unary(self, method: Callable[..., T], request, timeout: Timeout) -> T:
         try:
             return method(request, timeout=self.timeout if timeout is ... else timeout,
@@ -266,10 +278,11 @@ class PredictionClient:
 MAX_RETRIES = 4  # gRPC's retry policy caps maxAttempts at 5
 
 
-def retry_service_config(retries: int, backoff: float, max_backoff: float) -> str:
-    """The channel's service config: every PredictionService call retried on UNAVAILABLE."""
+def retry_service_config(retries: int, backoff: float, max_backoff: float,
+                         service: str = "absenteeism.v1.PredictionService") -> str:
+    """The channel's service config: every call of `service` (a full name) retried on UNAVAILABLE."""
     return json.dumps({"methodConfig": [{
-        "name": [{"service": pb.DESCRIPTOR.services_by_name["PredictionService"].full_name}],
+        "name": [{"service": service}],
         "retryPolicy": {"maxAttempts": retries + 1, "initialBackoff": f"{backoff:g}s",
                         "maxBackoff": f"{max_backoff:g}s", "backoffMultiplier": 2,
                         "retryableStatusCodes": ["UNAVAILABLE"]}}]})

@@ -19,7 +19,7 @@ import grpc
 import pandas as pd
 from tqdm import tqdm
 
-from absenteeism import release
+from absenteeism import data_sets, release
 from absenteeism.dataset import raw_chunk, raw_writers, reader
 from absenteeism.online import converters
 from absenteeism.raw_schema import REQUIRED
@@ -52,6 +52,8 @@ def add_connection_arguments(parser: argparse.ArgumentParser, required: bool = T
     parser.add_argument("--timeout", type=float, default=None,
                         help="deadline in seconds for the whole call (default: none for streams)")
     parser.add_argument("--retries", type=int, default=3, help="retries on UNAVAILABLE, 0..4 (gRPC's retry policy, exponential backoff)")
+    parser.add_argument("--dataset", default=data_sets.DEFAULT, choices=sorted(data_sets.KNOWN),
+                        help="the data set the server serves: its typed records and service (default: %(default)s)")
 
 
 def client_from_args(args: argparse.Namespace) -> PredictionClient:
@@ -62,8 +64,9 @@ def client_from_args(args: argparse.Namespace) -> PredictionClient:
         raise ValueError("--client-cert and --client-key go together")
     tls = None if args.insecure else TlsOptions.from_files(args.ca_cert, args.client_cert, args.client_key,
                                                            args.server_name)
+    data_sets.activate(args.dataset)  # the records this process reads and sends are that data set's
     return PredictionClient(args.target, insecure=args.insecure, tls=tls, timeout=args.timeout,
-                            stream_timeout=args.timeout, retries=args.retries)
+                            stream_timeout=args.timeout, retries=args.retries, data_set=args.dataset)
 
 
 def _write(frame: pd.DataFrame, path: Path | None) -> None:

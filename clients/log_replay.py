@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from absenteeism import aggregates, config_io, data_sets, dataflow, parity, served_model
 from absenteeism.dataset import prediction_log_files as log_format
@@ -51,6 +52,7 @@ def replay(folder: Path, config_path: Path) -> Replay:
     """Raises ValueError (bad usage/input) when the log holds no record of that config, and
     config_io.ConfigError when the config cannot be verified with this code."""
     config = config_io.read_config(config_path)
+    data_sets.activate(data_sets.of_config_name(config.dataset))  # the log holds that data set's records
     config_io.verify_config(config)  # the same feature module and raw schema as the code replaying it
     values = aggregates.from_message(config.statistics, dataflow.aggregate_names())
     model = served_model.served_model(config)
@@ -74,7 +76,8 @@ def replay(folder: Path, config_path: Path) -> Replay:
 def _compare(logged, feature_names, config, values, model: served_model.ServedModel) -> parity.ParityReport:
     """Each row recomputed offline ("expected") vs as logged ("got"), named by its row in the file (from 0)."""
     table = data_sets.active().table
-    raw = logged.loc[:, list(table.column_names)]
+    # Logged as numbers (RawColumn.as_numbers): a text category as its code, free text not kept.
+    raw = pd.DataFrame({c.name: c.from_numbers(logged[c.name].to_numpy()) for c in table.columns}, index=logged.index)
     rows = logged.index.to_numpy()
     violations = table.find_violations(raw)
     if violations:  # the batch path refuses such a record: the log does not hold what was served

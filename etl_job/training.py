@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -41,8 +41,9 @@ class FitSettings:
     test_fraction: float = 0.2
     seed: int = 20120713  # fixed: the same input always gives the same split
     model: str = RIDGE  # "ridge", "gbt" or "package.module:function" (etl_job.learners)
-    # A label node of the feature module (stage="label"); "" until resolved: the data set's DEFAULT_LABEL.
-    label: str = ""
+    # A label node of the feature module (stage="label"); by default the active data set's
+    # DEFAULT_LABEL when the settings are made ("": resolved to it later, see `resolved`).
+    label: str = field(default_factory=lambda: dataflow.feature_module().DEFAULT_LABEL)
 
     def resolved(self) -> FitSettings:
         """These settings with the label set: the active data set's DEFAULT_LABEL when none is."""
