@@ -76,8 +76,9 @@ def read_run(run_dir: Path) -> SourceRun:
         raise BadData(f"run folder {run_dir} lacks {missing}: pass the output folder of a whole run")
     try:
         config = config_io.read_config(folder / config_io.CONFIG_FILE)
+        data_sets.activate(data_sets.of_config_name(config.dataset))  # the run's raw input is that data set's
         config_io.verify_config(config)  # this code's feature module, raw schema and feature list
-    except config_io.ConfigError as error:
+    except (config_io.ConfigError, data_sets.UnknownDataSet) as error:
         raise BadData(f"run folder {run_dir}: {error}") from None
     if not config.label:
         raise BadData(f"run folder {run_dir}: its config names no label node (a release before label nodes "

@@ -39,7 +39,7 @@ LGBM = {"num_threads": 1, "deterministic": True, "force_row_wise": True, "n_esti
 
 # -- runs and models --------------------------------------------------------------------------------
 
-def _run(out: Path, label: str = training.FitSettings.label) -> Path:
+def _run(out: Path, label: str = "absence_hours") -> Path:
     """The job on the bundled sample (ridge). The pipeline is called, not the CLI: the CLI refuses
     ridge for a classification label (a ridge on long_absence is a linear probability model), and
     until --model gbt is in, that run is the one a classifier of long_absence is packaged onto: its

@@ -1,0 +1,130 @@
+"""The penguins data set end to end, through real processes: the job on the table as its authors
+publish it (comma-separated, quoted commas, NA, text, dates, Yes/No), both engines, the server on
+its config with its typed service, the clients' parity in three modes, grpcurl, the prediction log."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from absenteeism import config_io, data_sets
+from testkit.paths import REPO_ROOT
+from testkit.run_outputs import assert_same_outputs
+from testkit.server_process import ServerProcess
+
+pytestmark = pytest.mark.process  # starts real processes: `make test`, not `make test-fast`
+
+SAMPLE = data_sets.named("penguins").sample_input
+SERVICE = "penguins.v1.PredictionService"
+
+
+def run_job(output: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "etl_job", "run", "--dataset", "penguins", "--output-dir",
+                           str(output), "--no-progress", *extra], capture_output=True, text=True, timeout=600,
+                          cwd=REPO_ROOT)
+
+
+@pytest.fixture(scope="module")
+def penguins_run(tmp_path_factory) -> Path:
+    output = tmp_path_factory.mktemp("penguins") / "out"
+    result = run_job(output)
+    assert result.returncode == 0, result.stderr
+    return output
+
+
+def test_the_job_accepts_every_row_whose_missing_values_the_schema_allows(penguins_run):
+    report = json.loads((penguins_run / "report.json").read_text())
+    assert {k: report["rows"][k] for k in ("read", "accepted", "rejected")} == {"read": 344, "accepted": 342,
+                                                                              "rejected": 2}
+    raw = pd.read_csv(SAMPLE, keep_default_na=False)
+    missing_sex = raw["Sex"] == "NA"
+    assert missing_sex.sum() == 11  # the table has 11 rows without a sex: 9 of them have a body mass
+    rejects = pd.read_csv(penguins_run / "rejects.csv", keep_default_na=False)
+    # The two rejected rows have no body mass (the label); their other NAs are allowed.
+    assert rejects[["source_row", "column", "rule"]].values.tolist() == [[4, "body_mass_g", "required"],
+                                                                         [272, "body_mass_g", "required"]]
+    training = pd.read_parquet(penguins_run / "training_set.parquet")
+    assert len(training) == 342 and training["sex_missing"].sum() == 9
+    config = config_io.read_config(penguins_run / "serving_config.pb")
+    assert config.dataset == "penguins" and config.label == "body_mass"
+    assert all(row.record_bytes and not row.HasField("record") for row in config.golden_rows)
+
+
+def test_the_dask_engine_gives_the_local_runs_outputs(penguins_run, tmp_path):
+    result = run_job(tmp_path / "dask", "--engine", "dask", "--workers", "2", "--part-bytes", "8192")
+    assert result.returncode == 0, result.stderr
+    data_sets.activate("penguins")  # the config's golden records are read as penguins records
+    try:
+        assert_same_outputs(penguins_run, tmp_path / "dask")
+    finally:
+        data_sets.activate(data_sets.DEFAULT)
+
+
+def test_the_server_gives_the_training_sets_bits_in_all_three_modes_and_its_log_replays(penguins_run, tmp_path):
+    log = tmp_path / "log"
+    log.mkdir()
+    with ServerProcess(penguins_run / "serving_config.pb", "--prediction-log", str(log),
+                       "--prediction-log-sample-rate", "1") as server:
+        result = subprocess.run([sys.executable, "-m", "clients", "parity", "--target", server.target, "--insecure",
+                                 "--dataset", "penguins", "--training-set", str(penguins_run / "training_set.parquet"),
+                                 "--input", str(SAMPLE), "--no-progress"],
+                                capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for mode in ("predict", "batch", "stream"):
+        assert f"[{mode}] rows compared: 342, rows identical: 342 (100%)" in result.stdout, result.stdout
+    replay = subprocess.run([sys.executable, "-m", "clients", "parity", "--prediction-log", str(log), "--config",
+                             str(penguins_run / "serving_config.pb")],
+                            capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert f"{3 * 342} logged records replayed" in replay.stdout and "PARITY: identical" in replay.stdout
+
+
+def grpcurl(target: str, method: str, body: dict | None = None) -> subprocess.CompletedProcess:
+    binary = Path(sys.executable).parent / "grpcurl"
+    data = ["-d", json.dumps(body)] if body is not None else []
+    return subprocess.run([str(binary), "-plaintext", *data, target, *([method] if method else ["list"])],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_grpcurl_sees_the_typed_service_answers_missing_fields_and_refuses_naming_the_field(penguins_run):
+    with ServerProcess(penguins_run / "serving_config.pb") as server:
+        listed = grpcurl(server.target, "")
+        answered = grpcurl(server.target, f"{SERVICE}/Predict", {"record": {
+            "sample_number": 7, "island": "Dream", "clutch_completion": True, "date_egg": "2008-11-20",
+            "sex": "FEMALE", "comments": "Nest never observed with full clutch — ñ"}, "include_features": True})
+        unknown = grpcurl(server.target, f"{SERVICE}/Predict", {"record": {
+            "sample_number": 7, "island": "Atlantis", "clutch_completion": True, "date_egg": "2008-11-20"}})
+        required = grpcurl(server.target, f"{SERVICE}/Predict", {"record": {
+            "island": "Dream", "clutch_completion": True, "date_egg": "2008-11-20"}})
+    assert listed.returncode == 0 and SERVICE in listed.stdout.split(), listed.stdout + listed.stderr
+    assert answered.returncode == 0, answered.stderr
+    features = {f["name"]: f.get("value", 0.0) for f in json.loads(answered.stdout)["features"]}
+    # Culmen length and flipper length are absent: flagged, and imputed with the training medians.
+    config = config_io.read_config(penguins_run / "serving_config.pb")
+    medians = {name: value.scalar for name, value in config.statistics.values.items()}
+    assert features["culmen_length_missing"] == 1.0
+    assert features["culmen_length_filled"] == medians["culmen_length_median"]
+    assert features["flipper_length_filled"] == medians["flipper_length_median"]
+    assert features["island_dream"] == 1.0 and features["sex_missing"] == 0.0 and features["egg_in_november"] == 1.0
+    for refused, field, rule in ((unknown, "record.island", "isin(['Biscoe', 'Dream', 'Torgersen'])"),
+                                 (required, "record.sample_number", "required field is missing")):
+        assert refused.returncode != 0 and "InvalidArgument" in refused.stderr, refused.stderr
+        assert f'"field":"{field}"' in refused.stderr.replace(" ", "") and rule in refused.stderr, refused.stderr
+
+
+def test_a_config_of_one_data_set_is_refused_by_a_process_working_on_another(penguins_run, trained_config):
+    penguins_config = config_io.read_config(penguins_run / "serving_config.pb")
+    with pytest.raises(config_io.ConfigError, match="built for data set 'penguins', not 'absenteeism'"):
+        config_io.verify_config(penguins_config)
+    data_sets.activate("penguins")
+    try:
+        with pytest.raises(config_io.ConfigError, match="built for data set 'absenteeism', not 'penguins'"):
+            config_io.verify_config(trained_config.config)
+        config_io.verify_config(penguins_config)  # its own data set's process verifies it
+    finally:
+        data_sets.activate(data_sets.DEFAULT)
