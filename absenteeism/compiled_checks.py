@@ -83,12 +83,13 @@ class CompiledSchema:
     sources: tuple[pa.Check, ...] = ()  # the pandera checks they were compiled from
 
     @classmethod
-    def from_pandera(cls, schema: pa.SeriesSchema | pa.Column) -> CompiledSchema:
+    def from_pandera(cls, schema: pa.SeriesSchema | pa.Column, dates: bool = False) -> CompiledSchema:
+        """`dates`: the values are days since 1970-01-01, and rules name dates (raw_schema.rule_text)."""
         if schema.coerce or schema.unique:
             raise UnsupportedCheck("coerce/unique schemas are not compiled")
         text = str(schema.dtype).startswith("str")  # pandera's str, string[pyarrow], ...: object arrays
         dtype = np.dtype(object) if text else np.dtype(str(schema.dtype))
-        return cls(dtype, schema.nullable, tuple((rule_text(c), compile_check(c, dtype)) for c in schema.checks),
+        return cls(dtype, schema.nullable, tuple((rule_text(c, dates), compile_check(c, dtype)) for c in schema.checks),
                    tuple(schema.checks))
 
     def bounds(self) -> Bounds | None:

@@ -34,10 +34,24 @@ class RawColumn:
     dtype: str  # one of RAW_KINDS
     check: pa.Check | None = None  # None: any value of the kind (free text)
     nullable: bool = False
+    # A text category column only: the category a value outside the list is read as (it must be in
+    # the list). None: such a value is refused, as a number out of range is.
+    other: str | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in RAW_KINDS:
             raise ValueError(f"raw column {self.name}: kind {self.dtype!r} is not one of {list(RAW_KINDS)}")
+        if self.other is not None and self.other not in self.text_categories:
+            raise ValueError(f"raw column {self.name}: other={self.other!r} is not one of its categories "
+                             f"{list(self.text_categories)}")
+
+    def read_text(self, values: Any) -> Any:
+        """Text values as the schema reads them: a value outside the categories as `other` when the
+        column names one (missing values stay missing); else unchanged."""
+        if self.other is None:
+            return values
+        known = set(self.text_categories)
+        return [value if not isinstance(value, str) or value in known else self.other for value in values]
 
     @property
     def frame_dtype(self) -> str:
@@ -135,7 +149,7 @@ class RawTable:
 
     @cached_property
     def rules(self) -> dict[str, str]:
-        return {c.name: rule_text(c.check) for c in self.all_columns if c.check is not None}
+        return {c.name: rule_text(c.check, dates=c.dtype == "date") for c in self.all_columns if c.check is not None}
 
     def find_violations(self, frame: pd.DataFrame, training: bool = False) -> list[Violation]:
         """Every rule the rows of `frame` break (empty when all rows are valid).
@@ -213,11 +227,15 @@ class Violation:
         return f"{self.column}: value {self.value!r} breaks rule {self.rule}"
 
 
-def rule_text(check: pa.Check) -> str:
-    """A check as people read it, e.g. in_range(16, 100) or isin([0, 1])."""
+def rule_text(check: pa.Check, dates: bool = False) -> str:
+    """A check as people read it, e.g. in_range(16, 100) or isin([0, 1]); `dates`: a range of days
+    since 1970-01-01 is shown as dates, in_range(2000-01-01, 2030-12-31)."""
     stats = check.statistics or {}
     if check.name == "in_range":
-        return f"in_range({stats['min_value']}, {stats['max_value']})"
+        low, high = stats["min_value"], stats["max_value"]
+        if dates:
+            return f"in_range({days_to_date(low)}, {days_to_date(high)})"
+        return f"in_range({low}, {high})"
     if check.name == "isin":
         return f"isin({sorted(stats['allowed_values'])})"
     return str(check.name)

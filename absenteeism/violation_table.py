@@ -16,7 +16,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from absenteeism import data_sets
-from absenteeism.raw_schema import REQUIRED, RawTable, Violation
+from absenteeism.raw_schema import REQUIRED, RawTable, Violation, days_to_date
 
 
 class _Columns:
@@ -26,6 +26,7 @@ class _Columns:
         self.names = table.column_names
         self.index = {name: j for j, name in enumerate(self.names)}
         self.is_int = tuple(c.frame_dtype == "int64" for c in table.columns)
+        self.is_date = tuple(c.dtype == "date" for c in table.columns)
         self.rank = np.argsort(np.argsort(self.names))  # a column's place in name order: entries sort by (record, name)
 
 
@@ -147,6 +148,8 @@ class ViolationTable:
         value = value.item() if isinstance(value, np.generic) else value
         if isinstance(value, float) and columns.is_int[j] and not math.isnan(value) and value.is_integer():
             value = int(value)  # int32 values are exact in float64
+        if columns.is_date[j] and isinstance(value, (int, float)) and not math.isnan(value):
+            value = days_to_date(int(value))  # as the request wrote it
         return Violation(row=int(self.rows[k]), column=columns.names[j], rule=rule, value=value)
 
 

@@ -20,7 +20,7 @@ from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import raw_record_pb2, serving_config_pb2
 
 RawRecord = raw_record_pb2.RawRecord
-RecordLike = RawRecord | Mapping[str, int | float | None]
+RecordLike = RawRecord | Mapping[str, Any]  # or another data set's RawRecord
 T = TypeVar("T")
 Timeout = float | EllipsisType | None  # per call: ... = the client's default, None = no deadline
 
@@ -151,7 +151,7 @@ class TlsOptions:
 
 def to_record(record: RecordLike, record_type: type = RawRecord) -> Any:
     """A RawRecord of `record_type` (a data set's RawRecord class; absenteeism's by default)."""
-    if isinstance(record, record_type):
+    if not isinstance(record, Mapping):
         return record
     # field names and value types are only known at runtime: the RawRecord constructor checks each
     values: dict[str, Any] = {name: value for name, value in record.items() if value is not None}

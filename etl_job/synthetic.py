@@ -36,7 +36,8 @@ ROWS_PER_EMPLOYEE = 20  # the real data has ~20 absences per employee
 
 
 def _max_employee_id() -> int:
-    statistics = next(c for c in RAW_COLUMNS if c.name == "id").check.statistics
+    check = next(c for c in RAW_COLUMNS if c.name == "id").check
+    statistics = check.statistics if check is not None else None
     if statistics is None:
         raise ValueError("the raw schema's id check has no statistics (max_value)")
     return int(statistics["max_value"])

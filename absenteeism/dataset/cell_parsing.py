@@ -136,13 +136,13 @@ def _parse_cells(column: RawColumn, raw: pd.Series, dialect: CsvDialect, violati
     for label in raw.index[missing & (not column.nullable)]:
         violations.append(Violation(row=label, column=column.name, rule=REQUIRED, value=None))
     if column.dtype == "str":
-        return pd.Series([None if gone else text for text, gone in zip(texts, missing)], index=raw.index,
-                         dtype="str")
+        return pd.Series(column.read_text([None if gone else text for text, gone in zip(texts, missing)]),
+                         index=raw.index, dtype="str")
     values = np.zeros(len(texts), dtype=np.float64)
     for i, (label, text) in enumerate(zip(raw.index, texts)):
         if missing[i]:
             continue
-        value, rule = _parse_cell(column, text, dialect)
+        value, rule = _parse_cell(column, text or "", dialect)
         if rule is None:
             values[i] = value
         else:

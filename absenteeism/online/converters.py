@@ -48,13 +48,12 @@ class _Layout:
 
 
 @cache
-def _layout_of(data_set: str, records: Any) -> _Layout:
-    return _Layout(data_sets.named(data_set))
+def _layout_of(data_set: DataSet) -> _Layout:
+    return _Layout(data_set)
 
 
 def _layout() -> _Layout:
-    data_set = data_sets.active()
-    return _layout_of(data_set.name, data_set.records)
+    return _layout_of(data_sets.active())
 
 
 def raw_record(**fields: Any) -> Message:
@@ -141,7 +140,7 @@ def _typed(column: RawColumn, values: list[Any], present: np.ndarray) -> tuple[n
     """A column's values with its frame dtype, and the positions of dates that do not parse."""
     bad = np.empty(0, dtype=np.int64)
     if column.dtype == "str":
-        typed = np.array(values, dtype=object)
+        typed = np.array(column.read_text(values), dtype=object)
         typed[~present] = None
         return typed, bad
     if column.dtype == "date":
@@ -177,7 +176,7 @@ def records_to_frame(records: Sequence[Message]) -> tuple[pd.DataFrame, Violatio
     return pd.DataFrame(columns), missing
 
 
-def frame_to_records(frame: pd.DataFrame) -> list[Message]:
+def frame_to_records(frame: pd.DataFrame) -> list[Any]:
     """One RawRecord per row; a null cell (or a column not in the frame) leaves the field unset."""
     layout = _layout()
     present = [c for c in layout.columns if c.name in frame.columns]

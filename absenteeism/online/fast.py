@@ -171,7 +171,8 @@ class FastPredictor(ConfigPredictor):
     def __init__(self, config: serving_config_pb2.ServingConfig):
         super().__init__(config)
         table, module = data_sets.active().table, dataflow.feature_module()
-        self.raw_checks = tuple((c.name, CompiledSchema.from_pandera(table.schema.columns[c.name])) for c in table.columns)
+        self.raw_checks = tuple((c.name, CompiledSchema.from_pandera(table.schema.columns[c.name], dates=c.dtype == "date"))
+                                for c in table.columns)
         self.raw_bounds = _matrix_bounds()
         self.matrix_records = converters.reads_as_matrix()
         self.model_features = tuple(module.MODEL_FEATURES)

@@ -26,7 +26,7 @@ class RawRecord(_message.Message):
     apart from a field set to zero. A record with a missing field is rejected
     (INVALID_ARGUMENT naming the field), never read as 0.
 
-    Valid ranges are enforced by the shared raw schema (absenteeism/raw_schema.py),
+    Valid ranges are enforced by the shared raw schema (absenteeism/absenteeism_schema.py),
     the same on the batch job and the server; they are repeated here for readers.
     """
 

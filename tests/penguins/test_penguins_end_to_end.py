@@ -7,13 +7,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from absenteeism import config_io, data_sets
+from clients import PredictionClient
 from testkit.paths import REPO_ROOT
+from testkit.records import VALID_ROW
 from testkit.run_outputs import assert_same_outputs
 from testkit.server_process import ServerProcess
 
@@ -128,3 +131,34 @@ def test_a_config_of_one_data_set_is_refused_by_a_process_working_on_another(pen
         config_io.verify_config(penguins_config)  # its own data set's process verifies it
     finally:
         data_sets.activate(data_sets.DEFAULT)
+
+
+def test_delimiter_reads_the_same_table_written_with_another_one(penguins_run, tmp_path):
+    cells = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    semicolons = tmp_path / "penguins-semicolons.csv"
+    cells.to_csv(semicolons, sep=";", index=False)
+    refused = run_job(tmp_path / "refused", "--input", str(semicolons))
+    assert refused.returncode == 3, refused.stderr
+    assert "the header looks semicolon-separated" in refused.stderr and "this data set's CSV uses ','" in refused.stderr
+    result = run_job(tmp_path / "read", "--input", str(semicolons), "--delimiter", ";")
+    assert result.returncode == 0, result.stderr
+    expected, got = (pd.read_parquet(out / "training_set.parquet") for out in (penguins_run, tmp_path / "read"))
+    pd.testing.assert_frame_equal(got, expected)
+
+
+def test_a_reload_to_another_data_sets_config_is_refused_and_the_server_keeps_serving(penguins_run, trained_config,
+                                                                                      tmp_path):
+    served = tmp_path / "serving_config.pb"
+    served.write_bytes(trained_config.path.read_bytes())
+    with ServerProcess(served, "--reload-interval", "0.2") as server:
+        swapped = tmp_path / "swap.pb"
+        swapped.write_bytes((penguins_run / "serving_config.pb").read_bytes())
+        swapped.replace(served)
+        deadline = time.monotonic() + 60
+        while not (refused := [e for e in server.entries if e.get("event") == "config_reload_refused"]):
+            assert time.monotonic() < deadline, "\n".join(server.logs[-20:])
+            time.sleep(0.05)
+        assert "built for data set 'penguins', not 'absenteeism'" in refused[0]["message"]
+        with PredictionClient(server.target, insecure=True) as client:
+            answer = client.predict(VALID_ROW)
+    assert answer.config_id == trained_config.config.content_sha256
