@@ -106,7 +106,7 @@ def transform_chunk(chunk: pd.DataFrame, aggregates: dict[str, AggregateValue], 
     table = data_sets.active().table
     raw_counts = [entry.count(table.by_name[entry.name].as_numbers(chunk[entry.name].to_numpy())) for entry in raw_entries]
     matrix = dataflow.feature_matrix(dataflow.compute_features(chunk, aggregates))
-    labels = dataflow.compute_label(chunk, fit.label)
+    labels = dataflow.compute_label(chunk, fit.label_node)
     source_rows = chunk.index.to_numpy(dtype=np.int64)
     test = held_out(source_rows, fit.seed, fit.test_fraction)
     train = ~test
@@ -142,7 +142,7 @@ class WriteModel:
 
 
 def write_model(fitted: training.Fitted) -> WriteModel:
-    return WriteModel(fitted.served, fitted.settings.label, fitted.baseline, fitted.classes)
+    return WriteModel(fitted.served, fitted.settings.label_node, fitted.baseline, fitted.classes)
 
 
 @dataclass(frozen=True)

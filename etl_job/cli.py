@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import logging
 import math
 import signal
@@ -276,7 +275,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.engine == "dask" and (why := dask_engine.missing()):
         raise _MissingExtra(why)  # before any work: the command asks for what this install lacks
     data_sets.activate(settings.chosen_data_set())  # the label and model checks read its feature module
-    settings = dataclasses.replace(settings, fit=settings.fit.resolved())
     _check_model_choice(settings.fit)
     # Log lines go through tqdm while bars are drawn, so they do not tear the bars apart.
     with logging_redirect_tqdm() if progress else contextlib.nullcontext():

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,7 +46,6 @@ def run(settings: RunSettings) -> RunResult:
     BadData for input that cannot make a config, leaving the output folder as it was (the rejects,
     if any, are kept aside and the message says where)."""
     data_sets.activate(settings.chosen_data_set())
-    settings = replace(settings, fit=settings.fit.resolved())
     out = Path(settings.output_dir)
     with output_folder.RunFolder(out, outputs.FILES) as folder:
         try:

@@ -48,7 +48,7 @@ def build(fitted: Fitted, provenance: Provenance) -> serving_config_pb2.ServingC
         feature_names=list(dataflow.model_features()),
         statistics=aggregates.to_message(fitted.aggregates, fitted.rows),
         golden_rows=golden.golden_rows(fitted.aggregates, fitted.served),
-        label=fitted.settings.label,
+        label=fitted.settings.label_node,
         dataset=data_sets.active().name,
     )
     if fitted.onnx is not None:

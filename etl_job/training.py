@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -41,18 +41,17 @@ class FitSettings:
     test_fraction: float = 0.2
     seed: int = 20120713  # fixed: the same input always gives the same split
     model: str = RIDGE  # "ridge", "gbt" or "package.module:function" (etl_job.learners)
-    # A label node of the feature module (stage="label"); by default the active data set's
-    # DEFAULT_LABEL when the settings are made ("": resolved to it later, see `resolved`).
-    label: str = field(default_factory=lambda: dataflow.feature_module().DEFAULT_LABEL)
+    label: str = ""  # a label node of the feature module (stage="label"); "": its DEFAULT_LABEL
 
-    def resolved(self) -> FitSettings:
-        """These settings with the label set: the active data set's DEFAULT_LABEL when none is."""
-        return self if self.label else replace(self, label=dataflow.feature_module().DEFAULT_LABEL)
+    @property
+    def label_node(self) -> str:
+        """The label node: `label`, or the active data set's DEFAULT_LABEL when none is named."""
+        return self.label or dataflow.feature_module().DEFAULT_LABEL
     max_fit_rows: int = DEFAULT_MAX_FIT_ROWS  # training rows a learner other than ridge may hold
 
     @property
     def task(self) -> int:
-        return TASKS[dataflow.label_task(self.label)]
+        return TASKS[dataflow.label_task(self.label_node)]
 
     @property
     def is_classification(self) -> bool:
@@ -61,10 +60,10 @@ class FitSettings:
 
 def check_model_fits_label(settings: FitSettings) -> None:
     """Before any row is read: the label exists and the model can learn its task (a usage error)."""
-    dataflow.label_task(settings.label)  # LabelError naming the label nodes there are
+    dataflow.label_task(settings.label_node)  # LabelError naming the label nodes there are
     if settings.model == RIDGE and settings.is_classification:
-        raise ValueError(f"--model ridge fits a regression, and label {settings.label!r} is "
-                         f"{dataflow.label_task(settings.label)}: choose --model gbt or an estimator "
+        raise ValueError(f"--model ridge fits a regression, and label {settings.label_node!r} is "
+                         f"{dataflow.label_task(settings.label_node)}: choose --model gbt or an estimator "
                          "(--model package.module:function)")
 
 
@@ -177,9 +176,9 @@ def fit(solve: Callable[[float], tuple[float, np.ndarray]], *, aggregates: dict[
     if settings.is_classification:
         classes, counts = np.unique(train_labels, return_counts=True)
         if len(classes) < 2:
-            raise TrainingError(f"label {settings.label!r} takes one value in every training row: nothing to classify")
+            raise TrainingError(f"label {settings.label_node!r} takes one value in every training row: nothing to classify")
         shares = counts / counts.sum()
-        train_labels = class_index(classes, train_labels, settings.label)
+        train_labels = class_index(classes, train_labels, settings.label_node)
     try:
         onnx = learners.fit_onnx_model(settings.model, settings.task, class_labels(classes), train_matrix,
                                        train_labels, dataflow.model_features())

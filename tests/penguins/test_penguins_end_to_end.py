@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 
 from absenteeism import config_io, data_sets
+from absenteeism.dataset import reader
+from absenteeism.online import converters
 from clients import PredictionClient
 from testkit.paths import REPO_ROOT
 from testkit.records import VALID_ROW
@@ -162,3 +164,24 @@ def test_a_reload_to_another_data_sets_config_is_refused_and_the_server_keeps_se
         with PredictionClient(server.target, insecure=True) as client:
             answer = client.predict(VALID_ROW)
     assert answer.config_id == trained_config.config.content_sha256
+
+
+def test_processes_share_a_drift_window_of_text_categories_missing_values_and_dates(penguins_run):
+    data_sets.activate("penguins")
+    try:
+        accepted = reader.read_valid(SAMPLE)
+        records = converters.frame_to_records(accepted.loc[:, list(data_sets.active().table.column_names)])
+    finally:
+        data_sets.activate(data_sets.DEFAULT)
+    with ServerProcess(penguins_run / "serving_config.pb", "--processes", "2", "--drift-min-records", "100") as server, \
+            PredictionClient(server.target, insecure=True, data_set="penguins") as client:
+        for start in range(0, len(records), 50):
+            client.predict_batch(records[start:start + 50])
+        report = client.drift_report()
+    assert report.window_records == len(records) and not report.insufficient_data
+    entries = {(f.name, f.metric): f for f in report.features}
+    # The training traffic again: no profiled value drifts, a text category and a nullable number included.
+    assert not report.drifted, [(f.name, f.metric, f.value) for f in report.drifted]
+    names = {name for name, _ in entries}
+    assert {"island", "sex", "culmen_length_mm", "date_egg", "clutch_completion", "prediction"} <= names
+    assert "comments" not in names  # free text is not profiled

@@ -1,0 +1,97 @@
+"""The framework over every data set it knows: records made from each raw schema alone (its golden
+records: every category, the ends and quartiles of every range, a missing value in every nullable
+field, empty and non-ASCII free text) and each data set's own rows go through both online
+predictors with the same bits as the batch path, and a file's rows read as a request's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from absenteeism import config_io, data_sets
+from absenteeism.dataset import reader
+from absenteeism.online import converters
+from absenteeism.online.fast import FastPredictor
+from absenteeism.online.reference import ReferencePredictor
+from etl_job import golden, pipeline, run_settings
+from testkit.bits import assert_same_bits
+
+DATA_SETS = sorted(data_sets.KNOWN)
+
+
+@pytest.fixture(scope="module", params=DATA_SETS)
+def built(request, tmp_path_factory) -> tuple[str, Path]:
+    """The job run in this process on the data set's bundled sample: (name, output folder)."""
+    out = tmp_path_factory.mktemp(request.param) / "out"
+    try:
+        pipeline.run(run_settings.RunSettings(data_set=request.param, input_path=data_sets.named(request.param).sample_input,
+                                              output_dir=out))
+    finally:
+        data_sets.activate(data_sets.DEFAULT)
+    return request.param, out
+
+
+@pytest.fixture
+def active(built):
+    name, out = built
+    data_sets.activate(name)
+    yield name, out, config_io.read_config(out / config_io.CONFIG_FILE)
+    data_sets.activate(data_sets.DEFAULT)
+
+
+def test_schema_made_records_give_the_batch_paths_bits_on_both_predictors(active):
+    _, _, config = active
+    records = converters.golden_records(config)
+    assert len(records) == len(config.golden_rows) >= 3
+    table = data_sets.active().table
+    for column in table.columns:  # what the golden records are made of: every kind of edge
+        values = [converters.record_to_dict(r)[column.name] for r in records]
+        if column.nullable:
+            assert None in values, column.name
+        if column.text_categories:
+            assert set(column.text_categories) <= set(values), column.name
+    expected = np.array([row.features for row in config.golden_rows])
+    for predictor in (FastPredictor(config), ReferencePredictor(config)):
+        result = predictor.predict(records)
+        assert_same_bits(result.features, expected)
+        assert_same_bits(result.predictions, np.array([row.prediction for row in config.golden_rows]))
+
+
+def test_every_accepted_row_of_the_sample_is_the_training_sets_on_both_predictors(active):
+    _, out, config = active
+    table = data_sets.active().table
+    accepted = reader.read_valid(data_sets.active().sample_input)
+    training = pd.read_parquet(out / "training_set.parquet").set_index("source_row")
+    rows = accepted.loc[training.index, list(table.column_names)]
+    records = converters.frame_to_records(rows)
+    expected = training.loc[:, list(config.feature_names)].to_numpy(dtype=np.float64)
+    for predictor in (FastPredictor(config), ReferencePredictor(config)):
+        result = predictor.predict(records)
+        assert_same_bits(result.features, expected)
+        assert_same_bits(result.predictions, training["prediction"].to_numpy(dtype=np.float64))
+
+
+def test_a_files_rows_read_as_a_requests_records(active):
+    """Typed columns from the file (the job's reader) and from the same rows sent as records (the
+    server's converters): the same dtypes and bits, missing values included."""
+    table = data_sets.active().table
+    accepted = reader.read_valid(data_sets.active().sample_input)
+    rows = accepted.loc[:, list(table.column_names)]
+    arrays, missing = converters.records_to_arrays(converters.frame_to_records(rows))
+    assert len(missing) == 0
+    for column in table.columns:
+        from_file, from_request = rows[column.name].to_numpy(), arrays[column.name]
+        if column.dtype == "str":
+            assert [None if pd.isna(v) else v for v in from_file] == from_request.tolist(), column.name
+        else:
+            assert from_request.dtype == from_file.dtype, column.name
+            assert_same_bits(from_request, from_file)
+
+
+def test_the_golden_frame_covers_each_columns_rules(active):
+    frame = golden.golden_frame()
+    for column in data_sets.active().table.columns:
+        assert frame[column.name].dtype == column.frame_dtype, column.name
