@@ -204,12 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
     dag.add_argument("--output-dir", type=Path, default=run_settings.DEFAULT_OUTPUT_DIR, help="default: build/")
     dag.set_defaults(handler=_dag)
 
-    generate = commands.add_parser("generate", help="write realistic synthetic records in the data set's format")
+    generate = commands.add_parser("generate", help="write synthetic records in the data set's format (absenteeism's "
+                                                    "realistic, any other's from its raw schema alone)")
+    generate.add_argument("--dataset", default=data_sets.DEFAULT, choices=sorted(data_sets.KNOWN),
+                          help="the data set whose records to write (default: %(default)s)")
     generate.add_argument("--rows", type=_non_negative_int, default=1000, help="default: %(default)s")
     generate.add_argument("--seed", type=_non_negative_int, default=0, help="default: %(default)s")
     generate.add_argument("--output", type=Path, required=True, help="FILE.csv (the data set's format) or FILE.parquet")
     generate.add_argument("--bad-fraction", type=_fraction(low_open=False), default=0.0,
-                          help="share of rows given one realistic quirk each (default: %(default)s)")
+                          help="share of rows given one quirk each, which the job must reject (default: %(default)s)")
     generate.set_defaults(handler=_generate)
     return parser
 
@@ -327,15 +330,34 @@ def _dag(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from etl_job import synthetic  # only this command needs the generator: `run` starts without it
-
     if args.output.suffix.lower() not in (".csv", ".parquet"):
         raise _UsageError(f"--output {args.output}: expected a .csv or .parquet file name")
+    if args.dataset != "absenteeism":
+        return _generate_from_schema(args)
+    from etl_job import synthetic  # only this command needs the generator: `run` starts without it
+
     start = time.perf_counter()
     chunks = synthetic.generate_chunks(args.rows, args.seed, bad_fraction=args.bad_fraction)
     synthetic.write_chunks(chunks, args.output,
                            all_text=args.bad_fraction > 0 and args.rows > synthetic.CHUNK_ROWS)
     log.info("wrote %d rows to %s in %.2f s", args.rows, args.output, time.perf_counter() - start)
+    return EXIT_OK
+
+
+def _generate_from_schema(args: argparse.Namespace) -> int:
+    """Records of a data set with no realistic generator: drawn from its raw schema's rules."""
+    from etl_job import schema_records
+
+    table = data_sets.activate(args.dataset).table
+    start = time.perf_counter()
+    try:
+        records = schema_records.generate_records(table, args.rows, args.seed, bad_fraction=args.bad_fraction)
+    except schema_records.UnsupportedRule as error:  # the data set, not the command line: no usage text
+        print(f"etl_job: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    schema_records.write(records.cells, table, args.output)
+    log.info("wrote %d %s rows (%d with a defect) to %s in %.2f s", args.rows, args.dataset, len(records.defects),
+             args.output, time.perf_counter() - start)
     return EXIT_OK
 
 
