@@ -61,6 +61,11 @@ def raw_record(**fields: Any) -> Message:
     return _layout().record_type(**fields)
 
 
+def to_request_record(fields: dict[str, Any]) -> Message:
+    """A RawRecord of the active data set from a dict as a client writes one (None: unset)."""
+    return raw_record(**{name: value for name, value in fields.items() if value is not None})
+
+
 def records_to_matrix(records: Sequence[Message]) -> tuple[np.ndarray, ViolationTable]:
     """All fields of `records` as a float64 (records x request fields) matrix, and a "required"
     violation per unset field (row = position). int32 values are exact in float64. Only for a data

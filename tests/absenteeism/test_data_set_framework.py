@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from absenteeism import config_io, data_sets
+from absenteeism import config_io, data_sets, dataflow
 from absenteeism.dataset import reader
 from absenteeism.online import converters
 from absenteeism.online.fast import FastPredictor
+from absenteeism.online.predictor import InvalidRecords
 from absenteeism.online.reference import ReferencePredictor
-from etl_job import golden, pipeline, run_settings
+from etl_job import golden, pipeline, run_settings, schema_records
 from testkit.bits import assert_same_bits
 
 DATA_SETS = sorted(data_sets.KNOWN)
@@ -95,3 +96,24 @@ def test_the_golden_frame_covers_each_columns_rules(active):
     frame = golden.golden_frame()
     for column in data_sets.active().table.columns:
         assert frame[column.name].dtype == column.frame_dtype, column.name
+
+
+def test_edge_records_give_the_batch_paths_bits_and_invalid_ones_the_same_refusals_on_both_predictors(active):
+    _, _, config = active
+    table = data_sets.active().table
+    records = [converters.to_request_record(fields) for fields in schema_records.edge_records(table)]
+    fast, reference = FastPredictor(config), ReferencePredictor(config)
+    arrays, _ = converters.records_to_arrays(records)
+    batch = dataflow.feature_matrix(dataflow.compute_features(pd.DataFrame(arrays), reference.aggregates))
+    for predictor in (fast, reference):
+        assert_same_bits(predictor.predict(records).features, batch)
+    invalid = schema_records.invalid_edge_records(table)
+    assert {edge.field for edge in invalid} >= {c.name for c in table.columns if not c.nullable}
+    for edge in invalid:
+        refusals = []
+        for predictor in (fast, reference):
+            with pytest.raises(InvalidRecords) as refused:
+                predictor.predict([converters.to_request_record(edge.record)])
+            refusals.append([(v.row, v.column, v.rule, v.value) for v in refused.value.violations])
+        assert refusals[0] == refusals[1], edge
+        assert [(column, rule.split("(")[0]) for _, column, rule, _ in refusals[0]] == [(edge.field, edge.rule)], edge
