@@ -11,6 +11,7 @@ the feature module decides what missing means.
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -198,9 +199,13 @@ DATE_RULE = "date(YYYY-MM-DD)"  # the rule a date that is no calendar date break
 EPOCH = datetime.date(1970, 1, 1)
 
 
+DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"  # the one spelling taken (fromisoformat alone takes 20081120, 2008-W47-4)
+
+
 def parse_date(text: Any) -> int | None:
-    """Days since 1970-01-01 of an ISO date "YYYY-MM-DD"; None when `text` is not one."""
-    if not isinstance(text, str) or len(text.strip()) != 10:
+    """Days since 1970-01-01 of an ISO date "YYYY-MM-DD" (surrounding blanks ignored); None when
+    `text` is not one."""
+    if not isinstance(text, str) or re.match(DATE_PATTERN, text.strip()) is None:
         return None
     try:
         return (datetime.date.fromisoformat(text.strip()) - EPOCH).days

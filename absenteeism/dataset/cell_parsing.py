@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from absenteeism import data_sets
 from absenteeism.dataset.raw_chunk import RawChunk
-from absenteeism.raw_schema import DATE_RULE, REQUIRED, CsvDialect, RawColumn, Violation, parse_date
+from absenteeism.raw_schema import DATE_PATTERN, DATE_RULE, EPOCH, REQUIRED, CsvDialect, RawColumn, Violation
 
 
 def parse_columns(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[Violation]]:
@@ -129,24 +129,21 @@ def _cast_numbers(text: pa.Array) -> np.ndarray:
 
 
 def _parse_cells(column: RawColumn, raw: pd.Series, dialect: CsvDialect, violations: list[Violation]) -> pd.Series:
-    """One column of any kind from its cells, cell by cell where it is no plain number column:
-    missing cells (empty or a missing-value token), then the kind's parse."""
-    texts = [value.strip() if isinstance(value, str) else None for value in raw.tolist()]
-    missing = np.array([text is None or text in dialect.missing_values or text == "" for text in texts], dtype=bool)
+    """One column of any kind from its cells: missing cells (empty or a missing-value token), then
+    the kind's parse, column-wise (a number through to_numbers, a bool by its tokens, a date by
+    DATE_PATTERN and the calendar)."""
+    text = raw.astype("str").str.strip().where(raw.notna(), "")
+    missing = (text.isin(dialect.missing_values) | (text == "")).to_numpy()
     for label in raw.index[missing & (not column.nullable)]:
         violations.append(Violation(row=label, column=column.name, rule=REQUIRED, value=None))
     if column.dtype == "str":
-        return pd.Series(column.read_text([None if gone else text for text, gone in zip(texts, missing)]),
-                         index=raw.index, dtype="str")
-    values = np.zeros(len(texts), dtype=np.float64)
-    for i, (label, text) in enumerate(zip(raw.index, texts)):
-        if missing[i]:
-            continue
-        value, rule = _parse_cell(column, text or "", dialect)
-        if rule is None:
-            values[i] = value
-        else:
-            violations.append(Violation(row=label, column=column.name, rule=rule, value=text))
+        return pd.Series(column.read_text(text.where(~missing, None).tolist()), index=raw.index, dtype="str")
+    parsed, rule = _parse_texts(column, text, dialect)
+    values = np.array(parsed, dtype=np.float64)  # a copy of its own: pandas' arrays may be read-only
+    bad = np.flatnonzero(np.isnan(values) & ~missing)
+    for label, written in zip(raw.index[bad], text.iloc[bad]) if len(bad) else ():
+        violations.append(Violation(row=label, column=column.name, rule=rule, value=written))
+    values[np.isnan(values)] = 0.0
     if column.frame_dtype == "float64":
         values[missing] = np.nan if column.nullable else 0.0
         return pd.Series(values, index=raw.index)
@@ -158,18 +155,21 @@ def _parse_cells(column: RawColumn, raw: pd.Series, dialect: CsvDialect, violati
 _TRUE, _FALSE = ("True", "true"), ("False", "false")  # also taken: how Parquet's bools read as text
 
 
-def _parse_cell(column: RawColumn, text: str, dialect: CsvDialect) -> tuple[float, str | None]:
-    """A cell's value as float64, or the rule it breaks (its kind's)."""
+def _parse_texts(column: RawColumn, text: pd.Series, dialect: CsvDialect) -> tuple[np.ndarray, str]:
+    """Stripped cells as float64 values (NaN where a cell is missing or breaks the kind's rule),
+    and that rule."""
     if column.dtype == "bool":
-        if text in dialect.true_values or text in _TRUE:
-            return 1.0, None
-        if text in dialect.false_values or text in _FALSE:
-            return 0.0, None
-        return 0.0, f"bool({'/'.join((*dialect.true_values, *dialect.false_values))})"
+        values = np.full(len(text), np.nan)
+        values[text.isin((*dialect.true_values, *_TRUE)).to_numpy()] = 1.0
+        values[text.isin((*dialect.false_values, *_FALSE)).to_numpy()] = 0.0
+        return values, f"bool({'/'.join((*dialect.true_values, *dialect.false_values))})"
     if column.dtype == "date":
-        days = parse_date(text)
-        return (0.0, DATE_RULE) if days is None else (float(days), None)
-    number = to_numbers(pd.Series([text], dtype=object)).iloc[0]
-    if not np.isfinite(number) or (column.dtype == "int64" and number != np.floor(number)):
-        return 0.0, "integer" if column.dtype == "int64" else "number"
-    return float(number), None
+        dates = pd.to_datetime(text.where(text.str.fullmatch(DATE_PATTERN), None), format="%Y-%m-%d", errors="coerce")
+        days = (dates - pd.Timestamp(EPOCH)).dt.days.to_numpy(dtype=np.float64, na_value=np.nan)
+        return days, DATE_RULE
+    values = to_numbers(text).to_numpy(dtype=np.float64, copy=True)
+    with np.errstate(invalid="ignore"):
+        values[~np.isfinite(values)] = np.nan
+        if column.dtype == "int64":
+            values[values != np.floor(values)] = np.nan
+    return values, "integer" if column.dtype == "int64" else "number"

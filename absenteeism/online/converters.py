@@ -35,7 +35,6 @@ class _Layout:
         self.names = data_set.table.column_names
         self.all_fields = attrgetter(*self.names)
         self.numpy_dtypes = {c.name: np.dtype(c.frame_dtype) for c in self.columns}
-        self.is_int = frozenset(c.name for c in self.columns if c.dtype == "int64")
         fields = [self.record_type.DESCRIPTOR.fields_by_name[name] for name in self.names]
         self.numbers = tuple(f.number for f in fields)
         kinds = {FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_DOUBLE}
