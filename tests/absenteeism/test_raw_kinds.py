@@ -36,7 +36,7 @@ def test_each_kind_has_its_frame_dtype_and_a_missing_value_makes_numbers_float()
 
 @pytest.mark.parametrize("text,days", [("1970-01-01", 0), ("2008-02-29", 13938), (" 2000-01-01 ", 10957),
                                        ("2007-02-29", None), ("2008-13-01", None), ("20080101", None), ("", None),
-                                       ("2008-1-1", None)])
+                                       ("2008-1-1", None), ("2008-W47-4", None), ("2008-11-20T00", None)])
 def test_a_date_is_an_iso_calendar_date_and_nothing_else(text, days):
     assert parse_date(text) == days
 
