@@ -42,7 +42,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from absenteeism.dataset import atomic
-from absenteeism.raw_schema import EPOCH, REQUIRED, CsvDialect, RawColumn, RawTable, days_to_date, rule_text
+from absenteeism.online import converters
+from absenteeism.raw_schema import EPOCH, REQUIRED, CsvDialect, RawColumn, RawTable, rule_text
 
 NULL_FRACTION = 0.1  # share of a nullable column's cells left missing
 
@@ -418,19 +419,7 @@ def edge_values(column: RawColumn) -> list[Any]:
         values = list(domain.allowed)
     else:
         values = [domain.low, domain.high]
-    return [*(_request_value(column, v) for v in values), *([None] if column.nullable else [])]
-
-
-def _request_value(column: RawColumn, value: Any) -> Any:
-    if column.dtype == "date":
-        return days_to_date(int(value))
-    if column.dtype == "int64":
-        return int(value)
-    if column.dtype == "float64":
-        return float(value)
-    if column.dtype == "bool":
-        return bool(value)
-    return str(value)
+    return [*(converters.request_value(column, v) for v in values), *([None] if column.nullable else [])]
 
 
 def edge_records(table: RawTable) -> list[dict[str, object]]:
@@ -472,8 +461,8 @@ def invalid_edge_records(table: RawTable) -> list[InvalidRecord]:
             else:
                 values = domain.allowed if domain.allowed is not None else (domain.low, domain.high)
                 low, high = min(values), max(values)
-                broken(column, _request_value(column, low - 1), rule)
-                broken(column, _request_value(column, high + 1), rule)
+                broken(column, converters.request_value(column, low - 1), rule)
+                broken(column, converters.request_value(column, high + 1), rule)
         elif column.check is not None and _outside_possible(column):
             assert domain.allowed is not None
             broken(column, not domain.allowed[0], ISIN_RULE)

@@ -16,10 +16,10 @@ def documented_range(text: str) -> tuple[float, float]:
     return numbers[0], max(numbers)
 
 
-def proto_field_comments() -> dict[str, str]:
-    """RawRecord field name -> the comment lines just above it in raw_record.proto."""
+def proto_field_comments(proto: str = "absenteeism/v1/raw_record.proto") -> dict[str, str]:
+    """RawRecord field name -> the comment lines just above it in `proto` (under protos/)."""
     comments, pending = {}, []
-    for line in (REPO_ROOT / "protos" / "absenteeism" / "v1" / "raw_record.proto").read_text().splitlines():
+    for line in (REPO_ROOT / "protos" / proto).read_text().splitlines():
         line = line.strip()
         if line.startswith("//"):
             pending.append(line[2:])

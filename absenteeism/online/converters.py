@@ -190,12 +190,13 @@ def frame_to_records(frame: pd.DataFrame) -> list[Any]:
         for column, value in zip(present, row):
             if pd.isna(value):
                 continue
-            setattr(record, column.name, _field_value(column, value))
+            setattr(record, column.name, request_value(column, value))
         records.append(record)
     return records
 
 
-def _field_value(column: RawColumn, value: Any) -> Any:
+def request_value(column: RawColumn, value: Any) -> Any:
+    """A typed value (a frame's: a date as its days) as a RawRecord field takes it."""
     if column.dtype == "int64":
         return int(value)
     if column.dtype == "float64":
@@ -203,7 +204,7 @@ def _field_value(column: RawColumn, value: Any) -> Any:
     if column.dtype == "bool":
         return bool(value)
     if column.dtype == "date":
-        return days_to_date(value)
+        return days_to_date(int(value))
     return str(value)
 
 

@@ -4,13 +4,11 @@ types), not what the .proto text looks like."""
 
 from __future__ import annotations
 
-import re
-
 from google.protobuf.descriptor import FieldDescriptor
 
 from absenteeism.v1 import prediction_service_pb2, serving_config_pb2
 from penguins.v1 import penguin_record_pb2, penguin_service_pb2, penguin_service_pb2_grpc
-from testkit.paths import REPO_ROOT
+from testkit.contract_docs import proto_field_comments
 
 T = FieldDescriptor
 # name, number, type: the Palmer penguins request columns (labels body_mass_g and species are not)
@@ -49,16 +47,7 @@ def test_every_raw_record_field_tracks_presence():
 
 
 def test_raw_record_comments_say_which_fields_are_required():
-    comments, pending = {}, []
-    for line in (REPO_ROOT / "protos" / "penguins" / "v1" / "penguin_record.proto").read_text().splitlines():
-        line = line.strip()
-        if line.startswith("//"):
-            pending.append(line[2:])
-            continue
-        field = re.match(r"optional \w+ (\w+) = \d+;", line)
-        if field:
-            comments[field.group(1)] = " ".join(pending)
-        pending = []
+    comments = proto_field_comments("penguins/v1/penguin_record.proto")
     assert list(comments) == [name for name, _, _ in RAW_FIELDS]
     for name, text in comments.items():
         assert ("required" in text) == (name in REQUIRED) and ("nullable" in text) == (name not in REQUIRED), text
