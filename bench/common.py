@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from google.protobuf.message import Message
 
+from absenteeism import data_sets
 from absenteeism.dataset import reader
 from absenteeism.online import converters
 from absenteeism.v1 import raw_record_pb2
@@ -26,17 +28,30 @@ def machine_line() -> str:
             f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}")
 
 
-def build_config(input_path: Path = SAMPLE, *job_flags: str) -> Path:
-    """Runs the ETL job on `input_path` (with `job_flags`, e.g. --alpha 25) into a temp folder; returns the folder."""
+def build_config(input_path: Path = SAMPLE, *job_flags: str, dataset: str = data_sets.DEFAULT) -> Path:
+    """Runs the ETL job of data set `dataset` on `input_path` (with `job_flags`, e.g. --alpha 25) into
+    a temp folder; returns the folder."""
     out = Path(tempfile.mkdtemp(prefix="bench-etl-"))
-    subprocess.run([sys.executable, "-m", "etl_job", "run", "--input", str(input_path), "--output-dir", str(out),
-                    "--no-progress", *job_flags], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "etl_job", "run", "--dataset", dataset, "--input", str(input_path),
+                    "--output-dir", str(out), "--no-progress", *job_flags], check=True, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)
     return out
 
 
 def sample_records(input_path: Path = SAMPLE) -> list[raw_record_pb2.RawRecord]:
     """The valid records of the input, as a client would send them."""
     return converters.frame_to_records(reader.read_valid(input_path))
+
+
+def data_set_records(name: str, input_path: Path | None = None) -> list[Message]:
+    """The valid records of `input_path` (default: the data set's bundled sample) as a client of data
+    set `name` sends them (its own RawRecord). The process's active data set is left as it was."""
+    previous = data_sets.active()
+    chosen = data_sets.activate(name)
+    try:
+        return converters.frame_to_records(reader.read_valid(input_path or chosen.sample_input))
+    finally:
+        data_sets.activate(previous)
 
 
 def process_tree_cpu_seconds(pid: int) -> float:

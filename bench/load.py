@@ -5,6 +5,8 @@ interpreters), each running its share of `clients` callers as asyncio tasks; eve
 own channel, so its own TCP connection (with --processes on the server, the kernel spreads
 connections, not calls), and sends its next call as soon as the last one is answered, cycling
 through different real records. All processes start together at a shared wall-clock instant.
+The calls are the data set's own (`data_set=`, default absenteeism): its PredictRequest, sent with
+its PredictionService stub, so to `/<its package>.PredictionService/Predict`.
 
 Besides calls/s and latency percentiles, it reports how busy each client process was (CPU seconds
 / wall seconds): a client process near 1.0 would be the bottleneck; well below it, the callers
@@ -14,6 +16,7 @@ spent their time waiting for the server.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import multiprocessing
 import resource
 import time
@@ -41,13 +44,13 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _callers(target: str, callers: int, seconds: float, start_at: float,
-                   requests: list[bytes]) -> tuple[list[float], float, float]:
+async def _callers(target: str, callers: int, seconds: float, start_at: float, requests: list[bytes],
+                   modules: tuple[str, str]) -> tuple[list[float], float, float]:
     # Imported in the spawned client process only: the parent that starts the clients needs no gRPC.
+    # `modules`: the data set's *_pb2 and *_pb2_grpc modules (only these: not its feature module).
     import grpc
 
-    from absenteeism.v1 import prediction_service_pb2 as pb
-    from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc
+    pb, pb_grpc = (importlib.import_module(module) for module in modules)
 
     messages = [pb.PredictRequest.FromString(data) for data in requests]
     # use_local_subchannel_pool: channels of one process would otherwise share one connection
@@ -75,20 +78,26 @@ async def _callers(target: str, callers: int, seconds: float, start_at: float,
     return latencies, wall, cpu
 
 
-def _client_process(target, callers, seconds, start_at, requests, results) -> None:
-    results.put(asyncio.run(_callers(target, callers, seconds, start_at, requests)))
+def _client_process(target, callers, seconds, start_at, requests, modules, results) -> None:
+    results.put(asyncio.run(_callers(target, callers, seconds, start_at, requests, modules)))
 
 
 def run(target: str, clients: int, processes: int, seconds: float, requests: list[bytes],
-        server_cpu: Callable[[], float] = lambda: 0.0, start_delay: float = START_DELAY) -> Load:
-    """`requests`: serialized PredictRequest messages to cycle through; `server_cpu()`: the server's
-    CPU seconds so far, read when the callers start and when the last one is done."""
+        server_cpu: Callable[[], float] = lambda: 0.0, start_delay: float = START_DELAY,
+        data_set: str = "absenteeism") -> Load:
+    """`requests`: serialized PredictRequest messages of `data_set` to cycle through; `server_cpu()`:
+    the server's CPU seconds so far, read when the callers start and when the last one is done."""
+    from absenteeism import data_sets  # the parent only: a client process imports the two stub modules
+
+    chosen = data_sets.named(data_set)
+    modules = (chosen.service.__name__, chosen.service_grpc.__name__)
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     processes = min(processes, clients)
     shares = [clients // processes + (k < clients % processes) for k in range(processes)]
     start_at = time.time() + start_delay
-    workers = [context.Process(target=_client_process, args=(target, share, seconds, start_at, requests, results))
+    workers = [context.Process(target=_client_process,
+                               args=(target, share, seconds, start_at, requests, modules, results))
                for share in shares]
     for worker in workers:
         worker.start()

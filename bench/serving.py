@@ -4,6 +4,7 @@ by side in one run, each server on 127.0.0.1, loaded by client processes apart f
     python bench/serving.py                        # full run (about 4 minutes)
     python bench/serving.py --processes 1,2        # our server with 1 and 2 processes (the default)
     python bench/serving.py --smoke                # a few calls of each kind (8 callers only): CI runs this so the script cannot rot
+    python bench/serving.py --data-sets            # instead: text and missing-value fields (about 1.5 minutes)
 
 Servers (--predictors): `echo` is bench/echo_server.py, the same contract doing no work with gRPC's
 thread server (what feature_service uses): the floor of a Python gRPC server process here;
@@ -15,6 +16,15 @@ Prints sequential Predict latency (one caller, in this process), Predict through
 over client processes apart from the server's), the server's CPU per call, how busy the busiest
 client process was, and PredictBatch rows/s at 1, 100 and 10,000 records; then each column against
 the echo floor, and fast/reference.
+
+With --data-sets, the per-record cost of text and missing-value fields instead: three servers, each
+`fast` in one process on its own data set's config (built by the job) and typed service, side by
+side: `absenteeism` (its sample's records: 20 numeric fields, every one set, read as one float64
+matrix), `penguins, all fields set` (the accepted rows of penguins-raw.csv with every field set:
+text categories, a bool, a date as text, numbers and free text) and `penguins, missing values` (the
+same records with every nullable field cleared). For each: sequential Predict p50, calls/s and the
+server's CPU per Predict with 8 callers, PredictBatch of 10,000 records in rows/s and the server's CPU
+per row; then each penguins column over absenteeism's.
 """
 
 from __future__ import annotations
@@ -22,17 +32,25 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from absenteeism.v1 import prediction_service_pb2 as pb
-from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc
+from absenteeism import data_sets
 from bench import load
-from bench.common import build_config, machine_line, percentiles, process_tree_cpu_seconds, sample_records
+from bench.common import (
+    build_config,
+    data_set_records,
+    machine_line,
+    percentiles,
+    process_tree_cpu_seconds,
+    sample_records,
+)
 from testkit.server_process import ServerProcess
 
 CLIENTS = (1, 8, 32)
@@ -48,7 +66,14 @@ class Figures:
     batch_rows_per_s: dict[int, float] = field(default_factory=dict)  # PredictBatch, by records per call
 
 
-def sequential_latency(target: str, records, calls: int) -> dict[str, float]:
+def contract(data_set: str) -> tuple[ModuleType, ModuleType]:
+    """The data set's request messages (*_pb2) and PredictionService stub (*_pb2_grpc) modules."""
+    chosen = data_sets.named(data_set)
+    return chosen.service, chosen.service_grpc
+
+
+def sequential_latency(target: str, records, calls: int, data_set: str = data_sets.DEFAULT) -> dict[str, float]:
+    pb, pb_grpc = contract(data_set)
     with grpc.insecure_channel(target) as channel:
         stub = pb_grpc.PredictionServiceStub(channel)
         requests = [pb.PredictRequest(record=records[i % len(records)]) for i in range(calls)]
@@ -62,17 +87,26 @@ def sequential_latency(target: str, records, calls: int) -> dict[str, float]:
     return percentiles(seconds)
 
 
-def batch_rows_per_second(target: str, records, size: int, repeats: int) -> float:
+def batch_cost(target: str, records, size: int, repeats: int, data_set: str = data_sets.DEFAULT,
+               server_cpu: Callable[[], float] = lambda: 0.0) -> tuple[float, float]:
+    """PredictBatch of `size` records, `repeats` times after one warm-up call: (rows/s, the server's
+    CPU seconds per row, from `server_cpu()` read before and after; 0 without it)."""
+    pb, pb_grpc = contract(data_set)
     batch = [records[i % len(records)] for i in range(size)]
     request = pb.PredictBatchRequest(records=batch)
     with grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20),
                                                 ("grpc.max_receive_message_length", 64 << 20)]) as channel:
         stub = pb_grpc.PredictionServiceStub(channel)
         stub.PredictBatch(request)
-        start = time.perf_counter()
+        cpu_before, start = server_cpu(), time.perf_counter()
         for _ in range(repeats):
             stub.PredictBatch(request)
-        return size * repeats / (time.perf_counter() - start)
+        seconds, cpu = time.perf_counter() - start, server_cpu() - cpu_before
+        return size * repeats / seconds, cpu / (size * repeats)
+
+
+def batch_rows_per_second(target: str, records, size: int, repeats: int) -> float:
+    return batch_cost(target, records, size, repeats)[0]
 
 
 def server(name: str, config: Path) -> ServerProcess:
@@ -90,6 +124,7 @@ def server(name: str, config: Path) -> ServerProcess:
 
 
 def measure(name: str, config: Path, records, args) -> Figures:
+    pb, _ = contract(data_sets.DEFAULT)
     requests = [pb.PredictRequest(record=record).SerializeToString() for record in records]
     with server(name, config) as running:
         results = Figures(sequential_latency(running.target, records, 30 if args.smoke else 3000))
@@ -136,6 +171,89 @@ def report(figures: dict[str, Figures]) -> None:
                 [figures[n].loads[clients].calls_per_s / floor for n in names], None, 2)
 
 
+# ---- --data-sets: the per-record cost of text and missing-value fields ------------------------------------
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One column of the data-set comparison: a data set's config and the records sent to it."""
+
+    label: str
+    short: str  # its ratio column's name: "<short>/absenteeism"
+    data_set: str
+    config: Path
+    records: list
+
+
+def data_set_workloads(args) -> tuple[list[Workload], str]:
+    """The three columns, and a line saying which records each sends."""
+    absenteeism_config = args.config or build_config() / "serving_config.pb"
+    absenteeism_records = sample_records()
+    penguins = data_sets.named("penguins")
+    penguins_config = build_config(penguins.sample_input, dataset="penguins") / "serving_config.pb"
+    accepted = data_set_records("penguins")
+    every_field = [column.name for column in penguins.table.columns]
+    nullable = [column.name for column in penguins.table.columns if column.nullable]
+    complete = [record for record in accepted if all(record.HasField(name) for name in every_field)]
+    missing = []
+    for record in complete:
+        cleared = type(record)()
+        cleared.CopyFrom(record)
+        for name in nullable:
+            cleared.ClearField(name)
+        missing.append(cleared)
+    described = (f"records: absenteeism, the {len(absenteeism_records)} sample rows; penguins, the {len(complete)} of "
+                 f"{len(accepted)} accepted rows of {penguins.sample_input.name} with every field set; missing values: "
+                 f"the same {len(complete)} without {', '.join(nullable)}")
+    return [Workload("absenteeism", "absenteeism", "absenteeism", absenteeism_config, absenteeism_records),
+            Workload("penguins, all fields set", "all set", "penguins", penguins_config, complete),
+            Workload("penguins, missing values", "missing", "penguins", penguins_config, missing)], described
+
+
+def measure_data_set(workload: Workload, args) -> dict[str, float]:
+    pb, _ = contract(workload.data_set)
+    requests = [pb.PredictRequest(record=record).SerializeToString() for record in workload.records]
+    with ServerProcess(workload.config, "--predictor", "fast") as running:
+        def server_cpu() -> float:
+            return process_tree_cpu_seconds(running.pid)
+
+        sequential = sequential_latency(running.target, workload.records, 30 if args.smoke else 3000,
+                                        data_set=workload.data_set)
+        loaded = load.run(running.target, GOAL_CLIENTS, args.client_processes, 0.3 if args.smoke else args.seconds,
+                          requests, server_cpu=server_cpu, start_delay=2.0 if args.smoke else 3.0,
+                          data_set=workload.data_set)
+        rows_per_s, cpu_per_row = batch_cost(running.target, workload.records, 10_000, 2 if args.smoke else 10,
+                                             data_set=workload.data_set, server_cpu=server_cpu)
+    cpu_per_call = loaded.server_cpu_seconds / max(loaded.calls, 1)
+    return {"Predict sequential p50 (ms)": sequential["p50"],
+            f"Predict {GOAL_CLIENTS} clients (calls/s)": loaded.calls_per_s,
+            f"Predict {GOAL_CLIENTS} clients server CPU/call (us)": cpu_per_call * 1e6,
+            "PredictBatch 10000 (rows/s)": rows_per_s,
+            "PredictBatch 10000 server CPU/row (us)": cpu_per_row * 1e6}
+
+
+def report_data_sets(workloads: list[Workload], figures: list[dict[str, float]]) -> None:
+    """Side by side, then each column after the first over the first (absenteeism)."""
+    base = workloads[0]
+    print(f"{'measure':<40}" + "".join(f"{w.label:>26}" for w in workloads)
+          + "".join(f"{w.short + '/' + base.short:>22}" for w in workloads[1:]))
+    for name, reference in figures[0].items():
+        values = [measured[name] for measured in figures]
+        digits = 3 if "(ms)" in name else 1
+        print(f"{name:<40}" + "".join(f"{value:>26.{digits}f}" for value in values)
+              + "".join(f"{(value / reference if reference > 0 else float('nan')):>22.2f}" for value in values[1:]))
+
+
+def data_set_comparison(args) -> None:
+    workloads, described = data_set_workloads(args)
+    services = dict.fromkeys(data_sets.named(w.data_set).service_name for w in workloads)
+    print(f"data sets: one server each (fast predictor, 1 process) on its data set's config and service "
+          f"({', '.join(services)}); {GOAL_CLIENTS} callers in {args.client_processes} client processes, "
+          f"each its own connection")
+    print(described)
+    report_data_sets(workloads, [measure_data_set(workload, args) for workload in workloads])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny counts: checks the script runs")
@@ -147,9 +265,15 @@ def main() -> None:
                         help="client processes sharing the concurrent callers (each caller its own connection)")
     parser.add_argument("--seconds", type=float, default=8.0, help="seconds of load per measurement")
     parser.add_argument("--config", type=Path, help="a serving_config.pb to use (default: the ETL job is run on "
-                                                    "the bundled sample first)")
+                                                    "the bundled sample first); with --data-sets, absenteeism's")
+    parser.add_argument("--data-sets", action="store_true",
+                        help="instead of the predictors: absenteeism against penguins with every field set and "
+                             "with its nullable fields missing, side by side (the fast predictor, 1 process)")
     args = parser.parse_args()
     print(machine_line())
+    if args.data_sets:
+        data_set_comparison(args)
+        return
     print(f"load: {args.client_processes} client processes (fewer for fewer callers), each caller its own connection")
     config = args.config or build_config() / "serving_config.pb"
     records = sample_records()

@@ -32,6 +32,20 @@ def test_serving_benchmark_smoke(trained_config):
     assert "fast/ref" in out and "Predict 8 clients / echo (1 process)" in out
 
 
+def test_serving_benchmark_data_sets_smoke(trained_config):
+    out = run("bench/serving.py", "--data-sets", "--config", str(trained_config.path))
+    header = next(line for line in out.splitlines() if line.startswith("measure"))
+    for column in ("absenteeism", "penguins, all fields set", "penguins, missing values", "all set/absenteeism",
+                   "missing/absenteeism"):
+        assert column in header, column
+    assert "penguins.v1.PredictionService" in out  # the penguins columns called penguins' own service
+    for label in ("Predict sequential p50 (ms)", "Predict 8 clients server CPU/call (us)",
+                  "PredictBatch 10000 (rows/s)", "PredictBatch 10000 server CPU/row (us)"):
+        line = next(line for line in out.splitlines() if line.startswith(label))
+        assert len(line.split()) == len(label.split()) + 5, line  # three data sets and two ratios
+    assert "Predict 32 clients" not in out and "echo" not in header  # the predictors' table is not run
+
+
 def test_reload_benchmark_smoke():
     out = run("bench/reload.py")
     for label in ("p50 (ms)", "p99 (ms)", "calls/s"):
