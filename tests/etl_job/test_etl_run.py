@@ -167,7 +167,7 @@ def test_golden_rows_copy_no_input_row_and_take_every_category_value(job):
     inputs = set()
     for row in _raw_rows(source):
         try:
-            inputs.add(tuple(float(row[c.csv_header]) for c in RAW_COLUMNS))
+            inputs.add(tuple(float(row[c.csv_header.strip()]) for c in RAW_COLUMNS))
         except ValueError:  # a cell the job refuses (empty, '?'): not a row that could be copied
             continue
     assert len(inputs) > 600  # distinct rows (the real data set repeats some)
