@@ -59,6 +59,7 @@ COPY setup.cfg ./
 COPY absenteeism/ absenteeism/
 COPY etl_job/ etl_job/
 COPY feature_service/ feature_service/
+COPY penguins/ penguins/
 RUN /opt/venv/bin/python -m pip wheel --no-deps --find-links /wheelhouse --wheel-dir /wheels . \
  && /opt/venv/bin/python -m pip install --no-index --no-deps /wheels/absenteeism_serving-*.whl \
  && /opt/venv/bin/python -m pip check

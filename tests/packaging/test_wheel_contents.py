@@ -32,6 +32,7 @@ def test_the_proto_files_ship_beside_their_stubs(built_wheel, contract):
 
 
 def test_the_sample_data_ships(built_wheel):
+    assert "penguins/data/penguins-raw.csv" in built_wheel.names()  # --dataset penguins without --input
     samples = sorted(p.name for p in (REPO_ROOT / "etl_job" / "sample_data").glob("*.csv"))
     assert samples
     for name in samples:
