@@ -70,11 +70,14 @@ def test_the_dask_engine_gives_the_local_runs_outputs(penguins_run, tmp_path):
         data_sets.activate(data_sets.DEFAULT)
 
 
-def test_the_server_gives_the_training_sets_bits_in_all_three_modes_and_its_log_replays(penguins_run, tmp_path):
+@pytest.mark.parametrize("server_flags", [("--predictor", "fast"), ("--predictor", "reference"),
+                                          ("--micro-batch-rows", "64")], ids=["fast", "reference", "micro-batching"])
+def test_the_server_gives_the_training_sets_bits_in_all_three_modes_and_its_log_replays(penguins_run, tmp_path,
+                                                                                        server_flags):
     log = tmp_path / "log"
     log.mkdir()
     with ServerProcess(penguins_run / "serving_config.pb", "--prediction-log", str(log),
-                       "--prediction-log-sample-rate", "1") as server:
+                       "--prediction-log-sample-rate", "1", *server_flags) as server:
         result = subprocess.run([sys.executable, "-m", "clients", "parity", "--target", server.target, "--insecure",
                                  "--dataset", "penguins", "--training-set", str(penguins_run / "training_set.parquet"),
                                  "--input", str(SAMPLE), "--no-progress"],
