@@ -264,9 +264,8 @@ def _evaluated(metrics: dict) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    chosen = data_sets.named(args.dataset)
     settings = run_settings.RunSettings(
-        input_path=chosen.sample_input if args.input is None else args.input, output_dir=args.output_dir,
+        input_path=args.input, output_dir=args.output_dir,
         data_set=args.dataset, delimiter=args.delimiter, max_reject_fraction=args.max_reject_fraction,
         fit=training.FitSettings(alpha=args.alpha, test_fraction=args.test_fraction, seed=args.seed,
                                  model=args.model, label=args.label, max_fit_rows=args.max_fit_rows),

@@ -143,7 +143,7 @@ class DaskEngine(Engine):
         work = Path(work).resolve()
         part_tasks.spill_folder(work).mkdir()
         with steps.step("extract_validate"):
-            parts = partitions.plan(settings.input_path, settings.dask.part_bytes)
+            parts = partitions.plan(settings.source(), settings.dask.part_bytes)
             files = list(dict.fromkeys(part.path for part in parts))
             digest = client.submit(input_reader.input_sha256, files, pure=False)
             extracts = client.map(part_tasks.extract, parts, work=work, chunk_rows=settings.chunk_rows, pure=False)

@@ -97,7 +97,7 @@ class LocalEngine(Engine):
         settings = self.settings
         with Spill() as spill:
             with steps.step("extract_validate"):
-                reader = input_reader.Reader(settings.input_path, settings.chunk_rows)
+                reader = input_reader.Reader(settings.source(), settings.chunk_rows)
                 sample = profile_builder.RowSample()
                 collected = _extract_validate(reader, spill, work, steps, sample)
                 analyze_inputs = collected.analyze_inputs.frame()

@@ -99,7 +99,7 @@ def _run(settings: RunSettings, work: Path, out: Path) -> RunResult:
     finally:
         steps.close()
     timings = {**steps.timings, "total": time.perf_counter() - started}
-    run_report = report.build(input_path=Path(settings.input_path), extracted=extracted, tally=tally,
+    run_report = report.build(input_path=settings.source(), extracted=extracted, tally=tally,
                               max_reject_fraction=settings.max_reject_fraction, config=config,
                               timings=timings, created_at=created_at, outputs=paths)
     run_report["engine"] = settings.engine

@@ -26,7 +26,7 @@ class DaskSettings:
 
 @dataclass(frozen=True)
 class RunSettings:
-    input_path: Path = SAMPLE_INPUT
+    input_path: Path | None = None  # None: the data set's bundled sample (see `source`)
     output_dir: Path = DEFAULT_OUTPUT_DIR
     max_reject_fraction: float = DEFAULT_MAX_REJECT_FRACTION
     fit: training.FitSettings = field(default_factory=training.FitSettings)
@@ -38,6 +38,10 @@ class RunSettings:
     dask: DaskSettings = field(default_factory=DaskSettings)
     data_set: str = data_sets.DEFAULT  # the data set the input holds (data_sets.KNOWN)
     delimiter: str | None = None  # its CSV files' delimiter, when not the data set's own
+
+    def source(self) -> Path:
+        """The input: `input_path`, or the data set's bundled sample."""
+        return data_sets.named(self.data_set).sample_input if self.input_path is None else Path(self.input_path)
 
     def chosen_data_set(self) -> data_sets.DataSet:
         """The data set this run works on, with --delimiter applied."""
