@@ -79,6 +79,7 @@ def _write(frame: pd.DataFrame, path: Path | None) -> None:
 
 
 def predict(args: argparse.Namespace) -> int:
+    data_sets.activate(args.dataset)  # the input holds that data set's rows
     typed = reader.read_typed(args.input)  # source rows: 1-based data rows, header excluded
     rejects: list[dict] = []
     unreadable = set()
@@ -126,7 +127,7 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=release.program_name("clients"), description="Client of absenteeism.v1.PredictionService",
+    parser = argparse.ArgumentParser(prog=release.program_name("clients"), description="Client of a data set's PredictionService (absenteeism.v1's by default)",
                                      epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {release.version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

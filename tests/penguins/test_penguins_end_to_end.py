@@ -188,3 +188,16 @@ def test_processes_share_a_drift_window_of_text_categories_missing_values_and_da
     names = {name for name, _ in entries}
     assert {"island", "sex", "culmen_length_mm", "date_egg", "clutch_completion", "prediction"} <= names
     assert "comments" not in names  # free text is not profiled
+
+
+def test_clients_predict_sends_every_row_of_the_table_with_its_missing_values(penguins_run, tmp_path):
+    output = tmp_path / "predictions.csv"
+    with ServerProcess(penguins_run / "serving_config.pb") as server:
+        result = subprocess.run([sys.executable, "-m", "clients", "predict", "--target", server.target, "--insecure",
+                                 "--dataset", "penguins", "--input", str(SAMPLE), "--output", str(output),
+                                 "--no-progress"], capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "344 rows: 344 predicted, 0 rejected" in result.stderr  # the label is no request field
+    predicted = pd.read_csv(output, float_precision="round_trip").set_index("source_row")["prediction"]
+    training = pd.read_parquet(penguins_run / "training_set.parquet").set_index("source_row")["prediction"]
+    assert predicted.loc[training.index].to_numpy().tobytes() == training.to_numpy().tobytes()
