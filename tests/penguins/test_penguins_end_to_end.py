@@ -198,6 +198,6 @@ def test_clients_predict_sends_every_row_of_the_table_with_its_missing_values(pe
                                  "--no-progress"], capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr
     assert "344 rows: 344 predicted, 0 rejected" in result.stderr  # the label is no request field
-    predicted = pd.read_csv(output, float_precision="round_trip").set_index("source_row")["prediction"]
+    predicted = pd.read_csv(output).set_index("source_row")["prediction"]  # pandas 3 reads floats round-trip
     training = pd.read_parquet(penguins_run / "training_set.parquet").set_index("source_row")["prediction"]
     assert predicted.loc[training.index].to_numpy().tobytes() == training.to_numpy().tobytes()
