@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -30,15 +31,13 @@ class _Columns:
         self.rank = np.argsort(np.argsort(self.names))  # a column's place in name order: entries sort by (record, name)
 
 
-_COLUMNS: dict[int, tuple[RawTable, _Columns]] = {}
+@cache
+def _columns_of(table: RawTable) -> _Columns:  # a RawTable hashes by identity
+    return _Columns(table)
 
 
 def _columns() -> _Columns:
-    table = data_sets.active().table
-    found = _COLUMNS.get(id(table))
-    if found is None or found[0] is not table:
-        found = _COLUMNS[id(table)] = (table, _Columns(table))
-    return found[1]
+    return _columns_of(data_sets.active().table)
 
 # Rules are stored as small codes into this list (a few dozen texts at most: the raw schema's rules,
 # "required", pandera's own), so that an entry takes 15 bytes.
