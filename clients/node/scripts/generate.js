@@ -6,8 +6,9 @@
 //
 // protoc is grpcio-tools' (python -m grpc_tools.protoc): the npm `grpc-tools` package needs a
 // binary download that is not available everywhere. The Python interpreter is $PYTHON, else the
-// repo's .venv/bin/python, else python3. Besides protos/absenteeism/v1, it generates
-// google/rpc/status.proto and google/rpc/error_details.proto (from the googleapis-common-protos
+// repo's .venv/bin/python, else python3. It generates every data set's contract under protos/
+// (CONTRACT_PACKAGES: absenteeism/v1, whose answers every data set shares, and penguins/v1, whose
+// typed RawRecord and PredictionService import them), and also google/rpc/status.proto and google/rpc/error_details.proto (from the googleapis-common-protos
 // Python package, not copied into protos/) so that callers can decode the google.rpc.BadRequest
 // detail of an INVALID_ARGUMENT answer. Never edit src/generated/ by hand.
 "use strict";
@@ -21,6 +22,8 @@ const REPO_ROOT = path.resolve(NODE_ROOT, "..", "..");
 const PROTO_ROOT = path.join(REPO_ROOT, "protos");
 const DEFAULT_OUT = path.join(NODE_ROOT, "src", "generated");
 const GOOGLE_RPC_PROTOS = ["google/rpc/status.proto", "google/rpc/error_details.proto"];
+// One folder per data set's proto package (its own RawRecord and PredictionService), under protos/.
+const CONTRACT_PACKAGES = ["absenteeism/v1", "penguins/v1"];
 
 // ts-proto options: grpc-js service clients; CommonJS-friendly imports; plain numbers for 64-bit
 // integers (every uint64 in the contract is a row count, far below 2^53); Timestamp as Date.
@@ -55,12 +58,13 @@ function includeDirs(py) {
 }
 
 function contractProtos() {
-  const dir = path.join(PROTO_ROOT, "absenteeism", "v1");
-  return fs
-    .readdirSync(dir)
-    .filter((name) => name.endsWith(".proto"))
-    .sort()
-    .map((name) => `absenteeism/v1/${name}`);
+  return CONTRACT_PACKAGES.flatMap((pkg) =>
+    fs
+      .readdirSync(path.join(PROTO_ROOT, ...pkg.split("/")))
+      .filter((name) => name.endsWith(".proto"))
+      .sort()
+      .map((name) => `${pkg}/${name}`),
+  );
 }
 
 function listFiles(dir, prefix = "") {
@@ -110,6 +114,6 @@ function main() {
   for (const file of generate(outDir)) console.log(path.relative(process.cwd(), path.join(outDir, file)));
 }
 
-module.exports = { generate, listFiles, DEFAULT_OUT };
+module.exports = { generate, listFiles, CONTRACT_PACKAGES, DEFAULT_OUT };
 
 if (require.main === module) main();

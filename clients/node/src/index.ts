@@ -4,18 +4,19 @@ import {
   credentials,
   Metadata,
   status as Status,
+  type CallOptions,
   type ChannelCredentials,
+  type ClientDuplexStream,
   type ClientOptions,
+  type ClientUnaryCall,
   type ServiceError,
 } from "@grpc/grpc-js";
 
 import {
   PredictionServiceClient,
-  type PredictBatchRequest,
+  type GetServingConfigRequest,
   type PredictBatchResponse,
-  type PredictRequest,
   type PredictResponse,
-  type PredictStreamRequest,
   type PredictStreamResponse,
   type GetServingConfigResponse,
 } from "./generated/absenteeism/v1/prediction_service";
@@ -50,6 +51,9 @@ export {
 } from "./generated/absenteeism/v1/serving_config";
 export { BadRequest, BadRequest_FieldViolation } from "./generated/google/rpc/error_details";
 export { Status as RpcStatus } from "./generated/google/rpc/status";
+// Other data sets' typed contracts, one namespace per proto package: penguins.RawRecord,
+// penguins.PredictRequest, penguins.createClient(...). The answers are the messages above.
+export * as penguins from "./penguins";
 
 /** The trailer in which gRPC servers send a serialized google.rpc.Status with error details. */
 export const STATUS_DETAILS_TRAILER = "grpc-status-details-bin";
@@ -73,15 +77,30 @@ function deadline(settings: CallSettings): { deadline: Date } {
   return { deadline: new Date(Date.now() + (settings.timeoutMs ?? 10_000)) };
 }
 
-export function predict(client: PredictionServiceClient, request: PredictRequest, settings: CallSettings = {}): Promise<PredictResponse> {
+type Unary<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => ClientUnaryCall;
+
+// The promise helpers take any data set's generated PredictionServiceClient (absenteeism.v1's,
+// penguins.v1's, ...): the RPCs are the same, only the request messages (their RawRecord) differ,
+// and the request type is the one of the client passed.
+
+export function predict<Req>(
+  client: { predict: Unary<Req, PredictResponse> },
+  request: NoInfer<Req>,
+  settings: CallSettings = {},
+): Promise<PredictResponse> {
   return new Promise((resolve, reject) =>
     client.predict(request, new Metadata(), deadline(settings), (err, res) => (err ? reject(err) : resolve(res))),
   );
 }
 
-export function predictBatch(
-  client: PredictionServiceClient,
-  request: PredictBatchRequest,
+export function predictBatch<Req>(
+  client: { predictBatch: Unary<Req, PredictBatchResponse> },
+  request: NoInfer<Req>,
   settings: CallSettings = {},
 ): Promise<PredictBatchResponse> {
   return new Promise((resolve, reject) =>
@@ -89,16 +108,19 @@ export function predictBatch(
   );
 }
 
-export function getServingConfig(client: PredictionServiceClient, settings: CallSettings = {}): Promise<GetServingConfigResponse> {
+export function getServingConfig(
+  client: { getServingConfig: Unary<GetServingConfigRequest, GetServingConfigResponse> },
+  settings: CallSettings = {},
+): Promise<GetServingConfigResponse> {
   return new Promise((resolve, reject) =>
     client.getServingConfig({}, new Metadata(), deadline(settings), (err, res) => (err ? reject(err) : resolve(res))),
   );
 }
 
 /** Sends every request on one PredictStream call and collects the responses (one per request, in order). */
-export function predictStream(
-  client: PredictionServiceClient,
-  requests: Iterable<PredictStreamRequest>,
+export function predictStream<Req>(
+  client: { predictStream(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<Req, PredictStreamResponse> },
+  requests: Iterable<NoInfer<Req>>,
   settings: CallSettings = {},
 ): Promise<PredictStreamResponse[]> {
   return new Promise((resolve, reject) => {

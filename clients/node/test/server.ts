@@ -1,10 +1,12 @@
-// A real prediction server for the tests, on 127.0.0.1 only.
+// A real prediction server for the tests, on 127.0.0.1 only, for one data set (absenteeism by
+// default; startServer("penguins") for a penguins one, its variables PENGUINS_*).
 //
 // ABSENTEEISM_SERVER_ADDRESS=host:port  use a server someone else started (pytest does that) and
 //                                       leave it running;
 // otherwise                             start `python -m feature_service serve` on a free port with
 //                                       ABSENTEEISM_CONFIG (or a config the ETL job builds into a
-//                                       temp dir from its bundled sample data), stop it afterwards.
+//                                       temp dir from the data set's bundled sample data), stop it
+//                                       afterwards.
 // Python is $PYTHON, else the repo's .venv/bin/python, else python3.
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -27,11 +29,16 @@ export function python(): string {
   return fs.existsSync(venv) ? venv : "python3";
 }
 
-function buildConfig(): { config: string; cleanup: () => void } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "absenteeism-node-test-"));
+export type DataSet = "absenteeism" | "penguins";
+
+function buildConfig(dataSet: DataSet): { config: string; cleanup: () => void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${dataSet}-node-test-`));
   const cleanup = () => fs.rmSync(dir, { recursive: true, force: true });
   try {
-    execFileSync(python(), ["-m", "etl_job", "run", "--output-dir", dir], { cwd: REPO_ROOT, stdio: ["ignore", "ignore", "pipe"] });
+    execFileSync(python(), ["-m", "etl_job", "run", "--dataset", dataSet, "--output-dir", dir], {
+      cwd: REPO_ROOT,
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     const name = execFileSync(python(), ["-c", "from absenteeism.config_io import CONFIG_FILE; print(CONFIG_FILE)"], {
       cwd: REPO_ROOT,
       encoding: "utf8",
@@ -43,13 +50,14 @@ function buildConfig(): { config: string; cleanup: () => void } {
   }
 }
 
-export async function startServer(): Promise<RunningServer> {
-  const given = process.env.ABSENTEEISM_SERVER_ADDRESS;
+export async function startServer(dataSet: DataSet = "absenteeism"): Promise<RunningServer> {
+  const prefix = dataSet.toUpperCase();
+  const given = process.env[`${prefix}_SERVER_ADDRESS`];
   if (given) return { address: given, stop: async () => {} };
 
-  let config = process.env.ABSENTEEISM_CONFIG;
+  let config = process.env[`${prefix}_CONFIG`];
   let cleanup = () => {};
-  if (!config) ({ config, cleanup } = buildConfig());
+  if (!config) ({ config, cleanup } = buildConfig(dataSet));
   const args = ["-m", "feature_service", "serve", "--config", config, "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0", "--insecure"];
   const child = spawn(python(), args, { cwd: REPO_ROOT, stdio: ["ignore", "ignore", "pipe"] });
   const killOnExit = () => child.kill("SIGKILL");
