@@ -201,3 +201,21 @@ def test_clients_predict_sends_every_row_of_the_table_with_its_missing_values(pe
     predicted = pd.read_csv(output).set_index("source_row")["prediction"]  # pandas 3 reads floats round-trip
     training = pd.read_parquet(penguins_run / "training_set.parquet").set_index("source_row")["prediction"]
     assert predicted.loc[training.index].to_numpy().tobytes() == training.to_numpy().tobytes()
+
+
+def test_a_field_gone_missing_drifts(penguins_run):
+    data_sets.activate("penguins")
+    try:
+        accepted = reader.read_valid(SAMPLE)
+        records = converters.frame_to_records(accepted.loc[:, list(data_sets.active().table.column_names)])
+    finally:
+        data_sets.activate(data_sets.DEFAULT)
+    for record in records:  # an upstream change: the flipper length stops arriving
+        record.ClearField("flipper_length_mm")
+    with ServerProcess(penguins_run / "serving_config.pb", "--drift-min-records", "100") as server, \
+            PredictionClient(server.target, insecure=True, data_set="penguins") as client:
+        client.predict_batch(records)
+        report = client.drift_report()
+    drifted = {f.name for f in report.drifted}
+    assert "flipper_length_mm" in drifted and "flipper_length_filled" in drifted, drifted
+    assert "island" not in drifted and "culmen_length_mm" not in drifted, drifted
