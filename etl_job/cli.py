@@ -1,4 +1,4 @@
-"""Command line: `python -m etl_job run | package-model | dag | generate`.
+"""Command line: `python -m etl_job run | runs | package-model | dag | generate`.
 
 Exit codes: 0 done; 2 bad usage (argparse), or a Dask scheduler that cannot be reached, or a model that
 cannot be served; 3 bad data (unreadable input, missing or duplicated columns, too many rejected rows,
@@ -26,7 +26,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from absenteeism import data_sets, dataflow, log_lines, release
 from absenteeism.dataset.raw_chunk import InputFormatError
-from etl_job import dask_engine, pipeline, run_settings, training
+from etl_job import dask_engine, pipeline, run_history, run_settings, training
 from etl_job.job_errors import BadData, ClusterError, ModelError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BAD_DATA = 0, 1, 2, 3
@@ -34,13 +34,14 @@ EXIT_MISSING_TOOL = 69  # EX_UNAVAILABLE: a program the command needs is not ins
 EXIT_CODES = """exit codes:
   0    done
   1    internal error (rerun with --verbose for the traceback)
-  2    bad usage, or a Dask scheduler that cannot be reached or was lost, or --engine dask
-       without Dask installed (the [dask] extra), or a model that cannot be made or served (an
-       estimator that does not fit or convert, a learner without the [models] extra, a graph the
-       serving checks refuse)
+  2    bad usage (runs rollback: no kept run of that id), or a Dask scheduler that cannot be
+       reached or was lost, or --engine dask without Dask installed (the [dask] extra), or a
+       model that cannot be made or served (an estimator that does not fit or convert, a learner
+       without the [models] extra, a graph the serving checks refuse)
   3    bad data: unreadable input, missing or repeated columns, too many rejected rows, data that
        cannot train a model (the rejects are kept aside and the message says where); package-model:
-       a run folder it cannot use (a file missing, a training set of another config, not its input)
+       a run folder it cannot use (a file missing, a training set of another config, not its input);
+       runs rollback: a kept run that is not whole (a file missing, a config that does not verify)
   69   a program the command needs is missing (dag: graphviz's dot, or the [viz] extra)
   130  interrupted (Ctrl-C), 143 stopped by SIGTERM: cleaned up, the output folder as it was"""
 PACKAGE_EXIT_CODES = """exit codes:
@@ -157,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--delimiter", type=_delimiter, default=None,
                      help="the CSV files' delimiter, when not the data set's own (e.g. ',' or '\\t')")
     run.add_argument("--output-dir", type=Path, default=run_settings.DEFAULT_OUTPUT_DIR, help="default: build/")
+    run.add_argument("--keep", type=_positive_int, default=run_settings.RunSettings.keep, metavar="N",
+                     help="published runs kept in the output folder for `runs rollback`: the newest N by "
+                          "publication, and the published one (default: %(default)s)")
     run.add_argument("--max-reject-fraction", type=_fraction(low_open=False),
                      default=run_settings.DEFAULT_MAX_REJECT_FRACTION,
                      help="fail (exit 3) when a larger fraction of rows breaks the raw schema (default: %(default)s)")
@@ -198,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "groups); never changes the outputs (default: %(default)s)")
     run.set_defaults(handler=_run)
 
+    _add_runs(commands)
     _add_package_model(commands)
 
     dag = commands.add_parser("dag", help="draw the offline and online feature DAGs as PNG pictures")
@@ -215,6 +220,30 @@ def build_parser() -> argparse.ArgumentParser:
                           help="share of rows given one quirk each, which the job must reject (default: %(default)s)")
     generate.set_defaults(handler=_generate)
     return parser
+
+
+def _add_runs(commands) -> None:
+    runs = commands.add_parser(
+        "runs", help="the published runs an output folder keeps: list them, publish one again",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""The output folder keeps the newest published runs (run --keep N, default 10) and the
+published one. `list` shows them, newest first, the published one marked `*`; `rollback` publishes
+one of them again, with the all-at-once switch a new run makes, once its files are checked whole.""",
+        epilog="""exit codes:
+  0    done (a rollback to the published run changes nothing)
+  1    internal error (rerun with --verbose for the traceback)
+  2    bad usage: no output folder, no kept run of that id
+  3    rollback: the run is not whole (a file missing, a config that does not read or verify);
+       the output folder as it was""")
+    actions = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="one line per kept run, newest first, the published one marked *")
+    listing.add_argument("--output-dir", type=Path, default=run_settings.DEFAULT_OUTPUT_DIR, help="default: build/")
+    listing.add_argument("--json", action="store_true", help="a JSON list on stdout instead of lines")
+    listing.set_defaults(handler=_runs_list)
+    rollback = actions.add_parser("rollback", help="publish a kept run again, all files at once")
+    rollback.add_argument("--output-dir", type=Path, default=run_settings.DEFAULT_OUTPUT_DIR, help="default: build/")
+    rollback.add_argument("run_id", metavar="RUN_ID", help="a run id `runs list` shows")
+    rollback.set_defaults(handler=_runs_rollback)
 
 
 def _add_package_model(commands) -> None:
@@ -270,6 +299,7 @@ def _run(args: argparse.Namespace) -> int:
         fit=training.FitSettings(alpha=args.alpha, test_fraction=args.test_fraction, seed=args.seed,
                                  model=args.model, label=args.label, max_fit_rows=args.max_fit_rows),
         parity_rows=args.parity_rows, progress=progress, chunk_rows=args.chunk_rows, engine=args.engine,
+        keep=args.keep,
         dask=run_settings.DaskSettings(scheduler=args.scheduler, workers=args.workers,
                                        connect_timeout=args.connect_timeout, part_bytes=args.part_bytes))
     if args.engine != "dask" and args.scheduler is not None:
@@ -284,6 +314,32 @@ def _run(args: argparse.Namespace) -> int:
     rows = result.report["rows"]
     log.info("done: %d rows read, %d accepted, %d rejected; %s; outputs in %s", rows["read"], rows["accepted"],
              rows["rejected"], _evaluated(result.report["metrics"]), args.output_dir)
+    return EXIT_OK
+
+
+def _output_folder(path: Path) -> Path:
+    if not path.is_dir():
+        raise run_history.UnknownRun(f"{path} is not an output folder (no such folder)")
+    return path
+
+
+def _runs_list(args: argparse.Namespace) -> int:
+    runs = run_history.kept_runs(_output_folder(args.output_dir))
+    if args.json:
+        print(run_history.as_json(runs))
+    else:
+        for run in runs:
+            print(run.line())
+        if not runs:
+            log.info("%s keeps no published run", args.output_dir)
+    return EXIT_OK
+
+
+def _runs_rollback(args: argparse.Namespace) -> int:
+    if run_history.rollback(_output_folder(args.output_dir), args.run_id):
+        log.info("done: %s publishes run %s again", args.output_dir, args.run_id)
+    else:
+        log.info("%s already publishes run %s: nothing changed", args.output_dir, args.run_id)
     return EXIT_OK
 
 
@@ -375,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     except _MissingTool as error:
         print(f"etl_job: {error}", file=sys.stderr)
         return EXIT_MISSING_TOOL
-    except (ClusterError, _MissingExtra) as error:
+    except (ClusterError, _MissingExtra, run_history.UnknownRun) as error:
         print(f"etl_job: {error}", file=sys.stderr)
         return EXIT_USAGE
     except ModelError as error:  # an estimator that does not fit, convert or pass the serving checks

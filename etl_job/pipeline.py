@@ -47,7 +47,7 @@ def run(settings: RunSettings) -> RunResult:
     if any, are kept aside and the message says where)."""
     data_sets.activate(settings.chosen_data_set())
     out = Path(settings.output_dir)
-    with output_folder.RunFolder(out, outputs.FILES) as folder:
+    with output_folder.RunFolder(out, outputs.FILES, history=settings.keep) as folder:
         try:
             result = _run(settings, folder.path, out)
         except BadData as error:

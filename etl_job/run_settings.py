@@ -9,7 +9,7 @@ from pathlib import Path
 from absenteeism import data_sets
 from absenteeism.dataset import partitions
 from absenteeism.dataset import reader as input_reader
-from etl_job import online_parity, training
+from etl_job import online_parity, output_folder, training
 
 SAMPLE_INPUT = Path(__file__).parent / "sample_data" / "absenteeism_sample.csv"  # absenteeism's (its DataSet's)
 DEFAULT_OUTPUT_DIR = Path("build")
@@ -38,6 +38,7 @@ class RunSettings:
     dask: DaskSettings = field(default_factory=DaskSettings)
     data_set: str = data_sets.DEFAULT  # the data set the input holds (data_sets.KNOWN)
     delimiter: str | None = None  # its CSV files' delimiter, when not the data set's own
+    keep: int = output_folder.DEFAULT_KEEP  # published runs kept in the output folder (>= 1), for `runs rollback`
 
     def source(self) -> Path:
         """The input: `input_path`, or the data set's bundled sample."""

@@ -91,8 +91,8 @@ def test_a_good_run_replaces_the_whole_previous_run(out, other_input):
     assert all(after[name] != before[name] for name in OUTPUT_FILES)
     _assert_one_run(out)
     assert not _temp_files(out)
-    runs = [p for p in (out / ".runs").iterdir() if p.is_dir()]
-    assert len(runs) == 1 and (out / "..data").resolve() == runs[0].resolve()  # the previous run is gone
+    runs = sorted(p for p in (out / ".runs").iterdir() if p.is_dir())
+    assert len(runs) == 2 and (out / "..data").resolve() == runs[-1].resolve()  # the previous run is kept aside
 
 
 def test_the_published_paths_are_relative_links_that_survive_a_move(out, tmp_path):
@@ -281,7 +281,7 @@ def test_sigkill_at_any_phase_leaves_the_previous_run_and_the_next_run_cleans_up
     assert _run(other_input, out) == 0
     _assert_one_run(out)
     assert _published(out)["report.json"] != before["report.json"]
-    assert len([p for p in (out / ".runs").iterdir() if p.is_dir()]) == 1
+    assert len([p for p in (out / ".runs").iterdir() if p.is_dir()]) == 2  # the previous run is kept, the killed one gone
     assert not _temp_files(out)
     assert _spills(temp) == []
 

@@ -277,7 +277,7 @@ def test_a_run_folder_can_be_replaced_by_its_packaged_model(regression_run, regr
     assert _package(run, regressor, run) == 0
     config = _config(run)
     assert config.HasField("onnx_model") and config.statistics == source.statistics
-    assert len(list((run / output_folder.RUNS).glob("*.lock"))) == 1  # the replaced run is gone
+    assert len(list((run / output_folder.RUNS).glob("*.lock"))) == 2  # the replaced run is kept as history
 
 
 # -- refusals ---------------------------------------------------------------------------------------
