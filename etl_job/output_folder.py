@@ -70,7 +70,11 @@ class RunFolder:
             _switch(self.out, self.path, self.names, self.path)
             self.published = True
             # After the switch: a run killed before it never published, and is swept as a leftover.
-            atomic.write_text(self.path / PUBLISHED_AT, datetime.now(UTC).isoformat())
+            try:
+                atomic.write_text(self.path / PUBLISHED_AT, datetime.now(UTC).isoformat())
+            except OSError as error:  # published all the same; it just will not be kept once replaced
+                log.warning("run %s is published but its publication time could not be recorded (%s): "
+                            "it is not kept for rollback once another run is published", self.path.name, error)
         self._lease.release(remove=False)
         for folder in prune(self.out, self.history):
             log.debug("removed %s, beyond the newest %d runs kept", folder, self.history)
