@@ -6,8 +6,10 @@ written under a hidden temp name (`.predictions-...parquet.tmp`) and renamed whe
 so a reader that lists `predictions-*.parquet` never sees half a file. One row per logged
 prediction: `logged_at` (UTC, microseconds), `config_id`, the raw record's fields (typed as in the
 raw schema), the model features (float64, model order; the file's metadata lists them), the
-prediction (float64) and `probabilities` (a classifier's, in its class-label order; empty for a
-regressor; files of releases before classifiers lack the column).
+prediction (float64), `probabilities` (a classifier's, in its class-label order; empty for a
+regressor; files of releases before classifiers lack the column) and `request_id` (string: the id
+that joins the record to a label arriving later, feature_service/monitoring/request_ids.py; null
+for a record served outside a call; files of releases before request ids lack the column).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pyarrow.parquet as pq
 from absenteeism import data_sets
 
 LOGGED_AT, CONFIG_ID, PREDICTION, PROBABILITIES = "logged_at", "config_id", "prediction", "probabilities"
+REQUEST_ID = "request_id"  # the last column: added after the others, so older files differ only by lacking it
 PREFIX, SUFFIX, TEMP_SUFFIX = "predictions-", ".parquet", ".tmp"
 FEATURES_KEY = b"absenteeism.feature_names"  # schema metadata: the feature columns, in model order
 
@@ -32,15 +35,16 @@ def schema(feature_names: Sequence[str]) -> pa.Schema:
               *(pa.field(c.name, pa.int64() if c.frame_dtype == "int64" else pa.float64())
                 for c in data_sets.active().table.columns),
               *(pa.field(name, pa.float64()) for name in feature_names), pa.field(PREDICTION, pa.float64()),
-              pa.field(PROBABILITIES, pa.list_(pa.float64()))]
+              pa.field(PROBABILITIES, pa.list_(pa.float64())), pa.field(REQUEST_ID, pa.string())]
     return pa.schema(fields, metadata={FEATURES_KEY: json.dumps(list(feature_names)).encode()})
 
 
 def table(logged_at_us: np.ndarray, config_ids: Sequence[str], raw: np.ndarray, features: np.ndarray,
-          predictions: np.ndarray, feature_names: Sequence[str], probabilities: Sequence[np.ndarray]) -> pa.Table:
+          predictions: np.ndarray, feature_names: Sequence[str], probabilities: Sequence[np.ndarray],
+          request_ids: Sequence[str | None] | None = None) -> pa.Table:
     """Rows of the log: raw is rows x request fields float64 (as converters.records_to_matrix or
     numeric_view read a record: every int32 value is exact in it; a text category is its code), features rows x feature_names, probabilities one
-    array per row (empty for a regressor's)."""
+    array per row (empty for a regressor's), request_ids one per row (None: all null)."""
     target = schema(feature_names)
     columns = [pa.array(logged_at_us, type=target.field(LOGGED_AT).type), pa.array(config_ids, type=pa.string())]
     columns += [pa.array(raw[:, j].astype(np.int64) if c.frame_dtype == "int64" else np.ascontiguousarray(raw[:, j]))
@@ -51,6 +55,7 @@ def table(logged_at_us: np.ndarray, config_ids: Sequence[str], raw: np.ndarray, 
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
     values = np.concatenate(probabilities) if len(probabilities) else np.empty(0)
     columns.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.float64())))
+    columns.append(pa.array(request_ids if request_ids is not None else [None] * len(predictions), type=pa.string()))
     return pa.Table.from_arrays(columns, schema=target)
 
 

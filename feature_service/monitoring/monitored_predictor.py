@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from absenteeism.online import converters
 from absenteeism.online.predictor import Predictions, Predictor
 from absenteeism.v1 import serving_config_pb2
+from feature_service.monitoring import request_ids
 from feature_service.monitoring.drift_window import (
     DEFAULT_WINDOW,
     DriftMonitor,
@@ -67,7 +68,10 @@ class MonitoredPredictor:
         if self._observe is not None:
             self._observe(raw, result.features, result.predictions, result.probabilities)
         if self._log is not None:
-            self._log.offer(self._config_id, raw, result.features, result.predictions, result.probabilities)
+            labels = request_ids.current()
+            call_id, indices = labels.of(records) if labels is not None else (None, None)
+            self._log.offer(self._config_id, raw, result.features, result.predictions, result.probabilities,
+                            call_id, indices)
         return result
 
 

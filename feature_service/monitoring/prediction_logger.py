@@ -3,7 +3,7 @@ that live traffic can be replayed through the batch path later (`python -m clien
 --prediction-log DIR --config CONFIG`).
 
 Off the hot path: a call draws its sample and hands the rows (raw values, features, predictions,
-config id, time) to a queue (`queue.SimpleQueue`: no lock of ours); one writer thread turns them
+config id, request id, time) to a queue (`queue.SimpleQueue`: no lock of ours); one writer thread turns them
 into row groups of the current file. A file is written under a hidden temp name and renamed when
 it is closed (rotation by size or age, or the server stopping), so the folder only ever shows
 whole files (absenteeism/dataset/prediction_log_files.py has the layout). When the writer cannot keep up
@@ -34,6 +34,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from absenteeism import config_io
 from absenteeism.dataset import prediction_log_files as log_format
+from feature_service.monitoring import request_ids
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +142,10 @@ class PredictionLog:
 
     # -- the serving threads
     def offer(self, config_id: str, raw: np.ndarray, features: np.ndarray, predictions: np.ndarray,
-              probabilities: np.ndarray | None = None) -> None:
-        """Records just served: logs each with probability sample_rate."""
+              probabilities: np.ndarray | None = None, call_id: str | None = None,
+              indices: np.ndarray | None = None) -> None:
+        """Records just served: logs each with probability sample_rate. call_id and indices name
+        them (request_ids.names; the writer thread formats the names of the records kept)."""
         if len(predictions) == 1:
             if random.random() >= self.settings.sample_rate:
                 return
@@ -152,12 +155,14 @@ class PredictionLog:
                 return
             raw, features, predictions = raw[keep], features[keep], predictions[keep]
             probabilities = None if probabilities is None else probabilities[keep]
+            indices = None if indices is None else indices[keep]
         if self._queue.qsize() >= MAX_PENDING_CALLS:
             self._dropped_full.inc(len(predictions))
             return
         if probabilities is None:
             probabilities = np.empty((len(predictions), 0))
-        self._queue.put((time.time_ns() // 1000, config_id, raw, features, probabilities, predictions))
+        self._queue.put((time.time_ns() // 1000, config_id, raw, features, probabilities, call_id, indices,
+                         predictions))
 
     def _draws(self, count: int) -> np.ndarray:
         generator = getattr(self._local, "generator", None)  # numpy generators are not thread-safe: one each
@@ -208,7 +213,8 @@ class PredictionLog:
                 [item[1] for item in items for _ in range(len(item[-1]))],
                 np.vstack([item[2] for item in items]), np.vstack([item[3] for item in items]),
                 np.concatenate([item[-1] for item in items]), self.feature_names,
-                [row for item in items for row in item[4]])
+                [row for item in items for row in item[4]],
+                [name for item in items for name in request_ids.names(item[5], item[6], len(item[-1]))])
             if self._file is None:
                 self._file = _OpenFile.create(self.settings.folder, next(self._numbers), self._schema)
             self._file.writer.write_table(table, row_group_size=len(table))

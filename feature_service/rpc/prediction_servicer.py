@@ -2,7 +2,8 @@
 
 Each call reads the serving state once (serving_state.py) and uses that config and predictor throughout,
 so a reload never mixes two configs in one response; a stream reads it once per micro-batch and so
-goes on across a reload.
+goes on across a reload. Each predict call has a request id (the caller's metadata `x-request-id`,
+or one assigned) that names its records in the prediction log (monitoring/request_ids.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from absenteeism.online.predictor import (
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc
 from absenteeism.violation_table import ViolationTable
+from feature_service.monitoring import request_ids
 from feature_service.monitoring.metrics import Metrics
 from feature_service.rpc import status_mapping, streaming
 from feature_service.serving_state import Serving, ServingState
@@ -33,6 +35,17 @@ def _check_deadline(context: grpc.ServicerContext) -> None:
     remaining = context.time_remaining()
     if remaining is not None and remaining <= 0:
         raise status_mapping.DeadlineExceeded()
+
+
+def _request_id(context: grpc.ServicerContext, *, streaming: bool = False) -> str:
+    """The call's request id, returned to the caller: in the trailing metadata of a unary call (sent
+    with the status, no extra message), in the initial metadata of a stream (before its first answer)."""
+    call_id = request_ids.of_call(context.invocation_metadata())
+    if streaming:
+        context.send_initial_metadata(((request_ids.KEY, call_id),))
+    else:
+        context.set_trailing_metadata(((request_ids.KEY, call_id),))
+    return call_id
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -67,13 +80,17 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     @status_mapping.unary_boundary(status_mapping.single_record_field)
     def Predict(self, request: pb.PredictRequest, context: grpc.ServicerContext) -> pb.PredictResponse:
+        call_id = _request_id(context)
         _check_deadline(context)
         serving = self._state.current
-        result = self._predict(serving.predictor, [request.record])
+        records = [request.record]
+        with request_ids.Labelled(call_id, records):
+            result = self._predict(serving.predictor, records)
         return self._response(serving, result, 0, request.include_features)
 
     @status_mapping.unary_boundary(status_mapping.batch_record_field)
     def PredictBatch(self, request: pb.PredictBatchRequest, context: grpc.ServicerContext) -> pb.PredictBatchResponse:
+        call_id = _request_id(context)
         size = len(request.records)
         self._metrics.batch_size.observe(size)
         if size > self._max_batch:
@@ -83,7 +100,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         response = pb.PredictBatchResponse(config_id=serving.config_id)
         if size == 0:
             return response
-        result = self._predict(serving.predictor, request.records)  # the repeated field is a sequence: no copy
+        with request_ids.Labelled(call_id, request.records, 0):  # the repeated field is a sequence: no copy
+            result = self._predict(serving.predictor, request.records)
         response.predictions.extend(result.predictions.tolist())
         if result.probabilities is not None:  # a classifier: predictions index class_labels
             response.class_labels.extend(serving.class_labels)
@@ -96,21 +114,27 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     @status_mapping.stream_boundary
     def PredictStream(self, request_iterator: Iterable[pb.PredictStreamRequest],
                       context: grpc.ServicerContext) -> Iterator[pb.PredictStreamResponse]:
+        call_id, first = _request_id(context, streaming=True), 0
         try:
             for batch in streaming.micro_batches(request_iterator, min(self._max_batch, STREAM_BATCH),
                                                  context.is_active, idle_seconds=self._stream_idle_seconds):
                 if not context.is_active():
                     return
-                yield from self._stream_responses(batch)
+                yield from self._stream_responses(batch, call_id, first)
+                first += len(batch)
         except Exception:
             if context.is_active():
                 raise  # to the boundary
             # the caller went away (cancelled, deadline): nothing to answer
 
-    def _stream_responses(self, batch: Sequence[pb.PredictStreamRequest]) -> Iterator[pb.PredictStreamResponse]:
-        """One response per request, in order; invalid records get their RecordError."""
+    def _stream_responses(self, batch: Sequence[pb.PredictStreamRequest], call_id: str,
+                          first: int) -> Iterator[pb.PredictStreamResponse]:
+        """One response per request, in order; invalid records get their RecordError. `first`: the
+        stream's index of the batch's first message (what names its records in the log)."""
         serving = self._state.current
-        outcome = predict_valid(serving.predictor, [request.record for request in batch])
+        records = [request.record for request in batch]
+        with request_ids.Labelled(call_id, records, first):
+            outcome = predict_valid(serving.predictor, records)
         if outcome.invalid:  # at most STREAM_BATCH records' worth
             self._metrics.record_violations(ViolationTable.of(v for found in outcome.invalid.values() for v in found))
         position = {row: k for k, row in enumerate(outcome.valid)}

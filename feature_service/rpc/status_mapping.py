@@ -6,6 +6,8 @@
 |                                        |                     | violation per (record, field); capped |
 |                                        |                     | (see bad_request_status)              |
 | request bytes that do not decode       | INVALID_ARGUMENT    | message names the expected type       |
+| request_ids.BadRequestId (metadata     | INVALID_ARGUMENT    | message and BadRequest name the key   |
+| x-request-id too long, empty, ...)     |                     |                                       |
 | BatchTooLarge (over --max-batch)       | RESOURCE_EXHAUSTED  | message names the cap                 |
 | message over --max-message-bytes       | RESOURCE_EXHAUSTED  | (refused by gRPC itself)              |
 | a stream over --max-streams            | RESOURCE_EXHAUSTED  | message names the limit               |
@@ -34,6 +36,8 @@ from absenteeism import raw_schema
 from absenteeism.online.predictor import InvalidRecords
 from absenteeism.v1 import prediction_service_pb2
 from absenteeism.violation_table import ViolationTable
+from feature_service.monitoring.request_ids import KEY as REQUEST_ID_KEY
+from feature_service.monitoring.request_ids import BadRequestId
 from feature_service.rpc import streaming
 
 log = logging.getLogger(__name__)
@@ -132,6 +136,11 @@ def to_status(error: BaseException, method: str, field_path: FieldPath | None) -
         return bad_request_status(error.table, field_path)
     if isinstance(error, UndecodableRequest):
         return _grpc_status(code_pb2.INVALID_ARGUMENT, str(error))
+    if isinstance(error, BadRequestId):
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=REQUEST_ID_KEY, description=str(error))]))
+        return _grpc_status(code_pb2.INVALID_ARGUMENT, str(error), [detail])
     if isinstance(error, BatchTooLarge):
         return _grpc_status(code_pb2.RESOURCE_EXHAUSTED, str(error))
     if isinstance(error, DeadlineExceeded):
