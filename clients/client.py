@@ -23,6 +23,9 @@ RawRecord = raw_record_pb2.RawRecord
 RecordLike = RawRecord | Mapping[str, Any]  # or another data set's RawRecord
 T = TypeVar("T")
 Timeout = float | EllipsisType | None  # per call: ... = the client's default, None = no deadline
+# gRPC metadata naming a predict call (docs/grpc.md): sent when the caller gives one, else the server
+# assigns one; returned in the trailing metadata (Predict, PredictBatch) or initial metadata (PredictStream).
+REQUEST_ID_KEY = "x-request-id"
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class Prediction:
     config_id: str
     predicted_class: str = ""  # a classifier's; empty for a regressor
     probabilities: dict[str, float] = field(default_factory=dict)  # a classifier's, by class label, in order
+    # What the server's prediction log names this record: the call's id (Predict), `<id>/<index>` (PredictStream).
+    request_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,10 +90,16 @@ class BatchPrediction:
     config_id: str
     class_labels: tuple[str, ...] = ()  # a classifier's; empty for a regressor
     probabilities: np.ndarray | None = None  # a classifier's (records x class_labels)
+    request_id: str = ""  # the call's id: the server's prediction log names record i `<request_id>/<i>`
 
     @property
     def predicted_classes(self) -> list[str]:
         return [self.class_labels[int(i)] for i in self.predictions] if self.class_labels else []
+
+    @property
+    def record_ids(self) -> list[str]:
+        """The id the prediction log gives each record, in request order."""
+        return [f"{self.request_id}/{i}" for i in range(len(self.predictions))]
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,7 @@ class StreamResult:
     prediction: Prediction | None = None
     violations: list[FieldViolation] = field(default_factory=list)
     error_message: str = ""
+    request_id: str = ""  # `<the stream's id>/<index>`: what the prediction log names this record
 
     @property
     def ok(self) -> bool:
@@ -158,9 +170,23 @@ def to_record(record: RecordLike, record_type: type = RawRecord) -> Any:
     return record_type(**values)
 
 
-def _prediction(response: pb.PredictResponse) -> Prediction:
+def _prediction(response: pb.PredictResponse, request_id: str = "") -> Prediction:
     return Prediction(response.prediction, {f.name: f.value for f in response.features}, response.config_id,
-                      response.predicted_class, {p.class_label: p.probability for p in response.probabilities})
+                      response.predicted_class, {p.class_label: p.probability for p in response.probabilities},
+                      request_id)
+
+
+def _metadata(request_id: str | None) -> tuple[tuple[str, str], ...] | None:
+    if request_id is None:
+        return None
+    if not (request_id.isascii() and request_id.isprintable()):  # gRPC itself cannot send it in a header
+        raise ValueError(f"request_id {request_id!r}: {REQUEST_ID_KEY} must be printable ASCII")
+    return ((REQUEST_ID_KEY, request_id),)
+
+
+def _request_id(metadata: Iterable[tuple[str, Any]] | None) -> str:
+    """The id the server named the call with ("" from a server of a release before request ids)."""
+    return next((str(value) for key, value in metadata or () if key == REQUEST_ID_KEY), "")
 
 
 class PredictionClient:
@@ -216,15 +242,20 @@ class PredictionClient:
         self.close()
 
     # -- calls
-    def predict(self, record: RecordLike, *, include_features: bool = False, timeout: Timeout = ...) -> Prediction:
+    def predict(self, record: RecordLike, *, include_features: bool = False, timeout: Timeout = ...,
+                request_id: str | None = None) -> Prediction:
+        """request_id: what the server's prediction log names the record (None: the server assigns
+        one); the returned Prediction's request_id is the one used."""
         request = self._requests.PredictRequest(record=self._record(record), include_features=include_features)
-        return _prediction(self._unary(self._stub.Predict, request, timeout))
+        response, call_id = self._named_call(self._stub.Predict, request, timeout, request_id)
+        return _prediction(response, call_id)
 
     def predict_batch(self, records: Iterable[RecordLike], *, include_features: bool = False,
-                      timeout: Timeout = ...) -> BatchPrediction:
+                      timeout: Timeout = ..., request_id: str | None = None) -> BatchPrediction:
+        """request_id: the call's id (None: the server assigns one); the log names record i `<id>/<i>`."""
         request = self._requests.PredictBatchRequest(records=[self._record(r) for r in records],
                                                      include_features=include_features)
-        response = self._unary(self._stub.PredictBatch, request, timeout)
+        response, call_id = self._named_call(self._stub.PredictBatch, request, timeout, request_id)
         predictions = np.asarray(response.predictions, dtype=np.float64)
         names = tuple(response.feature_names)
         matrix = (np.asarray(response.feature_values, dtype=np.float64).reshape(len(predictions), len(names))
@@ -232,7 +263,7 @@ class PredictionClient:
         labels = tuple(response.class_labels)
         probabilities = (np.asarray(response.probabilities, dtype=np.float64).reshape(len(predictions), len(labels))
                          if labels else None)
-        return BatchPrediction(predictions, names, matrix, response.config_id, labels, probabilities)
+        return BatchPrediction(predictions, names, matrix, response.config_id, labels, probabilities, call_id)
 
     def serving_config(self, *, timeout: Timeout = ...) -> serving_config_pb2.ServingConfig:
         return self._unary(self._stub.GetServingConfig, pb.GetServingConfigRequest(), timeout).config
@@ -245,27 +276,42 @@ class PredictionClient:
                            response.min_records, response.insufficient_data)
 
     def predict_stream(self, records: Iterable[RecordLike], *, include_features: bool = False,
-                       timeout: Timeout = ...) -> Iterator[StreamResult]:
-        """One StreamResult per record, in order; refused records carry their violations."""
+                       timeout: Timeout = ..., request_id: str | None = None) -> Iterator[StreamResult]:
+        """One StreamResult per record, in order; refused records carry their violations. request_id:
+        the stream's id (None: the server assigns one); the log names record i `<id>/<i>`, and each
+        result carries that name."""
         timeout = self.stream_timeout if timeout is ... else timeout
         requests = (self._requests.PredictStreamRequest(record=self._record(r), include_features=include_features)
                     for r in records)
         try:
-            for index, response in enumerate(self._stub.PredictStream(requests, timeout=timeout,
-                                                                      wait_for_ready=self.wait_for_ready)):
-                yield self._stream_result(index, response)
+            call = self._stub.PredictStream(requests, timeout=timeout, wait_for_ready=self.wait_for_ready,
+                                            metadata=_metadata(request_id))
+            call_id: str | None = None
+            for index, response in enumerate(call):
+                if call_id is None:  # sent before the first answer
+                    call_id = _request_id(call.initial_metadata())
+                yield self._stream_result(index, response, f"{call_id}/{index}" if call_id else "")
         except grpc.RpcError as error:
             raise PredictionError.from_rpc_error(error) from None
 
     @staticmethod
-    def _stream_result(index: int, response: pb.PredictStreamResponse) -> StreamResult:
+    def _stream_result(index: int, response: pb.PredictStreamResponse, record_id: str = "") -> StreamResult:
         if response.HasField("prediction"):
-            return StreamResult(index, prediction=_prediction(response.prediction))
+            return StreamResult(index, prediction=_prediction(response.prediction, record_id), request_id=record_id)
         violations = [FieldViolation(v.field, v.description, v.rule) for v in response.error.field_violations]
-        return StreamResult(index, violations=violations, error_message=response.error.message)
+        return StreamResult(index, violations=violations, error_message=response.error.message, request_id=record_id)
 
     def _record(self, record: RecordLike) -> Any:
         return to_record(record, self._record_type)
+
+    def _named_call(self, method, request, timeout: Timeout, request_id: str | None) -> tuple[Any, str]:
+        """A unary predict call with its request id: (response, the id the server used)."""
+        try:
+            response, call = method.with_call(request, timeout=self.timeout if timeout is ... else timeout,
+                                              wait_for_ready=self.wait_for_ready, metadata=_metadata(request_id))
+        except grpc.RpcError as error:
+            raise PredictionError.from_rpc_error(error) from None
+        return response, _request_id(call.trailing_metadata())
 
     def _unary(self, method: Callable[..., T], request, timeout: Timeout) -> T:
         try:
