@@ -238,3 +238,83 @@ def test_files_rotate_by_age_and_every_one_is_whole(trained_config, records, tmp
         files_while_serving = len(log_format.complete_files(folder))  # before the stop closes the last one
     assert files_while_serving >= 2 and hidden_files(folder) == []
     assert parity(folder, trained_config.path).returncode == 0
+
+
+def _invalid(record):
+    broken = type(record)()
+    broken.CopyFrom(record)
+    broken.age = 5  # outside the raw schema's range: refused
+    return broken
+
+
+def test_request_ids_are_returned_and_name_the_logged_records(trained_config, records, tmp_path):
+    """A caller's x-request-id is used, an absent one assigned (uuid4 hex); Predict logs the id,
+    PredictBatch record i `<id>/<i>`, PredictStream message i `<id>/<i>` (refused messages counted)."""
+    folder = tmp_path / "log"
+    with (ServerProcess(trained_config.path, "--prediction-log", str(folder),
+                        "--prediction-log-sample-rate", "1") as server,
+          PredictionClient(server.target, insecure=True) as client):
+        given = client.predict(records[0], request_id="order-17")
+        assigned = client.predict(records[1])
+        batch = client.predict_batch(records[2:5], request_id="batch:1")
+        assigned_batch = client.predict_batch(records[5:7])
+        stream = list(client.predict_stream([records[7], records[8], _invalid(records[9]), records[10]],
+                                            request_id="stream 1"))
+        assigned_stream = list(client.predict_stream(records[11:13]))
+    assert server.returncode == 0
+    assert given.request_id == "order-17"
+    assert len(assigned.request_id) == 32 and int(assigned.request_id, 16) >= 0  # uuid4 hex
+    assert batch.request_id == "batch:1" and batch.record_ids == ["batch:1/0", "batch:1/1", "batch:1/2"]
+    assert len(assigned_batch.request_id) == 32 and assigned_batch.request_id != assigned.request_id
+    assert [r.request_id for r in stream] == ["stream 1/0", "stream 1/1", "stream 1/2", "stream 1/3"]
+    assert [r.ok for r in stream] == [True, True, False, True]
+    stream_id = assigned_stream[0].request_id.split("/")[0]
+    assert len(stream_id) == 32 and [r.request_id for r in assigned_stream] == [f"{stream_id}/0", f"{stream_id}/1"]
+
+    logged = logged_rows(folder).set_index(log_format.REQUEST_ID)
+    expected = {"order-17": given.prediction, assigned.request_id: assigned.prediction,
+                **dict(zip(batch.record_ids, batch.predictions)),
+                **dict(zip(assigned_batch.record_ids, assigned_batch.predictions)),
+                **{r.request_id: r.prediction.prediction for r in [*stream, *assigned_stream] if r.prediction}}
+    assert sorted(logged.index) == sorted(expected)  # the refused stream message is not logged
+    assert {name: logged.loc[name, log_format.PREDICTION] for name in expected} == expected
+    assert logged.loc["stream 1/3", "age"] == records[10].age  # the name is the message's, not its place in the batch
+
+
+@pytest.mark.parametrize("bad", ["x" * 129, "", "caf\u00e9"])
+def test_a_bad_request_id_is_refused_naming_the_key(plaintext_server, records, bad):
+    """Each predict method: INVALID_ARGUMENT whose message and BadRequest name x-request-id."""
+    import grpc
+
+    from clients import PredictionError
+
+    with PredictionClient(plaintext_server.target, insecure=True) as client:
+        calls = [lambda: client.predict(records[0], request_id=bad),
+                 lambda: client.predict_batch(records[:2], request_id=bad),
+                 lambda: list(client.predict_stream(records[:2], request_id=bad))]
+        for call in calls:
+            if not bad.isascii():  # not legal in a header: the client refuses it before gRPC would
+                with pytest.raises(ValueError, match="x-request-id must be printable ASCII"):
+                    call()
+                continue
+            with pytest.raises(PredictionError) as refused:
+                call()
+            assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+            assert "metadata x-request-id" in refused.value.message
+            assert [v.field for v in refused.value.violations] == ["x-request-id"]
+        assert client.predict(records[0], request_id="fine").request_id == "fine"  # the server goes on
+
+
+def test_an_old_log_without_request_ids_still_replays(trained_config, records, tmp_path):
+    folder = tmp_path / "log"
+    with (ServerProcess(trained_config.path, "--prediction-log", str(folder),
+                        "--prediction-log-sample-rate", "1") as server,
+          PredictionClient(server.target, insecure=True) as client):
+        client.predict_batch(records[:50])
+    path = log_format.complete_files(folder)[0]
+    table = pq.read_table(path)
+    pq.write_table(table.drop_columns([log_format.REQUEST_ID]), path)  # as a release before request ids wrote it
+    assert log_format.REQUEST_ID not in pq.read_schema(path).names
+    result = parity(folder, trained_config.path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "50 identical" in result.stdout
