@@ -23,14 +23,14 @@ from absenteeism import data_sets, release
 from absenteeism.dataset import raw_chunk, raw_writers, reader
 from absenteeism.online import converters
 from absenteeism.raw_schema import REQUIRED
-from clients import drift_report, server_parity
+from clients import drift_report, live_evaluation, server_parity
 from clients.client import PredictionClient, PredictionError, TlsOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
 EXIT_PIPE_CLOSED = 128 + signal.SIGPIPE  # what a shell reports for a tool whose reader went away
 EXIT_CODES = """exit codes:
   0    done (predict: every row predicted; parity: every row identical; drift: no drift, or too few
-       records to judge)
+       records to judge; evaluate: the live evaluation printed)
   1    the call failed (the server is unreachable, refused the call, or monitors no drift)
   2    bad usage or input
   3    predict: some rows were refused (reasons in the rejects file)
@@ -143,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict_parser.set_defaults(run=predict)
     server_parity.add_parser(commands, add_connection_arguments, client_from_args)
     drift_report.add_parser(commands, add_connection_arguments, client_from_args)
+    live_evaluation.add_parser(commands)
     return parser
 
 
