@@ -1,8 +1,9 @@
 """The model's evaluation on live traffic: labels that arrived after the predictions were served,
 joined by request id to a server's prediction log (`--prediction-log DIR`, each record named by its
 `request_id`: docs/grpc.md), and evaluated exactly as the ETL job evaluates its held-out rows
-(etl_job.ridge's MAE and RMSE, etl_job.classification_metrics' log loss, accuracy and ROC AUC), next
-to the job's own held-out evaluation from the config.
+(absenteeism.regression_metrics' MAE and RMSE, absenteeism.classification_metrics' log loss,
+accuracy and ROC AUC: the code the job's engine runs), next to the job's own held-out evaluation
+from the config.
 
 Used by `python -m clients evaluate --prediction-log DIR --labels FILE.csv [--config CONFIG]`.
 FILE.csv has the columns `request_id` and `label` (the label node's value: a regressor's number, a
@@ -23,9 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from absenteeism import config_io
+from absenteeism import classification_metrics, config_io, regression_metrics
 from absenteeism.dataset import prediction_log_files as log_format
-from etl_job import classification_metrics, ridge
 
 REQUEST_ID, LABEL = "request_id", "label"
 REGRESSION = ("mae", "rmse")
@@ -156,16 +156,16 @@ def evaluate(folder: Path, labels_path: Path, config_path: Path | None) -> LiveE
 
 
 def _regression(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """The job's held-out MAE and RMSE (etl_job.ridge), fed the rows in order; the baseline is not
+    """The job's held-out MAE and RMSE (absenteeism.regression_metrics), fed the rows in order; the baseline is not
     known here (NaN in, left out)."""
-    errors = ridge.HeldOutErrors(math.nan)
-    errors.feed(ridge.error_rows(truth, predicted, math.nan))
+    errors = regression_metrics.HeldOutErrors(math.nan)
+    errors.feed(regression_metrics.error_rows(truth, predicted, math.nan))
     metrics = errors.metrics()
     return {name: metrics[name] for name in REGRESSION}
 
 
 def _classification(labels: np.ndarray, probabilities: np.ndarray, class_labels: tuple[str, ...]) -> dict[str, float]:
-    """The job's held-out log loss, accuracy and ROC AUC (etl_job.classification_metrics); the
+    """The job's held-out log loss, accuracy and ROC AUC (absenteeism.classification_metrics); the
     baseline's class shares are not known here (equal shares in, left out)."""
     index = {label: k for k, label in enumerate(class_labels)}
     unknown = sorted(set(labels) - set(index))

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from absenteeism import data_sets, dataflow, served_model
+from absenteeism import data_sets, dataflow, regression_metrics, served_model
 from absenteeism.aggregates import AggregateValue
 from absenteeism.dataset.raw_chunk import RawChunk
 from absenteeism.profile_bins import Entry
@@ -164,7 +164,7 @@ def write_chunk(rows: CompactRows, model: WriteModel, feature_entries: Sequence[
     test = rows.held_out
     if model.classes is None:
         labels = rows.labels.astype(np.float64 if rows.labels.dtype.kind == "f" else np.int64)  # narrowed back
-        error_rows = ridge.error_rows(labels[test].astype(np.float64), answered.predictions[test], model.baseline)
+        error_rows = regression_metrics.error_rows(labels[test].astype(np.float64), answered.predictions[test], model.baseline)
         classes = probabilities = None
     else:
         labels = model.class_index(rows.labels)

@@ -28,7 +28,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from absenteeism import config_io, dataflow
+from absenteeism import config_io, dataflow, regression_metrics
 from absenteeism.dataset import partitions
 from absenteeism.dataset import reader as input_reader
 from absenteeism.dataset.raw_chunk import InputFormatError
@@ -199,7 +199,7 @@ class DaskEngine(Engine):
         if fitted.class_shares is None:
             total = client.submit(part_tasks.error_total, _pairwise(client, part_tasks.merge_error_pieces,
                                                                      client.map(part_tasks.written_errors, written)))
-            metrics = ridge.error_metrics(total.result(), fitted.test_rows)
+            metrics = regression_metrics.error_metrics(total.result(), fitted.test_rows)
         else:  # a classifier's metrics read every held-out row's probabilities, in source order
             evaluation = HeldOutEvaluation(fitted)
             for part in client.map(part_tasks.written_classes, written):

@@ -16,8 +16,9 @@ from typing import ParamSpec, Self, TypeVar
 import numpy as np
 from hamilton.data_quality.base import DataValidationError
 
+from absenteeism import classification_metrics, regression_metrics
 from absenteeism.dataset import reader as input_reader
-from etl_job import chunk_steps, classification_metrics, profile_builder, ridge, training, validate
+from etl_job import chunk_steps, profile_builder, training, validate
 from etl_job.job_errors import BadData
 from etl_job.step_progress import StepProgress
 
@@ -74,11 +75,11 @@ def bad_data(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
 
 class HeldOutEvaluation:
     """The held-out rows' evaluation, fed chunk by chunk in source order: a regressor's errors
-    (etl_job.ridge) or a classifier's metrics (etl_job.classification_metrics)."""
+    (absenteeism.regression_metrics) or a classifier's metrics (absenteeism.classification_metrics)."""
 
     def __init__(self, fitted: training.Fitted):
         if fitted.class_shares is None:
-            self._errors: ridge.HeldOutErrors | None = ridge.HeldOutErrors(fitted.baseline)
+            self._errors: regression_metrics.HeldOutErrors | None = regression_metrics.HeldOutErrors(fitted.baseline)
         else:
             self._errors = None
             self._classes = classification_metrics.HeldOutClassification(fitted.class_shares)

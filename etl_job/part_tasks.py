@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from absenteeism import dataflow
+from absenteeism import dataflow, regression_metrics
 from absenteeism.aggregates import AggregateValue
 from absenteeism.dataset import partitions
 from absenteeism.dataset.blocks import Pieces, PieceSum
@@ -219,7 +219,7 @@ def merge_gram_pieces(first: Pieces, second: Pieces) -> Pieces:
 
 
 def merge_error_pieces(first: Pieces, second: Pieces) -> Pieces:
-    return first.merge(second, ridge.errors)
+    return first.merge(second, regression_metrics.errors)
 
 
 def gram_total(pieces: Pieces) -> np.ndarray | None:
@@ -227,7 +227,7 @@ def gram_total(pieces: Pieces) -> np.ndarray | None:
 
 
 def error_total(pieces: Pieces) -> np.ndarray | None:
-    return pieces.total(ridge.errors)
+    return pieces.total(regression_metrics.errors)
 
 
 def training_rows_of(transformed: Transformed) -> tuple[np.ndarray, np.ndarray]:
@@ -256,7 +256,7 @@ def write(transformed: Transformed, index: int, test_offset: int, model: chunk_s
     """The part's training set file (predictions included), its held-out errors (or classes and
     probabilities), its profile counts: each spilled chunk through chunk_steps.write_chunk."""
     _in_run(work)
-    errors = PieceSum(ridge.BLOCK_ROWS, ridge.errors, test_offset)
+    errors = PieceSum(regression_metrics.BLOCK_ROWS, regression_metrics.errors, test_offset)
     classes: list[np.ndarray] = []
     probabilities: list[np.ndarray] = []
     feature_counts = [np.zeros_like(entry.counts) for entry in feature_entries]

@@ -11,10 +11,9 @@ import sys
 import pandas as pd
 import pytest
 
-from absenteeism import absenteeism_schema, dataflow
+from absenteeism import absenteeism_schema, dataflow, regression_metrics
 from absenteeism.online import converters
 from clients import PredictionClient, live_evaluation
-from etl_job import ridge
 from testkit.server_process import ServerProcess
 
 pytestmark = pytest.mark.process  # starts a real server
@@ -54,8 +53,8 @@ def served(trained_config, tmp_path_factory):
 def test_live_mae_and_rmse_equal_the_jobs_on_the_same_rows_bit_for_bit(trained_config, served):
     folder, labels_path, held_out, label = served
     result = live_evaluation.evaluate(folder, labels_path, trained_config.path)
-    errors = ridge.HeldOutErrors(math.nan)  # the training set's own predictions, as the job sums them
-    errors.feed(ridge.error_rows(held_out[label].to_numpy(float), held_out["prediction"].to_numpy(float), math.nan))
+    errors = regression_metrics.HeldOutErrors(math.nan)  # the training set's own predictions, as the job sums them
+    errors.feed(regression_metrics.error_rows(held_out[label].to_numpy(float), held_out["prediction"].to_numpy(float), math.nan))
     expected = errors.metrics()
     assert result.joined == len(held_out) > 0
     assert result.live == {"mae": expected["mae"], "rmse": expected["rmse"]}  # bit for bit

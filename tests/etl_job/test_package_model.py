@@ -21,12 +21,12 @@ import pandas as pd
 import pytest
 from onnx import TensorProto, helper
 
-from absenteeism import config_io, dataflow, onnx_checks, profile_bins, served_model
+from absenteeism import classification_metrics, config_io, dataflow, onnx_checks, profile_bins, served_model
 from absenteeism.aggregates import from_message
 from absenteeism.dataset import reader, training_set_files
 from absenteeism.online.fast import FastPredictor
 from absenteeism.v1 import serving_config_pb2
-from etl_job import classification_metrics, cli, output_folder, pipeline, profile_builder, run_settings, training
+from etl_job import cli, output_folder, pipeline, profile_builder, run_settings, training
 from testkit.bits import assert_same_bits
 from testkit.run_outputs import config_without_time, training_set_parts
 

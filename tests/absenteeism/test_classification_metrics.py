@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-from etl_job.classification_metrics import HeldOutClassification
+from absenteeism.classification_metrics import HeldOutClassification
 from testkit.bits import assert_same_bits
 
 REL = 1e-12
