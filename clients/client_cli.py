@@ -1,7 +1,8 @@
 """python -m clients <command>: a CLI over PredictionClient, one subcommand per job.
 
 predict: reads a CSV or Parquet file of raw records in the data set's format, streams them through
-PredictStream, writes one output row per predicted source row (source_row, prediction[, features])
+PredictStream, writes one output row per predicted source row (source_row, prediction[, request
+id][, features])
 and reports every refused row with the server's reasons (stderr + a rejects CSV). Exit codes: 0 all
 rows predicted, 3 some rows refused (see the rejects file), 1 the call failed, 2 bad usage or input.
 """
@@ -79,6 +80,8 @@ def _write(frame: pd.DataFrame, path: Path | None) -> None:
 
 
 def predict(args: argparse.Namespace) -> int:
+    if args.request_id_column in ("source_row", "prediction"):
+        raise ValueError(f"--request-id-column {args.request_id_column}: the output has that column already")
     data_sets.activate(args.dataset)  # the input holds that data set's rows
     typed = reader.read_typed(args.input)  # source rows: 1-based data rows, header excluded
     rejects: list[dict] = []
@@ -99,17 +102,23 @@ def predict(args: argparse.Namespace) -> int:
     rows, feature_rows = [], []
     with client_from_args(args) as client, tqdm(total=len(records), unit="row", file=sys.stderr,
                                                  disable=args.no_progress, desc="predict") as progress:
-        for result in client.predict_stream(records, include_features=args.include_features):
+        for result in client.predict_stream(records, include_features=args.include_features,
+                                            request_id=args.request_id):
             source_row = source_rows[result.index]
             if result.prediction is not None:  # result.ok
-                rows.append({"source_row": source_row, "prediction": result.prediction.prediction})
+                rows.append({"source_row": source_row, "prediction": result.prediction.prediction,
+                             "request_id": result.request_id})
                 feature_rows.append(result.prediction.features)
             else:
                 rejects.extend({"source_row": source_row, "field": v.field, "rule": v.rule,
                                 "description": v.description, "reported_by": "server"} for v in result.violations)
             progress.update(1)
 
-    output = pd.DataFrame(rows, columns=["source_row", "prediction"])
+    output = pd.DataFrame(rows, columns=["source_row", "prediction", "request_id"])
+    if args.request_id_column:  # what the server's prediction log names each row: `<stream id>/<i>`
+        output = output.rename(columns={"request_id": args.request_id_column})
+    else:
+        output = output.drop(columns="request_id")
     if args.include_features and feature_rows:
         output = pd.concat([output, pd.DataFrame(feature_rows)], axis=1)
     _write(output, args.output)
@@ -140,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="refused rows with reasons, CSV (default: <output>.rejects.csv)")
     predict_parser.add_argument("--include-features", action="store_true", help="also write the model features")
     predict_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    predict_parser.add_argument("--request-id", help="the stream's id (metadata x-request-id; default: the server "
+                                                     "assigns one): the prediction log names row i `<id>/<i>`")
+    predict_parser.add_argument("--request-id-column", metavar="NAME",
+                                help="also write each row's request id (`<stream id>/<i>`, what the server's "
+                                     "prediction log names it: join labels to it with `clients evaluate`) "
+                                     "in the output column NAME")
     predict_parser.set_defaults(run=predict)
     server_parity.add_parser(commands, add_connection_arguments, client_from_args)
     drift_report.add_parser(commands, add_connection_arguments, client_from_args)

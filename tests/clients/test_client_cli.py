@@ -133,3 +133,19 @@ def test_predict_over_mutual_tls(trained_config, certificates, tmp_path):
     served = pd.read_csv(tmp_path / "out.csv")
     assert_same_bits(served["prediction"], trained_config.predictions.iloc[:10])
     assert refused.returncode == 1 and "UNAVAILABLE" in refused.stderr
+
+
+def test_predict_writes_each_rows_request_id_when_asked(plaintext_server, csv_with_bad_rows, tmp_path):
+    """--request-id names the stream, --request-id-column writes what the prediction log names each
+    row: `<id>/<i>`, i the row's message in the stream (rows the client could not send are not counted)."""
+    path, _ = csv_with_bad_rows
+    result = cli("predict", "--target", plaintext_server.target, "--insecure", "--input", str(path), "--output",
+                 "out.csv", "--request-id", "run-1", "--request-id-column", "rid", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    predicted = pd.read_csv(tmp_path / "out.csv")
+    assert predicted.columns.tolist() == ["source_row", "prediction", "rid"]
+    sent = [row for row in range(1, 41) if row != 12]  # row 12's weight is not a number: never sent
+    assert predicted["rid"].tolist() == [f"run-1/{sent.index(row)}" for row in predicted["source_row"]]
+    clash = cli("predict", "--target", plaintext_server.target, "--insecure", "--input", str(path),
+                "--request-id-column", "prediction", cwd=tmp_path)
+    assert clash.returncode == 2 and "--request-id-column prediction" in clash.stderr
