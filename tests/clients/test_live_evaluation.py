@@ -7,11 +7,13 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from absenteeism import absenteeism_schema, dataflow, regression_metrics
+from absenteeism import absenteeism_schema, config_io, dataflow, regression_metrics
+from absenteeism.dataset import reader
 from absenteeism.online import converters
 from clients import PredictionClient, live_evaluation
 from testkit.server_process import ServerProcess
@@ -24,29 +26,39 @@ def evaluate_cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-@pytest.fixture(scope="module")
-def served(trained_config, tmp_path_factory):
-    """The held-out rows (source order) served with sample rate 1: half by Predict with ids
-    `row-<source row>`, half by one PredictBatch named `batch` (ids `batch/<i>`); their labels file
-    (in source order) plus two labels of calls never made."""
-    training_set = pd.read_parquet(trained_config.path.parent / "training_set.parquet")
+def serve_held_out(config_path: Path, typed: pd.DataFrame, folder: Path) -> tuple[Path, pd.DataFrame, str]:
+    """The held-out rows of the run that wrote `config_path` (source order; raw cells from `typed`,
+    the typed input frame by source row) served with sample rate 1 into the log `folder`: half by
+    Predict with ids `row-<source row>`, half by one PredictBatch named `batch` (ids `batch/<i>`).
+    Returns their labels file (source order; a classifier's labels as class labels) with two more
+    labels of calls never made, the held-out rows, and the label column."""
+    config = config_io.read_config(config_path)
+    training_set = pd.read_parquet(config_path.parent / "training_set.parquet")
     held_out = training_set[training_set["split"] == "held_out"].sort_values("source_row")
-    label = trained_config.config.label or dataflow.feature_module().DEFAULT_LABEL
-    raw = trained_config.accepted.loc[held_out["source_row"], list(absenteeism_schema.RAW_COLUMN_NAMES)]
+    label = config.label or dataflow.feature_module().DEFAULT_LABEL
+    raw = typed.loc[held_out["source_row"], list(absenteeism_schema.RAW_COLUMN_NAMES)]
     records = converters.frame_to_records(raw)
     half = len(records) // 2
-    folder = tmp_path_factory.mktemp("evaluate") / "log"
-    with (ServerProcess(trained_config.path, "--prediction-log", str(folder),
-                        "--prediction-log-sample-rate", "1") as server,
+    with (ServerProcess(config_path, "--prediction-log", str(folder), "--prediction-log-sample-rate", "1") as server,
           PredictionClient(server.target, insecure=True) as client):
         ids = [client.predict(record, request_id=f"row-{row}").request_id
                for row, record in zip(held_out["source_row"][:half], records[:half])]
         ids += client.predict_batch(records[half:], request_id="batch").record_ids
     assert server.returncode == 0
-    labels = pd.DataFrame({"request_id": [*ids, "never-served-1", "never-served-2"],
-                           "label": [*held_out[label], 4.0, 8.0]})
+    class_labels = list(config.onnx_model.class_labels) if config.HasField("onnx_model") else []
+    truth = [class_labels[i] for i in held_out[label]] if class_labels else held_out[label].tolist()
+    extra = class_labels[:2] if class_labels else [4.0, 8.0]
+    labels = pd.DataFrame({"request_id": [*ids, "never-served-1", "never-served-2"], "label": [*truth, *extra]})
     labels_path = folder.parent / "labels.csv"
     labels.to_csv(labels_path, index=False)
+    return labels_path, held_out, label
+
+
+@pytest.fixture(scope="module")
+def served(trained_config, tmp_path_factory):
+    """The bundled sample's run (ridge, absence_hours): its held-out rows served and labelled."""
+    folder = tmp_path_factory.mktemp("evaluate") / "log"
+    labels_path, held_out, label = serve_held_out(trained_config.path, trained_config.accepted, folder)
     return folder, labels_path, held_out, label
 
 
@@ -114,3 +126,32 @@ def test_an_old_log_without_request_ids_cannot_be_joined(trained_config, served,
     assert result.returncode == 2 and "has request ids" in result.stderr
 
 
+
+
+def _job(real_data: Path, out: Path, *args: str) -> Path:
+    run = subprocess.run([sys.executable, "-m", "etl_job", "run", "--input", str(real_data), "--output-dir", str(out),
+                          "--no-progress", *args], capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr
+    return out / config_io.CONFIG_FILE
+
+
+def test_on_the_real_data_set_the_live_evaluation_is_the_jobs(real_data, tmp_path):
+    """The issue's demonstration: the real data set's held-out rows with their true labels, a
+    regressor (ridge, absence_hours) and a classifier (gbt, long_absence: class labels in the labels
+    file): `clients evaluate` prints the job's own held-out figures, bit for bit."""
+    typed = reader.read_typed(real_data).frame
+    for name, args in {"ridge": (), "gbt": ("--model", "gbt", "--label", "long_absence")}.items():
+        config_path = _job(real_data, tmp_path / name / "run", *args)
+        folder = tmp_path / name / "log"
+        labels_path, held_out, _ = serve_held_out(config_path, typed, folder)
+        evaluation = config_io.read_config(config_path).evaluation
+        result = live_evaluation.evaluate(folder, labels_path, config_path)
+        assert result.joined == len(held_out) == evaluation.test_rows > 0, name
+        assert result.unmatched_labels == ["never-served-1", "never-served-2"], name
+        names = ("mae", "rmse") if name == "ridge" else ("log_loss", "accuracy", "roc_auc")
+        assert result.live == {metric: getattr(evaluation, metric) for metric in names}, name  # bit for bit
+        assert result.training == {key: getattr(evaluation, key) for metric in names
+                                   for key in (metric, f"baseline_{metric}")}, name
+        cli = evaluate_cli("--prediction-log", str(folder), "--labels", str(labels_path), "--config", str(config_path))
+        assert cli.returncode == 0 and f"{len(held_out)} labels joined" in cli.stdout, cli.stdout + cli.stderr
+        assert all(any(line.startswith(f"{metric} ") for line in cli.stdout.splitlines()) for metric in names)
