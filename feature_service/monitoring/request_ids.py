@@ -59,21 +59,25 @@ def of_call(metadata: Sequence[tuple[str, Any]] | None) -> str:
 
 
 class Labels:
-    """The names of the records of one predictor call: `call_id` alone (indices None: one record,
-    Predict) or `<call_id>/<indices[k]>` for record k."""
+    """The names of the records of one predictor call: `call_id` alone (first None: one record,
+    Predict) or `<call_id>/<first + k>` for record k."""
 
-    __slots__ = ("call_id", "indices", "records")
+    __slots__ = ("call_id", "first", "records")
 
-    def __init__(self, call_id: str, records: Sequence[Any], indices: np.ndarray | None = None):
-        self.call_id, self.records, self.indices = call_id, records, indices
+    def __init__(self, call_id: str, records: Sequence[Any], first: int | None = None):
+        self.call_id, self.records, self.first = call_id, records, first
 
     def of(self, records: Sequence[Any]) -> tuple[str, np.ndarray | None]:
         """(call id, indices) of `records`: these records, or a part of them in order (the valid
-        records of a stream's micro-batch, found by identity: the same objects are passed on)."""
-        if self.indices is None or len(records) == len(self.records):
-            return self.call_id, self.indices
+        records of a stream's micro-batch, found by identity: the same objects are passed on).
+        Only asked when the log is on."""
+        if self.first is None:
+            return self.call_id, None
+        indices = np.arange(self.first, self.first + len(self.records), dtype=np.int64)
+        if len(records) == len(self.records):
+            return self.call_id, indices
         position = {id(record): k for k, record in enumerate(self.records)}
-        return self.call_id, np.array([self.indices[position[id(record)]] if id(record) in position else -1
+        return self.call_id, np.array([indices[position[id(record)]] if id(record) in position else -1
                                        for record in records], dtype=np.int64)
 
 
@@ -87,9 +91,7 @@ class Labelled:
     __slots__ = ("_labels",)
 
     def __init__(self, call_id: str, records: Sequence[Any], first_index: int | None = None):
-        indices = (None if first_index is None
-                   else np.arange(first_index, first_index + len(records), dtype=np.int64))
-        self._labels = Labels(call_id, records, indices)
+        self._labels = Labels(call_id, records, first_index)
 
     def __enter__(self) -> None:
         _local.labels = self._labels
