@@ -78,18 +78,36 @@ def _is_file_of(path: Path, fd: int) -> bool:
 
 
 @contextlib.contextmanager
-def _locked(lock_file: Path) -> Iterator[bool]:
-    """Yields True while this process holds `lock_file`'s lock, False when another holds it (or the
-    file went away, or is not ours to open)."""
+def _opened(lock_file: Path) -> Iterator[int | None]:
+    """A descriptor of `lock_file` (None when it cannot be opened), closed after the block: closing
+    it releases a lock taken on it."""
     try:
         fd = os.open(lock_file, os.O_RDONLY)
     except OSError:
-        yield False
+        yield None
         return
     try:
-        yield _lock(fd) and _is_file_of(lock_file, fd)
+        yield fd
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def _locked(lock_file: Path) -> Iterator[bool]:
+    """Yields True while this process holds `lock_file`'s lock, False when another holds it (or the
+    file went away, or is not ours to open)."""
+    with _opened(lock_file) as fd:
+        yield fd is not None and _lock(fd) and _is_file_of(lock_file, fd)
+
+
+@contextlib.contextmanager
+def waited(lock_file: Path) -> Iterator[bool]:
+    """Waits for `lock_file`'s lock (its holders keep it for a switch or a removal, not longer) and
+    yields True while held; False when the lock file is gone (its folder was removed)."""
+    with _opened(lock_file) as fd:
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd is not None and _is_file_of(lock_file, fd)
 
 
 def _remove(folder: Path, lock_file: Path) -> None:

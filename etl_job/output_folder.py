@@ -19,7 +19,6 @@ ever removed under its lock, so a run another process works on (a job, a rollbac
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import shutil
@@ -162,7 +161,7 @@ def rollback(out: Path, run_id: str, names: Iterable[str], check: Callable[[Path
     folder = runs / run_id
     if "/" in run_id or run_id in ("", ".", "..") or not folder.is_dir() or not is_kept(out, folder):
         raise UnknownRun(f"no kept run {run_id!r} in {out} (`runs list` shows them)")
-    with _held(folder.with_name(folder.name + leases.LOCK_SUFFIX)) as held:
+    with leases.waited(folder.with_name(folder.name + leases.LOCK_SUFFIX)) as held:
         if not held or not folder.is_dir():  # removed meanwhile (a prune took it first)
             raise UnknownRun(f"no kept run {run_id!r} in {out} (`runs list` shows them)")
         if published(out) == run_id:
@@ -175,26 +174,6 @@ def rollback(out: Path, run_id: str, names: Iterable[str], check: Callable[[Path
         finally:
             scratch.release()
     return True
-
-
-@contextlib.contextmanager
-def _held(lock_file: Path) -> Iterator[bool]:
-    """Waits for `lock_file`'s lock (its holders keep it for a switch or a removal, not longer) and
-    yields True while held; False when the lock file is gone (its folder was removed)."""
-    try:
-        fd = os.open(lock_file, os.O_RDONLY)
-    except OSError:
-        yield False
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            same = os.stat(lock_file).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        yield same
-    finally:
-        os.close(fd)
 
 
 def _switch(out: Path, folder: Path, names: tuple[str, ...], scratch: Path) -> None:

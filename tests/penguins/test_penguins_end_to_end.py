@@ -92,6 +92,16 @@ def test_the_server_gives_the_training_sets_bits_in_all_three_modes_and_its_log_
     assert f"{3 * 342} logged records replayed" in replay.stdout and "PARITY: identical" in replay.stdout
 
 
+def accepted_records() -> list:
+    """The penguins records of the table's rows the schema accepts, as a client sends them."""
+    data_sets.activate("penguins")
+    try:
+        accepted = reader.read_valid(SAMPLE)
+        return converters.frame_to_records(accepted.loc[:, list(data_sets.active().table.column_names)])
+    finally:
+        data_sets.activate(data_sets.DEFAULT)
+
+
 def grpcurl(target: str, method: str, body: dict | None = None) -> subprocess.CompletedProcess:
     binary = Path(sys.executable).parent / "grpcurl"
     data = ["-d", json.dumps(body)] if body is not None else []
@@ -170,12 +180,7 @@ def test_a_reload_to_another_data_sets_config_is_refused_and_the_server_keeps_se
 
 
 def test_processes_share_a_drift_window_of_text_categories_missing_values_and_dates(penguins_run):
-    data_sets.activate("penguins")
-    try:
-        accepted = reader.read_valid(SAMPLE)
-        records = converters.frame_to_records(accepted.loc[:, list(data_sets.active().table.column_names)])
-    finally:
-        data_sets.activate(data_sets.DEFAULT)
+    records = accepted_records()
     with ServerProcess(penguins_run / "serving_config.pb", "--processes", "2", "--drift-min-records", "100") as server, \
             PredictionClient(server.target, insecure=True, data_set="penguins") as client:
         for start in range(0, len(records), 50):
@@ -204,12 +209,7 @@ def test_clients_predict_sends_every_row_of_the_table_with_its_missing_values(pe
 
 
 def test_a_field_gone_missing_drifts(penguins_run):
-    data_sets.activate("penguins")
-    try:
-        accepted = reader.read_valid(SAMPLE)
-        records = converters.frame_to_records(accepted.loc[:, list(data_sets.active().table.column_names)])
-    finally:
-        data_sets.activate(data_sets.DEFAULT)
+    records = accepted_records()
     for record in records:  # an upstream change: the flipper length stops arriving
         record.ClearField("flipper_length_mm")
     with ServerProcess(penguins_run / "serving_config.pb", "--drift-min-records", "100") as server, \
