@@ -131,7 +131,7 @@ step "build context snapshot + wheels for python $base_py downloaded on the host
 # What the Dockerfile copies (see .dockerignore); a snapshot, so that both targets are built from
 # the same files even while the work tree changes.
 mkdir -p "$CONTEXT"
-cp -a --parents Dockerfile .dockerignore pyproject.toml setup.cfg absenteeism etl_job feature_service \
+cp -a --parents Dockerfile .dockerignore pyproject.toml setup.cfg absenteeism etl_job feature_service penguins \
   container/healthcheck.py container/entrypoint.py container/wheelhouse "$CONTEXT"/
 find "$CONTEXT" -name __pycache__ -prune -exec rm -rf {} +
 quiet_pip() {  # pip, minus the host's notes about its optional local mirrors

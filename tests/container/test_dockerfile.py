@@ -184,6 +184,20 @@ def test_dockerignore_admits_every_copied_path_and_nothing_else():
         assert secret_or_bulk not in allowed
 
 
+def test_the_smoke_tests_build_context_holds_every_copied_path():
+    """container/smoke_test.sh builds from a snapshot of the paths it lists, not from the work tree:
+    a COPY of a path it leaves out fails only in the image build (CI's last step)."""
+    script = (ROOT / "container" / "smoke_test.sh").read_text()
+    listed = re.search(r"cp -a --parents (.*?) \"\$CONTEXT\"/", script, flags=re.DOTALL)
+    assert listed, "the smoke test's `cp -a --parents ... \"$CONTEXT\"/` line is not found"
+    snapshot = [path.rstrip("/") for path in listed.group(1).replace("\\\n", " ").split()]
+    for keyword, args in _instructions(DOCKERFILE.read_text()):
+        if keyword == "COPY" and "--from" not in args:
+            for source in args.split()[:-1]:
+                assert any(source.rstrip("/") == p or source.startswith(p + "/") for p in snapshot), \
+                    f"COPY {source}: not in the smoke test's build context ({snapshot})"
+
+
 # --- container/healthcheck.py against a real server ----------------------------------------------
 
 def _run_healthcheck(**env: str) -> subprocess.CompletedProcess:
