@@ -88,9 +88,7 @@ def read_labels(path: Path) -> pd.DataFrame:
 def read_log(folder: Path) -> tuple[pd.DataFrame, int]:
     """The logged records that carry a request id (config_id, request_id, prediction, probabilities),
     and how many files have none."""
-    files = log_format.complete_files(folder)
-    if not files:
-        raise ValueError(f"{folder} holds no prediction log file ({log_format.PREFIX}*{log_format.SUFFIX})")
+    files = log_format.existing_files(folder)
     frames, without = [], 0
     for path in files:
         table, _ = log_format.read_file(path)

@@ -56,9 +56,7 @@ def replay(folder: Path, config_path: Path) -> Replay:
     config_io.verify_config(config)  # the same feature module and raw schema as the code replaying it
     values = aggregates.from_message(config.statistics, dataflow.aggregate_names())
     model = served_model.served_model(config)
-    files = log_format.complete_files(folder)
-    if not files:
-        raise ValueError(f"{folder} holds no prediction log file ({log_format.PREFIX}*{log_format.SUFFIX})")
+    files = log_format.existing_files(folder)
     result = Replay(config.content_sha256)
     for path in files:
         table, feature_names = log_format.read_file(path)

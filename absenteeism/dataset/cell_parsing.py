@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from absenteeism import data_sets
 from absenteeism.dataset.raw_chunk import RawChunk
-from absenteeism.raw_schema import DATE_PATTERN, DATE_RULE, EPOCH, REQUIRED, CsvDialect, RawColumn, Violation
+from absenteeism.raw_schema import DATE_RULE, REQUIRED, CsvDialect, RawColumn, Violation, parse_date
 
 
 def parse_columns(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[Violation]]:
@@ -131,7 +131,7 @@ def _cast_numbers(text: pa.Array) -> np.ndarray:
 def _parse_cells(column: RawColumn, raw: pd.Series, dialect: CsvDialect, violations: list[Violation]) -> pd.Series:
     """One column of any kind from its cells: missing cells (empty or a missing-value token), then
     the kind's parse, column-wise (a number through to_numbers, a bool by its tokens, a date by
-    DATE_PATTERN and the calendar)."""
+    raw_schema.parse_date)."""
     text = raw.astype("str").str.strip().where(raw.notna(), "")
     missing = (text.isin(dialect.missing_values) | (text == "")).to_numpy()
     for label in raw.index[missing & (not column.nullable)]:
@@ -163,10 +163,9 @@ def _parse_texts(column: RawColumn, text: pd.Series, dialect: CsvDialect) -> tup
         values[text.isin((*dialect.true_values, *_TRUE)).to_numpy()] = 1.0
         values[text.isin((*dialect.false_values, *_FALSE)).to_numpy()] = 0.0
         return values, f"bool({'/'.join((*dialect.true_values, *dialect.false_values))})"
-    if column.dtype == "date":
-        dates = pd.to_datetime(text.where(text.str.fullmatch(DATE_PATTERN), None), format="%Y-%m-%d", errors="coerce")
-        days = (dates - pd.Timestamp(EPOCH)).dt.days.to_numpy(dtype=np.float64, na_value=np.nan)
-        return days, DATE_RULE
+    if column.dtype == "date":  # raw_schema.parse_date, the server's reading, once per distinct text
+        days = {cell: parse_date(cell) for cell in text.unique()}
+        return text.map(days).to_numpy(dtype=np.float64, na_value=np.nan), DATE_RULE
     values = to_numbers(text).to_numpy(dtype=np.float64, copy=True)
     with np.errstate(invalid="ignore"):
         values[~np.isfinite(values)] = np.nan

@@ -59,6 +59,14 @@ def table(logged_at_us: np.ndarray, config_ids: Sequence[str], raw: np.ndarray, 
     return pa.Table.from_arrays(columns, schema=target)
 
 
+def existing_files(folder: Path) -> list[Path]:
+    """complete_files, or ValueError when the folder holds none."""
+    files = complete_files(folder)
+    if not files:
+        raise ValueError(f"{folder} holds no prediction log file ({PREFIX}*{SUFFIX})")
+    return files
+
+
 def complete_files(folder: Path) -> list[Path]:
     """The log's complete files, oldest first (by name: start time, process, number)."""
     return sorted(p for p in Path(folder).glob(f"{PREFIX}*{SUFFIX}") if p.is_file())
