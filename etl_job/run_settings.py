@@ -11,7 +11,7 @@ from absenteeism.dataset import partitions
 from absenteeism.dataset import reader as input_reader
 from etl_job import online_parity, output_folder, training
 
-SAMPLE_INPUT = Path(__file__).parent / "sample_data" / "absenteeism_sample.csv"  # absenteeism's (its DataSet's)
+SAMPLE_INPUT = data_sets.named(data_sets.DEFAULT).sample_input  # the default data set's bundled sample
 DEFAULT_OUTPUT_DIR = Path("build")
 DEFAULT_MAX_REJECT_FRACTION = 0.05
 
