@@ -1,4 +1,4 @@
-"""Command line: `python -m etl_job run | runs | package-model | dag | generate`.
+"""Command line: `python -m etl_job run | runs | score | package-model | dag | generate`.
 
 Exit codes: 0 done; 2 bad usage (argparse), or a Dask scheduler that cannot be reached, or a model that
 cannot be served; 3 bad data (unreadable input, missing or duplicated columns, too many rejected rows,
@@ -24,13 +24,14 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from absenteeism import data_sets, dataflow, log_lines, release
+from absenteeism import config_io, data_sets, dataflow, log_lines, release
 from absenteeism.dataset.raw_chunk import InputFormatError
 from etl_job import dask_engine, pipeline, run_history, run_settings, training
 from etl_job.job_errors import BadData, ClusterError, ModelError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BAD_DATA = 0, 1, 2, 3
 EXIT_MISSING_TOOL = 69  # EX_UNAVAILABLE: a program the command needs is not installed
+EXIT_CONFIG = 78  # EX_CONFIG: score was given a config a server would refuse (the server's boot exit code)
 EXIT_CODES = """exit codes:
   0    done
   1    internal error (rerun with --verbose for the traceback)
@@ -52,6 +53,15 @@ PACKAGE_EXIT_CODES = """exit codes:
   3    a run folder or input that cannot be used (a file missing, another feature module, a
        training set of another config, an input that is not the run's)
   130  interrupted (Ctrl-C), 143 stopped by SIGTERM: the output folder as it was"""
+SCORE_EXIT_CODES = """exit codes:
+  0    scored and published (rows a server would refuse are in rejects.csv, not an error)
+  1    internal error (rerun with --verbose for the traceback)
+  2    bad usage, or a Dask scheduler that cannot be reached or was lost, or --engine dask without
+       Dask installed (the [dask] extra)
+  3    an input that cannot be read (missing, unreadable, columns missing or repeated)
+  78   a config a server would refuse at boot (unreadable, edited, another feature module or raw
+       schema, golden rows not reproduced)
+  130  interrupted (Ctrl-C), 143 stopped by SIGTERM: the output folder as it was"""
 EXIT_STOPPED = 128 + signal.SIGTERM  # what a shell reports for a TERM-killed program
 log = logging.getLogger("etl_job")
 
@@ -62,6 +72,10 @@ class _MissingTool(Exception):
 
 class _MissingExtra(Exception):
     """The command needs an optional dependency this install lacks (exit 2, with the extra to install)."""
+
+
+class _UnusableConfig(Exception):
+    """score: a config a server would refuse at boot (exit 78, with the server's reason)."""
 
 
 class _UsageError(Exception):
@@ -186,23 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: %(default)s)")
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bars on stderr (default: when stderr is a terminal)")
-    dask = run_settings.DaskSettings()
-    engine = run.add_argument_group("engine", "where the job runs (docs/distributed.md)")
-    engine.add_argument("--engine", choices=("local", "dask"), default="local",
-                        help="local: this process (default); dask: the parts of the input as tasks on a Dask cluster")
-    engine.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                        help="with --engine dask: the scheduler of a running cluster (default: start a "
-                             "LocalCluster on 127.0.0.1 and close it at the end)")
-    engine.add_argument("--workers", type=_positive_int, default=dask.workers,
-                        help="with --engine dask and no --scheduler: worker processes (default: %(default)s)")
-    engine.add_argument("--connect-timeout", type=_positive_float, default=dask.connect_timeout,
-                        help="seconds to reach --scheduler before giving up, exit 2 (default: %(default)s)")
-    engine.add_argument("--part-bytes", type=_positive_int, default=dask.part_bytes,
-                        help="with --engine dask: input bytes per task (CSV; Parquet parts take whole row "
-                             "groups); never changes the outputs (default: %(default)s)")
+    _add_engine_arguments(run)
     run.set_defaults(handler=_run)
 
     _add_runs(commands)
+    _add_score(commands)
     _add_package_model(commands)
 
     dag = commands.add_parser("dag", help="draw the offline and online feature DAGs as PNG pictures")
@@ -220,6 +222,60 @@ def build_parser() -> argparse.ArgumentParser:
                           help="share of rows given one quirk each, which the job must reject (default: %(default)s)")
     generate.set_defaults(handler=_generate)
     return parser
+
+
+def _add_engine_arguments(command: argparse.ArgumentParser) -> None:
+    dask = run_settings.DaskSettings()
+    engine = command.add_argument_group("engine", "where the job runs (docs/distributed.md)")
+    engine.add_argument("--engine", choices=("local", "dask"), default="local",
+                        help="local: this process (default); dask: the parts of the input as tasks on a Dask cluster")
+    engine.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="with --engine dask: the scheduler of a running cluster (default: start a "
+                             "LocalCluster on 127.0.0.1 and close it at the end)")
+    engine.add_argument("--workers", type=_positive_int, default=dask.workers,
+                        help="with --engine dask and no --scheduler: worker processes (default: %(default)s)")
+    engine.add_argument("--connect-timeout", type=_positive_float, default=dask.connect_timeout,
+                        help="seconds to reach --scheduler before giving up, exit 2 (default: %(default)s)")
+    engine.add_argument("--part-bytes", type=_positive_int, default=dask.part_bytes,
+                        help="with --engine dask: input bytes per task (CSV; Parquet parts take whole row "
+                             "groups); never changes the outputs (default: %(default)s)")
+
+
+def _dask_settings(args: argparse.Namespace) -> run_settings.DaskSettings:
+    return run_settings.DaskSettings(scheduler=args.scheduler, workers=args.workers,
+                                     connect_timeout=args.connect_timeout, part_bytes=args.part_bytes)
+
+
+def _add_score(commands) -> None:
+    from etl_job import scoring
+
+    score = commands.add_parser(
+        "score", help="a config's raw schema, features and model over a file, with the server's bits, no server",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SCORE_EXIT_CODES,
+        description="""Verifies the config as a server does at boot, then scores every row of the input in
+chunks (bounded memory), here or on a Dask cluster: the predictions (with --features, the
+features too) as Parquet keyed by source row, each row the server's bits; rows a server would
+refuse quarantined in rejects.csv with their reasons; aggregates read from the config, never
+recomputed. Published all at once into --output-dir (docs/etl.md).""")
+    score.add_argument("--config", type=Path, required=True, metavar="CONFIG",
+                       help="a serving_config.pb (a job's output folder holds one)")
+    score.add_argument("--input", type=Path, required=True, metavar="FILE_OR_FOLDER",
+                       help="a .csv/.parquet file or a folder of them, in the config's data set's format; a "
+                            "label column is ignored")
+    score.add_argument("--output-dir", type=Path, required=True, metavar="DIR",
+                       help="where predictions.parquet, rejects.csv and score_report.json are published")
+    score.add_argument("--features", action="store_true", help="write the feature columns beside the predictions")
+    score.add_argument("--delimiter", type=_delimiter, default=None,
+                       help="the CSV files' delimiter, when not the data set's own (e.g. ',' or '\\t')")
+    score.add_argument("--keep", type=_positive_int, default=scoring.DEFAULT_KEEP, metavar="N",
+                       help="published scorings kept in the output folder (default: %(default)s)")
+    score.add_argument("--chunk-rows", type=_positive_int, default=run_settings.RunSettings.chunk_rows,
+                       help="rows read and scored at a time; bounds memory, never changes the outputs "
+                            "(default: %(default)s)")
+    score.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="progress bars on stderr (default: when stderr is a terminal)")
+    _add_engine_arguments(score)
+    score.set_defaults(handler=_score)
 
 
 def _add_runs(commands) -> None:
@@ -300,12 +356,8 @@ def _run(args: argparse.Namespace) -> int:
                                  model=args.model, label=args.label, max_fit_rows=args.max_fit_rows),
         parity_rows=args.parity_rows, progress=progress, chunk_rows=args.chunk_rows, engine=args.engine,
         keep=args.keep,
-        dask=run_settings.DaskSettings(scheduler=args.scheduler, workers=args.workers,
-                                       connect_timeout=args.connect_timeout, part_bytes=args.part_bytes))
-    if args.engine != "dask" and args.scheduler is not None:
-        raise _UsageError("--scheduler goes with --engine dask")
-    if args.engine == "dask" and (why := dask_engine.missing()):
-        raise _MissingExtra(why)  # before any work: the command asks for what this install lacks
+        dask=_dask_settings(args))
+    _check_engine_choice(args)
     data_sets.activate(settings.chosen_data_set())  # the label and model checks read its feature module
     _check_model_choice(settings.fit)
     # Log lines go through tqdm while bars are drawn, so they do not tear the bars apart.
@@ -314,6 +366,33 @@ def _run(args: argparse.Namespace) -> int:
     rows = result.report["rows"]
     log.info("done: %d rows read, %d accepted, %d rejected; %s; outputs in %s", rows["read"], rows["accepted"],
              rows["rejected"], _evaluated(result.report["metrics"]), args.output_dir)
+    return EXIT_OK
+
+
+def _check_engine_choice(args: argparse.Namespace) -> None:
+    if args.engine != "dask" and args.scheduler is not None:
+        raise _UsageError("--scheduler goes with --engine dask")
+    if args.engine == "dask" and (why := dask_engine.missing()):
+        raise _MissingExtra(why)  # before any work: the command asks for what this install lacks
+
+
+def _score(args: argparse.Namespace) -> int:
+    from etl_job import scoring
+
+    _check_engine_choice(args)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    settings = scoring.ScoreSettings(
+        config_path=args.config, input_path=args.input, output_dir=args.output_dir, with_features=args.features,
+        chunk_rows=args.chunk_rows, engine=args.engine, dask=_dask_settings(args), delimiter=args.delimiter,
+        keep=args.keep, progress=progress)
+    with logging_redirect_tqdm() if progress else contextlib.nullcontext():
+        try:
+            report = scoring.score(settings)
+        except config_io.ConfigError as error:
+            raise _UnusableConfig(str(error)) from None
+    rows = report["rows"]
+    log.info("done: %d of %d rows scored, %d quarantined (rejects.csv); outputs in %s", rows["scored"],
+             rows["read"], rows["rejected"], args.output_dir)
     return EXIT_OK
 
 
@@ -431,6 +510,9 @@ def main(argv: list[str] | None = None) -> int:
     except _MissingTool as error:
         print(f"etl_job: {error}", file=sys.stderr)
         return EXIT_MISSING_TOOL
+    except _UnusableConfig as error:
+        print(f"etl_job: {error}", file=sys.stderr)
+        return EXIT_CONFIG
     except (ClusterError, _MissingExtra, run_history.UnknownRun) as error:
         print(f"etl_job: {error}", file=sys.stderr)
         return EXIT_USAGE

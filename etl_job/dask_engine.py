@@ -147,17 +147,17 @@ class DaskEngine(Engine):
             files = list(dict.fromkeys(part.path for part in parts))
             digest = client.submit(input_reader.input_sha256, files, pure=False)
             extracts = client.map(part_tasks.extract, parts, work=work, chunk_rows=settings.chunk_rows, pure=False)
-            tallies = self._gather(steps, client.map(part_tasks.tally_of, extracts), "read+validate")
+            tallies = gather(steps, client.map(part_tasks.tally_of, extracts), "read+validate")
             rows_before = np.concatenate([[0], np.cumsum([t.rows_read for t in tallies])]).astype(int)
             placed = [client.submit(part_tasks.place, extract, int(offset), work, settings.fit, pure=False)
                       for extract, offset in zip(extracts, rows_before)]
-            counts = self._gather(steps, client.map(part_tasks.counts_of, placed), "number")
+            counts = gather(steps, client.map(part_tasks.counts_of, placed), "number")
             rejects = [path for path, _, _ in counts if path is not None]
             client.submit(part_tasks.concatenate_rejects, work, rejects, pure=False).result()
             tally = validate_step.Tally()
             for part_tally in tallies:
                 tally.merge(part_tally)
-            extracted = input_reader.Extracted(_source_files(parts, tallies), digest.result())
+            extracted = input_reader.Extracted(source_files(parts, [t.rows_read for t in tallies]), digest.result())
             log_tally(tally)
             validate_step.check_threshold(tally, settings.max_reject_fraction)
         with steps.step("analyze"):
@@ -174,7 +174,7 @@ class DaskEngine(Engine):
                 client.submit(part_tasks.transform, extract, offset, aggregates, profiler.raw, settings.fit,
                               online_parity.positions_within(positions, offset.accepted, rows), work, pure=False)
                 for extract, offset, rows in zip(extracts, offsets, accepted)]
-            shares = self._gather(steps, client.map(part_tasks.fit_share_of, transformed), "transform")
+            shares = gather(steps, client.map(part_tasks.fit_share_of, transformed), "transform")
             gram = client.submit(part_tasks.gram_total, _pairwise(client, part_tasks.merge_gram_pieces,
                                                                    client.map(part_tasks.pieces_of, transformed)))
             fitted = bad_data(self._fitted, aggregates, gram.result(), shares, counts, tally.rows_accepted,
@@ -193,7 +193,7 @@ class DaskEngine(Engine):
         written = [client.submit(part_tasks.write, transformed, i, offset.test, model, profiler.features,
                                  profiler.outputs, work, pure=False)
                    for i, (transformed, offset) in enumerate(zip(self._transformed, self._offsets))]
-        for feature_counts, output_counts in self._gather(steps, client.map(part_tasks.written_counts, written),
+        for feature_counts, output_counts in gather(steps, client.map(part_tasks.written_counts, written),
                                                            "write"):
             profiler.add_counts(features=feature_counts, outputs=output_counts)
         if fitted.class_shares is None:
@@ -234,26 +234,32 @@ class DaskEngine(Engine):
             start += len(part)
         return matrix, np.concatenate(labels)
 
-    @staticmethod
-    def _gather(steps: StepProgress, futures: list, desc: str) -> list:
-        """The futures' results in their order, with a bar over the parts as they finish."""
-        # distributed loads only for a run on a cluster
-        from distributed import as_completed
-
-        done = {}
-        position = {future.key: i for i, future in enumerate(futures)}
-        for future in steps.rows(as_completed(futures), f"{desc} (parts)", total=len(futures), size=lambda _: 1):
-            done[position[future.key]] = future.result()
-        return [done[i] for i in range(len(futures))]
+    @property
+    def client(self) -> Any:
+        """The distributed.Client of the cluster, inside the `with` block."""
+        return self._client
 
 
-def _source_files(parts: list[partitions.Part], tallies: list[validate_step.Tally]) -> tuple:
+def source_files(parts: list[partitions.Part], rows_read: list[int]) -> tuple[input_reader.SourceFile, ...]:
+    """The input's files with their row numbering, from the rows read of each part (in order)."""
     files: dict[Path, list[int]] = {}
     first_row = 1
-    for part, tally in zip(parts, tallies):
-        files.setdefault(part.path, [first_row, 0])[1] += tally.rows_read
-        first_row += tally.rows_read
-    return tuple(input_reader.SourceFile(path, first, rows) for path, (first, rows) in files.items())
+    for part, rows in zip(parts, rows_read):
+        files.setdefault(part.path, [first_row, 0])[1] += rows
+        first_row += rows
+    return tuple(input_reader.SourceFile(path, first, count) for path, (first, count) in files.items())
+
+
+def gather(steps: StepProgress, futures: list, desc: str) -> list:
+    """The futures' results in their order, with a bar over the parts as they finish."""
+    # distributed loads only for a run on a cluster
+    from distributed import as_completed
+
+    done = {}
+    position = {future.key: i for i, future in enumerate(futures)}
+    for future in steps.rows(as_completed(futures), f"{desc} (parts)", total=len(futures), size=lambda _: 1):
+        done[position[future.key]] = future.result()
+    return [done[i] for i in range(len(futures))]
 
 
 def _offsets(rows_before, accepted: list[int], counts) -> list[part_tasks.Offsets]:

@@ -114,10 +114,18 @@ def make_output_folders(output_dir: Path) -> None:
 
 @contextlib.contextmanager
 def training_set_writer(output_dir: Path, empty: pa.Table, part: int = 0) -> Iterator[Callable[[pa.Table], None]]:
+    """Yields `append(table)`: the `part`-th file of the training set (parquet_part_writer). The
+    training set's folder must exist (make_output_folders)."""
+    with parquet_part_writer(Path(output_dir) / TRAINING_SET_FILE, empty, part) as append:
+        yield append
+
+
+@contextlib.contextmanager
+def parquet_part_writer(folder: Path, empty: pa.Table, part: int = 0) -> Iterator[Callable[[pa.Table], None]]:
     """Yields `append(table)`: chunks are written in row groups of ROW_GROUP_ROWS to a temp file,
-    renamed into place as the `part`-th file of the training set when the block ends (removed if it
-    fails). The training set's folder must exist (make_output_folders)."""
-    path = training_set_part(output_dir, part)
+    renamed into place as `folder`/part-NNNNN.parquet when the block ends (removed if it fails).
+    A part of no row holds `empty`'s columns."""
+    path = Path(folder) / f"part-{part:05d}.parquet"
     groups = table_blocks(ROW_GROUP_ROWS)
     with atomic.atomic_path(path) as tmp:
         writer: list[pq.ParquetWriter] = []

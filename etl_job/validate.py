@@ -33,23 +33,37 @@ class Validation:
         return self.rows_read - len(self.accepted)
 
 
-def validate_chunk(chunk: raw_chunk.RawChunk) -> Validation:
+def validate_chunk(chunk: raw_chunk.RawChunk, training: bool = True) -> Validation:
     """A chunk of the input: read from its numbers when they parse and pass every rule (most
-    chunks), else from its text, which words each violation as the input wrote it."""
+    chunks), else from its text, which words each violation as the input wrote it. `training`:
+    the rules of a training row (the label too); else a request's (offline scoring: any label
+    column of the input is left out, as a server never sees one)."""
+    if not training:
+        chunk = without_labels(chunk)
     typed = cell_parsing.parse_numbers(chunk)
-    if typed is not None and _all_pass(typed):
+    if typed is not None and _all_pass(typed, training):
         return Validation(typed, (), len(typed))
-    return validate(chunk.cells)
+    return validate(chunk.cells, training)
 
 
-def validate(cells: pd.DataFrame) -> Validation:
+def without_labels(chunk: raw_chunk.RawChunk) -> raw_chunk.RawChunk:
+    """The chunk without the data set's label columns (when the input has them)."""
+    labels = data_sets.active().table.label_names
+    numbers = None if chunk.numbers is None else {k: v for k, v in chunk.numbers.items() if k not in labels}
+    cells = lambda: chunk.cells.drop(columns=[name for name in labels if name in chunk.cells.columns])
+    stripped = raw_chunk.RawChunk(len(chunk), numbers, cells)
+    stripped.index = chunk.index
+    return stripped
+
+
+def validate(cells: pd.DataFrame, training: bool = True) -> Validation:
     """cells: strings as extract reads them, index = source row."""
     typed, parse_failures = cell_parsing.parse_columns(cells)
     # A cell that did not parse is 0 in `typed`; its range check would only repeat the same fault.
     unparsed = {(v.row, v.column) for v in parse_failures}
-    broken = [] if _all_pass(typed) else _as_written([
-        v for v in data_sets.active().table.find_violations(typed, training=True) if (v.row, v.column) not in unparsed],
-        cells)
+    broken = [] if _all_pass(typed, training) else _as_written([
+        v for v in data_sets.active().table.find_violations(typed, training=training)
+        if (v.row, v.column) not in unparsed], cells)
     order = _column_order(data_sets.active().table)
     violations = sorted([*parse_failures, *broken], key=lambda v: (v.row, order.get(v.column, 99)))
     if any(v.row is None for v in violations):  # a whole column is absent (read_file normally stops this)
@@ -118,17 +132,18 @@ def _column_order(table: RawTable) -> dict[str, int]:
 
 
 @cache
-def _compiled(table: RawTable) -> dict[str, CompiledSchema]:
-    return {name: CompiledSchema.from_pandera(column) for name, column in table.training_schema.columns.items()}
+def _compiled(table: RawTable, training: bool = True) -> dict[str, CompiledSchema]:
+    schema = table.training_schema if training else table.schema
+    return {name: CompiledSchema.from_pandera(column) for name, column in schema.columns.items()}
 
 
-def _all_pass(typed: pd.DataFrame) -> bool:
+def _all_pass(typed: pd.DataFrame, training: bool = True) -> bool:
     """True when pandera would find nothing: the schema's checks compiled to numpy predicates (the
     server's fast path runs the same ones; tests/absenteeism/test_fast_path.py shows they accept and reject
     exactly what pandera does). Pandera itself validates any chunk where one fails, so it alone
     words every violation; a clean chunk skips its per-column overhead."""
     return all(name in typed.columns and _passes(compiled, typed[name].to_numpy())
-               for name, compiled in _compiled(data_sets.active().table).items())
+               for name, compiled in _compiled(data_sets.active().table, training).items())
 
 
 def _passes(compiled: CompiledSchema, values: np.ndarray) -> bool:
