@@ -7,6 +7,7 @@ one request with the aggregates from its ServingConfig. Same module, same driver
 
 from __future__ import annotations
 
+import gc
 from functools import cache
 from types import ModuleType
 
@@ -125,6 +126,15 @@ def compute_features(raw: pd.DataFrame, aggregates: dict[str, aggregate_values.A
     outputs = [*module.MODEL_FEATURES, *module.GUARDS]
     result = feature_driver().execute(outputs, inputs=_inputs(raw), overrides=dict(aggregates))
     return pd.DataFrame({name: result[name] for name in module.MODEL_FEATURES}, index=raw.index)
+
+
+def release_chunk_results() -> None:
+    """Frees what Hamilton's executes of a chunk left behind. Each execute leaves its results (every
+    node's column) in a reference cycle (a recursive closure over its dict of computed values), which
+    only a cycle collection frees; they are still in the young generations when the chunk is done,
+    so collecting those (about 2 ms) frees them. Without it a long input's cycles pile up in the
+    oldest generation, which is seldom collected: scoring 20M rows peaked at 828 MiB instead of 350."""
+    gc.collect(1)
 
 
 def feature_matrix(feature_frame: pd.DataFrame) -> np.ndarray:

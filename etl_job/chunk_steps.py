@@ -114,6 +114,7 @@ def transform_chunk(chunk: pd.DataFrame, aggregates: dict[str, AggregateValue], 
     compact = CompactRows(training.narrow(source_rows),
                           [training.narrow(matrix[:, j]) for j in range(matrix.shape[1])],
                           training.narrow(labels), test)
+    dataflow.release_chunk_results()
     return TransformedChunk(
         design=ridge.design_rows(matrix[train], labels[train]),
         train_rows=int(train.sum()), test_rows=int(test.sum()), raw_counts=raw_counts,

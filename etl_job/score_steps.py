@@ -82,6 +82,8 @@ def score_chunk(rows: RawChunk, model: ScoringModel) -> ScoredChunk:
         accepted = accepted.drop(index=[v.row for v in faults])
     tables = [model.table(part.index.to_numpy(), matrix, answered) for part, matrix, answered in answers]
     table = pa.concat_tables(tables) if tables else model.empty_table()
+    del answers
+    dataflow.release_chunk_results()
     return ScoredChunk(table, violations, validation.rows_read)
 
 

@@ -96,3 +96,13 @@ def test_model_kinds_benchmark_smoke():
                   "server CPU/call over ridge (us)"):
         line = next(line for line in out.splitlines() if line.startswith(label))
         assert len(line.split()) == len(label.split()) + 4, line
+
+
+def test_scoring_benchmark_smoke():
+    out = run("bench/scoring.py", "--engines", "local,dask")
+    for label in ("etl_job score --features --engine local", "etl_job score --features --engine dask"):
+        line = next(line for line in out.splitlines() if label in line)
+        float(line.split()[-1].replace(",", ""))  # rows/s printed; its value is not asserted
+    # Not a figure: the script's comparisons, which must find every row identical.
+    assert out.count("20000 rows also in the training set: 20000 identical") == 2, out
+    assert out.count("2000 rows through gRPC Predict: 2000 identical") == 2, out

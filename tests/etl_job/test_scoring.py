@@ -6,6 +6,7 @@ server would refuse refused before anything is written."""
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -315,3 +316,14 @@ def test_rows_whose_features_break_a_check_are_quarantined_alone_with_the_check(
     assert all(f"in_range check failed for age {age}" in str(v.value) for v in quarantined)
     assert_same_bits(refused.table.to_pandas().to_numpy(),
                      everything[~everything["source_row"].isin(of_that_age)].to_numpy())
+
+
+def test_a_chunk_leaves_none_of_its_columns_behind(trained_config):
+    """Hamilton's execute leaves its results in a reference cycle; left to the oldest generation,
+    those of a long input piled up (20M rows peaked at 828 MiB instead of 383)."""
+    model = score_steps.scoring_model(trained_config.config, with_features=True)
+    rows = first_chunk(trained_config.source)
+    gc.collect()
+    scored = score_steps.score_chunk(rows, model)
+    left = [o for o in gc.get_objects() if isinstance(o, pd.Series) and len(o) == scored.table.num_rows]
+    assert left == []
