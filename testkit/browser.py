@@ -38,15 +38,17 @@ class RenderedPage:
     requests: list[str] = field(default_factory=list)  # every URL asked for, the page's own included
 
 
-def open_page(path: Path, screenshot: Path | None = None, width: int = 1280) -> RenderedPage:
-    """Opens the file `path` in headless chromium; `screenshot`: also a full-page PNG there."""
+def open_page(path: Path, screenshot: Path | None = None, width: int = 1280, height: int = 900,
+              full_page: bool = True) -> RenderedPage:
+    """Opens the file `path` in headless chromium; `screenshot`: also a PNG there, of the whole page
+    or (`full_page` False) of its first `height` pixels."""
     from playwright.sync_api import sync_playwright  # the dev extra's: only the browser tests import it
 
     rendered = RenderedPage(Path(path).resolve().as_uri())
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(require_chromium()), args=list(ARGUMENTS))
         try:
-            page = browser.new_page(viewport={"width": width, "height": 900})
+            page = browser.new_page(viewport={"width": width, "height": height})
             page.on("console", lambda message: rendered.console_errors.append(message.text)
                     if message.type == "error" else None)
             page.on("pageerror", lambda error: rendered.page_errors.append(str(error)))
@@ -56,7 +58,7 @@ def open_page(path: Path, screenshot: Path | None = None, width: int = 1280) -> 
             page.goto(rendered.url, wait_until="load")
             rendered.text = page.inner_text("body")
             if screenshot is not None:
-                page.screenshot(path=str(screenshot), full_page=True)
+                page.screenshot(path=str(screenshot), full_page=full_page)
         finally:
             browser.close()
     return rendered

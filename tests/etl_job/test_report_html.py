@@ -6,6 +6,8 @@ coefficient, every aggregate, and a histogram per profiled value (raw inputs, fe
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -73,3 +75,20 @@ def test_the_page_of_a_run_without_rejects(tmp_path, report):
     assert "No row was rejected." in report_page.render(clean)
 
 
+
+
+def test_a_classifier_run_shows_its_importances_and_class_probabilities(tmp_path):
+    """An ONNX classifier (penguins, gbt): feature importances instead of coefficients, its classes,
+    log loss/accuracy/AUC beside their baselines, and a histogram per class probability."""
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "etl_job", "run", "--dataset", "penguins", "--label", "species_index",
+                          "--model", "gbt", "--output-dir", str(out), "--no-progress"],
+                         capture_output=True, text=True, timeout=600)  # a process of its own: another data set
+    assert run.returncode == 0, run.stderr
+    report = json.loads((out / outputs.REPORT_FILE).read_text())
+    page = open_page(out / outputs.REPORT_HTML_FILE)
+    assert page.console_errors == [] and page.page_errors == [] and page.requests == [page.url]
+    expected = [*report["model"]["feature_importances"], *report["statistics"]["aggregates"],
+                *report["profile"]["entries"], "log_loss", "accuracy", "roc_auc", "Feature importances"]
+    assert [name for name in expected if name not in page.text] == []
+    assert any(name.startswith("probability[") for name in report["profile"]["entries"])
