@@ -31,6 +31,9 @@ REPORT_HTML_FILE = report_page.REPORT_HTML_FILE
 PREDICTION_COLUMN = parity.PREDICTION
 FILES = (REJECTS_FILE, TRAINING_SET_FILE, config_io.CONFIG_FILE, config_io.CONFIG_JSON_FILE, REPORT_HTML_FILE,
          REPORT_FILE)
+# What a run must hold to be rolled back to or packaged: all but report.html, which is for people
+# and which runs published before it existed lack (their link then dangles until a newer run).
+REQUIRED_FILES = tuple(name for name in FILES if name != REPORT_HTML_FILE)
 
 
 @contextlib.contextmanager
