@@ -38,6 +38,7 @@ def expected_entries(report: dict) -> list[str]:
 
 def test_the_run_folder_holds_the_page_of_its_report(run_folder, report):
     assert (run_folder / outputs.REPORT_HTML_FILE).read_text() == report_page.render(report)
+    assert report["outputs"]["report_html"] == str(run_folder / outputs.REPORT_HTML_FILE)
 
 
 def test_report_html_shows_every_entry_in_a_browser_without_errors(run_folder, report):
