@@ -112,6 +112,9 @@ class FeatureDrift:
     value: float
     threshold: float
     drifted: bool
+    # The window's records in each bin of the value's training profile entry, in the profile's order
+    # (empty from a server older than the field)
+    window_counts: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -271,9 +274,10 @@ class PredictionClient:
     def drift_report(self, *, timeout: Timeout = ...) -> DriftReport:
         """The server's drift report (GetDriftReport); FAILED_PRECONDITION when it monitors no drift."""
         response = self._unary(self._stub.GetDriftReport, pb.GetDriftReportRequest(), timeout)
-        return DriftReport([FeatureDrift(f.name, f.source, f.metric, f.value, f.threshold, f.drifted)
-                            for f in response.features], response.window_records, response.config_id,
-                           response.min_records, response.insufficient_data)
+        features = [FeatureDrift(f.name, f.source, f.metric, f.value, f.threshold, f.drifted, tuple(f.window_counts))
+                    for f in response.features]
+        return DriftReport(features, response.window_records, response.config_id, response.min_records,
+                           response.insufficient_data)
 
     def predict_stream(self, records: Iterable[RecordLike], *, include_features: bool = False,
                        timeout: Timeout = ..., request_id: str | None = None) -> Iterator[StreamResult]:

@@ -1,14 +1,17 @@
 """python -m clients drift: the server's drift report as a table, drifted rows first. Exit code 0
 when nothing drifted, or while the window holds too few records to judge (it says so); 5 when
 anything drifted (for cron jobs and CI); 1 when the call failed (e.g. the server monitors no drift:
-FAILED_PRECONDITION says why)."""
+FAILED_PRECONDITION says why). With --html FILE it also writes the report as a page (drift_page.py)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
+from pathlib import Path
 
+from clients import drift_page
 from clients.client import DriftReport
 
 EXIT_NO_DRIFT, EXIT_DRIFT = 0, 5
@@ -36,10 +39,17 @@ def add_parser(subcommands, add_connection_arguments, client_from_args) -> None:
                                     description=__doc__)
     add_connection_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    parser.add_argument("--html", type=Path, metavar="FILE",
+                        help="also write the report as a page (training bins beside the window's) to FILE")
 
     def run(args: argparse.Namespace) -> int:
         with client_from_args(args) as client:
-            report = client.drift_report()
+            if args.html:
+                report, config = drift_page.fetch(client)
+                drift_page.write(args.html, report, ordered(report), config)
+                print(f"wrote {args.html}", file=sys.stderr)
+            else:
+                report = client.drift_report()
         drifted = report.drifted
         if args.json:
             print(json.dumps({"config_id": report.config_id, "window_records": report.window_records,

@@ -21,13 +21,19 @@ import pyarrow.parquet as pq
 from absenteeism import config_io, dataflow, parity, served_model
 from absenteeism.dataset import atomic, training_set_files
 from absenteeism.dataset.blocks import table_blocks
+from etl_job import report_page
 from etl_job.validate import REJECT_COLUMNS
 
 REJECTS_FILE = "rejects.csv"
 TRAINING_SET_FILE = "training_set.parquet"
 REPORT_FILE = "report.json"
+REPORT_HTML_FILE = report_page.REPORT_HTML_FILE
 PREDICTION_COLUMN = parity.PREDICTION
-FILES = (REJECTS_FILE, TRAINING_SET_FILE, config_io.CONFIG_FILE, config_io.CONFIG_JSON_FILE, REPORT_FILE)
+FILES = (REJECTS_FILE, TRAINING_SET_FILE, config_io.CONFIG_FILE, config_io.CONFIG_JSON_FILE, REPORT_HTML_FILE,
+         REPORT_FILE)
+# What a run must hold to be rolled back to or packaged: all but report.html, which is for people
+# and which runs published before it existed lack (their link then dangles until a newer run).
+REQUIRED_FILES = tuple(name for name in FILES if name != REPORT_HTML_FILE)
 
 
 @contextlib.contextmanager
@@ -158,6 +164,8 @@ def write_config(config, output_dir: Path) -> Path:
 
 
 def write_report(report: dict, output_dir: Path) -> Path:
+    """report.html, then report.json (last: a report naming the config marks a complete set)."""
+    report_page.write(report, output_dir)
     path = Path(output_dir) / REPORT_FILE
     atomic.write_text(path, json.dumps(report, indent=2) + "\n")
     return path

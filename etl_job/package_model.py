@@ -152,7 +152,7 @@ def package(settings: PackageSettings) -> RunResult:
             paths = {name: out / file for name, file in (
                 ("rejects", outputs.REJECTS_FILE), ("training_set", outputs.TRAINING_SET_FILE),
                 ("config", config_io.CONFIG_FILE), ("config_json", config_io.CONFIG_JSON_FILE),
-                ("report", outputs.REPORT_FILE))}
+                ("report", outputs.REPORT_FILE), ("report_html", outputs.REPORT_HTML_FILE))}
             run_report = package_report(prepared, config, parity_report, paths,
                                         {**steps.timings, "total": time.perf_counter() - started})
             outputs.write_report(run_report, folder.path)  # last: a report naming this config marks a complete set

@@ -5,7 +5,7 @@ and the write of the training set, in this process (local_engine.py) or on a Das
 - parity: sampled rows through the online path, one record at a time, in the background while
   the engine writes the training set, before anything else is written;
 - config: the ServingConfig (statistics, model, features, provenance, evaluation, profile);
-- report: report.json, last (a report naming the config marks a complete set);
+- report: report.html, then report.json, last (a report naming the config marks a complete set);
 - publish: all written into the run's own folder, then published at once (output_folder.py).
 """
 
@@ -96,6 +96,7 @@ def _run(settings: RunSettings, work: Path, out: Path) -> RunResult:
                 paths["config"] = out / config_io.CONFIG_FILE
                 paths["config_json"] = out / config_io.CONFIG_JSON_FILE
                 paths["report"] = out / outputs.REPORT_FILE
+                paths["report_html"] = out / outputs.REPORT_HTML_FILE
     finally:
         steps.close()
     timings = {**steps.timings, "total": time.perf_counter() - started}

@@ -15,11 +15,12 @@ from etl_job.validate import Tally
 
 
 def reject_summary(tally: Tally) -> dict:
-    """Violations by column and rule, and rejected rows by file."""
+    """Violations by column and rule (with a few of the values that broke it), and rejected rows by file."""
     return {
         "rows": tally.rejected_rows,
         "violations": tally.violations,
-        "by_column_rule": [{"column": c, "rule": r, "count": n} for (c, r), n in sorted(tally.by_column_rule.items())],
+        "by_column_rule": [{"column": c, "rule": r, "count": n, "examples": tally.examples.get((c, r), [])}
+                           for (c, r), n in sorted(tally.by_column_rule.items())],
         "rows_by_file": dict(sorted(tally.rejected_by_file.items())),
     }
 

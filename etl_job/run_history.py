@@ -76,7 +76,7 @@ def as_json(runs: list[KeptRun]) -> str:
 def check_whole(folder: Path) -> None:
     """BadData unless the run in `folder` can be published: every output file, a config that reads
     and verifies its digest, a report naming that config."""
-    missing = [name for name in outputs.FILES if not (folder / name).exists()]
+    missing = [name for name in outputs.REQUIRED_FILES if not (folder / name).exists()]
     if missing:
         raise BadData(f"run {folder.name} is not whole: {', '.join(missing)} missing; nothing changed")
     try:

@@ -71,7 +71,7 @@ def read_run(run_dir: Path) -> SourceRun:
     # these (the readers' rule in docs/etl.md). A plain folder (a copy of a run) is read as it is.
     current = run_dir / output_folder.CURRENT
     folder = Path(os.path.realpath(current)) if os.path.lexists(current) else run_dir
-    missing = [name for name in outputs.FILES if not (folder / name).exists()]
+    missing = [name for name in outputs.REQUIRED_FILES if not (folder / name).exists()]
     if missing:
         raise BadData(f"run folder {run_dir} lacks {missing}: pass the output folder of a whole run")
     try:

@@ -18,6 +18,7 @@ from absenteeism.raw_schema import RawTable, Violation
 from etl_job.job_errors import BadData
 
 REJECT_COLUMNS = ("source_row", "source_file", "column", "rule", "value", "description")
+EXAMPLES_PER_RULE = 3  # distinct offending values kept per (column, rule), for the reports: bounded memory
 
 
 @dataclass(frozen=True)
@@ -93,19 +94,24 @@ def _as_written(violations: list[Violation], cells: pd.DataFrame) -> list[Violat
 
 @dataclass
 class Tally:
-    """Counts over every chunk: rows, rejected rows, violations by column and rule, rejects by file."""
+    """Counts over every chunk: rows, rejected rows, violations by column and rule, rejects by file,
+    and the first few distinct values (as written; None: missing) that broke each column's rule, in
+    row order: the same on every engine, since parts are merged in input order."""
 
     rows_read: int = 0
     rows_accepted: int = 0
     violations: int = 0
     by_column_rule: Counter = field(default_factory=Counter)
     rejected_by_file: Counter = field(default_factory=Counter)
+    examples: dict[tuple[str, str], list[str | None]] = field(default_factory=dict)
 
     def add(self, validation: Validation, file_name: str) -> None:
         self.rows_read += validation.rows_read
         self.rows_accepted += len(validation.accepted)
         self.violations += len(validation.violations)
         self.by_column_rule.update((v.column, v.rule) for v in validation.violations)
+        for v in validation.violations:
+            self._example((v.column, v.rule), None if v.value is None else str(v.value))
         if validation.rejected_rows:
             self.rejected_by_file[file_name] += validation.rejected_rows
 
@@ -116,6 +122,14 @@ class Tally:
         self.violations += other.violations
         self.by_column_rule.update(other.by_column_rule)
         self.rejected_by_file.update(other.rejected_by_file)
+        for key, values in other.examples.items():
+            for value in values:
+                self._example(key, value)
+
+    def _example(self, key: tuple[str, str], value: str | None) -> None:
+        kept = self.examples.setdefault(key, [])
+        if len(kept) < EXAMPLES_PER_RULE and value not in kept:
+            kept.append(value)
 
     @property
     def rejected_rows(self) -> int:

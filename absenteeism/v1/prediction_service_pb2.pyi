@@ -416,6 +416,7 @@ class FeatureDrift(_message.Message):
     THRESHOLD_FIELD_NUMBER: _builtins.int
     DRIFTED_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
+    WINDOW_COUNTS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """A field of the data set's RawRecord, a model feature, "prediction" or "probability[<class label>]"."""
     metric: _builtins.str
@@ -429,6 +430,13 @@ class FeatureDrift(_message.Message):
     """value > threshold, once the window holds at least min_records records."""
     source: _builtins.str
     """"raw_input", "feature" or "prediction"."""
+    @_builtins.property
+    def window_counts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The window's records counted into the bins of this value's training profile entry
+        (ServingConfig.profile), in its order: numeric, below the first edge, each interval, above the
+        last edge; categorical, each category value, then any other value. They sum to window_records.
+        """
+
     def __init__(
         self,
         *,
@@ -438,10 +446,11 @@ class FeatureDrift(_message.Message):
         threshold: _builtins.float = ...,
         drifted: _builtins.bool = ...,
         source: _builtins.str = ...,
+        window_counts: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["drifted", b"drifted", "metric", b"metric", "name", b"name", "source", b"source", "threshold", b"threshold", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["drifted", b"drifted", "metric", b"metric", "name", b"name", "source", b"source", "threshold", b"threshold", "value", b"value", "window_counts", b"window_counts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -61,6 +61,7 @@ class EntryDrift:
     value: float
     threshold: float
     judged: bool = True  # False: too few records in the window to call anything drift
+    window_counts: tuple[int, ...] = ()  # the window counted into the entry's training bins (the page's histogram)
 
     @property
     def drifted(self) -> bool:
@@ -83,7 +84,8 @@ class DriftReport:
             config_id=self.config_id, window_records=self.window_records, min_records=self.min_records,
             insufficient_data=self.insufficient_data,
             features=[pb.FeatureDrift(name=e.name, source=e.source, metric=e.metric, value=e.value,
-                                      threshold=e.threshold, drifted=e.drifted) for e in self.entries])
+                                      threshold=e.threshold, drifted=e.drifted, window_counts=e.window_counts)
+                      for e in self.entries])
 
 
 def row_width(feature_count: int | None = None, class_count: int = 0) -> int:
@@ -164,8 +166,9 @@ class Comparison:
                 served = entry.count(rows[:, column])
                 metrics = ((PSI, divergence.psi), (JENSEN_SHANNON, divergence.jensen_shannon)) if entry.numeric \
                     else ((L_INFINITY, divergence.l_infinity),)
+                counts = tuple(served.tolist())
                 entries.extend(EntryDrift(entry.name, entry.source, metric, compute(entry.counts, served),
-                                          self.thresholds.of(metric), judged) for metric, compute in metrics)
+                                          self.thresholds.of(metric), judged, counts) for metric, compute in metrics)
         return DriftReport(self.config_id, len(rows), entries, self.thresholds.min_records)
 
 

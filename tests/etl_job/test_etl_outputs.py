@@ -16,7 +16,8 @@ from absenteeism.dataset import atomic
 from etl_job import cli, outputs, run_settings, synthetic
 from testkit.run_outputs import config_without_time, content
 
-OUTPUT_FILES = ("serving_config.pb", "serving_config.json", "training_set.parquet", "report.json", "rejects.csv")
+OUTPUT_FILES = ("serving_config.pb", "serving_config.json", "training_set.parquet", "report.html", "report.json",
+                "rejects.csv")
 
 
 def _run(source: Path, out: Path) -> int:
@@ -143,7 +144,7 @@ def test_outputs_are_written_through_atomic_paths(tmp_path, monkeypatch):
     monkeypatch.setattr(atomic, "atomic_path", spy)
     assert _run(run_settings.SAMPLE_INPUT, tmp_path) == 0
     assert seen == ["rejects.csv", "part-00000.parquet", "_common_metadata", "serving_config.pb", "serving_config.json",
-                    "report.json", ".published_at"]  # the last: the run's publication time, once it is published
+                    "report.html", "report.json", ".published_at"]  # the last: the run's publication time, once it is published
     assert outputs.REPORT_FILE == seen[-2]
 
 

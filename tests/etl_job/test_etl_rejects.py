@@ -70,6 +70,9 @@ def test_each_kind_of_bad_cell_is_rejected_with_its_rule(tmp_path, clean_frame, 
     by_rule = {(item["column"], item["rule"]): item["count"] for item in report["rejects"]["by_column_rule"]}
     assert by_rule[("age", "in_range(16, 100)")] == 2
     assert by_rule[("absenteeism_time_in_hours", "required")] == 1
+    examples = {(item["column"], item["rule"]): item["examples"] for item in report["rejects"]["by_column_rule"]}
+    assert examples[("age", "in_range(16, 100)")] == ["130", "7"]  # as written, in row order
+    assert examples[("hit_target", "integer")] == ["abc"] and examples[("weight", "required")] == [None]
     training_set = pd.read_parquet(tmp_path / "out" / "training_set.parquet")
     assert not set(training_set["source_row"]) & {row for row, *_ in expected}
 

