@@ -12,10 +12,12 @@ from typing import Any, Self, TypeVar
 
 import grpc
 import numpy as np
+import pandas as pd
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from absenteeism import data_sets
+from absenteeism.online import converters
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import raw_record_pb2, serving_config_pb2
 
@@ -221,7 +223,7 @@ class PredictionClient:
         # The data set's typed PredictionService: its requests carry its RawRecord; the answers are
         # the framework's messages, the same for every data set.
         served = data_sets.named(data_set)
-        self._requests, self._record_type = served.service, served.records.RawRecord
+        self._requests, self._record_type, self._data_set = served.service, served.records.RawRecord, served
         if retries:
             options.append(("grpc.service_config", retry_service_config(retries, backoff, max_backoff,
                                                                         served.service_name)))
@@ -259,14 +261,20 @@ class PredictionClient:
         request = self._requests.PredictBatchRequest(records=[self._record(r) for r in records],
                                                      include_features=include_features)
         response, call_id = self._named_call(self._stub.PredictBatch, request, timeout, request_id)
-        predictions = np.asarray(response.predictions, dtype=np.float64)
-        names = tuple(response.feature_names)
-        matrix = (np.asarray(response.feature_values, dtype=np.float64).reshape(len(predictions), len(names))
-                  if names else None)
-        labels = tuple(response.class_labels)
-        probabilities = (np.asarray(response.probabilities, dtype=np.float64).reshape(len(predictions), len(labels))
-                         if labels else None)
-        return BatchPrediction(predictions, names, matrix, response.config_id, labels, probabilities, call_id)
+        return _batch_prediction(response, call_id)
+
+    def predict_columns(self, records: pd.DataFrame | Sequence[RecordLike], *, include_features: bool = False,
+                        timeout: Timeout = ..., request_id: str | None = None) -> BatchPrediction:
+        """PredictColumns: the records sent as columns, the answers of predict_batch for a fraction of
+        the server's work. `records`: a typed frame (converters.frame_to_columns: null cells unset,
+        dates as their days) or records."""
+        if isinstance(records, pd.DataFrame):
+            columns = converters.frame_to_columns(records, self._data_set)
+        else:
+            columns = converters.records_to_columns([self._record(r) for r in records])
+        request = pb.PredictColumnsRequest(records=columns, include_features=include_features)
+        response, call_id = self._named_call(self._stub.PredictColumns, request, timeout, request_id)
+        return _batch_prediction(response, call_id)
 
     def serving_config(self, *, timeout: Timeout = ...) -> serving_config_pb2.ServingConfig:
         return self._unary(self._stub.GetServingConfig, pb.GetServingConfigRequest(), timeout).config
@@ -323,6 +331,18 @@ class PredictionClient:
                           wait_for_ready=self.wait_for_ready)
         except grpc.RpcError as error:
             raise PredictionError.from_rpc_error(error) from None
+
+
+def _batch_prediction(response: Any, call_id: str) -> BatchPrediction:
+    """A PredictBatchResponse or PredictColumnsResponse (the same fields) as a BatchPrediction."""
+    predictions = np.asarray(response.predictions, dtype=np.float64)
+    names = tuple(response.feature_names)
+    matrix = (np.asarray(response.feature_values, dtype=np.float64).reshape(len(predictions), len(names))
+              if names else None)
+    labels = tuple(response.class_labels)
+    probabilities = (np.asarray(response.probabilities, dtype=np.float64).reshape(len(predictions), len(labels))
+                     if labels else None)
+    return BatchPrediction(predictions, names, matrix, response.config_id, labels, probabilities, call_id)
 
 
 MAX_RETRIES = 4  # gRPC's retry policy caps maxAttempts at 5

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from functools import cache
 from itertools import chain
 from operator import attrgetter, methodcaller
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,13 @@ class _Layout:
         doubles = sum(8 for f in fields if f.type == FieldDescriptor.TYPE_DOUBLE)
         self.int_columns = np.array([f.type == FieldDescriptor.TYPE_INT32 for f in fields])
         self.fixed_bytes = tags + doubles
+        self.value_kinds = {f.name: _VALUE_KINDS[f.type] for f in fields}  # each field's RecordColumns kind
+
+
+# The Column.values case a field of each type is sent in (record_columns.proto).
+_VALUE_KINDS = {FieldDescriptor.TYPE_INT32: "integers", FieldDescriptor.TYPE_INT64: "integers",
+                FieldDescriptor.TYPE_DOUBLE: "doubles", FieldDescriptor.TYPE_BOOL: "bools",
+                FieldDescriptor.TYPE_STRING: "strings"}
 
 
 @cache
@@ -76,6 +83,8 @@ def records_to_matrix(records: Sequence[Message]) -> tuple[np.ndarray, Violation
     if not layout.matrix:
         raise TypeError(f"the records of data set {data_sets.active().name!r} are not all numbers: "
                         "read them with records_to_arrays")
+    if isinstance(records, ColumnBatch):
+        return records.matrix()
     count, width = len(records), len(layout.names)
     matrix = np.fromiter(chain.from_iterable(map(layout.all_fields, records)), dtype=np.float64,
                          count=count * width).reshape(count, width)
@@ -120,6 +129,8 @@ def records_to_arrays(records: Sequence[Message]) -> tuple[dict[str, np.ndarray]
     if _layout().matrix:
         matrix, missing = records_to_matrix(records)
         return matrix_to_arrays(matrix), missing
+    if isinstance(records, ColumnBatch):
+        return records.arrays()
     return _field_arrays(records)
 
 
@@ -156,6 +167,151 @@ def _typed(column: RawColumn, values: list[Any], present: np.ndarray) -> tuple[n
         numbers[~present] = np.nan
         return numbers, bad
     return numbers.astype(column.frame_dtype), bad
+
+
+class ColumnsError(ValueError):
+    """A RecordColumns message that cannot be read as the data set's records; `field` names the part
+    of the request at fault (e.g. "records.columns[2]")."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.description = message
+
+
+class ColumnBatch(Sequence[Any]):
+    """Records sent as columns (a RecordColumns message), read once: in place of a sequence of
+    records, records_to_matrix and records_to_arrays give what they give for the same records, bit
+    for bit (each column through the same conversions), without a record object. Raises
+    ColumnsError for a column that is not a field, repeats one, is sent in another kind than its
+    field's type, or holds a number of values other than `rows`."""
+
+    def __init__(self, message: Any):
+        layout = _layout()
+        self.rows = int(message.rows)
+        self._columns: dict[str, tuple[Any, np.ndarray | None]] = {}  # values, presence (None: all set)
+        for j, column in enumerate(message.columns):
+            where = f"records.columns[{j}]"
+            kind = layout.value_kinds.get(column.field)
+            if kind is None:
+                raise ColumnsError(where, f"{column.field!r} is not a field of {layout.record_type.DESCRIPTOR.full_name}")
+            if column.field in self._columns:
+                raise ColumnsError(where, f"a second column of field {column.field!r}")
+            sent = column.WhichOneof("values")
+            if sent is not None and sent != kind:
+                raise ColumnsError(where, f"field {column.field!r} is sent as {kind}, not {sent}")
+            values = getattr(column, kind).values
+            if len(values) != self.rows:
+                raise ColumnsError(where, f"{len(values)} values of field {column.field!r} for {self.rows} rows")
+            if len(column.present) not in (0, self.rows):
+                raise ColumnsError(where, f"{len(column.present)} presence flags of field {column.field!r} for "
+                                          f"{self.rows} rows (send none when every record sets it)")
+            self._columns[column.field] = (values, np.array(column.present, dtype=bool) if len(column.present) else None)
+
+    def __len__(self) -> int:
+        return self.rows
+
+    @overload
+    def __getitem__(self, index: int) -> Message: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Message]: ...
+
+    def __getitem__(self, index: int | slice) -> Message | list[Message]:
+        """Record `index` as a RawRecord (for what reads records one at a time; the hot paths read
+        the columns whole)."""
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.rows))]
+        i = range(self.rows)[index]
+        record = _layout().record_type()
+        for name, (values, present) in self._columns.items():
+            if present is None or present[i]:
+                setattr(record, name, values[i])
+        return record
+
+    def _column(self, name: str, default: Any) -> tuple[Any, np.ndarray]:
+        """A field's values and presence; a field without a column: `default` everywhere, unset."""
+        if name not in self._columns:
+            return [default] * self.rows, np.zeros(self.rows, dtype=bool)
+        values, present = self._columns[name]
+        return values, np.ones(self.rows, dtype=bool) if present is None else present
+
+    def matrix(self) -> tuple[np.ndarray, ViolationTable]:
+        """What records_to_matrix gives for the same records (unset fields read as 0)."""
+        names = _layout().names
+        matrix = np.empty((self.rows, len(names)), dtype=np.float64)
+        unset = np.zeros((self.rows, len(names)), dtype=bool)
+        for j, name in enumerate(names):
+            values, present = self._column(name, 0)
+            matrix[:, j] = np.asarray(values, dtype=np.float64)  # int32 values are exact in float64
+            unset[:, j] = ~present
+        matrix[unset] = 0.0
+        return matrix, ViolationTable.missing(unset)
+
+    def arrays(self) -> tuple[dict[str, np.ndarray], ViolationTable]:
+        """What records_to_arrays gives for the same records (through the same _typed)."""
+        columns = _layout().columns
+        unset = np.zeros((self.rows, len(columns)), dtype=bool)
+        arrays: dict[str, np.ndarray] = {}
+        broken = []
+        for j, column in enumerate(columns):
+            values, present = self._column(column.name, "" if column.dtype in ("str", "date") else 0)
+            if not column.nullable:
+                unset[:, j] = ~present
+            values = list(values) if column.dtype in ("str", "date") else values
+            arrays[column.name], bad = _typed(column, values, present)
+            if bad.size:
+                broken.append(ViolationTable.broken(column.name, DATE_RULE, bad, np.array(values, dtype=object)[bad]))
+        return arrays, ViolationTable.concat([ViolationTable.missing(unset), *broken])
+
+
+def records_to_columns(records: Sequence[Message]) -> Any:
+    """The RecordColumns message of `records` (RawRecords of one data set): one column per field
+    that any record sets, with presence flags where some record leaves it unset."""
+    from absenteeism.v1 import record_columns_pb2  # the contract's; imported where columns are built
+
+    message = record_columns_pb2.RecordColumns(rows=len(records))
+    for field in records[0].DESCRIPTOR.fields if len(records) else ():
+        present = [record.HasField(field.name) for record in records]
+        if any(present):
+            column = message.columns.add(field=field.name)
+            getattr(column, _VALUE_KINDS[field.type]).values.extend(getattr(record, field.name) for record in records)
+            if not all(present):
+                column.present.extend(present)
+    return message
+
+
+def frame_to_columns(frame: pd.DataFrame, data_set: DataSet | None = None) -> Any:
+    """The RecordColumns message of a typed frame's rows (as frame_to_records reads them: a null
+    cell leaves the field unset, a date is its days), column by column; `data_set`: the frame's
+    (default: the active one)."""
+    from absenteeism.v1 import record_columns_pb2  # the contract's; imported where columns are built
+
+    layout = _layout_of(data_set or data_sets.active())
+    message = record_columns_pb2.RecordColumns(rows=len(frame))
+    for column in layout.columns:
+        if column.name not in frame.columns:
+            continue
+        cells = frame[column.name]
+        present = cells.notna().to_numpy()
+        if not present.any():
+            continue
+        kept = cells.where(present, _UNSET[column.dtype])
+        if column.dtype == "date":
+            values: list[Any] = [days_to_date(int(days)) if set_ else "" for days, set_ in zip(kept, present)]
+        elif column.dtype == "str":
+            values = [str(text) for text in kept]
+        else:
+            values = kept.to_numpy().astype(_SENT_AS[column.dtype]).tolist()
+        entry = message.columns.add(field=column.name)
+        getattr(entry, layout.value_kinds[column.name]).values.extend(values)
+        if not present.all():
+            entry.present.extend(present.tolist())
+    return message
+
+
+_UNSET = {"int64": 0, "float64": 0.0, "bool": False, "date": 0, "str": ""}  # a value where a cell is null
+_SENT_AS = {"int64": np.int64, "float64": np.float64, "bool": bool}
 
 
 def dates_to_days(texts: Sequence[Any], present: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

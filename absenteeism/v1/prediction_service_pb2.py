@@ -23,46 +23,51 @@ _sym_db = _symbol_database.Default()
 
 
 from absenteeism.v1 import raw_record_pb2 as absenteeism_dot_v1_dot_raw__record__pb2
+from absenteeism.v1 import record_columns_pb2 as absenteeism_dot_v1_dot_record__columns__pb2
 from absenteeism.v1 import serving_config_pb2 as absenteeism_dot_v1_dot_serving__config__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'absenteeism/v1/prediction_service.proto\x12\x0e\x61\x62senteeism.v1\x1a\x1f\x61\x62senteeism/v1/raw_record.proto\x1a#absenteeism/v1/serving_config.proto\"U\n\x0ePredictRequest\x12)\n\x06record\x18\x01 \x01(\x0b\x32\x19.absenteeism.v1.RawRecord\x12\x18\n\x10include_features\x18\x02 \x01(\x08\"+\n\x0c\x46\x65\x61tureValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\"\xba\x01\n\x0fPredictResponse\x12\x12\n\nprediction\x18\x01 \x01(\x01\x12.\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32\x1c.absenteeism.v1.FeatureValue\x12\x11\n\tconfig_id\x18\x03 \x01(\t\x12\x17\n\x0fpredicted_class\x18\x04 \x01(\t\x12\x37\n\rprobabilities\x18\x05 \x03(\x0b\x32 .absenteeism.v1.ClassProbability\"<\n\x10\x43lassProbability\x12\x13\n\x0b\x63lass_label\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x01\"[\n\x13PredictBatchRequest\x12*\n\x07records\x18\x01 \x03(\x0b\x32\x19.absenteeism.v1.RawRecord\x12\x18\n\x10include_features\x18\x02 \x01(\x08\"\x9a\x01\n\x14PredictBatchResponse\x12\x13\n\x0bpredictions\x18\x01 \x03(\x01\x12\x15\n\rfeature_names\x18\x02 \x03(\t\x12\x16\n\x0e\x66\x65\x61ture_values\x18\x03 \x03(\x01\x12\x11\n\tconfig_id\x18\x04 \x01(\t\x12\x14\n\x0c\x63lass_labels\x18\x05 \x03(\t\x12\x15\n\rprobabilities\x18\x06 \x03(\x01\"[\n\x14PredictStreamRequest\x12)\n\x06record\x18\x01 \x01(\x0b\x32\x19.absenteeism.v1.RawRecord\x12\x18\n\x10include_features\x18\x02 \x01(\x08\"X\n\x0bRecordError\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x38\n\x10\x66ield_violations\x18\x02 \x03(\x0b\x32\x1e.absenteeism.v1.FieldViolation\"B\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\x86\x01\n\x15PredictStreamResponse\x12\x35\n\nprediction\x18\x01 \x01(\x0b\x32\x1f.absenteeism.v1.PredictResponseH\x00\x12,\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1b.absenteeism.v1.RecordErrorH\x00\x42\x08\n\x06result\"\x19\n\x17GetServingConfigRequest\"I\n\x18GetServingConfigResponse\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1d.absenteeism.v1.ServingConfig\"\x17\n\x15GetDriftReportRequest\"\xa3\x01\n\x16GetDriftReportResponse\x12.\n\x08\x66\x65\x61tures\x18\x01 \x03(\x0b\x32\x1c.absenteeism.v1.FeatureDrift\x12\x16\n\x0ewindow_records\x18\x02 \x01(\x04\x12\x11\n\tconfig_id\x18\x03 \x01(\t\x12\x13\n\x0bmin_records\x18\x04 \x01(\x04\x12\x19\n\x11insufficient_data\x18\x05 \x01(\x08\"\x86\x01\n\x0c\x46\x65\x61tureDrift\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x01\x12\x11\n\tthreshold\x18\x04 \x01(\x01\x12\x0f\n\x07\x64rifted\x18\x05 \x01(\x08\x12\x0e\n\x06source\x18\x06 \x01(\t\x12\x15\n\rwindow_counts\x18\x07 \x03(\x04\x32\xe4\x03\n\x11PredictionService\x12J\n\x07Predict\x12\x1e.absenteeism.v1.PredictRequest\x1a\x1f.absenteeism.v1.PredictResponse\x12Y\n\x0cPredictBatch\x12#.absenteeism.v1.PredictBatchRequest\x1a$.absenteeism.v1.PredictBatchResponse\x12`\n\rPredictStream\x12$.absenteeism.v1.PredictStreamRequest\x1a%.absenteeism.v1.PredictStreamResponse(\x01\x30\x01\x12\x65\n\x10GetServingConfig\x12\'.absenteeism.v1.GetServingConfigRequest\x1a(.absenteeism.v1.GetServingConfigResponse\x12_\n\x0eGetDriftReport\x12%.absenteeism.v1.GetDriftReportRequest\x1a&.absenteeism.v1.GetDriftReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'absenteeism/v1/prediction_service.proto\x12\x0e\x61\x62senteeism.v1\x1a\x1f\x61\x62senteeism/v1/raw_record.proto\x1a#absenteeism/v1/record_columns.proto\x1a#absenteeism/v1/serving_config.proto\"U\n\x0ePredictRequest\x12)\n\x06record\x18\x01 \x01(\x0b\x32\x19.absenteeism.v1.RawRecord\x12\x18\n\x10include_features\x18\x02 \x01(\x08\"+\n\x0c\x46\x65\x61tureValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\"\xba\x01\n\x0fPredictResponse\x12\x12\n\nprediction\x18\x01 \x01(\x01\x12.\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32\x1c.absenteeism.v1.FeatureValue\x12\x11\n\tconfig_id\x18\x03 \x01(\t\x12\x17\n\x0fpredicted_class\x18\x04 \x01(\t\x12\x37\n\rprobabilities\x18\x05 \x03(\x0b\x32 .absenteeism.v1.ClassProbability\"<\n\x10\x43lassProbability\x12\x13\n\x0b\x63lass_label\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x01\"[\n\x13PredictBatchRequest\x12*\n\x07records\x18\x01 \x03(\x0b\x32\x19.absenteeism.v1.RawRecord\x12\x18\n\x10include_features\x18\x02 \x01(\x08\"\x9a\x01\n\x14PredictBatchResponse\x12\x13\n\x0bpredictions\x18\x01 \x03(\x01\x12\x15\n\rfeature_names\x18\x02 \x03(\t\x12\x16\n\x0e\x66\x65\x61ture_values\x18\x03 \x03(\x01\x12\x11\n\tconfig_id\x18\x04 \x01(\t\x12\x14\n\x0c\x63lass_labels\x18\x05 \x03(\t\x12\x15\n\rprobabilities\x18\x06 \x03(\x01\"a\n\x15PredictColumnsRequest\x12.\n\x07records\x18\x01 \x01(\x0b\x32\x1d.absenteeism.v1.RecordColumns\x12\x18\n\x10include_features\x18\x02 \x01(\x08\"\x9c\x01\n\x16PredictColumnsResponse\x12\x13\n\x0bpredictions\x18\x01 \x03(\x01\x12\x15\n\rfeature_names\x18\x02 \x03(\t\x12\x16\n\x0e\x66\x65\x61ture_values\x18\x03 \x03(\x01\x12\x14\n\x0c\x63lass_labels\x18\x05 \x03(\t\x12\x15\n\rprobabilities\x18\x06 \x03(\x01\x12\x11\n\tconfig_id\x18\x04 \x01(\t\"[\n\x14PredictStreamRequest\x12)\n\x06record\x18\x01 \x01(\x0b\x32\x19.absenteeism.v1.RawRecord\x12\x18\n\x10include_features\x18\x02 \x01(\x08\"X\n\x0bRecordError\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x38\n\x10\x66ield_violations\x18\x02 \x03(\x0b\x32\x1e.absenteeism.v1.FieldViolation\"B\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\x86\x01\n\x15PredictStreamResponse\x12\x35\n\nprediction\x18\x01 \x01(\x0b\x32\x1f.absenteeism.v1.PredictResponseH\x00\x12,\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1b.absenteeism.v1.RecordErrorH\x00\x42\x08\n\x06result\"\x19\n\x17GetServingConfigRequest\"I\n\x18GetServingConfigResponse\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1d.absenteeism.v1.ServingConfig\"\x17\n\x15GetDriftReportRequest\"\xa3\x01\n\x16GetDriftReportResponse\x12.\n\x08\x66\x65\x61tures\x18\x01 \x03(\x0b\x32\x1c.absenteeism.v1.FeatureDrift\x12\x16\n\x0ewindow_records\x18\x02 \x01(\x04\x12\x11\n\tconfig_id\x18\x03 \x01(\t\x12\x13\n\x0bmin_records\x18\x04 \x01(\x04\x12\x19\n\x11insufficient_data\x18\x05 \x01(\x08\"\x86\x01\n\x0c\x46\x65\x61tureDrift\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x01\x12\x11\n\tthreshold\x18\x04 \x01(\x01\x12\x0f\n\x07\x64rifted\x18\x05 \x01(\x08\x12\x0e\n\x06source\x18\x06 \x01(\t\x12\x15\n\rwindow_counts\x18\x07 \x03(\x04\x32\xc5\x04\n\x11PredictionService\x12J\n\x07Predict\x12\x1e.absenteeism.v1.PredictRequest\x1a\x1f.absenteeism.v1.PredictResponse\x12Y\n\x0cPredictBatch\x12#.absenteeism.v1.PredictBatchRequest\x1a$.absenteeism.v1.PredictBatchResponse\x12_\n\x0ePredictColumns\x12%.absenteeism.v1.PredictColumnsRequest\x1a&.absenteeism.v1.PredictColumnsResponse\x12`\n\rPredictStream\x12$.absenteeism.v1.PredictStreamRequest\x1a%.absenteeism.v1.PredictStreamResponse(\x01\x30\x01\x12\x65\n\x10GetServingConfig\x12\'.absenteeism.v1.GetServingConfigRequest\x1a(.absenteeism.v1.GetServingConfigResponse\x12_\n\x0eGetDriftReport\x12%.absenteeism.v1.GetDriftReportRequest\x1a&.absenteeism.v1.GetDriftReportResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'absenteeism.v1.prediction_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PREDICTREQUEST']._serialized_start=129
-  _globals['_PREDICTREQUEST']._serialized_end=214
-  _globals['_FEATUREVALUE']._serialized_start=216
-  _globals['_FEATUREVALUE']._serialized_end=259
-  _globals['_PREDICTRESPONSE']._serialized_start=262
-  _globals['_PREDICTRESPONSE']._serialized_end=448
-  _globals['_CLASSPROBABILITY']._serialized_start=450
-  _globals['_CLASSPROBABILITY']._serialized_end=510
-  _globals['_PREDICTBATCHREQUEST']._serialized_start=512
-  _globals['_PREDICTBATCHREQUEST']._serialized_end=603
-  _globals['_PREDICTBATCHRESPONSE']._serialized_start=606
-  _globals['_PREDICTBATCHRESPONSE']._serialized_end=760
-  _globals['_PREDICTSTREAMREQUEST']._serialized_start=762
-  _globals['_PREDICTSTREAMREQUEST']._serialized_end=853
-  _globals['_RECORDERROR']._serialized_start=855
-  _globals['_RECORDERROR']._serialized_end=943
-  _globals['_FIELDVIOLATION']._serialized_start=945
-  _globals['_FIELDVIOLATION']._serialized_end=1011
-  _globals['_PREDICTSTREAMRESPONSE']._serialized_start=1014
-  _globals['_PREDICTSTREAMRESPONSE']._serialized_end=1148
-  _globals['_GETSERVINGCONFIGREQUEST']._serialized_start=1150
-  _globals['_GETSERVINGCONFIGREQUEST']._serialized_end=1175
-  _globals['_GETSERVINGCONFIGRESPONSE']._serialized_start=1177
-  _globals['_GETSERVINGCONFIGRESPONSE']._serialized_end=1250
-  _globals['_GETDRIFTREPORTREQUEST']._serialized_start=1252
-  _globals['_GETDRIFTREPORTREQUEST']._serialized_end=1275
-  _globals['_GETDRIFTREPORTRESPONSE']._serialized_start=1278
-  _globals['_GETDRIFTREPORTRESPONSE']._serialized_end=1441
-  _globals['_FEATUREDRIFT']._serialized_start=1444
-  _globals['_FEATUREDRIFT']._serialized_end=1578
-  _globals['_PREDICTIONSERVICE']._serialized_start=1581
-  _globals['_PREDICTIONSERVICE']._serialized_end=2065
+  _globals['_PREDICTREQUEST']._serialized_start=166
+  _globals['_PREDICTREQUEST']._serialized_end=251
+  _globals['_FEATUREVALUE']._serialized_start=253
+  _globals['_FEATUREVALUE']._serialized_end=296
+  _globals['_PREDICTRESPONSE']._serialized_start=299
+  _globals['_PREDICTRESPONSE']._serialized_end=485
+  _globals['_CLASSPROBABILITY']._serialized_start=487
+  _globals['_CLASSPROBABILITY']._serialized_end=547
+  _globals['_PREDICTBATCHREQUEST']._serialized_start=549
+  _globals['_PREDICTBATCHREQUEST']._serialized_end=640
+  _globals['_PREDICTBATCHRESPONSE']._serialized_start=643
+  _globals['_PREDICTBATCHRESPONSE']._serialized_end=797
+  _globals['_PREDICTCOLUMNSREQUEST']._serialized_start=799
+  _globals['_PREDICTCOLUMNSREQUEST']._serialized_end=896
+  _globals['_PREDICTCOLUMNSRESPONSE']._serialized_start=899
+  _globals['_PREDICTCOLUMNSRESPONSE']._serialized_end=1055
+  _globals['_PREDICTSTREAMREQUEST']._serialized_start=1057
+  _globals['_PREDICTSTREAMREQUEST']._serialized_end=1148
+  _globals['_RECORDERROR']._serialized_start=1150
+  _globals['_RECORDERROR']._serialized_end=1238
+  _globals['_FIELDVIOLATION']._serialized_start=1240
+  _globals['_FIELDVIOLATION']._serialized_end=1306
+  _globals['_PREDICTSTREAMRESPONSE']._serialized_start=1309
+  _globals['_PREDICTSTREAMRESPONSE']._serialized_end=1443
+  _globals['_GETSERVINGCONFIGREQUEST']._serialized_start=1445
+  _globals['_GETSERVINGCONFIGREQUEST']._serialized_end=1470
+  _globals['_GETSERVINGCONFIGRESPONSE']._serialized_start=1472
+  _globals['_GETSERVINGCONFIGRESPONSE']._serialized_end=1545
+  _globals['_GETDRIFTREPORTREQUEST']._serialized_start=1547
+  _globals['_GETDRIFTREPORTREQUEST']._serialized_end=1570
+  _globals['_GETDRIFTREPORTRESPONSE']._serialized_start=1573
+  _globals['_GETDRIFTREPORTRESPONSE']._serialized_end=1736
+  _globals['_FEATUREDRIFT']._serialized_start=1739
+  _globals['_FEATUREDRIFT']._serialized_end=1873
+  _globals['_PREDICTIONSERVICE']._serialized_start=1876
+  _globals['_PREDICTIONSERVICE']._serialized_end=2457
 # @@protoc_insertion_point(module_scope)

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from absenteeism.v1 import raw_record_pb2 as _raw_record_pb2
+from absenteeism.v1 import record_columns_pb2 as _record_columns_pb2
 from absenteeism.v1 import serving_config_pb2 as _serving_config_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
@@ -208,6 +209,70 @@ class PredictBatchResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PredictBatchResponse: _TypeAlias = PredictBatchResponse  # noqa: Y015
+
+@_typing.final
+class PredictColumnsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDS_FIELD_NUMBER: _builtins.int
+    INCLUDE_FEATURES_FIELD_NUMBER: _builtins.int
+    include_features: _builtins.bool
+    @_builtins.property
+    def records(self) -> _record_columns_pb2.RecordColumns: ...
+    def __init__(
+        self,
+        *,
+        records: _record_columns_pb2.RecordColumns | None = ...,
+        include_features: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["records", b"records"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_features", b"include_features", "records", b"records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PredictColumnsRequest: _TypeAlias = PredictColumnsRequest  # noqa: Y015
+
+@_typing.final
+class PredictColumnsResponse(_message.Message):
+    """PredictBatchResponse's fields, with its numbers: one reader takes both."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREDICTIONS_FIELD_NUMBER: _builtins.int
+    FEATURE_NAMES_FIELD_NUMBER: _builtins.int
+    FEATURE_VALUES_FIELD_NUMBER: _builtins.int
+    CLASS_LABELS_FIELD_NUMBER: _builtins.int
+    PROBABILITIES_FIELD_NUMBER: _builtins.int
+    CONFIG_ID_FIELD_NUMBER: _builtins.int
+    config_id: _builtins.str
+    @_builtins.property
+    def predictions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    @_builtins.property
+    def feature_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def feature_values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    @_builtins.property
+    def class_labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def probabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    def __init__(
+        self,
+        *,
+        predictions: _abc.Iterable[_builtins.float] | None = ...,
+        feature_names: _abc.Iterable[_builtins.str] | None = ...,
+        feature_values: _abc.Iterable[_builtins.float] | None = ...,
+        class_labels: _abc.Iterable[_builtins.str] | None = ...,
+        probabilities: _abc.Iterable[_builtins.float] | None = ...,
+        config_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["class_labels", b"class_labels", "config_id", b"config_id", "feature_names", b"feature_names", "feature_values", b"feature_values", "predictions", b"predictions", "probabilities", b"probabilities"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PredictColumnsResponse: _TypeAlias = PredictColumnsResponse  # noqa: Y015
 
 @_typing.final
 class PredictStreamRequest(_message.Message):

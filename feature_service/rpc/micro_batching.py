@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from absenteeism.online.converters import ColumnBatch
 from absenteeism.online.predictor import InvalidRecords, Predictions, predict_valid
 from absenteeism.raw_schema import Violation
 
@@ -48,7 +49,7 @@ class MicroBatchingPredictor:
         self._leading = False
 
     def predict(self, records: Sequence[Any]) -> Predictions:
-        if len(records) > self._max_rows:
+        if len(records) > self._max_rows or isinstance(records, ColumnBatch):  # columns are one batch already
             return self._predictor.predict(records)
         call = _Call(records)
         with self._lock:

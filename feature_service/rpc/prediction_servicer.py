@@ -12,7 +12,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import grpc
+import numpy as np
 
+from absenteeism.online import converters
 from absenteeism.online.predictor import (
     InvalidRecords,
     Predictions,
@@ -46,6 +48,38 @@ def _request_id(context: grpc.ServicerContext, *, streaming: bool = False) -> st
     else:
         context.set_trailing_metadata(((request_ids.KEY, call_id),))
     return call_id
+
+
+def _filled(response: Any, serving: Serving, result: Predictions, include_features: bool) -> Any:
+    """A PredictBatchResponse or PredictColumnsResponse (the same fields) with the batch's answers."""
+    doubles = [("predictions", result.predictions)]
+    if result.probabilities is not None:  # a classifier: predictions index class_labels
+        response.class_labels.extend(serving.class_labels)
+        doubles.append(("probabilities", result.probabilities))
+    if include_features:
+        response.feature_names.extend(serving.feature_names)
+        doubles.append(("feature_values", result.features))
+    # The doubles as their wire bytes, merged in: upb reads a packed field in one pass, where
+    # extend() converts value by value (10,000 rows of 17 features: 0.24 ms instead of 6.7 ms).
+    response.MergeFromString(b"".join(_packed_doubles(response.DESCRIPTOR.fields_by_name[name].number, values)
+                                      for name, values in doubles))
+    return response
+
+
+def _packed_doubles(number: int, values: np.ndarray) -> bytes:
+    """A packed repeated double field on the wire: its tag, its length, the values little-endian,
+    row-major (IEEE 754 bits as they are, as protobuf encodes a double)."""
+    data = np.ascontiguousarray(values, dtype="<f8").tobytes()
+    return _varint((number << 3) | 2) + _varint(len(data)) + data
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -102,14 +136,25 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             return response
         with request_ids.Labelled(call_id, request.records, 0):  # the repeated field is a sequence: no copy
             result = self._predict(serving.predictor, request.records)
-        response.predictions.extend(result.predictions.tolist())
-        if result.probabilities is not None:  # a classifier: predictions index class_labels
-            response.class_labels.extend(serving.class_labels)
-            response.probabilities.extend(result.probabilities.ravel(order="C").tolist())
-        if request.include_features:
-            response.feature_names.extend(serving.feature_names)
-            response.feature_values.extend(result.features.ravel(order="C").tolist())
-        return response
+        return _filled(response, serving, result, request.include_features)
+
+    @status_mapping.unary_boundary(status_mapping.batch_record_field)
+    def PredictColumns(self, request: pb.PredictColumnsRequest,
+                       context: grpc.ServicerContext) -> pb.PredictColumnsResponse:
+        call_id = _request_id(context)
+        size = request.records.rows
+        self._metrics.batch_size.observe(size)
+        if size > self._max_batch:
+            raise status_mapping.BatchTooLarge(size, self._max_batch)
+        _check_deadline(context)
+        serving = self._state.current
+        batch = converters.ColumnBatch(request.records)  # ColumnsError: a column that cannot be read
+        response = pb.PredictColumnsResponse(config_id=serving.config_id)
+        if size == 0:
+            return response
+        with request_ids.Labelled(call_id, batch, 0):
+            result = self._predict(serving.predictor, batch)
+        return _filled(response, serving, result, request.include_features)
 
     @status_mapping.stream_boundary
     def PredictStream(self, request_iterator: Iterable[pb.PredictStreamRequest],

@@ -6,6 +6,8 @@
 |                                        |                     | violation per (record, field); capped |
 |                                        |                     | (see bad_request_status)              |
 | request bytes that do not decode       | INVALID_ARGUMENT    | message names the expected type       |
+| converters.ColumnsError (a column of   | INVALID_ARGUMENT    | BadRequest names the column           |
+| PredictColumns that cannot be read)    |                     | (records.columns[j]) and the fault    |
 | request_ids.BadRequestId (metadata     | INVALID_ARGUMENT    | message and BadRequest name the key   |
 | x-request-id too long, empty, ...)     |                     |                                       |
 | BatchTooLarge (over --max-batch)       | RESOURCE_EXHAUSTED  | message names the cap                 |
@@ -33,6 +35,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from absenteeism import raw_schema
+from absenteeism.online.converters import ColumnsError
 from absenteeism.online.predictor import InvalidRecords
 from absenteeism.v1 import prediction_service_pb2
 from absenteeism.violation_table import ViolationTable
@@ -116,6 +119,14 @@ def bad_request_status(table: ViolationTable, field_path: FieldPath) -> grpc.Sta
     return _grpc_status(code_pb2.INVALID_ARGUMENT, message, [detail])
 
 
+def _bad_request_of(field: str, description: str, message: str) -> grpc.Status:
+    """INVALID_ARGUMENT with a BadRequest naming one field of the request."""
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.BadRequest(field_violations=[
+        error_details_pb2.BadRequest.FieldViolation(field=field, description=description)]))
+    return _grpc_status(code_pb2.INVALID_ARGUMENT, message, [detail])
+
+
 def too_many_streams_status(limit: int) -> grpc.Status:
     return _grpc_status(code_pb2.RESOURCE_EXHAUSTED,
                         f"the server allows {limit} open streams at once (--max-streams) and all are in use: "
@@ -136,11 +147,10 @@ def to_status(error: BaseException, method: str, field_path: FieldPath | None) -
         return bad_request_status(error.table, field_path)
     if isinstance(error, UndecodableRequest):
         return _grpc_status(code_pb2.INVALID_ARGUMENT, str(error))
+    if isinstance(error, ColumnsError):
+        return _bad_request_of(error.field, error.description, str(error))
     if isinstance(error, BadRequestId):
-        detail = any_pb2.Any()
-        detail.Pack(error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=REQUEST_ID_KEY, description=str(error))]))
-        return _grpc_status(code_pb2.INVALID_ARGUMENT, str(error), [detail])
+        return _bad_request_of(REQUEST_ID_KEY, str(error), str(error))
     if isinstance(error, BatchTooLarge):
         return _grpc_status(code_pb2.RESOURCE_EXHAUSTED, str(error))
     if isinstance(error, DeadlineExceeded):

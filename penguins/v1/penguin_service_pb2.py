@@ -26,7 +26,7 @@ from absenteeism.v1 import prediction_service_pb2 as absenteeism_dot_v1_dot_pred
 from penguins.v1 import penguin_record_pb2 as penguins_dot_v1_dot_penguin__record__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!penguins/v1/penguin_service.proto\x12\x0bpenguins.v1\x1a\'absenteeism/v1/prediction_service.proto\x1a penguins/v1/penguin_record.proto\"R\n\x0ePredictRequest\x12&\n\x06record\x18\x01 \x01(\x0b\x32\x16.penguins.v1.RawRecord\x12\x18\n\x10include_features\x18\x02 \x01(\x08\"X\n\x13PredictBatchRequest\x12\'\n\x07records\x18\x01 \x03(\x0b\x32\x16.penguins.v1.RawRecord\x12\x18\n\x10include_features\x18\x02 \x01(\x08\"X\n\x14PredictStreamRequest\x12&\n\x06record\x18\x01 \x01(\x0b\x32\x16.penguins.v1.RawRecord\x12\x18\n\x10include_features\x18\x02 \x01(\x08\x32\xdb\x03\n\x11PredictionService\x12G\n\x07Predict\x12\x1b.penguins.v1.PredictRequest\x1a\x1f.absenteeism.v1.PredictResponse\x12V\n\x0cPredictBatch\x12 .penguins.v1.PredictBatchRequest\x1a$.absenteeism.v1.PredictBatchResponse\x12]\n\rPredictStream\x12!.penguins.v1.PredictStreamRequest\x1a%.absenteeism.v1.PredictStreamResponse(\x01\x30\x01\x12\x65\n\x10GetServingConfig\x12\'.absenteeism.v1.GetServingConfigRequest\x1a(.absenteeism.v1.GetServingConfigResponse\x12_\n\x0eGetDriftReport\x12%.absenteeism.v1.GetDriftReportRequest\x1a&.absenteeism.v1.GetDriftReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!penguins/v1/penguin_service.proto\x12\x0bpenguins.v1\x1a\'absenteeism/v1/prediction_service.proto\x1a penguins/v1/penguin_record.proto\"R\n\x0ePredictRequest\x12&\n\x06record\x18\x01 \x01(\x0b\x32\x16.penguins.v1.RawRecord\x12\x18\n\x10include_features\x18\x02 \x01(\x08\"X\n\x13PredictBatchRequest\x12\'\n\x07records\x18\x01 \x03(\x0b\x32\x16.penguins.v1.RawRecord\x12\x18\n\x10include_features\x18\x02 \x01(\x08\"X\n\x14PredictStreamRequest\x12&\n\x06record\x18\x01 \x01(\x0b\x32\x16.penguins.v1.RawRecord\x12\x18\n\x10include_features\x18\x02 \x01(\x08\x32\xbc\x04\n\x11PredictionService\x12G\n\x07Predict\x12\x1b.penguins.v1.PredictRequest\x1a\x1f.absenteeism.v1.PredictResponse\x12V\n\x0cPredictBatch\x12 .penguins.v1.PredictBatchRequest\x1a$.absenteeism.v1.PredictBatchResponse\x12_\n\x0ePredictColumns\x12%.absenteeism.v1.PredictColumnsRequest\x1a&.absenteeism.v1.PredictColumnsResponse\x12]\n\rPredictStream\x12!.penguins.v1.PredictStreamRequest\x1a%.absenteeism.v1.PredictStreamResponse(\x01\x30\x01\x12\x65\n\x10GetServingConfig\x12\'.absenteeism.v1.GetServingConfigRequest\x1a(.absenteeism.v1.GetServingConfigResponse\x12_\n\x0eGetDriftReport\x12%.absenteeism.v1.GetDriftReportRequest\x1a&.absenteeism.v1.GetDriftReportResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,5 +40,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PREDICTSTREAMREQUEST']._serialized_start=299
   _globals['_PREDICTSTREAMREQUEST']._serialized_end=387
   _globals['_PREDICTIONSERVICE']._serialized_start=390
-  _globals['_PREDICTIONSERVICE']._serialized_end=865
+  _globals['_PREDICTIONSERVICE']._serialized_end=962
 # @@protoc_insertion_point(module_scope)

@@ -47,6 +47,10 @@ class PredictionServiceStub:
     """Many records in one call; the whole call fails if any record is invalid,
     and the BadRequest detail names every bad record (records[i].field).
     """
+    PredictColumns: _grpc.UnaryUnaryMultiCallable[_prediction_service_pb2.PredictColumnsRequest, _prediction_service_pb2.PredictColumnsResponse]
+    """Many records in one call, sent as columns of penguins.v1.RawRecord's fields (see
+    absenteeism.v1.PredictionService.PredictColumns).
+    """
     PredictStream: _grpc.StreamStreamMultiCallable[_penguin_service_pb2.PredictStreamRequest, _prediction_service_pb2.PredictStreamResponse]
     """One response per request, in order. A bad record does not end the
     stream: its response carries `error` instead of a prediction.
@@ -75,6 +79,10 @@ class PredictionServiceAsyncStub(PredictionServiceStub):
     PredictBatch: _aio.UnaryUnaryMultiCallable[_penguin_service_pb2.PredictBatchRequest, _prediction_service_pb2.PredictBatchResponse]  # type: ignore[assignment]
     """Many records in one call; the whole call fails if any record is invalid,
     and the BadRequest detail names every bad record (records[i].field).
+    """
+    PredictColumns: _aio.UnaryUnaryMultiCallable[_prediction_service_pb2.PredictColumnsRequest, _prediction_service_pb2.PredictColumnsResponse]  # type: ignore[assignment]
+    """Many records in one call, sent as columns of penguins.v1.RawRecord's fields (see
+    absenteeism.v1.PredictionService.PredictColumns).
     """
     PredictStream: _aio.StreamStreamMultiCallable[_penguin_service_pb2.PredictStreamRequest, _prediction_service_pb2.PredictStreamResponse]  # type: ignore[assignment]
     """One response per request, in order. A bad record does not end the
@@ -113,6 +121,16 @@ class PredictionServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_prediction_service_pb2.PredictBatchResponse, _abc.Awaitable[_prediction_service_pb2.PredictBatchResponse]]:
         """Many records in one call; the whole call fails if any record is invalid,
         and the BadRequest detail names every bad record (records[i].field).
+        """
+
+    @_abc_1.abstractmethod
+    def PredictColumns(
+        self,
+        request: _prediction_service_pb2.PredictColumnsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_prediction_service_pb2.PredictColumnsResponse, _abc.Awaitable[_prediction_service_pb2.PredictColumnsResponse]]:
+        """Many records in one call, sent as columns of penguins.v1.RawRecord's fields (see
+        absenteeism.v1.PredictionService.PredictColumns).
         """
 
     @_abc_1.abstractmethod

@@ -118,3 +118,79 @@ def test_edge_records_give_the_batch_paths_bits_and_invalid_ones_the_same_refusa
             refusals.append([(v.row, v.column, v.rule, v.value) for v in refused.value.violations])
         assert refusals[0] == refusals[1], edge
         assert [(column, rule.split("(")[0]) for _, column, rule, _ in refusals[0]] == [(edge.field, edge.rule)], edge
+
+
+def columns_of(records: list) -> converters.ColumnBatch:
+    """The records as a client sends them in PredictColumns, read as the server reads them."""
+    message = converters.records_to_columns(records)
+    return converters.ColumnBatch(type(message).FromString(message.SerializeToString()))
+
+
+def assert_same_arrays(got: dict, expected: dict) -> None:
+    assert list(got) == list(expected)
+    for name, values in expected.items():
+        assert got[name].dtype == values.dtype, name
+        if values.dtype == object:
+            assert got[name].tolist() == values.tolist(), name
+        else:
+            assert_same_bits(got[name], values)
+
+
+def test_records_sent_as_columns_are_read_as_the_records_and_answered_with_their_bits(active):
+    _, _, config = active
+    table = data_sets.active().table
+    accepted = reader.read_valid(data_sets.active().sample_input).loc[:, list(table.column_names)]
+    edge = [converters.to_request_record(fields) for fields in schema_records.edge_records(table)]
+    for records in (converters.golden_records(config), edge, converters.frame_to_records(accepted)):
+        batch = columns_of(records)
+        arrays, missing = converters.records_to_arrays(batch)
+        expected_arrays, expected_missing = converters.records_to_arrays(records)
+        assert_same_arrays(arrays, expected_arrays)
+        assert list(missing) == list(expected_missing)
+        assert [converters.record_to_dict(r) for r in batch[:]] == [converters.record_to_dict(r) for r in records]
+        for predictor in (FastPredictor(config), ReferencePredictor(config)):
+            by_columns, by_records = predictor.predict(batch), predictor.predict(records)
+            assert_same_bits(by_columns.features, by_records.features)
+            assert_same_bits(by_columns.predictions, by_records.predictions)
+    # A typed frame sent column by column (null cells unset, dates as their days): the same records.
+    assert_same_arrays(converters.records_to_arrays(converters.ColumnBatch(converters.frame_to_columns(accepted)))[0],
+                       converters.records_to_arrays(converters.frame_to_records(accepted))[0])
+
+
+def test_invalid_records_sent_as_columns_are_refused_as_the_records_are(active):
+    _, _, config = active
+    invalid = schema_records.invalid_edge_records(data_sets.active().table)
+    records = [converters.to_request_record(edge.record) for edge in invalid]
+    for predictor in (FastPredictor(config), ReferencePredictor(config)):
+        refusals = []
+        for sent in (records, columns_of(records)):
+            with pytest.raises(InvalidRecords) as refused:
+                predictor.predict(sent)
+            refusals.append([(v.row, v.column, v.rule, v.value) for v in refused.value.violations])
+        assert refusals[0] == refusals[1]
+        assert {row for row, *_ in refusals[0]} == set(range(len(records)))
+
+
+def test_a_column_that_cannot_be_read_is_refused_naming_it(active):
+    table = data_sets.active().table
+    records = [converters.to_request_record(fields) for fields in schema_records.edge_records(table)]
+    first = table.columns[0].name
+
+    def refusal(edit) -> str:
+        message = converters.records_to_columns(records)
+        edit(message)
+        with pytest.raises(converters.ColumnsError) as refused:
+            converters.ColumnBatch(message)
+        return str(refused.value)
+
+    assert refusal(lambda m: setattr(m.columns[0], "field", "no_such_field")).startswith(
+        "records.columns[0]: 'no_such_field' is not a field of")
+    assert refusal(lambda m: m.columns.append(m.columns[0])).startswith(
+        f"records.columns[{len(table.columns)}]: a second column of field {first!r}")
+    assert f"{len(records) - 1} values of field {first!r} for {len(records)} rows" in refusal(
+        lambda m: setattr(m, "rows", len(records)) or getattr(m.columns[0], m.columns[0].WhichOneof("values")).values.pop())
+    assert "presence flags" in refusal(lambda m: m.columns[0].present.extend([True]))
+    sent = converters.records_to_columns(records).columns[0].WhichOneof("values")
+    other = "strings" if sent != "strings" else "doubles"
+    assert f"field {first!r} is sent as {sent}, not {other}" in refusal(
+        lambda m: getattr(m.columns[0], other).SetInParent())

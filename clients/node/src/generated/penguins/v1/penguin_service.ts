@@ -26,6 +26,8 @@ import {
   GetServingConfigRequest,
   GetServingConfigResponse,
   PredictBatchResponse,
+  PredictColumnsRequest,
+  PredictColumnsResponse,
   PredictResponse,
   PredictStreamResponse,
 } from "../../absenteeism/v1/prediction_service";
@@ -360,6 +362,21 @@ export const PredictionServiceService = {
     responseDeserialize: (value: Buffer): PredictBatchResponse => PredictBatchResponse.decode(value),
   },
   /**
+   * Many records in one call, sent as columns of penguins.v1.RawRecord's fields (see
+   * absenteeism.v1.PredictionService.PredictColumns).
+   */
+  predictColumns: {
+    path: "/penguins.v1.PredictionService/PredictColumns" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PredictColumnsRequest): Buffer =>
+      Buffer.from(PredictColumnsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PredictColumnsRequest => PredictColumnsRequest.decode(value),
+    responseSerialize: (value: PredictColumnsResponse): Buffer =>
+      Buffer.from(PredictColumnsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PredictColumnsResponse => PredictColumnsResponse.decode(value),
+  },
+  /**
    * One response per request, in order. A bad record does not end the
    * stream: its response carries `error` instead of a prediction.
    */
@@ -411,6 +428,11 @@ export interface PredictionServiceServer extends UntypedServiceImplementation {
    */
   predictBatch: handleUnaryCall<PredictBatchRequest, PredictBatchResponse>;
   /**
+   * Many records in one call, sent as columns of penguins.v1.RawRecord's fields (see
+   * absenteeism.v1.PredictionService.PredictColumns).
+   */
+  predictColumns: handleUnaryCall<PredictColumnsRequest, PredictColumnsResponse>;
+  /**
    * One response per request, in order. A bad record does not end the
    * stream: its response carries `error` instead of a prediction.
    */
@@ -459,6 +481,25 @@ export interface PredictionServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: PredictBatchResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Many records in one call, sent as columns of penguins.v1.RawRecord's fields (see
+   * absenteeism.v1.PredictionService.PredictColumns).
+   */
+  predictColumns(
+    request: PredictColumnsRequest,
+    callback: (error: ServiceError | null, response: PredictColumnsResponse) => void,
+  ): ClientUnaryCall;
+  predictColumns(
+    request: PredictColumnsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PredictColumnsResponse) => void,
+  ): ClientUnaryCall;
+  predictColumns(
+    request: PredictColumnsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PredictColumnsResponse) => void,
   ): ClientUnaryCall;
   /**
    * One response per request, in order. A bad record does not end the
