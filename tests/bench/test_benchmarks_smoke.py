@@ -106,3 +106,13 @@ def test_scoring_benchmark_smoke():
     # Not a figure: the script's comparisons, which must find every row identical.
     assert out.count("20000 rows also in the training set: 20000 identical") == 2, out
     assert out.count("2000 rows through gRPC Predict: 2000 identical") == 2, out
+
+
+@pytest.mark.parametrize("data_set", ["absenteeism", "penguins"])
+def test_columns_benchmark_smoke(data_set):
+    out = run("bench/columns.py", "--dataset", data_set, "--rows", "500")
+    for label in ("PredictBatch", "PredictColumns", "columns/records"):
+        line = next(line for line in out.splitlines() if line.startswith(label))
+        float(line.split()[-1].rstrip("x"))  # a figure is printed; its value is not asserted
+    # Not a figure: the two methods' answers, which must be the same bits.
+    assert "answers compared bit for bit: 500 rows, 0 values differ" in out, out
