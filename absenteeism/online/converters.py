@@ -240,13 +240,21 @@ class ColumnBatch(Sequence[Any]):
         """What records_to_matrix gives for the same records (unset fields read as 0)."""
         names = _layout().names
         matrix = np.empty((self.rows, len(names)), dtype=np.float64)
-        unset = np.zeros((self.rows, len(names)), dtype=bool)
+        unset = np.zeros((self.rows if self.incomplete() else 0, len(names)), dtype=bool)
         for j, name in enumerate(names):
             values, present = self._column(name, 0)
             matrix[:, j] = np.asarray(values, dtype=np.float64)  # int32 values are exact in float64
-            unset[:, j] = ~present
-        matrix[unset] = 0.0
+            if len(unset):
+                unset[:, j] = ~present
+        if len(unset):
+            matrix[unset] = 0.0
         return matrix, ViolationTable.missing(unset)
+
+    def incomplete(self) -> bool:
+        """Whether some record leaves some field unset (most batches: none, and no mask is needed)."""
+        names = _layout().names
+        return any(name not in self._columns or (self._columns[name][1] is not None and not self._columns[name][1].all())
+                   for name in names)
 
     def arrays(self) -> tuple[dict[str, np.ndarray], ViolationTable]:
         """What records_to_arrays gives for the same records (through the same _typed)."""
