@@ -252,9 +252,11 @@ class ColumnBatch(Sequence[Any]):
 
     def incomplete(self) -> bool:
         """Whether some record leaves some field unset (most batches: none, and no mask is needed)."""
-        names = _layout().names
-        return any(name not in self._columns or (self._columns[name][1] is not None and not self._columns[name][1].all())
-                   for name in names)
+        for name in _layout().names:
+            present = self._columns[name][1] if name in self._columns else np.zeros(1, dtype=bool)
+            if present is not None and not present.all():
+                return True
+        return False
 
     def arrays(self) -> tuple[dict[str, np.ndarray], ViolationTable]:
         """What records_to_arrays gives for the same records (through the same _typed)."""
