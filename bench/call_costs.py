@@ -366,10 +366,13 @@ def cost_line(label: str, seconds: float, echo_seconds: float) -> str:
 
 def report(whole: dict[str, ServerFigures], measured: InProcess) -> None:
     echo, total = whole["echo"].cpu, whole["default"].cpu
-    print(f"\nwhole servers: {CLIENTS} callers; server CPU per Predict: the median over rounds")
-    print(f"{'server':<{WIDTH}}{'CPU/call us':>12}{'/ echo':>12}{'p50 ms':>12}{'/ echo':>12}{'calls/s':>12}")
+    print(f"\nwhole servers: {CLIENTS} callers; server CPU per Predict: the median over rounds (and their "
+          "least and most); sequential p50: over every round's calls")
+    print(f"{'server':<{WIDTH}}{'CPU/call us':>12}{'/ echo':>12}{'least us':>12}{'most us':>12}{'p50 ms':>12}"
+          f"{'/ echo':>12}{'calls/s':>12}")
     for name, figures in whole.items():
-        print(cost_line(name, figures.cpu, echo) + f"{figures.p50_ms:>12.3f}"
+        print(cost_line(name, figures.cpu, echo) + f"{min(figures.cpu_per_call) * 1e6:>12.1f}"
+              + f"{max(figures.cpu_per_call) * 1e6:>12.1f}" + f"{figures.p50_ms:>12.3f}"
               + f"{figures.p50_ms / whole['echo'].p50_ms:>12.3f}" + f"{statistics.median(figures.calls_per_s):>12.1f}")
 
     print("\nbreakdown of the default server's CPU per Predict (each stage in process, CPU per call)")

@@ -5,7 +5,7 @@ by side in one run, each server on 127.0.0.1, loaded by client processes apart f
     python bench/serving.py --processes 1,2        # our server with 1 and 2 processes (the default)
     python bench/serving.py --smoke                # a few calls of each kind (8 callers only): CI runs this so the script cannot rot
     python bench/serving.py --data-sets            # instead: text and missing-value fields (about 1.5 minutes)
-    python bench/serving.py --breakdown            # instead: where the server's CPU per Predict goes (about 4 minutes)
+    python bench/serving.py --breakdown            # instead: where the server's CPU per Predict goes (about 6 minutes)
 
 Servers (--predictors): `echo` is bench/echo_server.py, the same contract doing no work with gRPC's
 thread server (what feature_service uses): the floor of a Python gRPC server process here;
@@ -276,7 +276,7 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true",
                         help="instead of the predictors: the server's CPU per Predict, stage by stage, against the "
                              "echo's (bench/call_costs.py)")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=int, default=5,
                         help="with --breakdown: rounds of load on each server, taken in turns (median reported)")
     args = parser.parse_args()
     print(machine_line())

@@ -65,7 +65,7 @@ def figures_after(out: str, label: str, count: int) -> list[float]:
 def test_serving_benchmark_breakdown_smoke(trained_config):
     out = run("bench/serving.py", "--breakdown", "--config", str(trained_config.path))
     for server in ("echo", "monitoring off", "default", "default + log"):
-        figures_after(out, server, 5)  # CPU/call, / echo, p50, / echo, calls/s
+        figures_after(out, server, 7)  # CPU/call, / echo, least, most, p50, / echo, calls/s
     for stage in BREAKDOWN_STAGES:
         figures_after(out, stage, 2)  # us, / echo
     for label in ("monitoring off -> default, whole servers", "default -> default + log, whole servers",
