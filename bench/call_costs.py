@@ -6,7 +6,9 @@ Two kinds of figures, measured in one run on the same records (the bundled sampl
   from it, its CPU read from /proc before and after: the echo (bench/echo_server.py: gRPC, the
   decode of the same request and a constant answer: the floor), `feature_service serve` with
   monitoring off (--drift-window 0, no metrics port, no log), with the default flags (drift window,
-  metrics port) and with the prediction log on at its default sample rate. The servers run side by
+  metrics port) and with the prediction log on at its default sample rate; and the echo spending in
+  each Predict, in Python, as much CPU as the in-process stages below add up to (holding the GIL as
+  long as ours does outside gRPC: what gRPC costs at that pace). The servers run side by
   side and are measured in turns, round after round, so that a noisy neighbour slows them alike.
   No flag turns the call metrics off: the interceptors record them in every server.
 - In process, each stage of a Predict call timed alone in a loop (CPU: time.process_time), calling
@@ -62,7 +64,8 @@ from testkit.server_process import ServerProcess
 
 CLIENTS = 8  # the issue's load: 8 concurrent callers, as many as the server's worker threads
 PREDICT = "/absenteeism.v1.PredictionService/Predict"
-SERVERS = ("echo", "monitoring off", "default", "default + log")
+ECHO_WORK = "echo + stages' CPU"
+SERVERS = ("echo", ECHO_WORK, "monitoring off", "default", "default + log")
 
 
 # ---- whole servers ----------------------------------------------------------------------------------------
@@ -83,12 +86,19 @@ class ServerFigures:
         return percentiles(self.sequential)["p50"]
 
 
-def servers(config: Path, log_folder: Path) -> dict[str, ServerProcess]:
-    """The four servers of the table. ServerProcess turns the metrics port off unless given one."""
+def echo_server(*flags: str) -> ServerProcess:
     echo = ServerProcess(None)  # started like the real server: it prints the same "serving" line
-    echo.command = [sys.executable, str(Path(__file__).resolve().parent / "echo_server.py")]
+    echo.command = [sys.executable, str(Path(__file__).resolve().parent / "echo_server.py"), *flags]
+    return echo
+
+
+def servers(config: Path, log_folder: Path, work_seconds: float) -> dict[str, ServerProcess]:
+    """The servers of the table (SERVERS). ServerProcess turns the metrics port off unless given one.
+    ECHO_WORK is the echo spending `work_seconds` of CPU in Python in each Predict: a server that
+    holds the GIL as long as ours does outside gRPC, to tell gRPC's share at that pace."""
     return {
-        "echo": echo,
+        "echo": echo_server(),
+        ECHO_WORK: echo_server("--work-us", f"{work_seconds * 1e6:.1f}"),
         "monitoring off": ServerProcess(config, "--drift-window", "0"),
         "default": ServerProcess(config, metrics_port=free_port()),
         "default + log": ServerProcess(config, "--prediction-log", str(log_folder), metrics_port=free_port()),
@@ -107,14 +117,15 @@ def sequential_seconds(target: str, requests: Sequence[pb.PredictRequest]) -> li
     return seconds
 
 
-def measure_servers(config: Path, records: Sequence[Any], args: argparse.Namespace) -> dict[str, ServerFigures]:
+def measure_servers(config: Path, records: Sequence[Any], args: argparse.Namespace, work_seconds: float
+                    ) -> dict[str, ServerFigures]:
     rounds = 1 if args.smoke else args.rounds
     seconds, sequential_calls = (0.3, 20) if args.smoke else (args.seconds, 1000)
     requests = [pb.PredictRequest(record=records[i % len(records)]) for i in range(sequential_calls)]
     serialized = [pb.PredictRequest(record=record).SerializeToString() for record in records]
     figures = {name: ServerFigures([], [], []) for name in SERVERS}
     with tempfile.TemporaryDirectory(prefix="bench-log-") as log_folder, contextlib.ExitStack() as stack:
-        running = {name: stack.enter_context(server) for name, server in servers(config, Path(log_folder)).items()}
+        running = {name: stack.enter_context(server) for name, server in servers(config, Path(log_folder), work_seconds).items()}
         for server in running.values():  # warm-up (and the drift windows are no longer empty)
             sequential_seconds(server.target, requests[: min(200, len(requests))])
         for _ in range(rounds):
@@ -356,6 +367,7 @@ def prediction_log_offer(config: Any, fixed: FixedPredictor, staged: Sequence[St
 REST_LABEL = "gRPC and everything else (total less the stages)"
 TOTAL_LABEL = "total: Predict, default flags (whole server)"
 ECHO_LABEL = "echo server (gRPC, decode, a constant answer)"
+ECHO_WORK_LABEL = "echo spending the stages' CPU in Python (whole server)"
 WIDTH = 58
 
 
@@ -382,6 +394,7 @@ def report(whole: dict[str, ServerFigures], measured: InProcess) -> None:
     print(cost_line(REST_LABEL, total - sum(row.seconds for row in measured.rows if row.depth == 0), echo))
     print(cost_line(TOTAL_LABEL, total, echo))
     print(cost_line(ECHO_LABEL, echo, echo))
+    print(cost_line(ECHO_WORK_LABEL, whole[ECHO_WORK].cpu, echo))
 
     print("\nmonitoring, whole servers and in process (us, / echo)")
     drift = next(row.seconds for row in measured.rows if row.label.startswith("monitoring: drift window"))
@@ -401,5 +414,7 @@ def breakdown(config: Path, records: Sequence[Any], args: argparse.Namespace) ->
     print(f"breakdown: {len(SERVERS)} servers side by side ({', '.join(SERVERS)}), {1 if args.smoke else args.rounds} "
           f"round(s) each of {CLIENTS} callers in {args.client_processes} client processes, taken in turns; "
           "metrics are recorded in every server (no flag turns them off): their cost is in the interceptors' line")
-    whole = measure_servers(config, records, args)
-    report(whole, in_process(config, records, args.smoke))
+    measured = in_process(config, records, args.smoke)
+    stages = sum(row.seconds for row in measured.rows if row.depth == 0)
+    print(f"in process, the stages of a Predict call add up to {stages * 1e6:.1f} us: {ECHO_WORK!r} spends as much")
+    report(measure_servers(config, records, args, stages), measured)

@@ -52,7 +52,8 @@ BREAKDOWN_STAGES = ("decode (PredictRequest.FromString)", "interceptors (metrics
                     "raw validation (bounds test of the raw matrix)", "features", "model (served model predict)",
                     "monitoring: drift window (MonitoredPredictor)", "response (build, serialize)",
                     "gRPC and everything else (total less the stages)", "total: Predict, default flags (whole server)",
-                    "echo server (gRPC, decode, a constant answer)")
+                    "echo server (gRPC, decode, a constant answer)",
+                    "echo spending the stages' CPU in Python (whole server)")
 
 
 def figures_after(out: str, label: str, count: int) -> list[float]:
@@ -64,7 +65,7 @@ def figures_after(out: str, label: str, count: int) -> list[float]:
 
 def test_serving_benchmark_breakdown_smoke(trained_config):
     out = run("bench/serving.py", "--breakdown", "--config", str(trained_config.path))
-    for server in ("echo", "monitoring off", "default", "default + log"):
+    for server in ("echo", "echo + stages' CPU", "monitoring off", "default", "default + log"):
         figures_after(out, server, 7)  # CPU/call, / echo, least, most, p50, / echo, calls/s
     for stage in BREAKDOWN_STAGES:
         figures_after(out, stage, 2)  # us, / echo
