@@ -5,6 +5,7 @@ beside the real server's.
 
     python bench/echo_server.py          # grpc.server (threads), as feature_service uses
     python bench/echo_server.py --aio    # grpc.aio.server (one asyncio loop): the same work
+    python bench/echo_server.py --work-us 130   # threads; each Predict first spends 130 us of CPU in Python
     # both print {"event": "serving", "port": N} on stderr
 """
 
@@ -14,6 +15,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 from concurrent import futures
 from pathlib import Path
 
@@ -28,7 +30,12 @@ OPTIONS = [("grpc.max_receive_message_length", 64 << 20)]
 
 
 class EchoServicer(pb_grpc.PredictionServiceServicer):
+    def __init__(self, work_seconds: float = 0.0):
+        self._work_seconds = work_seconds
+
     def Predict(self, request, context):
+        if self._work_seconds:
+            busy(self._work_seconds)
         return pb.PredictResponse(prediction=0.0)
 
     def PredictBatch(self, request, context):
@@ -43,14 +50,22 @@ class AsyncEchoServicer(pb_grpc.PredictionServiceServicer):
         return pb.PredictBatchResponse(predictions=[0.0] * len(request.records))
 
 
+def busy(seconds: float) -> None:
+    """Python bytecode for `seconds` of this thread's CPU, holding the GIL as a handler's Python work does
+    (what a server doing the same work as ours besides gRPC would pay: bench/call_costs.py)."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
 def _serving(port: int) -> None:
     print(json.dumps({"event": "serving", "port": port}), file=sys.stderr, flush=True)
 
 
-def threads() -> None:
+def threads(work_seconds: float = 0.0) -> None:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=OPTIONS)
     # only the calls it measures: the generated base answers UNIMPLEMENTED to the rest (abstract in the stubs only)
-    pb_grpc.add_PredictionServiceServicer_to_server(EchoServicer(), server)  # type: ignore[abstract]
+    pb_grpc.add_PredictionServiceServicer_to_server(EchoServicer(work_seconds), server)  # type: ignore[abstract]
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     _serving(port)
@@ -72,7 +87,10 @@ async def asynchronous() -> None:
 
 
 if __name__ == "__main__":
-    if "--aio" in sys.argv[1:]:
+    arguments = sys.argv[1:]
+    if "--aio" in arguments:
         asyncio.run(asynchronous())
+    elif "--work-us" in arguments:
+        threads(float(arguments[arguments.index("--work-us") + 1]) / 1e6)
     else:
         threads()

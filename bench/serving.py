@@ -5,6 +5,7 @@ by side in one run, each server on 127.0.0.1, loaded by client processes apart f
     python bench/serving.py --processes 1,2        # our server with 1 and 2 processes (the default)
     python bench/serving.py --smoke                # a few calls of each kind (8 callers only): CI runs this so the script cannot rot
     python bench/serving.py --data-sets            # instead: text and missing-value fields (about 1.5 minutes)
+    python bench/serving.py --breakdown            # instead: where the server's CPU per Predict goes (about 6 minutes)
 
 Servers (--predictors): `echo` is bench/echo_server.py, the same contract doing no work with gRPC's
 thread server (what feature_service uses): the floor of a Python gRPC server process here;
@@ -25,6 +26,9 @@ text categories, a bool, a date as text, numbers and free text) and `penguins, m
 same records with every nullable field cleared). For each: sequential Predict p50, calls/s and the
 server's CPU per Predict with 8 callers, PredictBatch of 10,000 records in rows/s and the server's CPU
 per row; then each penguins column over absenteeism's.
+
+With --breakdown, the server's CPU per Predict call stage by stage against the echo's, and the
+goal ratios of issue 27 (bench/call_costs.py says how).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from absenteeism import data_sets
-from bench import load
+from bench import call_costs, load
 from bench.common import (
     build_config,
     data_set_records,
@@ -269,10 +273,18 @@ def main() -> None:
     parser.add_argument("--data-sets", action="store_true",
                         help="instead of the predictors: absenteeism against penguins with every field set and "
                              "with its nullable fields missing, side by side (the fast predictor, 1 process)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="instead of the predictors: the server's CPU per Predict, stage by stage, against the "
+                             "echo's (bench/call_costs.py)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="with --breakdown: rounds of load on each server, taken in turns (median reported)")
     args = parser.parse_args()
     print(machine_line())
     if args.data_sets:
         data_set_comparison(args)
+        return
+    if args.breakdown:
+        call_costs.breakdown(args.config or build_config() / "serving_config.pb", sample_records(), args)
         return
     print(f"load: {args.client_processes} client processes (fewer for fewer callers), each caller its own connection")
     config = args.config or build_config() / "serving_config.pb"

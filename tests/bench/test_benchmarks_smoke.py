@@ -46,6 +46,38 @@ def test_serving_benchmark_data_sets_smoke(trained_config):
     assert "Predict 32 clients" not in out and "echo" not in header  # the predictors' table is not run
 
 
+BREAKDOWN_STAGES = ("decode (PredictRequest.FromString)", "interceptors (metrics, stream limit, decode guard)",
+                    "servicer (request id, deadline, labels, boundary)", "predictor (FastPredictor.predict, whole)",
+                    "records -> matrix (records_to_matrix)", "matrix -> arrays (matrix_to_arrays)",
+                    "raw validation (bounds test of the raw matrix)", "features", "model (served model predict)",
+                    "monitoring: drift window (MonitoredPredictor)", "response (build, serialize)",
+                    "gRPC and everything else (total less the stages)", "total: Predict, default flags (whole server)",
+                    "echo server (gRPC, decode, a constant answer)",
+                    "echo spending the stages' CPU in Python (whole server)")
+
+
+def figures_after(out: str, label: str, count: int) -> list[float]:
+    """The `count` numbers ending the line that starts with `label` (leading spaces aside)."""
+    line = next(line for line in out.splitlines() if line.strip().startswith(label + " "))
+    assert len(line.split()) == len(label.split()) + count, line
+    return [float(figure) for figure in line.split()[-count:]]  # each parses as a number; not asserted
+
+
+def test_serving_benchmark_breakdown_smoke(trained_config):
+    out = run("bench/serving.py", "--breakdown", "--config", str(trained_config.path))
+    for server in ("echo", "echo + stages' CPU", "monitoring off", "default", "default + log"):
+        figures_after(out, server, 7)  # CPU/call, / echo, least, most, p50, / echo, calls/s
+    for stage in BREAKDOWN_STAGES:
+        figures_after(out, stage, 2)  # us, / echo
+    for label in ("monitoring off -> default, whole servers", "default -> default + log, whole servers",
+                  "prediction log offer, in process"):
+        figures_after(out, label, 2)
+    for goal in ("Predict server CPU / echo, default flags", "Predict server CPU / echo, default + log",
+                 "Predict sequential p50 / echo p50, default flags"):
+        figures_after(out, goal, 1)
+    assert "Predict 32 clients" not in out  # the predictors' table is not run
+
+
 def test_reload_benchmark_smoke():
     out = run("bench/reload.py")
     for label in ("p50 (ms)", "p99 (ms)", "calls/s"):
