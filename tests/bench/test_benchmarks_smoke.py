@@ -131,7 +131,7 @@ def test_model_kinds_benchmark_smoke():
 
 
 def test_scoring_benchmark_smoke():
-    out = run("bench/scoring.py", "--engines", "local,dask")
+    out = run("bench/offline_scoring.py", "--engines", "local,dask")
     for label in ("etl_job score --features --engine local", "etl_job score --features --engine dask"):
         line = next(line for line in out.splitlines() if label in line)
         float(line.split()[-1].replace(",", ""))  # rows/s printed; its value is not asserted

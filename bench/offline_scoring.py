@@ -4,9 +4,9 @@ with the job's own training set for the rows both hold (where the job ran on tha
 random sample of its rows sent through gRPC to a real server on the same config, one Predict call
 each, every feature and prediction compared bit for bit.
 
-    python bench/scoring.py                         # 1,000,000 and 10,000,000 rows (several minutes)
-    python bench/scoring.py --rows 1000000 --engines local,dask
-    python bench/scoring.py --smoke                 # 20,000 rows: CI runs this so the script cannot rot
+    python bench/offline_scoring.py                         # 1,000,000 and 10,000,000 rows (several minutes)
+    python bench/offline_scoring.py --rows 1000000 --engines local,dask
+    python bench/offline_scoring.py --smoke                 # 20,000 rows: CI runs this so the script cannot rot
 
 The job runs on files of at most --job-max-rows rows (default 1,000,000); a larger file is scored
 with the config of the largest such run. Input files are made by `python -m etl_job generate`, seed 1.
