@@ -3,6 +3,7 @@ server process, 10,000 records a call, calls alternating, one at a time: rows/s 
 per row (read from /proc before and after), each bit of every answer compared between the two.
 
     python bench/columns.py                      # absenteeism's sample, 10,000-record calls, 30 of each
+    python bench/columns.py --features           # the answers with every record's features
     python bench/columns.py --dataset penguins   # text, dates and missing values
     python bench/columns.py --smoke              # a few calls: CI runs this so the script cannot rot
 """
@@ -30,14 +31,14 @@ from testkit.server_process import ServerProcess
 MESSAGE_BYTES = 64 << 20
 
 
-def requests(data_set: str, size: int) -> tuple[Any, Any]:
+def requests(data_set: str, size: int, features: bool) -> tuple[Any, Any]:
     """The same `size` records (the data set's accepted sample rows, repeated) as a
-    PredictBatchRequest and as a PredictColumnsRequest."""
+    PredictBatchRequest and as a PredictColumnsRequest (`features`: asking for the features too)."""
     chosen = data_sets.named(data_set)
     sample = data_set_records(data_set)
     records = [sample[i % len(sample)] for i in range(size)]
-    batch = chosen.service.PredictBatchRequest(records=records, include_features=True)
-    columns = pb.PredictColumnsRequest(records=converters.records_to_columns(records), include_features=True)
+    batch = chosen.service.PredictBatchRequest(records=records, include_features=features)
+    columns = pb.PredictColumnsRequest(records=converters.records_to_columns(records), include_features=features)
     return batch, columns
 
 
@@ -46,13 +47,15 @@ def main() -> None:
     parser.add_argument("--dataset", default=data_sets.DEFAULT, choices=sorted(data_sets.KNOWN))
     parser.add_argument("--rows", type=int, default=10_000, help="records per call (default: 10,000)")
     parser.add_argument("--calls", type=int, default=30, help="calls of each kind (default: 30)")
+    parser.add_argument("--features", action="store_true", help="ask for the features too (include_features)")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
     calls = 2 if args.smoke else args.calls
     config = build_config(data_sets.named(args.dataset).sample_input, dataset=args.dataset) / "serving_config.pb"
-    batch, columns = requests(args.dataset, args.rows)
+    batch, columns = requests(args.dataset, args.rows, args.features)
     print(machine_line())
-    print(f"{args.dataset}: {args.rows:,} records a call, {calls} calls of each kind, alternating; "
+    print(f"{args.dataset}: {args.rows:,} records a call{' with their features' if args.features else ''}, "
+          f"{calls} calls of each kind, alternating; "
           f"request bytes: records {batch.ByteSize():,}, columns {columns.ByteSize():,}")
     seconds = {"PredictBatch": 0.0, "PredictColumns": 0.0}
     cpu = dict.fromkeys(seconds, 0.0)

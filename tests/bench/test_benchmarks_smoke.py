@@ -142,7 +142,7 @@ def test_scoring_benchmark_smoke():
 
 @pytest.mark.parametrize("data_set", ["absenteeism", "penguins"])
 def test_columns_benchmark_smoke(data_set):
-    out = run("bench/columns.py", "--dataset", data_set, "--rows", "500")
+    out = run("bench/columns.py", "--dataset", data_set, "--rows", "500", "--features")
     for label in ("PredictBatch", "PredictColumns", "columns/records"):
         line = next(line for line in out.splitlines() if line.startswith(label))
         float(line.split()[-1].rstrip("x"))  # a figure is printed; its value is not asserted
