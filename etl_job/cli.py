@@ -195,11 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="rows checked through the single-record online path before the config is written "
                           "(at least 1: a config is never written unchecked); all rows when the input has fewer "
                           "(default: %(default)s)")
-    run.add_argument("--chunk-rows", type=_positive_int, default=run_settings.RunSettings.chunk_rows,
-                     help="rows read and processed at a time; bounds memory, never changes the outputs "
-                          "(default: %(default)s)")
-    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                     help="progress bars on stderr (default: when stderr is a terminal)")
+    _add_chunk_arguments(run)
     _add_engine_arguments(run)
     run.set_defaults(handler=_run)
 
@@ -222,6 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
                           help="share of rows given one quirk each, which the job must reject (default: %(default)s)")
     generate.set_defaults(handler=_generate)
     return parser
+
+
+def _add_chunk_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--chunk-rows", type=_positive_int, default=run_settings.RunSettings.chunk_rows,
+                         help="rows read and processed at a time; bounds memory, never changes the outputs "
+                              "(default: %(default)s)")
+    command.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                         help="progress bars on stderr (default: when stderr is a terminal)")
 
 
 def _add_engine_arguments(command: argparse.ArgumentParser) -> None:
@@ -269,11 +273,7 @@ recomputed. Published all at once into --output-dir (docs/etl.md).""")
                        help="the CSV files' delimiter, when not the data set's own (e.g. ',' or '\\t')")
     score.add_argument("--keep", type=_positive_int, default=scoring.DEFAULT_KEEP, metavar="N",
                        help="published scorings kept in the output folder (default: %(default)s)")
-    score.add_argument("--chunk-rows", type=_positive_int, default=run_settings.RunSettings.chunk_rows,
-                       help="rows read and scored at a time; bounds memory, never changes the outputs "
-                            "(default: %(default)s)")
-    score.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                       help="progress bars on stderr (default: when stderr is a terminal)")
+    _add_chunk_arguments(score)
     _add_engine_arguments(score)
     score.set_defaults(handler=_score)
 
@@ -334,11 +334,7 @@ record by record; published all at once, as run publishes (docs/etl.md).""")
     package.add_argument("--parity-rows", type=_positive_int, default=run_settings.RunSettings.parity_rows,
                          help="rows of the run's input checked through the single-record online path, as run "
                               "checks them (default: %(default)s)")
-    package.add_argument("--chunk-rows", type=_positive_int, default=run_settings.RunSettings.chunk_rows,
-                         help="rows read and processed at a time; bounds memory, never changes the outputs "
-                              "(default: %(default)s)")
-    package.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                         help="progress bars on stderr (default: when stderr is a terminal)")
+    _add_chunk_arguments(package)
     package.set_defaults(handler=_package_model)
 
 

@@ -74,12 +74,8 @@ class ScoredChunk:
 def score_chunk(rows: RawChunk, model: ScoringModel) -> ScoredChunk:
     """One chunk (index = source row) checked, transformed and predicted."""
     validation = validate.validate_chunk(rows, training=False)
-    accepted = validation.accepted
-    answers, faults = _answered(accepted, model)
-    violations = validation.violations
-    if faults:
-        violations = tuple(sorted((*violations, *faults), key=lambda v: v.row))
-        accepted = accepted.drop(index=[v.row for v in faults])
+    answers, faults = _answered(validation.accepted, model)
+    violations = tuple(sorted((*validation.violations, *faults), key=lambda v: v.row)) if faults else validation.violations
     tables = [model.table(part.index.to_numpy(), matrix, answered) for part, matrix, answered in answers]
     table = pa.concat_tables(tables) if tables else model.empty_table()
     del answers
