@@ -25,6 +25,13 @@ def reject_summary(tally: Tally) -> dict:
     }
 
 
+def input_summary(input_path: Path, extracted: Extracted) -> dict:
+    """What was read: the path given, each file with its row numbering, the bytes' digest."""
+    return {"path": str(input_path),
+            "files": [{"name": f.path.name, "first_row": f.first_row, "rows": f.rows} for f in extracted.files],
+            "sha256": extracted.input_sha256}
+
+
 REGRESSION_METRICS = ("mae", "rmse", "baseline_mae", "baseline_rmse")
 CLASSIFICATION_METRICS = ("log_loss", "accuracy", "roc_auc", "baseline_log_loss", "baseline_accuracy",
                           "baseline_roc_auc")
@@ -64,11 +71,7 @@ def build(*, input_path: Path, extracted: Extracted, tally: Tally, max_reject_fr
     statistics = config.statistics
     return {
         "created_at": created_at.isoformat(),
-        "input": {
-            "path": str(input_path),
-            "files": [{"name": f.path.name, "first_row": f.first_row, "rows": f.rows} for f in extracted.files],
-            "sha256": extracted.input_sha256,
-        },
+        "input": input_summary(input_path, extracted),
         "rows": {
             "read": tally.rows_read,
             "accepted": tally.rows_accepted,

@@ -67,20 +67,24 @@ def scoring_model(config: serving_config_pb2.ServingConfig, with_features: bool)
 @dataclass(frozen=True)
 class ScoredChunk:
     table: pa.Table  # the scored rows, in source order
-    violations: tuple[Violation, ...]  # every reason a row was quarantined, by row
-    rows_read: int
+    # what the chunk came to, as the job's Tally counts it: its rows, those scored (accepted) and
+    # every reason a row was quarantined, by row
+    validation: validate.Validation
 
 
 def score_chunk(rows: RawChunk, model: ScoringModel) -> ScoredChunk:
     """One chunk (index = source row) checked, transformed and predicted."""
     validation = validate.validate_chunk(rows, training=False)
     answers, faults = _answered(validation.accepted, model)
-    violations = tuple(sorted((*validation.violations, *faults), key=lambda v: v.row)) if faults else validation.violations
+    if faults:
+        validation = validate.Validation(validation.accepted.drop(index=[v.row for v in faults]),
+                                         tuple(sorted((*validation.violations, *faults), key=lambda v: v.row)),
+                                         validation.rows_read)
     tables = [model.table(part.index.to_numpy(), matrix, answered) for part, matrix, answered in answers]
     table = pa.concat_tables(tables) if tables else model.empty_table()
     del answers
     dataflow.release_chunk_results()
-    return ScoredChunk(table, violations, validation.rows_read)
+    return ScoredChunk(table, validation)
 
 
 Answer = tuple[pd.DataFrame, np.ndarray, served_model.ModelOutputs]
@@ -115,64 +119,45 @@ def _first_line(error: Exception) -> str:
 
 @dataclass(frozen=True)
 class PartScored:
-    """A part scored by a worker: its counts, its violations (rows numbered from 1 within the
-    part) and its scored rows in a scratch file, numbered the same way."""
+    """A part scored by a worker: its tally, its violations (rows numbered from 1 within the part)
+    and its scored rows in a scratch file, numbered the same way."""
 
     part: partitions.Part
-    rows_read: int
+    tally: validate.Tally
     violations: tuple[Violation, ...]
     scratch: Path
 
 
 def score_part(part: partitions.Part, work: Path, chunk_rows: int, model: ScoringModel) -> PartScored:
     scratch = Path(work) / SCORED / f"scored-{part.index:05d}.arrow"
-    rows_read = 0
+    tally = validate.Tally()
     violations: list[Violation] = []
     with atomic.atomic_path(scratch) as tmp, ipc.new_file(str(tmp), model.empty_table().schema) as sink:
         for rows in partitions.chunks(part, chunk_rows, require_label=False):
             scored = score_chunk(rows, model)
             sink.write_table(scored.table)
-            rows_read += scored.rows_read
-            violations.extend(scored.violations)
-    return PartScored(part, rows_read, tuple(violations), scratch)
+            tally.add(scored.validation, part.path.name)
+            violations.extend(scored.validation.violations)
+    return PartScored(part, tally, tuple(violations), scratch)
 
 
-def rows_read_of(scored: PartScored) -> int:
-    return scored.rows_read
-
-
-@dataclass(frozen=True)
-class PartPlaced:
-    rejects: Path | None  # the part's lines of rejects.csv; None when it has none
-    rejected_rows: int
-    by_column_rule: dict[tuple[str, str], int]
+def tally_of(scored: PartScored) -> validate.Tally:
+    return scored.tally
 
 
 def place_part(scored: PartScored, row_offset: int, work: Path, model: ScoringModel, predictions: str,
-               reject_parts: Path) -> PartPlaced:
+               reject_parts: Path) -> Path | None:
     """The part's rows numbered as source rows: its part file of the predictions written, its
-    rejects written as one part of rejects.csv."""
+    rejects written as one part of rejects.csv (returned; None when it has none)."""
     with pa.OSFile(str(scored.scratch)) as source:
         table = ipc.open_file(source).read_all()
     shifted = table.set_column(0, SOURCE_ROW, pa.array(table.column(0).to_numpy() + row_offset))
     with outputs.parquet_part_writer(Path(work) / predictions, model.empty_table(), scored.part.index) as append:
         append(shifted)
     scored.scratch.unlink()
-    rejects = None
-    if scored.violations:
-        numbered = tuple(Violation(v.row + row_offset, v.column, v.rule, v.value) for v in scored.violations)
-        rejects = Path(reject_parts) / f"rejects-{scored.part.index:05d}.csv"
-        outputs.write_rejects_part(rejects, validate.rejects_frame(numbered, scored.part.path.name))
-    return PartPlaced(rejects, rejected_rows(scored.violations), by_column_rule(scored.violations))
-
-
-def by_column_rule(violations: tuple[Violation, ...]) -> dict[tuple[str, str], int]:
-    counts: dict[tuple[str, str], int] = {}
-    for violation in violations:
-        key = (violation.column, violation.rule)
-        counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
-def rejected_rows(violations: tuple[Violation, ...]) -> int:
-    return len({v.row for v in violations})
+    if not scored.violations:
+        return None
+    numbered = tuple(Violation(v.row + row_offset, v.column, v.rule, v.value) for v in scored.violations)
+    rejects = Path(reject_parts) / f"rejects-{scored.part.index:05d}.csv"
+    outputs.write_rejects_part(rejects, validate.rejects_frame(numbered, scored.part.path.name))
+    return rejects

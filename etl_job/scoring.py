@@ -10,7 +10,8 @@ published all at once into the output folder as a job's run is (output_folder.py
 
     predictions.parquet/part-*.parquet  source_row, [features], prediction, [probability[<class>]]
     rejects.csv                          one line per broken rule of a quarantined row
-    score_report.json                    the config, the input, the counts, the timings (last)
+    score_report.json                    the config, the input, the counts and rejects (as report.json
+                                         words them), the timings (last)
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import json
 import logging
 import shutil
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +32,8 @@ from absenteeism.dataset import reader as input_reader
 from absenteeism.dataset.read_ahead import read_ahead
 from absenteeism.v1 import serving_config_pb2
 from etl_job import output_folder, outputs, score_steps, validate
+from etl_job import report as run_report
+from etl_job.engine import log_tally
 from etl_job.run_settings import DaskSettings, RunSettings
 from etl_job.step_progress import StepProgress
 
@@ -55,32 +57,6 @@ class ScoreSettings:
     delimiter: str | None = None  # the input's CSV delimiter, when not the data set's own
     keep: int = DEFAULT_KEEP  # published scorings kept in the output folder (>= 1)
     progress: bool = False
-
-
-@dataclass
-class ScoreCounts:
-    """Rows read and quarantined, by file and by (column, rule), over every chunk or part."""
-
-    rows_read: int = 0
-    rejected_rows: int = 0
-    violations: int = 0
-    by_column_rule: Counter = field(default_factory=Counter)
-    rejected_by_file: Counter = field(default_factory=Counter)
-
-    def add(self, rows_read: int, violations: tuple, file_name: str) -> None:
-        rejected = score_steps.rejected_rows(violations)
-        self.rows_read += rows_read
-        self.rejected_rows += rejected
-        self.violations += len(violations)
-        self.by_column_rule.update(score_steps.by_column_rule(violations))
-        if rejected:
-            self.rejected_by_file[file_name] += rejected
-
-    def as_json(self) -> dict:
-        return {"read": self.rows_read, "scored": self.rows_read - self.rejected_rows,
-                "rejected": self.rejected_rows, "violations": self.violations,
-                "by_column_rule": [{"column": c, "rule": r, "count": n} for (c, r), n in sorted(self.by_column_rule.items())],
-                "rejected_by_file": dict(sorted(self.rejected_by_file.items()))}
 
 
 def verified_config(settings: ScoreSettings) -> serving_config_pb2.ServingConfig:
@@ -117,20 +93,18 @@ def score(settings: ScoreSettings) -> dict:
             (folder.path / PREDICTIONS_FILE).mkdir()
             with steps.step("score"):
                 if settings.engine == "dask":
-                    counts, extracted = _score_on_dask(settings, model, folder.path, steps)
+                    tally, extracted = _score_on_dask(settings, model, folder.path, steps)
                 else:
-                    counts, extracted = _score_here(settings, model, folder.path, steps)
-            log.info("rows read %d, scored %d, quarantined %d (%d broken rules)", counts.rows_read,
-                     counts.rows_read - counts.rejected_rows, counts.rejected_rows, counts.violations)
+                    tally, extracted = _score_here(settings, model, folder.path, steps)
+            log_tally(tally)
             report = {
                 "created_at": created_at.isoformat(),
                 "config": {"path": str(settings.config_path), "config_id": config.content_sha256,
                            "dataset": data_sets.active().name, "label": config.label,
                            "model": config.onnx_model.kind if config.HasField("onnx_model") else config.model.kind},
-                "input": {"path": str(settings.input_path), "sha256": extracted.input_sha256,
-                          "files": [{"name": f.path.name, "first_row": f.first_row, "rows": f.rows}
-                                    for f in extracted.files]},
-                "rows": counts.as_json(),
+                "input": run_report.input_summary(settings.input_path, extracted),
+                "rows": {"read": tally.rows_read, "scored": tally.rows_accepted, "rejected": tally.rejected_rows},
+                "rejects": run_report.reject_summary(tally),
                 "features": settings.with_features,
                 "engine": settings.engine,
                 "outputs": {name: str(out / name) for name in FILES},
@@ -145,8 +119,8 @@ def score(settings: ScoreSettings) -> dict:
 
 
 def _score_here(settings: ScoreSettings, model: score_steps.ScoringModel, work: Path,
-                steps: StepProgress) -> tuple[ScoreCounts, input_reader.Extracted]:
-    counts = ScoreCounts()
+                steps: StepProgress) -> tuple[validate.Tally, input_reader.Extracted]:
+    tally = validate.Tally()
     reader = input_reader.Reader(settings.input_path, settings.chunk_rows, require_label=False)
     with outputs.rejects_writer(work) as append_rejects, \
             outputs.parquet_part_writer(work / PREDICTIONS_FILE, model.empty_table()) as append:
@@ -154,13 +128,13 @@ def _score_here(settings: ScoreSettings, model: score_steps.ScoringModel, work: 
         for chunk in steps.rows(read_ahead(reader.chunks()), "score", size=lambda chunk: len(chunk.rows)):
             scored = score_steps.score_chunk(chunk.rows, model)
             append(scored.table)
-            append_rejects(validate.rejects_frame(scored.violations, chunk.file.name))
-            counts.add(scored.rows_read, scored.violations, chunk.file.name)
-    return counts, reader.extracted()
+            append_rejects(validate.rejects_frame(scored.validation.violations, chunk.file.name))
+            tally.add(scored.validation, chunk.file.name)
+    return tally, reader.extracted()
 
 
 def _score_on_dask(settings: ScoreSettings, model: score_steps.ScoringModel, work: Path,
-                   steps: StepProgress) -> tuple[ScoreCounts, input_reader.Extracted]:
+                   steps: StepProgress) -> tuple[validate.Tally, input_reader.Extracted]:
     """Each part of the input scored by a worker (its rows numbered within the part), then, with
     the rows before each part known, placed: its predictions' part file and its rejects written."""
     from etl_job import dask_engine
@@ -178,22 +152,18 @@ def _score_on_dask(settings: ScoreSettings, model: score_steps.ScoringModel, wor
             shared = client.scatter(model, broadcast=True)  # an ONNX graph is sent once
             scored = client.map(score_steps.score_part, parts, work=work, chunk_rows=settings.chunk_rows,
                                 model=shared, pure=False)
-            rows = dask_engine.gather(steps, client.map(score_steps.rows_read_of, scored), "score")
+            tallies = dask_engine.gather(steps, client.map(score_steps.tally_of, scored), "score")
+            rows = [part_tally.rows_read for part_tally in tallies]
             offsets = np.concatenate([[0], np.cumsum(rows)]).astype(int)
             placed = [client.submit(score_steps.place_part, part, int(offset), work, shared, PREDICTIONS_FILE,
                                     reject_parts, pure=False) for part, offset in zip(scored, offsets)]
-            done = dask_engine.gather(steps, placed, "place")
-            outputs.concatenate_rejects(work, [p.rejects for p in done if p.rejects is not None])
-            counts = ScoreCounts()
-            for part, part_rows, part_placed in zip(parts, rows, done):
-                counts.rows_read += part_rows
-                counts.rejected_rows += part_placed.rejected_rows
-                counts.violations += sum(part_placed.by_column_rule.values())
-                counts.by_column_rule.update(part_placed.by_column_rule)
-                if part_placed.rejected_rows:
-                    counts.rejected_by_file[part.path.name] += part_placed.rejected_rows
+            rejects = dask_engine.gather(steps, placed, "place")
+            outputs.concatenate_rejects(work, [path for path in rejects if path is not None])
+            tally = validate.Tally()
+            for part_tally in tallies:  # in part order: the examples are the local engine's
+                tally.merge(part_tally)
             extracted = input_reader.Extracted(dask_engine.source_files(parts, rows), digest.result())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return counts, extracted
+    return tally, extracted
 

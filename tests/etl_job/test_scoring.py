@@ -22,7 +22,7 @@ from absenteeism.dataset import reader
 from absenteeism.online import converters
 from clients import PredictionClient, server_parity
 from clients.client import InvalidInputError
-from etl_job import score_steps, scoring, training
+from etl_job import score_steps, scoring, training, validate
 from testkit.bits import assert_same_bits
 from testkit.paths import REPO_ROOT
 from testkit.run_outputs import content
@@ -69,8 +69,7 @@ def test_every_row_is_the_training_sets_bits_and_the_rejects_are_the_jobs(traine
     assert report["rows"]["read"] == job_report["rows"]["read"] == len(got) + report["rows"]["rejected"]
     assert report["config"]["config_id"] == trained_config.config.content_sha256
     assert report["input"]["sha256"] == job_report["input"]["sha256"]
-    assert report["rows"]["by_column_rule"] == [{k: entry[k] for k in ("column", "rule", "count")}
-                                                for entry in job_report["rejects"]["by_column_rule"]]
+    assert report["rejects"] == job_report["rejects"]  # by column and rule, with the same examples
 
 
 def test_without_features_only_the_predictions_are_written(trained_config, sample_scored, tmp_path):
@@ -92,7 +91,8 @@ def test_the_dask_engine_writes_the_local_engines_bits(trained_config, sample_sc
     assert_same_bits(dask.drop(columns="source_row").to_numpy(), local.drop(columns="source_row").to_numpy())
     assert content(out / "rejects.csv") == content(sample_scored / "rejects.csv")
     reports = [json.loads((folder / scoring.REPORT_FILE).read_text()) for folder in (out, sample_scored)]
-    assert reports[0]["rows"] == reports[1]["rows"] and reports[0]["input"] == reports[1]["input"]
+    for section in ("rows", "rejects", "input"):
+        assert reports[0][section] == reports[1][section], section
     assert not list((out / "..data").glob(".scored*")), "the parts' scratch files are removed"
 
 
@@ -266,6 +266,11 @@ def first_chunk(source: Path):
 STANDARDIZED_AGE = "age_zero_mean_unit_variance"
 
 
+def everything_rejected(rows) -> int:
+    """The rows of a chunk its raw rules refuse."""
+    return validate.validate_chunk(rows, training=False).rejected_rows
+
+
 class RefusesOneAge(served_model.LinearServedModel):
     """The config's model, refusing (as a model answering NaN) every batch holding a row of one age."""
 
@@ -289,8 +294,9 @@ def test_rows_the_model_refuses_are_quarantined_alone_with_the_reason(trained_co
     refused = score_steps.score_chunk(rows, refusing)
     of_that_age = set(everything.loc[everything[STANDARDIZED_AGE] == value, "source_row"])
     assert 1 < len(of_that_age) < 100
-    assert {v.row for v in refused.violations if v.rule == score_steps.MODEL_OUTPUT} == of_that_age
-    assert {v.column for v in refused.violations if v.row in of_that_age} == {"prediction"}
+    assert {v.row for v in refused.validation.violations if v.rule == score_steps.MODEL_OUTPUT} == of_that_age
+    assert {v.column for v in refused.validation.violations if v.row in of_that_age} == {"prediction"}
+    assert refused.validation.rejected_rows == len(of_that_age) + everything_rejected(rows)
     assert_same_bits(refused.table.to_pandas().to_numpy(),
                      everything[everything[STANDARDIZED_AGE] != value].to_numpy())
 
@@ -311,7 +317,7 @@ def test_rows_whose_features_break_a_check_are_quarantined_alone_with_the_check(
 
     monkeypatch.setattr(dataflow, "compute_features", checked)
     refused = score_steps.score_chunk(rows, model)
-    quarantined = [v for v in refused.violations if v.rule == score_steps.FEATURE_CHECK]
+    quarantined = [v for v in refused.validation.violations if v.rule == score_steps.FEATURE_CHECK]
     assert 1 < len(of_that_age) < 100
     assert {v.row for v in quarantined} == of_that_age and {v.column for v in quarantined} == {"features"}
     assert all(f"in_range check failed for age {age}" in str(v.value) for v in quarantined)
