@@ -107,11 +107,15 @@ def empty_training_set(label: str, label_dtype: np.dtype, class_labels: Sequence
 ROW_GROUP_ROWS = 1 << 18  # fixed, so the file's bytes do not depend on the job's chunk size
 
 
+def part_file(folder: Path, part: int) -> Path:
+    """A Parquet data set is a folder of part files (as Spark and Dask write one): their names sort
+    in source-row order, so `pandas.read_parquet` of the folder reads one table in that order."""
+    return Path(folder) / f"part-{part:05d}.parquet"
+
+
 def training_set_part(output_dir: Path, part: int) -> Path:
-    """training_set.parquet is a folder of part files (as Spark and Dask write a Parquet data set):
-    their names sort in source-row order, so `pandas.read_parquet` of the folder reads one table in
-    that order. The local engine writes one part, the Dask engine one per part of the input."""
-    return Path(output_dir) / TRAINING_SET_FILE / f"part-{part:05d}.parquet"
+    """The local engine writes one part of the training set, the Dask engine one per part of the input."""
+    return part_file(Path(output_dir) / TRAINING_SET_FILE, part)
 
 
 def make_output_folders(output_dir: Path) -> None:
@@ -131,7 +135,7 @@ def parquet_part_writer(folder: Path, empty: pa.Table, part: int = 0) -> Iterato
     """Yields `append(table)`: chunks are written in row groups of ROW_GROUP_ROWS to a temp file,
     renamed into place as `folder`/part-NNNNN.parquet when the block ends (removed if it fails).
     A part of no row holds `empty`'s columns."""
-    path = Path(folder) / f"part-{part:05d}.parquet"
+    path = part_file(folder, part)
     groups = table_blocks(ROW_GROUP_ROWS)
     with atomic.atomic_path(path) as tmp:
         writer: list[pq.ParquetWriter] = []
