@@ -8,7 +8,7 @@ or one assigned) that names its records in the prediction log (monitoring/reques
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import grpc
@@ -124,37 +124,34 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     @status_mapping.unary_boundary(status_mapping.batch_record_field)
     def PredictBatch(self, request: pb.PredictBatchRequest, context: grpc.ServicerContext) -> pb.PredictBatchResponse:
-        call_id = _request_id(context)
-        size = len(request.records)
-        self._metrics.batch_size.observe(size)
-        if size > self._max_batch:
-            raise status_mapping.BatchTooLarge(size, self._max_batch)
-        _check_deadline(context)
-        serving = self._state.current
-        response = pb.PredictBatchResponse(config_id=serving.config_id)
-        if size == 0:
-            return response
-        with request_ids.Labelled(call_id, request.records, 0):  # the repeated field is a sequence: no copy
-            result = self._predict(serving.predictor, request.records)
-        return _filled(response, serving, result, request.include_features)
+        # the repeated field is a sequence: no copy
+        return self._batch(context, len(request.records), lambda: request.records, pb.PredictBatchResponse(),
+                           request.include_features)
 
     @status_mapping.unary_boundary(status_mapping.batch_record_field)
     def PredictColumns(self, request: pb.PredictColumnsRequest,
                        context: grpc.ServicerContext) -> pb.PredictColumnsResponse:
+        # ColumnsError: a column that cannot be read
+        return self._batch(context, request.records.rows, lambda: converters.ColumnBatch(request.records),
+                           pb.PredictColumnsResponse(), request.include_features)
+
+    def _batch(self, context: grpc.ServicerContext, size: int, records: Callable[[], Sequence[Any]], response: Any,
+               include_features: bool) -> Any:
+        """A batch call's answer in `response` (PredictBatchResponse or PredictColumnsResponse): its
+        `size` checked against the cap before `records()` reads the request's records."""
         call_id = _request_id(context)
-        size = request.records.rows
         self._metrics.batch_size.observe(size)
         if size > self._max_batch:
             raise status_mapping.BatchTooLarge(size, self._max_batch)
         _check_deadline(context)
         serving = self._state.current
-        batch = converters.ColumnBatch(request.records)  # ColumnsError: a column that cannot be read
-        response = pb.PredictColumnsResponse(config_id=serving.config_id)
+        batch = records()
+        response.config_id = serving.config_id
         if size == 0:
             return response
         with request_ids.Labelled(call_id, batch, 0):
             result = self._predict(serving.predictor, batch)
-        return _filled(response, serving, result, request.include_features)
+        return _filled(response, serving, result, include_features)
 
     @status_mapping.stream_boundary
     def PredictStream(self, request_iterator: Iterable[pb.PredictStreamRequest],
