@@ -29,11 +29,12 @@ from bench.common import ROOT, machine_line
 from testkit.dask_cluster import DaskDeployment
 
 
-def timed(command: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MiB) of one child process; its logs are shown only if it fails."""
+def timed(command: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MiB) of one child process run in `cwd` (with `env`, default this process's
+    environment); its logs are shown only if it fails."""
     with tempfile.TemporaryFile() as logs:
         start = time.perf_counter()
-        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=logs)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=logs)
         _, status, usage = os.wait4(process.pid, 0)
         elapsed = time.perf_counter() - start
         if os.waitstatus_to_exitcode(status) != 0:

@@ -148,3 +148,12 @@ def test_columns_benchmark_smoke(data_set):
         float(line.split()[-1].rstrip("x"))  # a figure is printed; its value is not asserted
     # Not a figure: the two methods' answers, which must be the same bits.
     assert "answers compared bit for bit: 500 rows, 0 values differ" in out, out
+
+
+def test_seed_etl_benchmark_names_its_flag_without_the_seed():
+    """The seed (Apache Hamilton's example) is not in the repository: without it the script says which flag
+    it needs instead of failing later (its --smoke needs the seed's folder and virtualenv: bench/seed_etl.py)."""
+    result = subprocess.run([sys.executable, "bench/seed_etl.py", "--smoke"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode != 0
+    assert "--seed-dir" in result.stderr
