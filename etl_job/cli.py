@@ -22,11 +22,9 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from tqdm.contrib.logging import logging_redirect_tqdm
-
 from absenteeism import config_io, data_sets, dataflow, log_lines, release
 from absenteeism.dataset.raw_chunk import InputFormatError
-from etl_job import dask_engine, pipeline, run_history, run_settings, training
+from etl_job import pipeline, run_history, run_settings, training
 from etl_job.job_errors import BadData, ClusterError, ModelError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BAD_DATA = 0, 1, 2, 3
@@ -356,8 +354,7 @@ def _run(args: argparse.Namespace) -> int:
     _check_engine_choice(args)
     data_sets.activate(settings.chosen_data_set())  # the label and model checks read its feature module
     _check_model_choice(settings.fit)
-    # Log lines go through tqdm while bars are drawn, so they do not tear the bars apart.
-    with logging_redirect_tqdm() if progress else contextlib.nullcontext():
+    with _bars_logging(progress):
         result = pipeline.run(settings)
     rows = result.report["rows"]
     log.info("done: %d rows read, %d accepted, %d rejected; %s; outputs in %s", rows["read"], rows["accepted"],
@@ -365,10 +362,24 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _bars_logging(progress: bool) -> contextlib.AbstractContextManager:
+    """Log lines go through tqdm while bars are drawn, so they do not tear the bars apart; without
+    bars tqdm's logging module is not even imported."""
+    if not progress:
+        return contextlib.nullcontext()
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    return logging_redirect_tqdm()
+
+
 def _check_engine_choice(args: argparse.Namespace) -> None:
     if args.engine != "dask" and args.scheduler is not None:
         raise _UsageError("--scheduler goes with --engine dask")
-    if args.engine == "dask" and (why := dask_engine.missing()):
+    if args.engine != "dask":
+        return
+    from etl_job import dask_engine  # imported for the Dask engine only: the local engine starts sooner
+
+    if why := dask_engine.missing():
         raise _MissingExtra(why)  # before any work: the command asks for what this install lacks
 
 
@@ -381,7 +392,7 @@ def _score(args: argparse.Namespace) -> int:
         config_path=args.config, input_path=args.input, output_dir=args.output_dir, with_features=args.features,
         chunk_rows=args.chunk_rows, engine=args.engine, dask=_dask_settings(args), delimiter=args.delimiter,
         keep=args.keep, progress=progress)
-    with logging_redirect_tqdm() if progress else contextlib.nullcontext():
+    with _bars_logging(progress):
         try:
             report = scoring.score(settings)
         except config_io.ConfigError as error:
@@ -427,7 +438,7 @@ def _package_model(args: argparse.Namespace) -> int:
         input_name=args.input_name, prediction_output=args.prediction_output,
         probability_output=args.probability_output, parity_rows=args.parity_rows, chunk_rows=args.chunk_rows,
         progress=progress)
-    with logging_redirect_tqdm() if progress else contextlib.nullcontext():
+    with _bars_logging(progress):
         result = package_model.package(settings)
     log.info("done: %s packaged onto the features of %s; %s; outputs in %s", args.onnx, args.run,
              _evaluated(result.report["metrics"]), args.output_dir)

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from absenteeism import config_io, data_sets
 from etl_job import (
-    dask_engine,
     local_engine,
     online_parity,
     output_folder,
@@ -62,6 +61,8 @@ def run(settings: RunSettings) -> RunResult:
 
 def engine_for(settings: RunSettings) -> Engine:
     if settings.engine == "dask":
+        from etl_job import dask_engine  # only here: its import is a cost the local engine need not pay
+
         return dask_engine.DaskEngine(settings)
     return local_engine.LocalEngine(settings)
 

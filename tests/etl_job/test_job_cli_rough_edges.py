@@ -4,11 +4,16 @@ missing graphviz said as such (exit 69 with how to install it), not as an intern
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from absenteeism import release
 from etl_job import cli
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_version(capsys):
@@ -36,3 +41,12 @@ def test_dag_without_graphviz_exits_69_saying_how_to_install_it(monkeypatch, tmp
     err = capsys.readouterr().err
     assert "graphviz's `dot` is not installed" in err and "apt-get install graphviz" in err
     assert "internal error" not in err
+
+
+def test_a_local_run_without_bars_imports_neither_the_dask_engine_nor_tqdms_logging(tmp_path):
+    """Their imports are startup time a local run without progress bars does not use (issue 27)."""
+    script = ("import sys; from etl_job import cli; "
+              f"code = cli.main(['run', '--no-progress', '--output-dir', {str(tmp_path)!r}]); "
+              "print(code, sorted(m for m in ('etl_job.dask_engine', 'tqdm.contrib.logging') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[-2] == "0 []", done.stderr[-2000:]
