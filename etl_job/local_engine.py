@@ -143,7 +143,8 @@ def _extract_validate(reader: input_reader.Reader, spill: Spill, work: Path, ste
         # Arrow parses the next chunks in a thread (it releases the GIL) while this one is checked.
         for chunk in steps.rows(read_ahead(reader.chunks()), "read+validate", size=lambda chunk: len(chunk.rows)):
             validation = chunk_steps.validate_and_collect(chunk.rows, chunk.file.name, collected)
-            append_rejects(validate.rejects_frame(validation.violations, chunk.file.name))
+            if validation.violations:  # most chunks have none: no empty frame to build for them
+                append_rejects(validate.rejects_frame(validation.violations, chunk.file.name))
             spill.append(validation.accepted)
             sample.add(validation.accepted)
     spill.finish()

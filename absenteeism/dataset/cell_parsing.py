@@ -79,7 +79,9 @@ def parse_numbers(chunk: RawChunk) -> pd.DataFrame | None:
             if not np.isfinite(values).all():
                 return None
         typed[column.name] = values
-    return pd.DataFrame(typed, index=chunk.index)
+    # copy=False: the columns are this function's own arrays; a copy would stack them into 2-D blocks
+    # (~5 ms a 32,768-row chunk) for no use: the same values either way.
+    return pd.DataFrame(typed, index=chunk.index, copy=False)
 
 
 _INT64_LOW, _INT64_HIGH = float(-2**63), float(2**63 - 1024)  # the float64 values an int64 holds exactly
