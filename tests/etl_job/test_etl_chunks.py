@@ -160,3 +160,10 @@ def test_a_transformed_chunk_leaves_none_of_its_columns_behind(trained_config):
     chunk_steps.transform_chunk(accepted, aggregates.from_message(statistics, dataflow.aggregate_names()),
                                 training.FitSettings(), [], np.array([], dtype=np.int64), 0)
     assert [o for o in gc.get_objects() if isinstance(o, pd.Series) and len(o) == len(accepted)] == []
+
+
+def test_the_job_reads_65536_rows_a_chunk_unless_told():
+    # Half the per-chunk fixed costs (Hamilton runs, checks, profile bins) of 32,768 for ~25 MiB more
+    # at 1M rows (docs/performance.md); the outputs do not depend on it (the test above).
+    args = cli.build_parser().parse_args(["run"])
+    assert args.chunk_rows == 65_536
