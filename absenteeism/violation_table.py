@@ -152,6 +152,16 @@ class ViolationTable:
         return Violation(row=int(self.rows[k]), column=columns.names[j], rule=rule, value=value)
 
 
+def _empty() -> ViolationTable:
+    table = ViolationTable([], [], [], [])
+    for name in ViolationTable.__slots__:
+        getattr(table, name).flags.writeable = False  # shared by every call that breaks no rule
+    return table
+
+
+NO_VIOLATIONS = _empty()
+
+
 def find(frame: pd.DataFrame) -> ViolationTable:
     """raw_schema.find_violations for the typed raw columns of a request (index = positions), as a
     table: pandera's failure cases are converted group by group, not row by row."""

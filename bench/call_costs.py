@@ -4,9 +4,11 @@ Two kinds of figures, measured in one run on the same records (the bundled sampl
 
 - Whole servers, each its own process on 127.0.0.1, loaded by 8 callers in client processes apart
   from it, its CPU read from /proc before and after: the echo (bench/echo_server.py: gRPC, the
-  decode of the same request and a constant answer: the floor), `feature_service serve` with
-  monitoring off (--drift-window 0, no metrics port, no log), with the default flags (drift window,
-  metrics port) and with the prediction log on at its default sample rate; and the echo spending in
+  decode of the same request and a constant answer: the floor; 8 worker threads, and 2 as our
+  default), `feature_service serve` with monitoring off (--drift-window 0, no metrics port, no log),
+  with the default flags (drift window, metrics port; its predictor's thread CPU counted inside the
+  server by bench/timed_predictor_server.py), with the default flags but 8 workers (the default
+  before 2026-12-07), and with the prediction log on at its default sample rate; and the echo spending in
   each Predict, in Python, as much CPU as the in-process stages below add up to (holding the GIL as
   long as ours does outside gRPC: what gRPC costs at that pace). The servers run side by
   side and are measured in turns, round after round, so that a noisy neighbour slows them alike.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import signal
 import statistics
 import sys
 import tempfile
@@ -43,7 +46,7 @@ from prometheus_client import CollectorRegistry
 
 from absenteeism import dataflow
 from absenteeism.online import converters
-from absenteeism.online.fast import FastPredictor
+from absenteeism.online.fast import FastPredictor, float64_columns
 from absenteeism.online.predictor import Predictions
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc
@@ -65,7 +68,10 @@ from testkit.server_process import ServerProcess
 CLIENTS = 8  # the issue's load: 8 concurrent callers, as many as the server's worker threads
 PREDICT = "/absenteeism.v1.PredictionService/Predict"
 ECHO_WORK = "echo + stages' CPU"
-SERVERS = ("echo", ECHO_WORK, "monitoring off", "default", "default + log")
+ECHO_2 = "echo, 2 workers"
+DEFAULT_8 = "default, 8 workers"
+SERVERS = ("echo", ECHO_2, ECHO_WORK, "monitoring off", "default", DEFAULT_8, "default + log")
+TIMED_PREDICTOR = "default"  # its predictor's own CPU is counted inside the server (timed_predictor_server)
 
 
 # ---- whole servers ----------------------------------------------------------------------------------------
@@ -76,6 +82,7 @@ class ServerFigures:
     cpu_per_call: list[float]  # seconds, one per round
     sequential: list[float]  # seconds per call, every round's
     calls_per_s: list[float]  # one per round
+    predictor_cpu_per_call: list[float]  # seconds, one per round: the predictor's, counted inside the server
 
     @property
     def cpu(self) -> float:
@@ -96,13 +103,30 @@ def servers(config: Path, log_folder: Path, work_seconds: float) -> dict[str, Se
     """The servers of the table (SERVERS). ServerProcess turns the metrics port off unless given one.
     ECHO_WORK is the echo spending `work_seconds` of CPU in Python in each Predict: a server that
     holds the GIL as long as ours does outside gRPC, to tell gRPC's share at that pace."""
+    timed = ServerProcess(config, metrics_port=free_port())
+    timed.command[1:3] = [str(Path(__file__).resolve().parent / "timed_predictor_server.py")]  # for -m feature_service
     return {
         "echo": echo_server(),
+        ECHO_2: echo_server("--workers", "2"),
         ECHO_WORK: echo_server("--work-us", f"{work_seconds * 1e6:.1f}"),
         "monitoring off": ServerProcess(config, "--drift-window", "0"),
-        "default": ServerProcess(config, metrics_port=free_port()),
+        TIMED_PREDICTOR: timed,
+        DEFAULT_8: ServerProcess(config, "--workers", "8", metrics_port=free_port()),
         "default + log": ServerProcess(config, "--prediction-log", str(log_folder), metrics_port=free_port()),
     }
+
+
+def predictor_cpu(server: ServerProcess) -> tuple[float, int]:
+    """(seconds, calls) the timed predictor server has counted so far: asked for with SIGUSR1."""
+    told = len(server.events("predictor_cpu"))
+    server.signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 30
+    while len(server.events("predictor_cpu")) == told:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the timed predictor server did not report its predictor's CPU")
+        time.sleep(0.01)
+    entry = server.events("predictor_cpu")[-1]
+    return entry["seconds"], entry["calls"]
 
 
 def sequential_seconds(target: str, requests: Sequence[pb.PredictRequest]) -> list[float]:
@@ -123,7 +147,7 @@ def measure_servers(config: Path, records: Sequence[Any], args: argparse.Namespa
     seconds, sequential_calls = (0.3, 20) if args.smoke else (args.seconds, 1000)
     requests = [pb.PredictRequest(record=records[i % len(records)]) for i in range(sequential_calls)]
     serialized = [pb.PredictRequest(record=record).SerializeToString() for record in records]
-    figures = {name: ServerFigures([], [], []) for name in SERVERS}
+    figures = {name: ServerFigures([], [], [], []) for name in SERVERS}
     with tempfile.TemporaryDirectory(prefix="bench-log-") as log_folder, contextlib.ExitStack() as stack:
         running = {name: stack.enter_context(server) for name, server in servers(config, Path(log_folder), work_seconds).items()}
         for server in running.values():  # warm-up (and the drift windows are no longer empty)
@@ -131,11 +155,15 @@ def measure_servers(config: Path, records: Sequence[Any], args: argparse.Namespa
         for _ in range(rounds):
             for name, server in running.items():
                 figures[name].sequential += sequential_seconds(server.target, requests)
+                counted = predictor_cpu(server) if name == TIMED_PREDICTOR else None
                 loaded = load.run(server.target, CLIENTS, args.client_processes, seconds, serialized,
                                   server_cpu=functools.partial(process_tree_cpu_seconds, server.pid),
                                   start_delay=2.0 if args.smoke else 3.0)
                 figures[name].cpu_per_call.append(loaded.server_cpu_seconds / max(loaded.calls, 1))
                 figures[name].calls_per_s.append(loaded.calls_per_s)
+                if counted is not None:  # the load's calls only (counted after the sequential ones)
+                    spent, calls = (after - before for after, before in zip(predictor_cpu(server), counted, strict=True))
+                    figures[name].predictor_cpu_per_call.append(spent / max(calls, 1))
     return figures
 
 
@@ -211,19 +239,19 @@ class Staged:
 
 def computed_steps(predictor: FastPredictor, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     values: dict[str, Any] = {**arrays, **predictor.aggregates}
-    for step in predictor.steps:
-        values[step.name] = values[step.inputs[0]] if step.name in predictor.bounded else step.run(values)
+    for name, compute in predictor.computations:
+        values[name] = compute(values)
     return values
 
 
 def checked_outputs(predictor: FastPredictor, values: dict[str, Any]) -> None:
-    if not predictor._outputs_within_bounds(values):
+    if not predictor._outputs_within_bounds(values, 1):
         for step in predictor.bounded_steps:  # Hamilton's check nodes raise at the first failing output
             step.run(values)
 
 
 def model_matrix(predictor: FastPredictor, values: dict[str, Any]) -> np.ndarray:
-    return np.column_stack([values[name] for name in predictor.model_features]).astype(np.float64)
+    return float64_columns([values[name] for name in predictor.model_features], 1)
 
 
 def features(predictor: FastPredictor, arrays: dict[str, np.ndarray]) -> np.ndarray:
@@ -313,20 +341,17 @@ def in_process(config_path: Path, records: Sequence[Any], smoke: bool) -> InProc
     servicer = PredictionServicer(ServingState(serving), metrics=Metrics())
     context = QuietContext()
     monitored = MonitoredPredictor(fixed, drift, None, serving.config_id)  # the drift window alone, as by default
-    layout = converters._layout()
     build = timed(lambda s: servicer._response(serving, s.result, 0, False))
     predict = timed(lambda s: predictor.predict([s.request.record]))
     # FastPredictor.predict's parts, each timed alone (a tight loop of one part runs warmer than the whole)
     predictor_parts = [
         Row(1, "records -> matrix (records_to_matrix)", timed(lambda s: converters.records_to_matrix([s.request.record]))),
-        Row(2, "presence test (_size_with_every_field_set)",
-            timed(lambda s: converters._size_with_every_field_set(layout, s.raw))),
         Row(1, "matrix -> arrays (matrix_to_arrays)", timed(lambda s: converters.matrix_to_arrays(s.raw))),
         Row(1, "raw validation (bounds test of the raw matrix)", timed(lambda s: predictor._all_within_bounds(s.raw))),
         Row(1, "features", timed(lambda s: features(predictor, s.arrays))),
         Row(2, "Step.run loop (planned steps)", timed(lambda s: computed_steps(predictor, s.arrays))),
         Row(2, "output bounds test", timed(lambda s: checked_outputs(predictor, s.values))),
-        Row(2, "model matrix (column_stack, astype)", timed(lambda s: model_matrix(predictor, s.values))),
+        Row(2, "model matrix (float64_columns)", timed(lambda s: model_matrix(predictor, s.values))),
         Row(1, "model (served model predict)",
             timed(lambda s: Predictions.of(s.features, predictor.model.predict(s.features), s.raw))),
     ]
@@ -368,6 +393,7 @@ REST_LABEL = "gRPC and everything else (total less the stages)"
 TOTAL_LABEL = "total: Predict, default flags (whole server)"
 ECHO_LABEL = "echo server (gRPC, decode, a constant answer)"
 ECHO_WORK_LABEL = "echo spending the stages' CPU in Python (whole server)"
+INSIDE_LABEL = "predictor inside the loaded default server"
 WIDTH = 58
 
 
@@ -396,6 +422,13 @@ def report(whole: dict[str, ServerFigures], measured: InProcess) -> None:
     print(cost_line(ECHO_LABEL, echo, echo))
     print(cost_line(ECHO_WORK_LABEL, whole[ECHO_WORK].cpu, echo))
 
+    print("\nthe predictor in process and inside the loaded default server (thread CPU per call)")
+    alone = next(row.seconds for row in measured.rows if row.label.startswith("predictor (FastPredictor"))
+    inside = statistics.median(whole[TIMED_PREDICTOR].predictor_cpu_per_call)
+    print(cost_line("predictor in process (the stage above)", alone, echo))
+    print(cost_line(INSIDE_LABEL, inside, echo))
+    print(cost_line("  more inside the server than in process", inside - alone, echo))
+
     print("\nmonitoring, whole servers and in process (us, / echo)")
     drift = next(row.seconds for row in measured.rows if row.label.startswith("monitoring: drift window"))
     print(cost_line("monitoring off -> default, whole servers", total - whole["monitoring off"].cpu, echo))
@@ -406,6 +439,7 @@ def report(whole: dict[str, ServerFigures], measured: InProcess) -> None:
     print("\ngoals (issue 27: at most 1.3 for CPU)")
     print(f"{'Predict server CPU / echo, default flags':<{WIDTH}}{total / echo:>12.2f}")
     print(f"{'Predict server CPU / echo, default + log':<{WIDTH}}{whole['default + log'].cpu / echo:>12.2f}")
+    print(f"{'Predict server CPU / echo with 2 workers, default flags':<{WIDTH}}{total / whole[ECHO_2].cpu:>12.2f}")
     print(f"{'Predict sequential p50 / echo p50, default flags':<{WIDTH}}"
           f"{whole['default'].p50_ms / whole['echo'].p50_ms:>12.2f}")
 

@@ -6,6 +6,7 @@ beside the real server's.
     python bench/echo_server.py          # grpc.server (threads), as feature_service uses
     python bench/echo_server.py --aio    # grpc.aio.server (one asyncio loop): the same work
     python bench/echo_server.py --work-us 130   # threads; each Predict first spends 130 us of CPU in Python
+    python bench/echo_server.py --workers 2     # threads: 2 instead of 8 (feature_service's default --workers)
     # both print {"event": "serving", "port": N} on stderr
 """
 
@@ -62,8 +63,8 @@ def _serving(port: int) -> None:
     print(json.dumps({"event": "serving", "port": port}), file=sys.stderr, flush=True)
 
 
-def threads(work_seconds: float = 0.0) -> None:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=OPTIONS)
+def threads(work_seconds: float = 0.0, workers: int = 8) -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=OPTIONS)
     # only the calls it measures: the generated base answers UNIMPLEMENTED to the rest (abstract in the stubs only)
     pb_grpc.add_PredictionServiceServicer_to_server(EchoServicer(work_seconds), server)  # type: ignore[abstract]
     port = server.add_insecure_port("127.0.0.1:0")
@@ -88,9 +89,11 @@ async def asynchronous() -> None:
 
 if __name__ == "__main__":
     arguments = sys.argv[1:]
+
+    def value(flag: str, default: float) -> float:
+        return float(arguments[arguments.index(flag) + 1]) if flag in arguments else default
+
     if "--aio" in arguments:
         asyncio.run(asynchronous())
-    elif "--work-us" in arguments:
-        threads(float(arguments[arguments.index("--work-us") + 1]) / 1e6)
     else:
-        threads()
+        threads(value("--work-us", 0.0) / 1e6, int(value("--workers", 8)))

@@ -23,7 +23,7 @@ from absenteeism import data_sets
 from absenteeism.data_sets import DataSet
 from absenteeism.raw_schema import DATE_RULE, RawColumn, days_to_date, parse_date
 from absenteeism.v1 import raw_record_pb2
-from absenteeism.violation_table import ViolationTable
+from absenteeism.violation_table import NO_VIOLATIONS, ViolationTable
 
 
 class _Layout:
@@ -45,6 +45,15 @@ class _Layout:
         self.int_columns = np.array([f.type == FieldDescriptor.TYPE_INT32 for f in fields])
         self.fixed_bytes = tags + doubles
         self.value_kinds = {f.name: _VALUE_KINDS[f.type] for f in fields}  # each field's RecordColumns kind
+        # A record listing as many set fields as the table has columns has them all.
+        self.only_columns = len(self.record_type.DESCRIPTOR.fields) == len(self.names)
+        # matrix_to_arrays casts the columns of one dtype together: each dtype with its columns'
+        # positions; the casts' rows one after another, in column order, are at `cast_order`.
+        dtypes = [self.numpy_dtypes[name] for name in self.names]
+        self.dtype_groups = [(dtype, np.array([j for j, d in enumerate(dtypes) if d == dtype]))
+                             for dtype in dict.fromkeys(dtypes)]
+        cast_rows = [j for _, positions in self.dtype_groups for j in positions.tolist()]
+        self.cast_order = [cast_rows.index(j) for j in range(len(dtypes))]
 
 
 # The Column.values case a field of each type is sent in (record_columns.proto).
@@ -85,6 +94,8 @@ def records_to_matrix(records: Sequence[Message]) -> tuple[np.ndarray, Violation
                         "read them with records_to_arrays")
     if isinstance(records, ColumnBatch):
         return records.matrix()
+    if len(records) == 1:
+        return _one_record_matrix(layout, records[0])
     count, width = len(records), len(layout.names)
     matrix = np.fromiter(chain.from_iterable(map(layout.all_fields, records)), dtype=np.float64,
                          count=count * width).reshape(count, width)
@@ -95,11 +106,24 @@ def records_to_matrix(records: Sequence[Message]) -> tuple[np.ndarray, Violation
     sizes = np.fromiter(map(methodcaller("ByteSize"), records), dtype=np.int64, count=count)
     unknown = np.fromiter(map(len, map(UnknownFieldSet, records)), dtype=np.int64, count=count)
     suspects = np.flatnonzero((sizes != _size_with_every_field_set(layout, matrix)) | (unknown != 0))
+    if not suspects.size:
+        return matrix, NO_VIOLATIONS
     unset = np.zeros((suspects.size, width), dtype=bool)
     for k, i in enumerate(suspects.tolist()):
         present = {field.number for field, _ in records[i].ListFields()}
         unset[k] = [number not in present for number in layout.numbers]
     return matrix, ViolationTable.missing(unset, positions=suspects)
+
+
+def _one_record_matrix(layout: _Layout, record: Message) -> tuple[np.ndarray, ViolationTable]:
+    """records_to_matrix of one record (a Predict call): the record lists its set fields, which
+    costs less than the batch's vectorised presence test does for one record."""
+    matrix = np.array([layout.all_fields(record)], dtype=np.float64)
+    present = record.ListFields()
+    if layout.only_columns and len(present) == len(layout.numbers):
+        return matrix, NO_VIOLATIONS
+    numbers = {field.number for field, _ in present}
+    return matrix, ViolationTable.missing(np.array([[number not in numbers for number in layout.numbers]]))
 
 
 def reads_as_matrix() -> bool:
@@ -117,9 +141,12 @@ def _size_with_every_field_set(layout: _Layout, matrix: np.ndarray) -> np.ndarra
 
 
 def matrix_to_arrays(matrix: np.ndarray) -> dict[str, np.ndarray]:
-    """The columns of a records_to_matrix matrix, each with its raw schema dtype."""
+    """The columns of a records_to_matrix matrix, each with its raw schema dtype: one cast per
+    dtype, each column a contiguous row of its cast (as a column's own cast would be)."""
     layout = _layout()
-    return {name: matrix[:, j].astype(layout.numpy_dtypes[name]) for j, name in enumerate(layout.names)}
+    cast_rows = [*chain.from_iterable(matrix.take(positions, axis=1).T.astype(dtype, order="C")
+                                      for dtype, positions in layout.dtype_groups)]
+    return dict(zip(layout.names, [cast_rows[k] for k in layout.cast_order], strict=True))
 
 
 def records_to_arrays(records: Sequence[Message]) -> tuple[dict[str, np.ndarray], ViolationTable]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -98,6 +99,15 @@ class Step:
         results = {c.node.name: c.node(validator_to_call=c.validator, **{self.inputs[0]: raw}) for c in self.checks}
         return self.call(**{self.inputs[0]: raw}, **results)
 
+    def computation(self) -> Callable[[dict[str, Any]], Any]:
+        """`run` as one callable of the values, in its cheapest form (the same call)."""
+        if self.checks or not self.positional or not self.inputs:
+            return self.run
+        call, read = self.call, itemgetter(*self.inputs)
+        if len(self.inputs) == 1:
+            return lambda values: call(read(values))
+        return lambda values: call(*read(values))
+
 
 def plan(outputs: Sequence[str], given: set[str]) -> list[Step]:
     """Steps that compute `outputs` from the `given` values, in dependency order; raises
@@ -157,6 +167,22 @@ def _matrix_bounds() -> tuple[np.ndarray, np.ndarray] | None:
     return np.array([b.low for b in bounds]), np.array([b.high for b in bounds])
 
 
+def _float64_rows(columns: list[Any], rows: int) -> np.ndarray | None:
+    """The columns cast to float64 into one buffer, a row each (columns x rows), when every column is
+    a 1-D numeric array of `rows` values (else None): one cast of each, cheaper than column_stack."""
+    if all(isinstance(c, np.ndarray) and c.shape == (rows,) and c.dtype.kind in "biuf" for c in columns):
+        return np.concatenate(columns, dtype=np.float64, casting="unsafe").reshape(len(columns), rows)
+    return None
+
+
+def float64_columns(columns: list[Any], rows: int) -> np.ndarray:
+    """np.column_stack(columns).astype(np.float64): the same matrix (C order), cheaper."""
+    stacked = _float64_rows(columns, rows)
+    if stacked is None:
+        return np.column_stack(columns).astype(np.float64)
+    return np.ascontiguousarray(stacked.T)
+
+
 def _closed_bounds(validator: FastValidator | SeriesValidator) -> tuple[FastValidator, Bounds]:
     """A validator of a bounded step (a compiled check whose meaning is closed bounds) and its bounds."""
     bounds = validator.bounds()
@@ -184,8 +210,12 @@ class FastPredictor(ConfigPredictor):
         bounded = [(s.inputs[0], *_closed_bounds(c.validator)) for s in self.bounded_steps for c in s.checks]
         self.bounded_inputs = [name for name, _, _ in bounded]
         self.bounded_dtypes = [validator.compiled.dtype for _, validator, _ in bounded]
-        self.bounded_low = np.array([bounds.low for _, _, bounds in bounded])
-        self.bounded_high = np.array([bounds.high for _, _, bounds in bounded])
+        self.bounded_low = np.array([[bounds.low] for _, _, bounds in bounded])  # a row per output
+        self.bounded_high = np.array([[bounds.high] for _, _, bounds in bounded])
+        # Per call, a bounded step's value is its raw node's (read by name): its checks run together
+        # after the steps.
+        self.computations = [(s.name, itemgetter(s.inputs[0]) if s.name in self.bounded else s.computation())
+                             for s in self.steps]
 
     def predict(self, records: Sequence[Any]) -> Predictions:
         if self.matrix_records:
@@ -198,21 +228,24 @@ class FastPredictor(ConfigPredictor):
             raise_if_invalid(missing, find_column_violations(self.raw_checks, arrays))
             raw = converters.numeric_view(arrays)
         values: dict[str, Any] = {**arrays, **self.aggregates}
-        for step in self.steps:
-            values[step.name] = values[step.inputs[0]] if step.name in self.bounded else step.run(values)
-        if not self._outputs_within_bounds(values):
+        for name, compute in self.computations:
+            values[name] = compute(values)
+        rows = len(raw)
+        if not self._outputs_within_bounds(values, rows):
             for step in self.bounded_steps:  # Hamilton's check nodes raise at the first failing output
                 step.run(values)
-        matrix = np.column_stack([values[name] for name in self.model_features]).astype(np.float64)
+        matrix = float64_columns([values[name] for name in self.model_features], rows)
         return Predictions.of(matrix, self.model.predict(matrix), raw)
 
-    def _outputs_within_bounds(self, values: dict[str, Any]) -> bool:
+    def _outputs_within_bounds(self, values: dict[str, Any], rows: int) -> bool:
         if not self.bounded_inputs:
             return True
         outputs = [values[name] for name in self.bounded_inputs]
         if [output.dtype for output in outputs] != self.bounded_dtypes:
             return False
-        stacked = np.column_stack(outputs).astype(np.float64)  # int64 flags and counts are exact in float64
+        stacked = _float64_rows(outputs, rows)  # int64 flags and counts are exact in float64
+        if stacked is None:  # outputs that are not plain arrays: Hamilton's check nodes judge them
+            return False
         return bool(((stacked >= self.bounded_low) & (stacked <= self.bounded_high)).all())
 
     def _all_within_bounds(self, matrix: np.ndarray) -> bool:

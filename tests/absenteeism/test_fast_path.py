@@ -11,14 +11,15 @@ import pandera.pandas as pa
 import pytest
 from hamilton.data_quality.base import DataValidationError
 
-from absenteeism import absenteeism_schema, features, parity
+from absenteeism import absenteeism_schema, dataflow, features, parity
 from absenteeism.compiled_checks import CompiledSchema, UnsupportedCheck, compile_check
 from absenteeism.dataset import reader
 from absenteeism.online import converters
 from absenteeism.online import predictor as online
-from absenteeism.online.fast import FastPredictor, Step
+from absenteeism.online.fast import FastPredictor, float64_columns
 from absenteeism.online.reference import ReferencePredictor
 from absenteeism.v1 import raw_record_pb2
+from testkit.bits import assert_same_bits
 from testkit.paths import require_real_data
 from testkit.records import VALID_ROW
 
@@ -111,14 +112,15 @@ def test_fast_path_reports_the_same_violations_as_the_reference(config):
         (2, "son", "required"), (2, "pet", "in_range(0, 50)"), (3, "height", "in_range(120.0, 230.0)")}
 
 
-def test_fast_path_enforces_the_feature_checks_of_the_module(config):
+def test_fast_path_enforces_the_feature_checks_of_the_module(config, monkeypatch):
+    # A feature body that breaks its declared check must fail the request, as with the driver: the
+    # node's function is swapped before the fast path plans its steps.
+    node = dataflow.feature_driver().graph.nodes["has_pet_raw"]
+    monkeypatch.setattr(node, "_callable", lambda pet: (pet * 0 + 2).astype("int64"))
     fast = FastPredictor(config)
-    # A feature body that breaks its declared check must fail the request, as with the driver.
-    position = next(i for i, s in enumerate(fast.steps) if s.name == "has_pet_raw")
-    step = fast.steps[position]
-    fast.steps[position] = Step(step.name, lambda pet: (pet * 0 + 2).astype("int64"), step.inputs)
-    with pytest.raises(DataValidationError, match="has_pet"):
-        fast.predict(records([VALID_ROW]))
+    for batch in (records([VALID_ROW]), records([VALID_ROW] * 3)):
+        with pytest.raises(DataValidationError, match="has_pet"):
+            fast.predict(batch)
 
 
 @pytest.mark.filterwarnings("ignore:divide by zero")
@@ -182,6 +184,56 @@ def test_records_to_matrix_finds_exactly_the_unset_fields():
         for j, name in enumerate(names):
             value = getattr(record, name)
             assert (np.isnan(matrix[i, j]) and np.isnan(value)) or matrix[i, j] == value
+
+
+def test_one_record_reads_as_it_does_among_others():
+    """A Predict call's record goes through records_to_matrix's one-record path: the same matrix row
+    and the same missing fields as the batch's vectorised path gives it."""
+    rng = np.random.default_rng(7)
+    names = absenteeism_schema.RAW_COLUMN_NAMES
+    complete = records([VALID_ROW])[0]
+    for k in range(300):
+        record = raw_record_pb2.RawRecord()
+        record.CopyFrom(complete)
+        for name in names:
+            if rng.random() < 0.05 * (k % 3):  # a third complete, the others missing some fields
+                record.ClearField(name)
+        alone, missing_alone = converters.records_to_matrix([record])
+        among, missing_among = converters.records_to_matrix([complete, record, complete])
+        assert_same_bits(alone[0], among[1])
+        assert [(v.column, v.rule) for v in missing_alone] == [(v.column, v.rule) for v in missing_among]
+        assert [v.row for v in missing_alone] == [0] * len(missing_alone)
+        assert {v.column for v in missing_alone} == {name for name in names if not record.HasField(name)}
+
+
+def test_matrix_to_arrays_gives_each_column_its_own_cast():
+    records_ = records([VALID_ROW, {**VALID_ROW, "age": 57, "height": 201.5}, {**VALID_ROW, "son": 3}])
+    for rows in (records_[:1], records_):
+        matrix, _ = converters.records_to_matrix(rows)
+        arrays = converters.matrix_to_arrays(matrix)
+        assert list(arrays) == list(absenteeism_schema.RAW_COLUMN_NAMES)  # in column order
+        for j, (name, array) in enumerate(arrays.items()):
+            expected = matrix[:, j].astype(converters._layout().numpy_dtypes[name])
+            assert array.dtype == expected.dtype and array.flags.c_contiguous
+            assert_same_bits(array, expected)
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+def test_float64_columns_is_column_stack_cast_to_float64(rows):
+    rng = np.random.default_rng(rows)
+    kinds = [np.int8, np.int64, np.uint64, np.bool_, np.float32, np.float64]
+    columns = [(rng.integers(-100, 2 ** 40, rows) if kind is not np.bool_ else rng.integers(0, 2, rows)).astype(kind)
+               for kind in kinds] + [rng.standard_normal(rows), np.full(rows, np.nan)]
+    for chosen in (columns, columns[:1], columns[1:2] * 3):
+        matrix = float64_columns(chosen, rows)
+        expected = np.column_stack(chosen).astype(np.float64)
+        assert matrix.dtype == np.float64 and matrix.flags.c_contiguous and matrix.shape == expected.shape
+        assert_same_bits(matrix, expected)
+    # Anything else takes column_stack itself: a Series, text, a scalar for one row.
+    for odd in ([pd.Series(columns[1]), columns[5]], [columns[1].astype(object), columns[5]]):
+        assert_same_bits(float64_columns(odd, rows), np.column_stack(odd).astype(np.float64))
+    if rows == 1:
+        assert_same_bits(float64_columns([np.float64(2.5), columns[1]], 1), np.array([[2.5, columns[1][0]]]))
 
 
 def test_a_node_that_cannot_be_planned_is_named_and_refused_at_boot(config, monkeypatch):
