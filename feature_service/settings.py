@@ -24,6 +24,7 @@ ENV_PREFIX = "FEATURE_SERVICE_"
 # records are about 300 MB per process, the most a window is allowed.
 WINDOW_ROW_BYTES = 8 * row_width()
 MAX_DRIFT_WINDOW = 1_000_000
+MAX_STREAMS = 10_000  # a thread each: far more than one process can serve
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -44,13 +45,13 @@ class Settings:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # set: mutual TLS, clients must present a cert it signed
     grace: float = 10.0
-    workers: int = 8
+    workers: int = 2  # threads for unary calls; more only contend for the GIL (docs/performance.md)
     max_batch: int = 10_000
     max_message_bytes: int = 16 * 1024 * 1024
     predictor: str = "fast"
     micro_batch_rows: int = 0  # 0: off (measured slower on 2 cores, see README); N: batch up to N records
     reload_interval: float = 5.0  # seconds between checks of --config for a new file; 0: no watching (SIGHUP only)
-    max_streams: int | None = None  # streaming calls open at once; None: half of the workers
+    max_streams: int = 4  # streaming calls open at once, each on a thread of the streams' own pool
     stream_idle_timeout: float = 60.0  # seconds a stream may send nothing; 0: no limit
     log_level: str = "INFO"
     log_format: str = "json"  # "json" (one object a line, for log pipelines) or "text"
@@ -84,9 +85,8 @@ class Settings:
             raise SettingsError("--processes must be >= 0 (0: one per available core)")
         if self.grace < 0 or self.workers < 1 or self.max_batch < 1 or self.max_message_bytes < 1024:
             raise SettingsError("--grace must be >= 0, --workers and --max-batch >= 1, --max-message-bytes >= 1024")
-        if self.max_streams is not None and not 0 <= self.max_streams < self.workers:
-            raise SettingsError(f"--max-streams must be in 0..{self.workers - 1} (below --workers): each open stream "
-                                "holds a worker, and unary calls and health checks need one too")
+        if not 0 <= self.max_streams <= MAX_STREAMS:
+            raise SettingsError(f"--max-streams must be in 0..{MAX_STREAMS}: each open stream holds a thread")
         if self.stream_idle_timeout < 0:
             raise SettingsError("--stream-idle-timeout must be >= 0 (0: no limit)")
         if self.log_format not in log_lines.FORMATS:
@@ -118,8 +118,8 @@ class Settings:
 
     @property
     def stream_limit(self) -> int:
-        """Streaming calls let in at once: always below the worker count."""
-        return self.workers // 2 if self.max_streams is None else self.max_streams
+        """Streaming calls let in at once (their threads are not the workers: unary calls keep those)."""
+        return self.max_streams
 
     @property
     def process_count(self) -> int:
@@ -164,10 +164,11 @@ OPTIONS: tuple[tuple[str, Callable[[str], object], object, str], ...] = (
     ("--tls-key", Path, None, "server private key (PEM)"),
     ("--tls-client-ca", Path, None, "CA (PEM) that signs client certificates: turns on mutual TLS"),
     ("--grace", float, Settings.grace, "seconds in-flight calls get to finish at shutdown"),
-    ("--workers", int, Settings.workers, "worker threads (each open stream holds one)"),
+    ("--workers", int, Settings.workers,
+     "threads serving unary calls (Predict, PredictBatch, PredictColumns, health checks)"),
     ("--max-streams", int, Settings.max_streams,
-     ("most streaming calls open at once, below --workers; extra ones get RESOURCE_EXHAUSTED; "
-      "unset: half of --workers")),
+     ("most streaming calls open at once, each on a thread of the streams' own pool (never a worker); "
+      "extra ones get RESOURCE_EXHAUSTED")),
     ("--stream-idle-timeout", float, Settings.stream_idle_timeout,
      "seconds a PredictStream may send nothing before the server ends it; 0: no limit"),
     ("--max-batch", int, Settings.max_batch, "most records in one PredictBatch call"),

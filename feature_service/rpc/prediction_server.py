@@ -49,6 +49,7 @@ class PredictionServer:
         self.monitoring: Monitoring | None = None
         self._server: grpc.Server | None = None
         self._reloader: config_reloader.Reloader | None = None
+        self._stream_limit: StreamLimitInterceptor | None = None
 
     @property
     def config(self) -> serving_config_pb2.ServingConfig | None:
@@ -69,10 +70,11 @@ class PredictionServer:
         require_log_folder(settings.prediction_log)
         servicer = PredictionServicer(self.state, max_batch=settings.max_batch, metrics=self.metrics,
                                       stream_idle_seconds=settings.stream_idle_timeout)
+        # Unary calls on the workers; streaming calls on the stream limiter's own pool.
+        self._stream_limit = StreamLimitInterceptor(settings.stream_limit)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
-            interceptors=[MetricsInterceptor(self.metrics), StreamLimitInterceptor(settings.stream_limit),
-                          DecodeGuardInterceptor()],
+            interceptors=[MetricsInterceptor(self.metrics), self._stream_limit, DecodeGuardInterceptor()],
             options=[("grpc.max_receive_message_length", settings.max_message_bytes),
                      ("grpc.max_send_message_length", settings.max_message_bytes),
                      # 0: a port already taken is an error; 1 only for a supervisor's children,
@@ -150,6 +152,8 @@ class PredictionServer:
             log.info("stopping", extra={"event": "stopping", "grace_seconds": grace})
             self._server.stop(grace).wait()
             self._server = None
+        if self._stream_limit is not None:
+            self._stream_limit.pool.shutdown(wait=False)
         if self.monitoring is not None:
             self.monitoring.close()  # after the last call: the prediction log's open file is published
         self.metrics.stop_http()

@@ -129,7 +129,7 @@ def test_sigterm_drains_every_child_and_exits_0(trained_config):
     records = converters.frame_to_records(trained_config.accepted.iloc[:8])
     expected = trained_config.predictions.iloc[:8].to_numpy()
     streams = 16  # one connection each: both children hold some (all on one child: 2**-15)
-    with two_processes(trained_config, "--workers", "32") as server:
+    with two_processes(trained_config, "--max-streams", str(streams)) as server:
         signalled = threading.Event()
         first_answered = threading.Semaphore(0)
         results: list = [None] * streams

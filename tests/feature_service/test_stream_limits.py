@@ -1,5 +1,6 @@
-"""Open streams never starve unary calls and health: streams are capped below the worker count (one
-too many is refused with RESOURCE_EXHAUSTED), and an idle stream is closed after a timeout."""
+"""Open streams never starve unary calls and health: streams run on a pool of their own, never on a
+worker, and are capped (one too many is refused with RESOURCE_EXHAUSTED); an idle stream is closed
+after a timeout."""
 
 from __future__ import annotations
 
@@ -49,11 +50,12 @@ def unary_calls_are_answered(channel) -> None:
 
 
 def test_streams_beyond_the_cap_are_refused_and_unary_calls_keep_being_served(trained_config):
-    workers = 4  # the default cap is half of them
-    with ServerProcess(trained_config.path, "--workers", str(workers)) as server, \
+    cap = 2
+    # One worker: were a stream to run on it, every unary call after it would wait for its deadline.
+    with ServerProcess(trained_config.path, "--workers", "1", "--max-streams", str(cap)) as server, \
             grpc.insecure_channel(server.target) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        streams = [OpenStream(stub) for _ in range(workers)]
+        streams = [OpenStream(stub) for _ in range(2 * cap)]
         answered, refused, admitted = [], [], []
         for stream in streams:  # which of them the server lets in first is up to its threads
             try:
@@ -61,13 +63,14 @@ def test_streams_beyond_the_cap_are_refused_and_unary_calls_keep_being_served(tr
                 admitted.append(stream)
             except grpc.RpcError as error:
                 refused.append(error)
-        assert len(answered) == workers // 2 and len(refused) == workers - workers // 2
+        assert len(answered) == cap and len(refused) == cap
         expected = ReferencePredictor(trained_config.config).predict([REQUEST.record]).predictions[0]
         assert all(same_bits(prediction, expected) for prediction in answered)  # the batch path's bits
         for error in refused:
             assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "2 open streams" in error.details() and "--max-streams" in error.details()
-        # The open streams sit idle, each holding a worker: unary calls and health still get one.
+        # The open streams sit idle, each holding a thread of their own pool: unary calls and health
+        # still get the worker.
         unary_calls_are_answered(channel)
         # A closed stream frees its place.
         admitted[0].close()
@@ -79,7 +82,8 @@ def test_streams_beyond_the_cap_are_refused_and_unary_calls_keep_being_served(tr
 
 
 def test_an_idle_stream_is_closed_after_the_idle_timeout(trained_config):
-    with ServerProcess(trained_config.path, "--workers", "2", "--stream-idle-timeout", "1") as server, \
+    with ServerProcess(trained_config.path, "--workers", "1", "--max-streams", "1", "--stream-idle-timeout", "1") \
+            as server, \
             grpc.insecure_channel(server.target) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         stream = OpenStream(stub, timeout=60)
@@ -88,7 +92,7 @@ def test_an_idle_stream_is_closed_after_the_idle_timeout(trained_config):
             next(stream.call)  # nothing more is sent: the server ends the stream
         assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         assert "idle" in caught.value.details() and "--stream-idle-timeout" in caught.value.details()
-        # Its place (the only one: 2 workers) is free again, and unary calls were never blocked.
+        # Its place (the only one: --max-streams 1) is free again, and unary calls were never blocked.
         assert OpenStream(stub).ask().HasField("prediction")
         unary_calls_are_answered(channel)
 
@@ -113,8 +117,8 @@ def test_a_busy_stream_is_not_idle(trained_config):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["--workers", "4", "--max-streams", "4"], "--max-streams"),
-    (["--workers", "4", "--max-streams", "-1"], "--max-streams"),
+    (["--max-streams", "10001"], "--max-streams"),
+    (["--max-streams", "-1"], "--max-streams"),
     (["--stream-idle-timeout", "-1"], "--stream-idle-timeout"),
 ])
 def test_stream_settings_are_checked(argv, words):
@@ -124,7 +128,10 @@ def test_stream_settings_are_checked(argv, words):
 
 def test_stream_settings_defaults_and_environment():
     default = settings.parse(["--config", "c", "--insecure"], environ={})
-    assert (default.workers, default.stream_limit, default.stream_idle_timeout) == (8, 4, 60.0)
+    assert (default.workers, default.stream_limit, default.stream_idle_timeout) == (2, 4, 60.0)
+    # The cap no longer depends on the workers: streams have threads of their own.
+    assert settings.parse(["--config", "c", "--insecure", "--workers", "1", "--max-streams", "8"],
+                          environ={}).stream_limit == 8
     env = {"FEATURE_SERVICE_MAX_STREAMS": "5", "FEATURE_SERVICE_STREAM_IDLE_TIMEOUT": "2.5"}
     chosen = settings.parse(["--config", "c", "--insecure"], environ=env)
     assert (chosen.stream_limit, chosen.stream_idle_timeout) == (5, 2.5)

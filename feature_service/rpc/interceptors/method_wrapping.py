@@ -14,6 +14,11 @@ Behavior = Callable[[Any, grpc.ServicerContext], Any]
 
 _KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 
+# gRPC (pinned in pyproject.toml) runs a method whose behaviour has this attribute, a
+# ThreadPoolExecutor, on that pool instead of the server's (grpc/_server.py,
+# _select_thread_pool_for_behavior); tests/feature_service/test_stream_limits.py proves it does.
+THREAD_POOL = "experimental_thread_pool"
+
 
 class MethodWrappingInterceptor(grpc.ServerInterceptor):
     """Subclasses say how to wrap one method's handler (`wrap`); this class caches it per method."""
@@ -41,4 +46,8 @@ def wrap_behavior(handler: grpc.RpcMethodHandler, wrapper: Callable[[Behavior], 
     """`handler` with its behaviour, of whichever kind, replaced by `wrapper(behaviour)`; `changes`
     replace other fields of the handler (e.g. request_deserializer)."""
     kind = next(kind for kind in _KINDS if getattr(handler, kind) is not None)
-    return handler._replace(**{kind: wrapper(getattr(handler, kind))}, **changes)
+    behavior = getattr(handler, kind)
+    wrapped = wrapper(behavior)
+    if hasattr(behavior, THREAD_POOL):  # the pool the method runs on stays with it
+        setattr(wrapped, THREAD_POOL, getattr(behavior, THREAD_POOL))
+    return handler._replace(**{kind: wrapped}, **changes)

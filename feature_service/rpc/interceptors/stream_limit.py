@@ -1,20 +1,23 @@
-"""At most `limit` streaming calls open at once, so that unary calls and health checks always find a
-worker thread.
+"""At most `limit` streaming calls open at once, each on a thread of the streams' own pool, so that
+unary calls and health checks always find a worker thread.
 
-A streaming call (PredictStream, health Watch, reflection) holds one of the server's worker threads
-for as long as it is open, sending or not: as many idle streams as workers would leave none for
-Predict or a health Check (they would wait until their deadline). With the limit below the worker
-count, one stream too many is refused at once with RESOURCE_EXHAUSTED naming the limit.
+A streaming call (PredictStream, health Watch, reflection) holds a thread for as long as it is open,
+sending or not. Streams run on a pool of their own (`limit` threads, and one more to refuse the next
+stream at once), never on the server's workers: the workers are few (as many as serve unary calls
+best: more only contend for the GIL), and an idle stream must not take one. One stream too many is
+refused with RESOURCE_EXHAUSTED naming the limit.
 """
 
 from __future__ import annotations
 
 import threading
+from concurrent import futures
 
 import grpc
 
 from feature_service.rpc import status_mapping
 from feature_service.rpc.interceptors.method_wrapping import (
+    THREAD_POOL,
     MethodWrappingInterceptor,
     wrap_behavior,
 )
@@ -24,15 +27,24 @@ class StreamLimitInterceptor(MethodWrappingInterceptor):
     def __init__(self, limit: int):
         super().__init__()
         self.limit = limit
+        self.pool = futures.ThreadPoolExecutor(max_workers=limit + 1, thread_name_prefix="stream")
         self._open = 0
         self._lock = threading.Lock()
 
     def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if handler.response_streaming:
-            return wrap_behavior(handler, self._streaming)
+            return wrap_behavior(handler, self._on_pool(self._streaming))
         if handler.request_streaming:
-            return wrap_behavior(handler, self._unary_response)
-        return handler  # unary: never limited
+            return wrap_behavior(handler, self._on_pool(self._unary_response))
+        return handler  # unary: never limited, on the server's workers
+
+    def _on_pool(self, wrapper):
+        def wrapped_on_pool(behavior):
+            limited = wrapper(behavior)
+            setattr(limited, THREAD_POOL, self.pool)
+            return limited
+
+        return wrapped_on_pool
 
     def _enter(self, context: grpc.ServicerContext) -> None:
         with self._lock:
