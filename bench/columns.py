@@ -5,6 +5,7 @@ per row (read from /proc before and after), each bit of every answer compared be
     python bench/columns.py                      # absenteeism's sample, 10,000-record calls, 30 of each
     python bench/columns.py --features           # the answers with every record's features
     python bench/columns.py --dataset penguins   # text, dates and missing values
+    python bench/columns.py --server-flags "--drift-window 0"   # the server without drift monitoring
     python bench/columns.py --smoke              # a few calls: CI runs this so the script cannot rot
 """
 
@@ -48,6 +49,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000, help="records per call (default: 10,000)")
     parser.add_argument("--calls", type=int, default=30, help="calls of each kind (default: 30)")
     parser.add_argument("--features", action="store_true", help="ask for the features too (include_features)")
+    parser.add_argument("--server-flags", default="", help='flags of feature_service serve, e.g. "--drift-window 0"')
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
     calls = 2 if args.smoke else args.calls
@@ -59,7 +61,7 @@ def main() -> None:
           f"request bytes: records {batch.ByteSize():,}, columns {columns.ByteSize():,}")
     seconds = {"PredictBatch": 0.0, "PredictColumns": 0.0}
     cpu = dict.fromkeys(seconds, 0.0)
-    with ServerProcess(config) as server, grpc.insecure_channel(server.target, options=[
+    with ServerProcess(config, *args.server_flags.split()) as server, grpc.insecure_channel(server.target, options=[
             ("grpc.max_send_message_length", MESSAGE_BYTES), ("grpc.max_receive_message_length", MESSAGE_BYTES)]) as channel:
         stub = data_sets.named(args.dataset).service_grpc.PredictionServiceStub(channel)
         methods = {"PredictBatch": (stub.PredictBatch, batch), "PredictColumns": (stub.PredictColumns, columns)}

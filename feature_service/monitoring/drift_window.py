@@ -1,8 +1,8 @@
 """Online drift: what the server served lately, compared with the training profile in its config.
 
 Each served record's raw values, features and prediction go into a ring of the last
-`--drift-window` records (one row each). The hot path takes no lock: a record claims its slot with
-`next()` on an itertools.count (one step under the GIL) and copies its values into that row. A
+`--drift-window` records (one row each). A call claims as many consecutive rows as it has records
+(a counter under a lock held for the addition only) and copies their values into them. A
 report (the GetDriftReport RPC, a /metrics scrape) copies the ring, counts each column into the
 profile's bins (absenteeism/profile_bins.py) and compares the counts with training
 (absenteeism/divergence.py): PSI and Jensen-Shannon for numeric entries, L-infinity for
@@ -18,7 +18,7 @@ its config, so it speaks for the whole server.
 
 from __future__ import annotations
 
-import itertools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,12 +110,13 @@ class Window:
         self._rows = rows
         self._raw, self._features = slice(0, raw_width), slice(raw_width, raw_width + feature_width)
         self._probabilities = slice(raw_width + feature_width, raw_width + feature_width + class_count)
-        self._claims = itertools.count()
+        self._claimed = 0  # rows claimed since the start; the ring's next row is this modulo its size
+        self._lock = threading.Lock()
 
     def add(self, raw: np.ndarray, features: np.ndarray, predictions: np.ndarray,
             probabilities: np.ndarray | None = None) -> None:
         if len(predictions) == 1:  # the hot path: copies into the claimed row, the prediction last
-            row = self._rows[next(self._claims) % self.size]
+            row = self._rows[self._claim(1) % self.size]
             row[self._raw] = raw[0]
             row[self._features] = features[0]
             if probabilities is not None:
@@ -124,13 +125,29 @@ class Window:
             return
         keep = slice(-self.size, None)  # earlier records of a call larger than the window would be overwritten
         raw, features, predictions = raw[keep], features[keep], predictions[keep]
-        slots = np.fromiter(itertools.islice(self._claims, len(predictions)), dtype=np.int64,
-                            count=len(predictions)) % self.size
-        rows = np.empty((len(predictions), self._rows.shape[1]))
-        rows[:, self._raw], rows[:, self._features], rows[:, -1] = raw, features, predictions
+        probabilities = None if probabilities is None else probabilities[keep]
+        first = self._claim(len(predictions)) % self.size
+        # The records' rows, in order from the claimed one on: at most two runs of the ring (it wraps).
+        head = min(len(predictions), self.size - first)
+        self._write(slice(first, first + head), slice(0, head), raw, features, predictions, probabilities)
+        if head < len(predictions):
+            self._write(slice(0, len(predictions) - head), slice(head, None), raw, features, predictions, probabilities)
+
+    def _claim(self, count: int) -> int:
+        """The first of `count` consecutive rows for this call's records (counted from the start)."""
+        with self._lock:
+            first = self._claimed
+            self._claimed += count
+        return first
+
+    def _write(self, rows: slice, records: slice, raw: np.ndarray, features: np.ndarray, predictions: np.ndarray,
+               probabilities: np.ndarray | None) -> None:
+        target = self._rows[rows]  # a view of the ring: written in place, the prediction last
+        target[:, self._raw] = raw[records]
+        target[:, self._features] = features[records]
         if probabilities is not None:
-            rows[:, self._probabilities] = probabilities[keep]
-        self._rows[slots] = rows
+            target[:, self._probabilities] = probabilities[records]
+        target[:, -1] = predictions[records]
 
     def snapshot(self) -> np.ndarray:
         """The rows written so far (at most `size`). A row being written at that very moment may be
