@@ -25,6 +25,7 @@ ENV_PREFIX = "FEATURE_SERVICE_"
 WINDOW_ROW_BYTES = 8 * row_width()
 MAX_DRIFT_WINDOW = 1_000_000
 MAX_STREAMS = 10_000  # a thread each: far more than one process can serve
+MAX_MALLOC_KEEP_MIB = 1024
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -53,6 +54,7 @@ class Settings:
     reload_interval: float = 5.0  # seconds between checks of --config for a new file; 0: no watching (SIGHUP only)
     max_streams: int = 4  # streaming calls open at once, each on a thread of the streams' own pool
     stream_idle_timeout: float = 60.0  # seconds a stream may send nothing; 0: no limit
+    malloc_keep_mib: int = 32  # freed memory glibc keeps for the next call (malloc_tuning.py); 0: glibc's defaults
     log_level: str = "INFO"
     log_format: str = "json"  # "json" (one object a line, for log pipelines) or "text"
     processes: int = 1  # 0: one per available core; >1: a supervisor runs that many (processes/supervisor.py)
@@ -87,6 +89,8 @@ class Settings:
             raise SettingsError("--grace must be >= 0, --workers and --max-batch >= 1, --max-message-bytes >= 1024")
         if not 0 <= self.max_streams <= MAX_STREAMS:
             raise SettingsError(f"--max-streams must be in 0..{MAX_STREAMS}: each open stream holds a thread")
+        if not 0 <= self.malloc_keep_mib <= MAX_MALLOC_KEEP_MIB:
+            raise SettingsError(f"--malloc-keep-mib must be in 0..{MAX_MALLOC_KEEP_MIB} (0: glibc's defaults)")
         if self.stream_idle_timeout < 0:
             raise SettingsError("--stream-idle-timeout must be >= 0 (0: no limit)")
         if self.log_format not in log_lines.FORMATS:
@@ -171,6 +175,8 @@ OPTIONS: tuple[tuple[str, Callable[[str], object], object, str], ...] = (
       "extra ones get RESOURCE_EXHAUSTED")),
     ("--stream-idle-timeout", float, Settings.stream_idle_timeout,
      "seconds a PredictStream may send nothing before the server ends it; 0: no limit"),
+    ("--malloc-keep-mib", int, Settings.malloc_keep_mib,
+     "MiB of freed memory glibc keeps for the next call instead of giving it back to the kernel; 0: glibc's defaults"),
     ("--max-batch", int, Settings.max_batch, "most records in one PredictBatch call"),
     ("--max-message-bytes", int, Settings.max_message_bytes, "largest request/response message"),
     ("--predictor", str, Settings.predictor, "online path: " + ", ".join(predictor_registry.names())),

@@ -16,7 +16,7 @@ import grpc
 
 from absenteeism import config_io, dataflow, profile_bins
 from absenteeism.v1 import serving_config_pb2
-from feature_service import config_reloader
+from feature_service import config_reloader, malloc_tuning
 from feature_service.monitoring.metrics import Metrics
 from feature_service.monitoring.monitored_predictor import Monitoring
 from feature_service.monitoring.prediction_logger import require_log_folder
@@ -50,6 +50,7 @@ class PredictionServer:
         self._server: grpc.Server | None = None
         self._reloader: config_reloader.Reloader | None = None
         self._stream_limit: StreamLimitInterceptor | None = None
+        self.malloc_tuned = False  # glibc took --malloc-keep-mib (start)
 
     @property
     def config(self) -> serving_config_pb2.ServingConfig | None:
@@ -59,6 +60,7 @@ class PredictionServer:
     def start(self) -> int:
         """Verifies the config, binds, starts; returns the bound port. Raises config_io.ConfigError."""
         settings = self.settings
+        self.malloc_tuned = malloc_tuning.keep_freed_memory(settings.malloc_keep_mib)
         booted = config_reloader.read_settled(settings.boot_config or settings.config)
         if settings.boot_config is not None:  # the supervisor's copy: the first look at --config reads it
             booted = config_reloader.Snapshot(booted.data, None, booted.sha256)
@@ -135,7 +137,8 @@ class PredictionServer:
         return {"host": settings.host, "port": self.port, "metrics_host": settings.metrics_host,
                 "metrics_port": settings.metrics_port, "security": settings.security, "predictor": settings.predictor,
                 "config_id": serving.config_id, "config_created_at": config_reloader.created_at(serving),
-                "workers": settings.workers, "max_streams": settings.stream_limit}
+                "workers": settings.workers, "max_streams": settings.stream_limit,
+                "malloc_keep_mib": settings.malloc_keep_mib if self.malloc_tuned else 0}
 
     def request_reload(self) -> None:
         """Reload the config now (SIGHUP); a no-op before start()."""

@@ -39,7 +39,7 @@ def test_every_flag_reads_its_environment_variable():
            "FEATURE_SERVICE_DRIFT_L_INFINITY_THRESHOLD": "0.04", "FEATURE_SERVICE_DRIFT_MIN_RECORDS": "400",
            "FEATURE_SERVICE_PREDICTION_LOG": "/log",
            "FEATURE_SERVICE_PREDICTION_LOG_SAMPLE_RATE": "0.5", "FEATURE_SERVICE_PREDICTION_LOG_ROTATE_BYTES": "1000",
-           "FEATURE_SERVICE_PREDICTION_LOG_ROTATE_SECONDS": "60"}
+           "FEATURE_SERVICE_PREDICTION_LOG_ROTATE_SECONDS": "60", "FEATURE_SERVICE_MALLOC_KEEP_MIB": "8"}
     s = settings.parse([], environ=env)
     assert (s.config, s.port, s.metrics_port, s.insecure, s.grace, s.workers, s.max_batch, s.max_message_bytes,
             s.host, s.log_level, s.predictor, s.micro_batch_rows, s.metrics_host, s.reload_interval, s.max_streams,
@@ -49,6 +49,7 @@ def test_every_flag_reads_its_environment_variable():
     assert (monitoring.drift_window, monitoring.thresholds.psi, monitoring.thresholds.jensen_shannon,
             monitoring.thresholds.l_infinity, monitoring.thresholds.min_records) == (500, 0.2, 0.03, 0.04, 400)
     assert monitoring.prediction_log == LogSettings(Path("/log"), 0.5, 1000, 60.0)
+    assert s.malloc_keep_mib == 8
     assert {settings.env_name(flag) for flag, *_ in settings.OPTIONS} == set(env) | {
         "FEATURE_SERVICE_TLS_CERT", "FEATURE_SERVICE_TLS_KEY", "FEATURE_SERVICE_TLS_CLIENT_CA"}
 
