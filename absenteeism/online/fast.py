@@ -216,6 +216,12 @@ class FastPredictor(ConfigPredictor):
         # after the steps.
         self.computations = [(s.name, itemgetter(s.inputs[0]) if s.name in self.bounded else s.computation())
                              for s in self.steps]
+        # When every model feature is a bounded output, the model's matrix is made of their rows of
+        # the bounds test (the same float64 casts, so the same bits).
+        first_row = {name: k for k, name in reversed(list(enumerate(self.bounded_inputs)))}
+        raw_of = {s.name: s.inputs[0] for s in self.bounded_steps}
+        self.model_rows = (np.array([first_row[raw_of[name]] for name in self.model_features])
+                           if all(name in raw_of for name in self.model_features) else None)
 
     def predict(self, records: Sequence[Any]) -> Predictions:
         if self.matrix_records:
@@ -231,22 +237,28 @@ class FastPredictor(ConfigPredictor):
         for name, compute in self.computations:
             values[name] = compute(values)
         rows = len(raw)
-        if not self._outputs_within_bounds(values, rows):
+        checked = self._bounded_rows(values, rows)
+        if checked is None:
             for step in self.bounded_steps:  # Hamilton's check nodes raise at the first failing output
                 step.run(values)
-        matrix = float64_columns([values[name] for name in self.model_features], rows)
+        if checked is not None and self.model_rows is not None:
+            matrix = np.ascontiguousarray(checked[self.model_rows].T)
+        else:
+            matrix = float64_columns([values[name] for name in self.model_features], rows)
         return Predictions.of(matrix, self.model.predict(matrix), raw)
 
-    def _outputs_within_bounds(self, values: dict[str, Any], rows: int) -> bool:
+    def _bounded_rows(self, values: dict[str, Any], rows: int) -> np.ndarray | None:
+        """The bounded outputs cast to float64, a row each, when each is a plain array of its
+        declared dtype and within its bounds; None sends them through Hamilton's check nodes."""
         if not self.bounded_inputs:
-            return True
+            return None
         outputs = [values[name] for name in self.bounded_inputs]
         if [output.dtype for output in outputs] != self.bounded_dtypes:
-            return False
+            return None
         stacked = _float64_rows(outputs, rows)  # int64 flags and counts are exact in float64
-        if stacked is None:  # outputs that are not plain arrays: Hamilton's check nodes judge them
-            return False
-        return bool(((stacked >= self.bounded_low) & (stacked <= self.bounded_high)).all())
+        if stacked is None or not ((stacked >= self.bounded_low) & (stacked <= self.bounded_high)).all():
+            return None
+        return stacked
 
     def _all_within_bounds(self, matrix: np.ndarray) -> bool:
         """One vectorised test of every raw rule; False (also for NaN) sends the records through
