@@ -81,6 +81,14 @@ def test_serving_benchmark_breakdown_smoke(trained_config):
     assert "Predict 32 clients" not in out  # the predictors' table is not run
 
 
+def test_server_before_after_benchmark_smoke():
+    out = run("bench/server_before_after.py", "--before", str(ROOT))  # this checkout against itself
+    for label in ("Predict, 8 callers: server CPU/call (us)", "Predict, 8 callers: calls/s",
+                  "Predict, 1 caller: p50 (ms)", "PredictColumns 10,000: rows/s",
+                  "PredictColumns 10,000: server CPU/row (us)"):
+        figures_after(out, label, 3)  # before, after, after/before
+
+
 def test_reload_benchmark_smoke():
     out = run("bench/reload.py")
     for label in ("p50 (ms)", "p99 (ms)", "calls/s"):
