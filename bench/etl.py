@@ -44,6 +44,14 @@ def timed(command: list[str], cwd: Path = ROOT, env: dict[str, str] | None = Non
     return elapsed, usage.ru_maxrss / 1024
 
 
+def generated_input(folder: Path, rows: int) -> tuple[Path, tuple[float, float]]:
+    """A CSV of `rows` generated records in `folder` (the project's generator, seed 1), and what
+    generating it took (wall seconds, peak MiB)."""
+    data = folder / f"generated_{rows}.csv"
+    return data, timed([sys.executable, "-m", "etl_job", "generate", "--rows", str(rows), "--seed", "1",
+                        "--output", str(data)])
+
+
 def peak_mib(pid: int) -> float:
     """The peak resident memory of a living process so far (Linux: VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -70,9 +78,7 @@ def main() -> None:
     print(f"{'rows':>12} {'job':<36} {'wall s':>9} {'peak MiB':>10}")
     with tempfile.TemporaryDirectory(prefix="bench-etl-") as tmp:
         for rows in sizes:
-            data = Path(tmp) / f"generated_{rows}.csv"
-            generated = timed([sys.executable, "-m", "etl_job", "generate", "--rows", str(rows), "--seed", "1",
-                               "--output", str(data)])
+            data, generated = generated_input(Path(tmp), rows)
             print(f"{rows:>12,} {'etl_job generate (the input)':<36} {generated[0]:>9.2f} {generated[1]:>10.0f}")
             job = [sys.executable, "-m", "etl_job", "run", "--input", str(data), "--no-progress"]
             bare = timed([sys.executable, "bench/bare_hamilton.py", str(data)])

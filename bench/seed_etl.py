@@ -46,7 +46,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, machine_line
-from bench.etl import timed
+from bench.etl import generated_input, timed
 
 # The `__main__` block of the seed's etl.py, line for line, with only `_source_location` taken from argv.
 SEED_MAIN = """\
@@ -107,9 +107,7 @@ def main() -> None:
           f"{'job/seed wall':>14} {'job/seed MiB':>13}")
     with tempfile.TemporaryDirectory(prefix="bench-seed-etl-") as tmp:
         for rows in sizes:
-            data = Path(tmp) / f"generated_{rows}.csv"
-            generated = timed([sys.executable, "-m", "etl_job", "generate", "--rows", str(rows), "--seed", "1",
-                               "--output", str(data)])
+            data, generated = generated_input(Path(tmp), rows)
             print(f"{rows:>12,} {'input':<8} generated in {generated[0]:.2f} s")
             seed_runs, job_runs = [], []
             for round_ in range(rounds):
