@@ -30,6 +30,14 @@ from bench.common import build_config, data_set_records, machine_line, process_t
 from testkit.server_process import ServerProcess
 
 MESSAGE_BYTES = 64 << 20
+LARGE_MESSAGES = [("grpc.max_send_message_length", MESSAGE_BYTES), ("grpc.max_receive_message_length", MESSAGE_BYTES)]
+
+
+def timed_call(server: ServerProcess, method: Any, request: Any) -> tuple[float, float]:
+    """(wall seconds, the server's CPU seconds) of one call of `method` with `request`."""
+    cpu_before, start = process_tree_cpu_seconds(server.pid), time.perf_counter()
+    method(request)
+    return time.perf_counter() - start, process_tree_cpu_seconds(server.pid) - cpu_before
 
 
 def requests(data_set: str, size: int, features: bool) -> tuple[Any, Any]:
@@ -61,17 +69,16 @@ def main() -> None:
           f"request bytes: records {batch.ByteSize():,}, columns {columns.ByteSize():,}")
     seconds = {"PredictBatch": 0.0, "PredictColumns": 0.0}
     cpu = dict.fromkeys(seconds, 0.0)
-    with ServerProcess(config, *args.server_flags.split()) as server, grpc.insecure_channel(server.target, options=[
-            ("grpc.max_send_message_length", MESSAGE_BYTES), ("grpc.max_receive_message_length", MESSAGE_BYTES)]) as channel:
+    with ServerProcess(config, *args.server_flags.split()) as server, \
+            grpc.insecure_channel(server.target, options=LARGE_MESSAGES) as channel:
         stub = data_sets.named(args.dataset).service_grpc.PredictionServiceStub(channel)
         methods = {"PredictBatch": (stub.PredictBatch, batch), "PredictColumns": (stub.PredictColumns, columns)}
         answers = {name: method(request) for name, (method, request) in methods.items()}  # warm-up
         for _ in range(calls):
             for name, (method, request) in methods.items():
-                cpu_before, start = process_tree_cpu_seconds(server.pid), time.perf_counter()
-                method(request)
-                seconds[name] += time.perf_counter() - start
-                cpu[name] += process_tree_cpu_seconds(server.pid) - cpu_before
+                wall, spent = timed_call(server, method, request)
+                seconds[name] += wall
+                cpu[name] += spent
     rows = args.rows * calls
     print(f"{'':<16} {'rows/s':>12} {'server CPU/row (us)':>20}")
     for name, wall in seconds.items():

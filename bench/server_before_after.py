@@ -22,17 +22,17 @@ import contextlib
 import functools
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from absenteeism import data_sets
 from absenteeism.v1 import prediction_service_pb2 as pb
 from bench import load
 from bench.call_costs import sequential_seconds
-from bench.columns import MESSAGE_BYTES, requests
+from bench.columns import LARGE_MESSAGES, requests, timed_call
 from bench.common import build_config, machine_line, percentiles, process_tree_cpu_seconds, sample_records
 from testkit.server_process import ServerProcess
 
@@ -42,16 +42,13 @@ BATCH_ROWS = 10_000
 
 def columns_figures(server: ServerProcess, request: pb.PredictColumnsRequest, calls: int) -> tuple[float, float]:
     """(rows/s, server CPU seconds a row) of `calls` PredictColumns calls, one at a time."""
-    options = [("grpc.max_send_message_length", MESSAGE_BYTES), ("grpc.max_receive_message_length", MESSAGE_BYTES)]
-    with grpc.insecure_channel(server.target, options=options) as channel:
-        call = channel.unary_unary("/absenteeism.v1.PredictionService/PredictColumns",
-                                   request_serializer=pb.PredictColumnsRequest.SerializeToString,
-                                   response_deserializer=pb.PredictColumnsResponse.FromString)
-        call(request)  # warm-up
-        cpu_before, start = process_tree_cpu_seconds(server.pid), time.perf_counter()
+    with grpc.insecure_channel(server.target, options=LARGE_MESSAGES) as channel:
+        method = data_sets.named("absenteeism").service_grpc.PredictionServiceStub(channel).PredictColumns
+        method(request)  # warm-up
+        wall = cpu = 0.0
         for _ in range(calls):
-            call(request)
-        wall, cpu = time.perf_counter() - start, process_tree_cpu_seconds(server.pid) - cpu_before
+            call_wall, call_cpu = timed_call(server, method, request)
+            wall, cpu = wall + call_wall, cpu + call_cpu
     rows = BATCH_ROWS * calls
     return rows / wall, cpu / rows
 
