@@ -46,7 +46,7 @@ from prometheus_client import CollectorRegistry
 
 from absenteeism import dataflow
 from absenteeism.online import converters
-from absenteeism.online.fast import FastPredictor, float64_columns
+from absenteeism.online.fast import FastPredictor
 from absenteeism.online.predictor import Predictions
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc
@@ -235,33 +235,12 @@ class Staged:
     result: Predictions
 
 
-# FastPredictor.predict's parts, as it runs them (stage_records checks they give its very bits).
-
-
-def computed_steps(predictor: FastPredictor, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    values: dict[str, Any] = {**arrays, **predictor.aggregates}
-    for name, compute in predictor.computations:
-        values[name] = compute(values)
-    return values
-
-
-def checked_outputs(predictor: FastPredictor, values: dict[str, Any]) -> np.ndarray | None:
-    checked = predictor._bounded_rows(values, 1)
-    if checked is None:
-        for step in predictor.bounded_steps:  # Hamilton's check nodes raise at the first failing output
-            step.run(values)
-    return checked
-
-
-def model_matrix(predictor: FastPredictor, values: dict[str, Any], checked: np.ndarray | None) -> np.ndarray:
-    if checked is not None and predictor.model_rows is not None:
-        return np.ascontiguousarray(checked[predictor.model_rows].T)
-    return float64_columns([values[name] for name in predictor.model_features], 1)
+# FastPredictor.predict's stages (its own methods); stage_records checks they give its very bits.
 
 
 def features(predictor: FastPredictor, arrays: dict[str, np.ndarray]) -> np.ndarray:
-    values = computed_steps(predictor, arrays)
-    return model_matrix(predictor, values, checked_outputs(predictor, values))
+    values = predictor.computed(arrays)
+    return predictor.model_matrix(values, predictor.checked(values, 1), 1)
 
 
 def stage_records(predictor: FastPredictor, records: Sequence[Any]) -> list[Staged]:
@@ -273,9 +252,9 @@ def stage_records(predictor: FastPredictor, records: Sequence[Any]) -> list[Stag
         arrays = converters.matrix_to_arrays(raw)
         if missing or not predictor._all_within_bounds(raw):
             raise ValueError("the breakdown times valid records only")
-        values = computed_steps(predictor, arrays)
-        checked = checked_outputs(predictor, values)
-        matrix = model_matrix(predictor, values, checked)
+        values = predictor.computed(arrays)
+        checked = predictor.checked(values, 1)
+        matrix = predictor.model_matrix(values, checked, 1)
         result = Predictions.of(matrix, predictor.model.predict(matrix), raw)
         served = predictor.predict([record])
         if not (np.array_equal(served.features, matrix) and np.array_equal(served.predictions, result.predictions)):
@@ -353,9 +332,9 @@ def in_process(config_path: Path, records: Sequence[Any], smoke: bool) -> InProc
         Row(1, "matrix -> arrays (matrix_to_arrays)", timed(lambda s: converters.matrix_to_arrays(s.raw))),
         Row(1, "raw validation (bounds test of the raw matrix)", timed(lambda s: predictor._all_within_bounds(s.raw))),
         Row(1, "features", timed(lambda s: features(predictor, s.arrays))),
-        Row(2, "Step.run loop (planned steps)", timed(lambda s: computed_steps(predictor, s.arrays))),
-        Row(2, "output bounds test", timed(lambda s: checked_outputs(predictor, s.values))),
-        Row(2, "model matrix (rows of the bounds test)", timed(lambda s: model_matrix(predictor, s.values, s.checked))),
+        Row(2, "Step.run loop (planned steps)", timed(lambda s: predictor.computed(s.arrays))),
+        Row(2, "output bounds test", timed(lambda s: predictor.checked(s.values, 1))),
+        Row(2, "model matrix (rows of the bounds test)", timed(lambda s: predictor.model_matrix(s.values, s.checked, 1))),
         Row(1, "model (served model predict)",
             timed(lambda s: Predictions.of(s.features, predictor.model.predict(s.features), s.raw))),
     ]

@@ -233,19 +233,32 @@ class FastPredictor(ConfigPredictor):
             arrays, missing = converters.records_to_arrays(records)
             raise_if_invalid(missing, find_column_violations(self.raw_checks, arrays))
             raw = converters.numeric_view(arrays)
+        values = self.computed(arrays)
+        matrix = self.model_matrix(values, self.checked(values, len(raw)), len(raw))
+        return Predictions.of(matrix, self.model.predict(matrix), raw)
+
+    # The stages of predict after reading the records (bench/call_costs.py times each).
+
+    def computed(self, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Every planned step's value from the raw columns and the aggregates."""
         values: dict[str, Any] = {**arrays, **self.aggregates}
         for name, compute in self.computations:
             values[name] = compute(values)
-        rows = len(raw)
+        return values
+
+    def checked(self, values: dict[str, Any], rows: int) -> np.ndarray | None:
+        """The bounded outputs' float64 rows when they all pass at once; otherwise Hamilton's check
+        nodes judge them (and raise at the first failing output) and None."""
         checked = self._bounded_rows(values, rows)
         if checked is None:
-            for step in self.bounded_steps:  # Hamilton's check nodes raise at the first failing output
+            for step in self.bounded_steps:
                 step.run(values)
+        return checked
+
+    def model_matrix(self, values: dict[str, Any], checked: np.ndarray | None, rows: int) -> np.ndarray:
         if checked is not None and self.model_rows is not None:
-            matrix = np.ascontiguousarray(checked[self.model_rows].T)
-        else:
-            matrix = float64_columns([values[name] for name in self.model_features], rows)
-        return Predictions.of(matrix, self.model.predict(matrix), raw)
+            return np.ascontiguousarray(checked[self.model_rows].T)
+        return float64_columns([values[name] for name in self.model_features], rows)
 
     def _bounded_rows(self, values: dict[str, Any], rows: int) -> np.ndarray | None:
         """The bounded outputs cast to float64, a row each, when each is a plain array of its
