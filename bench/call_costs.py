@@ -17,7 +17,10 @@ Two kinds of figures, measured in one run on the same records (the bundled sampl
   the server's own objects as a call does: decode, interceptors, servicer, the predictor (whole,
   then its parts: records -> matrix, matrix -> arrays, raw validation, features, model), the drift
   window, the response. A part timed alone in a tight loop runs warmer than in sequence: the
-  predictor's parts add up to less than the whole, and the table shows by how much.
+  predictor's parts add up to less than the whole, and the table shows by how much. The whole
+  predictor is timed once more with its thread asleep 0.5 ms before each call (thread CPU of the
+  calls alone), as a server's worker waits between requests: what a call costs when the caches its
+  last call warmed have gone cold, beside what it costs inside the loaded server.
 
 The stages subtracted from the default server's CPU per call leave "gRPC and everything else":
 gRPC's C core and its Python layer, the worker threads' hand-offs of the GIL, what the contexts'
@@ -221,6 +224,21 @@ def cpu_per_call(work: Callable[[Any], object], inputs: Sequence[Any], calls: in
     return statistics.median(timings)
 
 
+IDLE_GAP = 0.0005  # seconds: about a sequential caller's round trip, the server's core idle meanwhile
+
+
+def cpu_per_call_after_idle(work: Callable[[Any], object], inputs: Sequence[Any], calls: int) -> float:
+    """This thread's CPU seconds per `work(item)` when the thread sleeps IDLE_GAP before each call, as
+    a server's worker waits for the next request: the caches it left warm may not be, the next time."""
+    spent = 0.0
+    for i in range(calls):
+        time.sleep(IDLE_GAP)
+        start = time.thread_time()
+        work(inputs[i % len(inputs)])
+        spent += time.thread_time() - start
+    return spent / calls
+
+
 @dataclass(frozen=True)
 class Staged:
     """One record's values between the stages of FastPredictor.predict."""
@@ -300,6 +318,7 @@ class Row:
 class InProcess:
     rows: list[Row]  # a default server's Predict, stage by stage
     log_offer: float  # CPU per call the prediction log adds (not on in a default server)
+    predict_after_idle: float  # FastPredictor.predict's CPU per call with the thread idle between calls
 
 
 def in_process(config_path: Path, records: Sequence[Any], smoke: bool) -> InProcess:
@@ -353,7 +372,8 @@ def in_process(config_path: Path, records: Sequence[Any], smoke: bool) -> InProc
         Row(0, "response (build, serialize)",
             timed(lambda s: servicer._response(serving, s.result, 0, False).SerializeToString())),
     ]
-    return InProcess(rows, prediction_log_offer(config, fixed, staged, calls))
+    after_idle = cpu_per_call_after_idle(lambda s: predictor.predict([s.request.record]), staged, calls // 2)
+    return InProcess(rows, prediction_log_offer(config, fixed, staged, calls), after_idle)
 
 
 def prediction_log_offer(config: Any, fixed: FixedPredictor, staged: Sequence[Staged], calls: int) -> float:
@@ -409,6 +429,8 @@ def report(whole: dict[str, ServerFigures], measured: InProcess) -> None:
     alone = next(row.seconds for row in measured.rows if row.label.startswith("predictor (FastPredictor"))
     inside = statistics.median(whole[TIMED_PREDICTOR].predictor_cpu_per_call)
     print(cost_line("predictor in process (the stage above)", alone, echo))
+    print(cost_line(f"predictor in process, idle {IDLE_GAP * 1e3:g} ms before each call",
+                    measured.predict_after_idle, echo))
     print(cost_line(INSIDE_LABEL, inside, echo))
     print(cost_line("  more inside the server than in process", inside - alone, echo))
 

@@ -72,6 +72,7 @@ def test_serving_benchmark_breakdown_smoke(trained_config):
         figures_after(out, stage, 2)  # us, / echo
     for label in ("monitoring off -> default, whole servers", "default -> default + log, whole servers",
                   "prediction log offer, in process", "predictor inside the loaded default server",
+                  "predictor in process, idle 0.5 ms before each call",
                   "more inside the server than in process"):
         figures_after(out, label, 2)
     for goal in ("Predict server CPU / echo, default flags", "Predict server CPU / echo, default + log",
