@@ -17,10 +17,12 @@ def main() -> int:
     # functions) and no garbage worth a collection: no full collection while they load, and none
     # afterwards that walks them all again (docs/performance.md).
     gc.disable()
-    from etl_job.cli import main as cli_main
+    try:
+        from etl_job.cli import main as cli_main
 
-    gc.freeze()
-    gc.enable()
+        gc.freeze()
+    finally:
+        gc.enable()
     status = cli_main()
     # Every output is written and closed by now. The interpreter's teardown would walk every
     # object left several times over to collect it; frozen, they go with the process at once.
