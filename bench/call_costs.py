@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import os
 import signal
 import statistics
 import sys
@@ -119,6 +120,16 @@ def servers(config: Path, log_folder: Path, work_seconds: float) -> dict[str, Se
     }
 
 
+SERVER_CPU, CLIENT_CPU = 0, 1  # --pin
+
+
+def pin_server(server: ServerProcess) -> None:
+    """Every thread the server has now on SERVER_CPU (threads started later inherit it from theirs)."""
+    for thread in os.listdir(f"/proc/{server.pid}/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(thread), {SERVER_CPU})
+
+
 def predictor_cpu(server: ServerProcess) -> tuple[float, int]:
     """(seconds, calls) the timed predictor server has counted so far: asked for with SIGUSR1."""
     told = len(server.events("predictor_cpu"))
@@ -153,6 +164,10 @@ def measure_servers(config: Path, records: Sequence[Any], args: argparse.Namespa
     figures = {name: ServerFigures([], [], [], []) for name in SERVERS}
     with tempfile.TemporaryDirectory(prefix="bench-log-") as log_folder, contextlib.ExitStack() as stack:
         running = {name: stack.enter_context(server) for name, server in servers(config, Path(log_folder), work_seconds).items()}
+        if args.pin:  # the client processes load.run starts inherit this process's CPU
+            for server in running.values():
+                pin_server(server)
+            os.sched_setaffinity(0, {CLIENT_CPU})
         for server in running.values():  # warm-up (and the drift windows are no longer empty)
             sequential_seconds(server.target, requests[: min(200, len(requests))])
         for _ in range(rounds):
@@ -450,8 +465,9 @@ def report(whole: dict[str, ServerFigures], measured: InProcess) -> None:
 
 
 def breakdown(config: Path, records: Sequence[Any], args: argparse.Namespace) -> None:
+    pinned = (f"; every server thread on CPU {SERVER_CPU}, the callers on CPU {CLIENT_CPU}" if args.pin else "")
     print(f"breakdown: {len(SERVERS)} servers side by side ({', '.join(SERVERS)}), {1 if args.smoke else args.rounds} "
-          f"round(s) each of {CLIENTS} callers in {args.client_processes} client processes, taken in turns; "
+          f"round(s) each of {CLIENTS} callers in {args.client_processes} client processes, taken in turns{pinned}; "
           "metrics are recorded in every server (no flag turns them off): their cost is in the interceptors' line")
     measured = in_process(config, records, args.smoke)
     stages = sum(row.seconds for row in measured.rows if row.depth == 0)

@@ -5,7 +5,8 @@ by side in one run, each server on 127.0.0.1, loaded by client processes apart f
     python bench/serving.py --processes 1,2        # our server with 1 and 2 processes (the default)
     python bench/serving.py --smoke                # a few calls of each kind (8 callers only): CI runs this so the script cannot rot
     python bench/serving.py --data-sets            # instead: text and missing-value fields (about 1.5 minutes)
-    python bench/serving.py --breakdown            # instead: where the server's CPU per Predict goes (about 6 minutes)
+    python bench/serving.py --breakdown            # instead: where the server's CPU per Predict goes (about 9 minutes)
+    python bench/serving.py --breakdown --pin      # the same, every server on CPU 0 and its callers on CPU 1
 
 Servers (--predictors): `echo` is bench/echo_server.py, the same contract doing no work with gRPC's
 thread server (what feature_service uses): the floor of a Python gRPC server process here;
@@ -34,6 +35,7 @@ goal ratios of issue 27 (bench/call_costs.py says how).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -276,9 +278,14 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true",
                         help="instead of the predictors: the server's CPU per Predict, stage by stage, against the "
                              "echo's (bench/call_costs.py)")
+    parser.add_argument("--pin", action="store_true",
+                        help="with --breakdown: every server thread on CPU 0, this process and the client "
+                             "processes on CPU 1 (a server with a core of its own, as when its callers are elsewhere)")
     parser.add_argument("--rounds", type=int, default=5,
                         help="with --breakdown: rounds of load on each server, taken in turns (median reported)")
     args = parser.parse_args()
+    if args.pin and not {call_costs.SERVER_CPU, call_costs.CLIENT_CPU} <= os.sched_getaffinity(0):
+        parser.error(f"--pin needs CPUs {call_costs.SERVER_CPU} and {call_costs.CLIENT_CPU}")
     print(machine_line())
     if args.data_sets:
         data_set_comparison(args)
