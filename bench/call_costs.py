@@ -8,7 +8,9 @@ Two kinds of figures, measured in one run on the same records (the bundled sampl
   default), `feature_service serve` with monitoring off (--drift-window 0, no metrics port, no log),
   with the default flags (drift window, metrics port; its predictor's thread CPU counted inside the
   server by bench/timed_predictor_server.py), with the default flags but 8 workers (the default
-  before 2026-12-07), and with the prediction log on at its default sample rate; and the echo spending in
+  before 2026-12-07), and with the prediction log on at its default sample rate; the echo with 2
+  workers answering each Predict with what our predictor answers for its record (nothing else of
+  ours: no interceptors, servicer or monitoring); and the echo spending in
   each Predict, in Python, as much CPU as the in-process stages below add up to (holding the GIL as
   long as ours does outside gRPC: what gRPC costs at that pace). The servers run side by
   side and are measured in turns, round after round, so that a noisy neighbour slows them alike.
@@ -73,8 +75,9 @@ CLIENTS = 8  # the issue's load: 8 concurrent callers, as many as the server's w
 PREDICT = "/absenteeism.v1.PredictionService/Predict"
 ECHO_WORK = "echo + stages' CPU"
 ECHO_2 = "echo, 2 workers"
+ECHO_PREDICTOR = "echo + predictor, 2 workers"
 DEFAULT_8 = "default, 8 workers"
-SERVERS = ("echo", ECHO_2, ECHO_WORK, "monitoring off", "default", DEFAULT_8, "default + log")
+SERVERS = ("echo", ECHO_2, ECHO_WORK, ECHO_PREDICTOR, "monitoring off", "default", DEFAULT_8, "default + log")
 TIMED_PREDICTOR = "default"  # its predictor's own CPU is counted inside the server (timed_predictor_server)
 
 
@@ -113,6 +116,7 @@ def servers(config: Path, log_folder: Path, work_seconds: float) -> dict[str, Se
         "echo": echo_server(),
         ECHO_2: echo_server("--workers", "2"),
         ECHO_WORK: echo_server("--work-us", f"{work_seconds * 1e6:.1f}"),
+        ECHO_PREDICTOR: echo_server("--workers", "2", "--predictor", str(config)),
         "monitoring off": ServerProcess(config, "--drift-window", "0"),
         TIMED_PREDICTOR: timed,
         DEFAULT_8: ServerProcess(config, "--workers", "8", metrics_port=free_port()),
@@ -449,6 +453,12 @@ def report(whole: dict[str, ServerFigures], measured: InProcess) -> None:
     print(cost_line(INSIDE_LABEL, inside, echo))
     print(cost_line("  more inside the server than in process", inside - alone, echo))
 
+    print("\nthe predictor alone in a bare server (echo, 2 workers) and the rest of ours (us, / echo)")
+    bare = whole[ECHO_PREDICTOR].cpu
+    print(cost_line("echo, 2 workers", whole[ECHO_2].cpu, echo))
+    print(cost_line("  + the predictor (its answer, nothing else of ours)", bare - whole[ECHO_2].cpu, echo))
+    print(cost_line("  + interceptors, servicer, monitoring (the default server)", total - bare, echo))
+
     print("\nmonitoring, whole servers and in process (us, / echo)")
     drift = next(row.seconds for row in measured.rows if row.label.startswith("monitoring: drift window"))
     print(cost_line("monitoring off -> default, whole servers", total - whole["monitoring off"].cpu, echo))
@@ -460,6 +470,7 @@ def report(whole: dict[str, ServerFigures], measured: InProcess) -> None:
     print(f"{'Predict server CPU / echo, default flags':<{WIDTH}}{total / echo:>12.2f}")
     print(f"{'Predict server CPU / echo, default + log':<{WIDTH}}{whole['default + log'].cpu / echo:>12.2f}")
     print(f"{'Predict server CPU / echo with 2 workers, default flags':<{WIDTH}}{total / whole[ECHO_2].cpu:>12.2f}")
+    print(f"{'echo + predictor CPU / echo, both with 2 workers':<{WIDTH}}{bare / whole[ECHO_2].cpu:>12.2f}")
     print(f"{'Predict sequential p50 / echo p50, default flags':<{WIDTH}}"
           f"{whole['default'].p50_ms / whole['echo'].p50_ms:>12.2f}")
 

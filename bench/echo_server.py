@@ -7,6 +7,8 @@ beside the real server's.
     python bench/echo_server.py --aio    # grpc.aio.server (one asyncio loop): the same work
     python bench/echo_server.py --work-us 130   # threads; each Predict first spends 130 us of CPU in Python
     python bench/echo_server.py --workers 2     # threads: 2 instead of 8 (feature_service's default --workers)
+    python bench/echo_server.py --predictor serving_config.pb   # threads; Predict answers what
+        # feature_service's predictor for that config answers (FastPredictor.predict of the record), nothing else
     # both print {"event": "serving", "port": N} on stderr
 """
 
@@ -31,12 +33,15 @@ OPTIONS = [("grpc.max_receive_message_length", 64 << 20)]
 
 
 class EchoServicer(pb_grpc.PredictionServiceServicer):
-    def __init__(self, work_seconds: float = 0.0):
+    def __init__(self, work_seconds: float = 0.0, predictor=None):
         self._work_seconds = work_seconds
+        self._predictor = predictor
 
     def Predict(self, request, context):
         if self._work_seconds:
             busy(self._work_seconds)
+        if self._predictor is not None:
+            return pb.PredictResponse(prediction=float(self._predictor.predict([request.record]).predictions[0]))
         return pb.PredictResponse(prediction=0.0)
 
     def PredictBatch(self, request, context):
@@ -63,10 +68,20 @@ def _serving(port: int) -> None:
     print(json.dumps({"event": "serving", "port": port}), file=sys.stderr, flush=True)
 
 
-def threads(work_seconds: float = 0.0, workers: int = 8) -> None:
+def served_predictor(config: Path):
+    """The predictor feature_service serves `config` with (verified as at its boot), without monitoring."""
+    from feature_service.settings import Settings
+    from feature_service.verified_config import activate_data_set_of, load_verified
+
+    settings, data = Settings(config=config, insecure=True), config.read_bytes()
+    activate_data_set_of(settings, data)
+    return load_verified(settings, data)[1]
+
+
+def threads(work_seconds: float = 0.0, workers: int = 8, predictor=None) -> None:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=OPTIONS)
     # only the calls it measures: the generated base answers UNIMPLEMENTED to the rest (abstract in the stubs only)
-    pb_grpc.add_PredictionServiceServicer_to_server(EchoServicer(work_seconds), server)  # type: ignore[abstract]
+    pb_grpc.add_PredictionServiceServicer_to_server(EchoServicer(work_seconds, predictor), server)  # type: ignore[abstract]
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     _serving(port)
@@ -96,4 +111,6 @@ if __name__ == "__main__":
     if "--aio" in arguments:
         asyncio.run(asynchronous())
     else:
-        threads(value("--work-us", 0.0) / 1e6, int(value("--workers", 8)))
+        config = Path(arguments[arguments.index("--predictor") + 1]) if "--predictor" in arguments else None
+        threads(value("--work-us", 0.0) / 1e6, int(value("--workers", 8)),
+                served_predictor(config) if config is not None else None)

@@ -68,19 +68,21 @@ def test_serving_benchmark_breakdown_smoke(trained_config):
     # --pin (a core for the servers, one for the callers) where this machine has both CPUs it names
     pin = ["--pin"] if {0, 1} <= os.sched_getaffinity(0) else []
     out = run("bench/serving.py", "--breakdown", "--config", str(trained_config.path), *pin)
-    for server in ("echo", "echo, 2 workers", "echo + stages' CPU", "monitoring off", "default", "default, 8 workers",
-                   "default + log"):
+    for server in ("echo", "echo, 2 workers", "echo + stages' CPU", "echo + predictor, 2 workers", "monitoring off",
+                   "default", "default, 8 workers", "default + log"):
         figures_after(out, server, 7)  # CPU/call, / echo, least, most, p50, / echo, calls/s
     for stage in BREAKDOWN_STAGES:
         figures_after(out, stage, 2)  # us, / echo
     for label in ("monitoring off -> default, whole servers", "default -> default + log, whole servers",
                   "prediction log offer, in process", "predictor inside the loaded default server",
                   "predictor in process, idle 0.5 ms before each call",
+                  "+ the predictor (its answer, nothing else of ours)",
+                  "+ interceptors, servicer, monitoring (the default server)",
                   "more inside the server than in process"):
         figures_after(out, label, 2)
     for goal in ("Predict server CPU / echo, default flags", "Predict server CPU / echo, default + log",
                  "Predict server CPU / echo with 2 workers, default flags",
-                 "Predict sequential p50 / echo p50, default flags"):
+                 "Predict sequential p50 / echo p50, default flags", "echo + predictor CPU / echo, both with 2 workers"):
         figures_after(out, goal, 1)
     assert "Predict 32 clients" not in out  # the predictors' table is not run
 
