@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from absenteeism import config_io, data_sets, dataflow, log_lines, release
+from absenteeism import config_io, data_sets, dataflow, log_lines, malloc_tuning, release
 from absenteeism.dataset.raw_chunk import InputFormatError
 from etl_job import pipeline, run_history, run_settings, training
 from etl_job.job_errors import BadData, ClusterError, ModelError
@@ -127,6 +127,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _malloc_keep_mib(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > malloc_tuning.MAX_KEEP_MIB:
+        raise argparse.ArgumentTypeError(f"{value} is more than {malloc_tuning.MAX_KEEP_MIB}")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -224,6 +231,10 @@ def _add_chunk_arguments(command: argparse.ArgumentParser) -> None:
                               "(default: %(default)s)")
     command.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                          help="progress bars on stderr (default: when stderr is a terminal)")
+    command.add_argument("--malloc-keep-mib", type=_malloc_keep_mib, default=malloc_tuning.DEFAULT_KEEP_MIB,
+                         metavar="MIB",
+                         help="MiB of freed memory glibc keeps for the next chunk instead of handing it back to "
+                              "the kernel (this process; 0: glibc's defaults) (default: %(default)s)")
 
 
 def _add_engine_arguments(command: argparse.ArgumentParser) -> None:
@@ -343,6 +354,7 @@ def _evaluated(metrics: dict) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
+    malloc_tuning.keep_freed_memory(args.malloc_keep_mib)
     settings = run_settings.RunSettings(
         input_path=args.input, output_dir=args.output_dir,
         data_set=args.dataset, delimiter=args.delimiter, max_reject_fraction=args.max_reject_fraction,
@@ -388,6 +400,7 @@ def _score(args: argparse.Namespace) -> int:
 
     _check_engine_choice(args)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
+    malloc_tuning.keep_freed_memory(args.malloc_keep_mib)
     settings = scoring.ScoreSettings(
         config_path=args.config, input_path=args.input, output_dir=args.output_dir, with_features=args.features,
         chunk_rows=args.chunk_rows, engine=args.engine, dask=_dask_settings(args), delimiter=args.delimiter,

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from absenteeism import log_lines
+from absenteeism import log_lines, malloc_tuning
 from feature_service import predictor_registry
 from feature_service.monitoring.drift_window import DEFAULT_WINDOW, Thresholds, row_width
 from feature_service.monitoring.monitored_predictor import (
@@ -25,7 +25,7 @@ ENV_PREFIX = "FEATURE_SERVICE_"
 WINDOW_ROW_BYTES = 8 * row_width()
 MAX_DRIFT_WINDOW = 1_000_000
 MAX_STREAMS = 10_000  # a thread each: far more than one process can serve
-MAX_MALLOC_KEEP_MIB = 1024
+MAX_MALLOC_KEEP_MIB = malloc_tuning.MAX_KEEP_MIB
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -54,7 +54,7 @@ class Settings:
     reload_interval: float = 5.0  # seconds between checks of --config for a new file; 0: no watching (SIGHUP only)
     max_streams: int = 4  # streaming calls open at once, each on a thread of the streams' own pool
     stream_idle_timeout: float = 60.0  # seconds a stream may send nothing; 0: no limit
-    malloc_keep_mib: int = 32  # freed memory glibc keeps for the next call (malloc_tuning.py); 0: glibc's defaults
+    malloc_keep_mib: int = malloc_tuning.DEFAULT_KEEP_MIB  # freed memory glibc keeps for the next call (absenteeism/malloc_tuning.py); 0: glibc's defaults
     log_level: str = "INFO"
     log_format: str = "json"  # "json" (one object a line, for log pipelines) or "text"
     processes: int = 1  # 0: one per available core; >1: a supervisor runs that many (processes/supervisor.py)

@@ -14,9 +14,9 @@ from concurrent import futures
 
 import grpc
 
-from absenteeism import config_io, dataflow, profile_bins
+from absenteeism import config_io, dataflow, malloc_tuning, profile_bins
 from absenteeism.v1 import serving_config_pb2
-from feature_service import config_reloader, malloc_tuning
+from feature_service import config_reloader
 from feature_service.monitoring.metrics import Metrics
 from feature_service.monitoring.monitored_predictor import Monitoring
 from feature_service.monitoring.prediction_logger import require_log_folder

@@ -15,7 +15,7 @@ from testkit.paths import REPO_ROOT
 FREE_AND_MEASURE = """
 import json, sys
 import numpy as np
-from feature_service.malloc_tuning import keep_freed_memory
+from absenteeism.malloc_tuning import keep_freed_memory
 
 def rss():
     with open("/proc/self/statm") as statm:

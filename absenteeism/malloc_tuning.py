@@ -1,14 +1,19 @@
 """glibc's malloc hands freed memory back to the kernel at once: a freed block larger than its mmap
 threshold is unmapped, and a heap's free top beyond its trim threshold is given back. A batch call
-allocates and frees megabytes of arrays and messages, so the next call faults every page in again
-(zeroed by the kernel): on 10,000-row PredictColumns calls that was more than half the server's CPU.
-The server raises both thresholds once at boot, so memory freed by one call serves the next; the
-process keeps up to that much more memory per malloc arena. Elsewhere than glibc it does nothing.
+(or a job's chunk) allocates and frees megabytes of arrays and messages, so the next one faults
+every page in again (zeroed by the kernel): on 10,000-row PredictColumns calls that was more than
+half the server's CPU, and a quarter of the job's system CPU on 1M rows. The server (at boot) and
+the job (before its first chunk) raise both thresholds once, so memory freed by one call or chunk
+serves the next; the process keeps up to that much more memory per malloc arena. Elsewhere than
+glibc it does nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
+
+DEFAULT_KEEP_MIB = 32  # --malloc-keep-mib of the server and of the job
+MAX_KEEP_MIB = 1024
 
 # mallopt's parameters (glibc's malloc.h)
 M_TRIM_THRESHOLD = -1
