@@ -2,7 +2,7 @@
 threshold is unmapped, and a heap's free top beyond its trim threshold is given back. A batch call
 (or a job's chunk) allocates and frees megabytes of arrays and messages, so the next one faults
 every page in again (zeroed by the kernel): on 10,000-row PredictColumns calls that was more than
-half the server's CPU, and a quarter of the job's system CPU on 1M rows. The server (at boot) and
+half the server's CPU, and a tenth to a quarter of the job's system CPU on 1M rows. The server (at boot) and
 the job (before its first chunk) raise both thresholds once, so memory freed by one call or chunk
 serves the next; the process keeps up to that much more memory per malloc arena. Elsewhere than
 glibc it does nothing.

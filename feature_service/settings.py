@@ -54,7 +54,8 @@ class Settings:
     reload_interval: float = 5.0  # seconds between checks of --config for a new file; 0: no watching (SIGHUP only)
     max_streams: int = 4  # streaming calls open at once, each on a thread of the streams' own pool
     stream_idle_timeout: float = 60.0  # seconds a stream may send nothing; 0: no limit
-    malloc_keep_mib: int = malloc_tuning.DEFAULT_KEEP_MIB  # freed memory glibc keeps for the next call (absenteeism/malloc_tuning.py); 0: glibc's defaults
+    # freed memory glibc keeps for the next call (absenteeism/malloc_tuning.py); 0: glibc's defaults
+    malloc_keep_mib: int = malloc_tuning.DEFAULT_KEEP_MIB
     log_level: str = "INFO"
     log_format: str = "json"  # "json" (one object a line, for log pipelines) or "text"
     processes: int = 1  # 0: one per available core; >1: a supervisor runs that many (processes/supervisor.py)
