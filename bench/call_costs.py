@@ -57,7 +57,7 @@ from absenteeism.online.predictor import Predictions
 from absenteeism.v1 import prediction_service_pb2 as pb
 from absenteeism.v1 import prediction_service_pb2_grpc as pb_grpc
 from bench import load
-from bench.common import percentiles, process_tree_cpu_seconds
+from bench.common import percentiles, process_tree_cpu_seconds, served
 from feature_service.monitoring.drift_window import Unmonitored
 from feature_service.monitoring.metrics import Metrics
 from feature_service.monitoring.monitored_predictor import MonitoredPredictor, Monitoring
@@ -67,7 +67,6 @@ from feature_service.rpc.interceptors.stream_limit import StreamLimitInterceptor
 from feature_service.rpc.prediction_servicer import PredictionServicer
 from feature_service.serving_state import Serving, ServingState
 from feature_service.settings import Settings
-from feature_service.verified_config import activate_data_set_of, load_verified
 from testkit.loopback import free_port
 from testkit.server_process import ServerProcess
 
@@ -341,10 +340,7 @@ class InProcess:
 
 
 def in_process(config_path: Path, records: Sequence[Any], smoke: bool) -> InProcess:
-    settings = Settings(config=config_path, insecure=True)
-    data = config_path.read_bytes()
-    activate_data_set_of(settings, data)
-    config, predictor = load_verified(settings, data)
+    settings, config, predictor = served(config_path)
     if not isinstance(predictor, FastPredictor) or not predictor.matrix_records:
         raise TypeError("the breakdown times the fast predictor's stages on records read as one matrix (absenteeism)")
     if not config.HasField("profile"):

@@ -10,6 +10,7 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from google.protobuf.message import Message
@@ -52,6 +53,19 @@ def data_set_records(name: str, input_path: Path | None = None) -> list[Message]
         return converters.frame_to_records(reader.read_valid(input_path or chosen.sample_input))
     finally:
         data_sets.activate(previous)
+
+
+def served(config: Path) -> tuple[Any, Any, Any]:
+    """(settings, the config message, its predictor): `config` read, its data set activated and
+    verified as feature_service does at boot, without a server or monitoring."""
+    # imported here: most benchmarks run the server as a process and need none of it in theirs
+    from feature_service.settings import Settings
+    from feature_service.verified_config import activate_data_set_of, load_verified
+
+    settings, data = Settings(config=config, insecure=True), config.read_bytes()
+    activate_data_set_of(settings, data)
+    message, predictor = load_verified(settings, data)
+    return settings, message, predictor
 
 
 def process_tree_cpu_seconds(pid: int) -> float:

@@ -68,16 +68,6 @@ def _serving(port: int) -> None:
     print(json.dumps({"event": "serving", "port": port}), file=sys.stderr, flush=True)
 
 
-def served_predictor(config: Path):
-    """The predictor feature_service serves `config` with (verified as at its boot), without monitoring."""
-    from feature_service.settings import Settings
-    from feature_service.verified_config import activate_data_set_of, load_verified
-
-    settings, data = Settings(config=config, insecure=True), config.read_bytes()
-    activate_data_set_of(settings, data)
-    return load_verified(settings, data)[1]
-
-
 def threads(work_seconds: float = 0.0, workers: int = 8, predictor=None) -> None:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=OPTIONS)
     # only the calls it measures: the generated base answers UNIMPLEMENTED to the rest (abstract in the stubs only)
@@ -111,6 +101,9 @@ if __name__ == "__main__":
     if "--aio" in arguments:
         asyncio.run(asynchronous())
     else:
-        config = Path(arguments[arguments.index("--predictor") + 1]) if "--predictor" in arguments else None
-        threads(value("--work-us", 0.0) / 1e6, int(value("--workers", 8)),
-                served_predictor(config) if config is not None else None)
+        predictor = None
+        if "--predictor" in arguments:  # only then: the plain echo loads nothing of the project's
+            from bench.common import served
+
+            predictor = served(Path(arguments[arguments.index("--predictor") + 1]))[2]
+        threads(value("--work-us", 0.0) / 1e6, int(value("--workers", 8)), predictor)
